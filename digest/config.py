@@ -1,0 +1,264 @@
+"""Settings, read once from the environment and an optional `.env` file.
+
+Every key is a `DIGEST_*` variable documented in `config.example.env`. A bad value
+raises `ConfigError` with one line that names the key and what it expected, so the CLI
+can print it and exit 2 instead of failing deep inside a run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from digest.errors import ConfigError
+
+_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_hhmm(value: str) -> str:
+    """Validate a `HH:MM` 24-hour time and return it unchanged."""
+    if not _TIME_RE.match(value.strip()):
+        raise ValueError(f"expected a time as HH:MM (00:00-23:59), got {value!r}")
+    return value.strip()
+
+
+def parse_timezone(value: str) -> str:
+    """Validate an IANA time zone name such as `Europe/Berlin`."""
+    name = value.strip()
+    if not name or name.startswith("/") or ".." in name:
+        raise ValueError(f"expected an IANA time zone such as Europe/Berlin, got {value!r}")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"expected an IANA time zone such as Europe/Berlin, got {value!r}"
+        ) from None
+    return name
+
+
+def _int(lo: int, hi: int) -> Callable[[str], int]:
+    def conv(value: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number from {lo} to {hi}, got {value!r}") from None
+        if not lo <= number <= hi:
+            raise ValueError(f"expected a whole number from {lo} to {hi}, got {value!r}")
+        return number
+
+    return conv
+
+
+def _float(lo: float, hi: float) -> Callable[[str], float]:
+    def conv(value: str) -> float:
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a number from {lo} to {hi}, got {value!r}") from None
+        if not lo <= number <= hi:
+            raise ValueError(f"expected a number from {lo} to {hi}, got {value!r}")
+        return number
+
+    return conv
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def conv(value: str) -> str:
+        v = value.strip().lower()
+        if v not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
+        return v
+
+    return conv
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in {"1", "true", "yes", "on"}:
+        return True
+    if v in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _url(value: str) -> str:
+    v = value.strip().rstrip("/")
+    if not re.match(r"^https?://[^\s/]+", v):
+        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return v
+
+
+def _address(value: str) -> str:
+    v = value.strip()
+    if not v or "\r" in v or "\n" in v or "@" not in v:
+        raise ValueError(
+            f"expected an email address such as 'Digest <digest@example.org>', got {value!r}"
+        )
+    return v
+
+
+def _nonempty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("expected a non-empty value")
+    return value.strip()
+
+
+def _database_url(value: str) -> str:
+    v = value.strip()
+    if not re.match(r"^[a-z][a-z0-9+]*://", v):
+        raise ValueError(f"expected a SQLAlchemy URL such as sqlite:///digest.db, got {value!r}")
+    return v
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value).expanduser() if value.strip() else None
+
+
+def _str(value: str) -> str:
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All runtime settings. Build one with `load_settings()`; pass it down explicitly."""
+
+    database_url: str = "sqlite:///digest.db"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_security: str = "none"
+    smtp_timeout: float = 30.0
+    smtp_pool_size: int = 4
+    transport: str = "smtp"
+    outbox_dir: Path | None = None
+    sendmail_path: str = "/usr/sbin/sendmail"
+    from_address: str = "Paper Digest <digest@localhost>"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = "change-me-please"
+    sources: str = "sample"
+    templates_dir: Path | None = None
+    send_at: str = "07:00"
+    timezone: str = "UTC"
+    max_papers: int = 20
+    first_digest_days: int = 3
+    log_format: str = "text"
+    log_level: str = "INFO"
+    contact_email: str = "digest@localhost"
+    huggingface_url: str = "https://huggingface.co"
+    arxiv_rss_url: str = "https://rss.arxiv.org/rss"
+    arxiv_api_url: str = "http://export.arxiv.org/api/query"
+    arxiv_min_interval: float = 3.0
+    http_timeout: float = 20.0
+    http_retries: int = 3
+    retry_base_seconds: float = 60.0
+    retry_max_age_hours: float = 48.0
+    max_bounces: int = 3
+    rate_per_second: float = 0.0
+    rate_per_hour: int = 0
+    breaker_threshold: int = 20
+    dkim_key_file: Path | None = None
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    admin_token: str = ""
+    weight_title: float = 3.0
+    weight_abstract: float = 1.0
+    weight_author: float = 2.0
+    weight_category: float = 1.0
+    weight_keyword: float = 1.5
+    weight_popularity: float = 1.0
+    weight_recency: float = 0.5
+    subject_template: str = "{count} new papers: {topics} - {date}"
+
+
+# Environment key, Settings field, converter.
+_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "DIGEST_DATABASE_URL": ("database_url", _database_url),
+    "DIGEST_SMTP_HOST": ("smtp_host", _nonempty),
+    "DIGEST_SMTP_PORT": ("smtp_port", _int(1, 65535)),
+    "DIGEST_SMTP_USERNAME": ("smtp_username", _str),
+    "DIGEST_SMTP_PASSWORD": ("smtp_password", _str),
+    "DIGEST_SMTP_SECURITY": ("smtp_security", _choice("none", "starttls", "ssl")),
+    "DIGEST_SMTP_TIMEOUT": ("smtp_timeout", _float(0.1, 3600)),
+    "DIGEST_SMTP_POOL_SIZE": ("smtp_pool_size", _int(1, 64)),
+    "DIGEST_TRANSPORT": ("transport", _choice("smtp", "file", "sendmail")),
+    "DIGEST_OUTBOX_DIR": ("outbox_dir", _optional_path),
+    "DIGEST_SENDMAIL_PATH": ("sendmail_path", _nonempty),
+    "DIGEST_FROM": ("from_address", _address),
+    "DIGEST_BASE_URL": ("base_url", _url),
+    "DIGEST_SECRET_KEY": ("secret_key", _nonempty),
+    "DIGEST_SOURCES": ("sources", _nonempty),
+    "DIGEST_TEMPLATES_DIR": ("templates_dir", _optional_path),
+    "DIGEST_SEND_AT": ("send_at", parse_hhmm),
+    "DIGEST_TIMEZONE": ("timezone", parse_timezone),
+    "DIGEST_MAX_PAPERS": ("max_papers", _int(1, 500)),
+    "DIGEST_FIRST_DIGEST_DAYS": ("first_digest_days", _int(0, 365)),
+    "DIGEST_LOG_FORMAT": ("log_format", _choice("text", "json")),
+    "DIGEST_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
+    "DIGEST_CONTACT_EMAIL": ("contact_email", _address),
+    "DIGEST_HUGGINGFACE_URL": ("huggingface_url", _url),
+    "DIGEST_ARXIV_RSS_URL": ("arxiv_rss_url", _url),
+    "DIGEST_ARXIV_API_URL": ("arxiv_api_url", _url),
+    "DIGEST_ARXIV_MIN_INTERVAL": ("arxiv_min_interval", _float(0, 3600)),
+    "DIGEST_HTTP_TIMEOUT": ("http_timeout", _float(0.1, 600)),
+    "DIGEST_HTTP_RETRIES": ("http_retries", _int(0, 20)),
+    "DIGEST_RETRY_BASE_SECONDS": ("retry_base_seconds", _float(0, 86400)),
+    "DIGEST_RETRY_MAX_AGE_HOURS": ("retry_max_age_hours", _float(0, 24 * 30)),
+    "DIGEST_MAX_BOUNCES": ("max_bounces", _int(1, 1000)),
+    "DIGEST_RATE_PER_SECOND": ("rate_per_second", _float(0, 100000)),
+    "DIGEST_RATE_PER_HOUR": ("rate_per_hour", _int(0, 100_000_000)),
+    "DIGEST_BREAKER_THRESHOLD": ("breaker_threshold", _int(1, 100000)),
+    "DIGEST_DKIM_KEY_FILE": ("dkim_key_file", _optional_path),
+    "DIGEST_DKIM_SELECTOR": ("dkim_selector", _str),
+    "DIGEST_DKIM_DOMAIN": ("dkim_domain", _str),
+    "DIGEST_HTTP_HOST": ("http_host", _nonempty),
+    "DIGEST_HTTP_PORT": ("http_port", _int(1, 65535)),
+    "DIGEST_ADMIN_TOKEN": ("admin_token", _str),
+    "DIGEST_WEIGHT_TITLE": ("weight_title", _float(0, 1000)),
+    "DIGEST_WEIGHT_ABSTRACT": ("weight_abstract", _float(0, 1000)),
+    "DIGEST_WEIGHT_AUTHOR": ("weight_author", _float(0, 1000)),
+    "DIGEST_WEIGHT_CATEGORY": ("weight_category", _float(0, 1000)),
+    "DIGEST_WEIGHT_KEYWORD": ("weight_keyword", _float(0, 1000)),
+    "DIGEST_WEIGHT_POPULARITY": ("weight_popularity", _float(0, 1000)),
+    "DIGEST_WEIGHT_RECENCY": ("weight_recency", _float(0, 1000)),
+    "DIGEST_SUBJECT_TEMPLATE": ("subject_template", _nonempty),
+}
+
+ENV_KEYS = tuple(_KEYS)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | str | None = ".env"
+) -> Settings:
+    """Build Settings from `.env` (if present) overlaid by the process environment.
+
+    The environment wins over `.env`, as with every dotenv tool people know.
+    """
+    merged: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for key, (field_name, convert) in _KEYS.items():
+        raw = merged.get(key)
+        if raw is None:
+            continue
+        try:
+            values[field_name] = convert(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    return Settings(**values)
+
+
+def settings_fields() -> list[str]:
+    """Names of all settings, for documentation checks."""
+    return [f.name for f in fields(Settings)]

@@ -1,0 +1,111 @@
+"""Database tables (SQLModel). The schema every stage reads and writes.
+
+`Paper.seq` is a monotonically increasing number given when a paper is first stored;
+a subscriber's watermark (`Subscriber.last_paper_seq`) says which papers they have
+already been considered for, which is what makes "never a paper twice, none skipped"
+cheap to guarantee. Updates (arXiv `replace`, Hugging Face re-featuring) keep the seq.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC now; SQLModel stores aware datetimes and reads them back in UTC."""
+    return datetime.now(UTC)
+
+
+class Paper(SQLModel, table=True):
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=200)
+    title: str
+    abstract: str = ""
+    authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    primary_category: str | None = None
+    published: date | None = Field(default=None, index=True)
+    url: str | None = None
+    pdf_url: str | None = None
+    code_url: str | None = None
+    project_url: str | None = None
+    hf_url: str | None = None
+    upvotes: int | None = None
+    github_stars: int | None = None
+    num_comments: int | None = None
+    thumbnail: str | None = None
+    ai_summary: str | None = None
+    ai_keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    sources: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    first_seen: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Subscriber(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, index=True, max_length=320)
+    status: str = Field(
+        default="active", index=True
+    )  # pending|active|paused|suspended|unsubscribed
+    keywords: str
+    max_papers: int = 20
+    min_score: float | None = None
+    timezone: str = "UTC"
+    send_at: str = "07:00"
+    frequency: str = "daily"  # daily|weekly|weekdays
+    weekday: str | None = None  # mon..sun for weekly
+    notify_empty: bool = False
+    bounces: int = 0
+    last_paper_seq: int | None = None
+    last_digest_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    confirmed_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+    token_version: int = 0
+
+
+class Digest(SQLModel, table=True):
+    """One row per subscriber per edition: the outbox and the never-twice guard."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "edition", name="uq_digest_edition"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    edition: str = Field(index=True, max_length=32)  # subscriber-local date, YYYY-MM-DD
+    # pending|sending|sent|retrying|failed|bounced|empty|dry_run
+    status: str = Field(default="pending", index=True)
+    recipient: str = ""
+    paper_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    explanations: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    paper_seq_from: int = 0
+    paper_seq_to: int = 0
+    message_id: str | None = None
+    subject: str | None = None
+    message: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, index=True)
+    lease_until: datetime | None = None
+    lease_owner: str | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+    smtp_reply: str | None = None
+
+
+class SourceState(SQLModel, table=True):
+    """How far each source has read, and how its last fetch went."""
+
+    name: str = Field(primary_key=True, max_length=500)
+    cursor: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    last_fetch_at: datetime | None = None
+    last_status: str | None = None  # ok|error
+    last_error: str | None = None
+    last_counts: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )

@@ -1,0 +1,287 @@
+"""Wires the stages in their one direction: sources -> store -> matching -> rendering ->
+delivery. The CLI and the scheduler call these functions and nothing deeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from digest import store
+from digest.config import Settings
+from digest.delivery import Transport, make_transport
+from digest.delivery.outbox import SendReport, send_due
+from digest.errors import DigestError, SourceError
+from digest.matching import Limits, Match, Profile, Weights, compile_profile, match_all
+from digest.models import Digest, Paper, Subscriber, utcnow
+from digest.rendering import Item, build_message, make_environment, render_digest
+from digest.sources import build_sources
+
+# ---------------------------------------------------------------- fetch
+
+
+@dataclass
+class SourceReport:
+    name: str
+    new: int = 0
+    updated: int = 0
+    known: int = 0
+    errors: list[str] = field(default_factory=list)
+    failed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.name,
+            "new": self.new,
+            "updated": self.updated,
+            "known": self.known,
+            "errors": self.errors,
+            "failed": self.failed,
+        }
+
+
+def fetch_all(
+    engine: Engine, settings: Settings, since: date | None = None, spec: str | None = None
+) -> list[SourceReport]:
+    """Fetch every configured source; one failing source never stops the others, and
+    a source's papers and cursor are saved together only when its fetch succeeded."""
+    reports = []
+    for source in build_sources(settings, spec):
+        report = SourceReport(source.name)
+        state = store.get_source_state(engine, source.name)
+        state.last_fetch_at = utcnow()
+        try:
+            batch = source.fetch(dict(state.cursor or {}), since)
+        except SourceError as exc:
+            report.failed = True
+            report.errors.append(str(exc))
+            state.last_status, state.last_error = "error", str(exc)[:1000]
+        else:
+            counts = store.merge_papers(engine, batch.records)
+            report.new, report.updated, report.known = counts.new, counts.updated, counts.known
+            report.errors.extend(batch.warnings)
+            state.cursor = batch.cursor
+            state.last_status = "ok"
+            state.last_error = "; ".join(batch.warnings)[:1000] or None
+        state.last_counts = {
+            "new": report.new,
+            "updated": report.updated,
+            "known": report.known,
+            "errors": len(report.errors),
+        }
+        store.save_source_state(engine, state)
+        reports.append(report)
+    return reports
+
+
+# ---------------------------------------------------------------- editions
+
+
+@dataclass
+class BuildReport:
+    built: int = 0
+    empty: int = 0
+    already: int = 0
+    previews: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def edition_for(sub: Subscriber, now: datetime) -> str:
+    """The edition key: the subscriber's local calendar date at `now` (aware)."""
+    local = now.astimezone(ZoneInfo(sub.timezone))
+    return local.date().isoformat()
+
+
+def _start_seq(engine: Engine, settings: Settings, sub: Subscriber, now: datetime) -> int:
+    if sub.last_paper_seq is not None:
+        return sub.last_paper_seq
+    return store.seq_first_seen_since(engine, now - timedelta(days=settings.first_digest_days))
+
+
+def build_editions(
+    engine: Engine,
+    settings: Settings,
+    subscribers: Sequence[Subscriber],
+    now: datetime | None = None,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> BuildReport:
+    """Write one outbox row per subscriber for this edition, before anything is sent.
+
+    Each row and the subscriber's advanced watermark are committed together, so a
+    paper is never given to the same subscriber twice and never skipped.
+    """
+    now = now or utcnow()
+    report = BuildReport()
+    env = make_environment(settings)
+    weights = weights_from(settings)
+    top = store.max_paper_seq(engine)
+    with Session(engine) as session:
+        done = (
+            {
+                (d.subscriber_id, d.edition)
+                for d in session.exec(
+                    select(Digest).where(Digest.subscriber_id.in_([s.id for s in subscribers]))
+                )
+            }
+            if subscribers
+            else set()
+        )
+    groups: dict[int, list[Subscriber]] = defaultdict(list)
+    for sub in subscribers:
+        if (sub.id, edition_for(sub, now)) in done:
+            report.already += 1
+            continue
+        groups[_start_seq(engine, settings, sub, now)].append(sub)
+    for start, subs in groups.items():
+        papers = store.papers_after(engine, start, top)
+        by_id = {p.id: p for p in papers}
+        profiles: dict[int, Profile] = {}
+        limits: dict[int, Limits] = {}
+        for sub in subs:
+            profiles[sub.id] = compile_profile(sub.keywords)
+            limits[sub.id] = Limits(sub.max_papers, sub.min_score)
+        results = match_all(profiles, papers, limits, weights)
+        rows: list[tuple[Subscriber, Digest]] = []
+        for sub in subs:
+            matches = results.get(sub.id, [])
+            edition = edition_for(sub, now)
+            row = Digest(
+                subscriber_id=sub.id,
+                edition=edition,
+                recipient=sub.email,
+                paper_seq_from=start,
+                paper_seq_to=top,
+            )
+            if matches:
+                _render_into(row, env, settings, sub, matches, by_id, date.fromisoformat(edition))
+                report.built += 1
+                if dry_run:
+                    report.previews.append((sub.email, row.message or b""))
+            else:
+                row.status = "empty"
+                report.empty += 1
+            rows.append((sub, row))
+            if progress:
+                progress(1)
+        if not dry_run:
+            _commit_rows(engine, rows, top, now)
+    return report
+
+
+def weights_from(settings: Settings) -> Weights:
+    return Weights(
+        title=settings.weight_title,
+        abstract=settings.weight_abstract,
+        author=settings.weight_author,
+        category=settings.weight_category,
+        keyword=settings.weight_keyword,
+        popularity=settings.weight_popularity,
+        recency=settings.weight_recency,
+    )
+
+
+def _render_into(
+    row: Digest,
+    env: Any,
+    settings: Settings,
+    sub: Subscriber,
+    matches: list[Match],
+    by_id: dict[str, Paper],
+    edition: date,
+) -> None:
+    items = [Item(by_id[m.paper_id], m) for m in matches if m.paper_id in by_id]
+    rendered = render_digest(
+        env, settings, sub.email, items, edition, f"{sub.id}:{row.edition}", sub.keywords
+    )
+    msg = build_message(settings, sub.email, rendered)
+    row.message_id = str(msg["Message-ID"])
+    row.subject = rendered.subject
+    row.message = msg.as_bytes()
+    row.paper_ids = [i.paper.id for i in items]
+    row.explanations = {m.paper_id: m.to_json() for m in matches}
+
+
+def _commit_rows(
+    engine: Engine, rows: list[tuple[Subscriber, Digest]], top: int, now: datetime
+) -> None:
+    """Insert rows and advance watermarks in chunks; a row that already exists (another
+    process built it first) is left alone, and that subscriber's watermark with it."""
+    for i in range(0, len(rows), 500):
+        chunk = rows[i : i + 500]
+        with Session(engine) as session:
+            try:
+                _add_chunk(session, chunk, top, now)
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                for pair in chunk:
+                    with Session(engine) as single:
+                        try:
+                            _add_chunk(single, [pair], top, now)
+                            single.commit()
+                        except IntegrityError:
+                            single.rollback()
+
+
+def _add_chunk(
+    session: Session, chunk: list[tuple[Subscriber, Digest]], top: int, now: datetime
+) -> None:
+    for sub, row in chunk:
+        session.add(Digest.model_validate(row.model_dump()))
+        db_sub = session.get(Subscriber, sub.id)
+        if db_sub is not None:
+            db_sub.last_paper_seq = top
+            if row.status != "empty":
+                db_sub.last_digest_at = now
+            session.add(db_sub)
+
+
+# ---------------------------------------------------------------- run
+
+
+@dataclass
+class RunReport:
+    fetch: list[SourceReport]
+    build: BuildReport
+    send: SendReport
+
+    @property
+    def ok(self) -> bool:
+        return not self.send.failed and not any(r.failed for r in self.fetch)
+
+
+def active_subscribers(engine: Engine) -> list[Subscriber]:
+    return store.list_subscribers(engine, status="active")
+
+
+def run_once(
+    engine: Engine,
+    settings: Settings,
+    dry_run: bool = False,
+    fetch: bool = True,
+    transport: Transport | None = None,
+    now: datetime | None = None,
+) -> RunReport:
+    """Fetch, build today's edition for every active subscriber, send what is due."""
+    fetched = fetch_all(engine, settings) if fetch else []
+    built = build_editions(engine, settings, active_subscribers(engine), now, dry_run)
+    if dry_run:
+        return RunReport(fetched, built, SendReport())
+    sent = asyncio.run(send_due(engine, settings, transport or make_transport(settings)))
+    return RunReport(fetched, built, sent)
+
+
+def validate_profile(text: str) -> Profile:
+    """Compile a profile for storing; raises QueryError (exit 2) when it is not valid."""
+    if not text or not text.strip():
+        raise DigestError("the profile is empty: give at least one keyword")
+    return compile_profile(text)

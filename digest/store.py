@@ -1,0 +1,277 @@
+"""The database: engine set-up, schema creation, and the queries every stage shares.
+
+Sources hand records here; matching, rendering and delivery read from here. All
+writes that must be atomic (merge a batch of papers, record an edition) happen in one
+transaction each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import event, func
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from digest.errors import InputError
+from digest.models import Digest, Paper, SourceState, Subscriber, utcnow
+from digest.sources.base import PaperRecord
+
+SUBSCRIBER_STATUSES = ("pending", "active", "paused", "suspended", "unsubscribed")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL and a busy timeout so that the web app,
+    the scheduler and a cron `digest run` can share one file."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def init_db(engine: Engine) -> None:
+    """Create missing tables; safe to run any number of times."""
+    SQLModel.metadata.create_all(engine)
+
+
+# ---------------------------------------------------------------- papers
+
+
+@dataclass
+class MergeCounts:
+    new: int = 0
+    updated: int = 0
+    known: int = 0
+    skipped: int = 0
+
+
+_MERGE_FIELDS = [f.name for f in fields(PaperRecord) if f.name not in {"source", "update_only"}]
+
+
+def _merge_into(paper: Paper, rec: PaperRecord) -> bool:
+    """Merge a record into an existing paper keeping the best of both; True if changed."""
+    changed = False
+    for name in _MERGE_FIELDS:
+        if name == "id":
+            continue
+        new = getattr(rec, name)
+        old = getattr(paper, name)
+        if name in {"upvotes", "github_stars", "num_comments"}:
+            value = (
+                max(v for v in (old, new) if v is not None) if (old, new) != (None, None) else None
+            )
+        elif name in {"categories", "ai_keywords"}:
+            value = list(dict.fromkeys([*old, *new])) if new else old
+        elif name in {"title", "abstract"}:
+            value = new if new and (rec.update_only or len(new) >= len(old or "")) else old
+        elif name == "authors":
+            value = new if len(new) > len(old) else old
+        else:
+            value = new if new not in (None, "", []) else old
+        if value != old:
+            setattr(paper, name, value)
+            changed = True
+    if rec.source not in paper.sources:
+        paper.sources = [*paper.sources, rec.source]
+        changed = True
+    return changed
+
+
+def _paper_from_record(rec: PaperRecord) -> Paper:
+    data = {name: getattr(rec, name) for name in _MERGE_FIELDS}
+    return Paper(**data, sources=[rec.source])
+
+
+def merge_papers(engine: Engine, records: Iterable[PaperRecord]) -> MergeCounts:
+    """Insert new papers and merge known ones, in one transaction.
+
+    Records with the same id inside one batch are folded first, so a paper seen by two
+    sources in one fetch is still one row. `update_only` records never create a paper.
+    """
+    counts = MergeCounts()
+    batch: dict[str, list[PaperRecord]] = {}
+    for rec in records:
+        batch.setdefault(rec.id, []).append(rec)
+    if not batch:
+        return counts
+    with Session(engine) as session:
+        existing: dict[str, Paper] = {}
+        ids = list(batch)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            for paper in session.exec(select(Paper).where(Paper.id.in_(chunk))):
+                existing[paper.id] = paper
+        now = utcnow()
+        for pid, recs in batch.items():
+            paper = existing.get(pid)
+            if paper is None:
+                creators = [r for r in recs if not r.update_only]
+                if not creators:
+                    counts.skipped += 1
+                    continue
+                paper = _paper_from_record(creators[0])
+                for rec in recs[1:] if recs[0] is creators[0] else recs:
+                    if rec is not creators[0]:
+                        _merge_into(paper, rec)
+                paper.first_seen = now
+                paper.updated_at = now
+                session.add(paper)
+                counts.new += 1
+                continue
+            changed = False
+            for rec in recs:
+                changed = _merge_into(paper, rec) or changed
+            if changed:
+                paper.updated_at = now
+                session.add(paper)
+                counts.updated += 1
+            else:
+                counts.known += 1
+        session.commit()
+    return counts
+
+
+def list_papers(engine: Engine, since: date | None = None, limit: int | None = None) -> list[Paper]:
+    """Stored papers, newest first (by published date, then by when first seen)."""
+    with Session(engine) as session:
+        stmt = select(Paper)
+        if since is not None:
+            since_dt = datetime.combine(since, datetime.min.time())
+            stmt = stmt.where((Paper.published >= since) | (Paper.first_seen >= since_dt))
+        stmt = stmt.order_by(Paper.first_seen.desc(), Paper.published.desc(), Paper.seq.desc())
+        if limit:
+            stmt = stmt.limit(limit)
+        return list(session.exec(stmt))
+
+
+def papers_after(engine: Engine, after_seq: int, upto_seq: int | None = None) -> list[Paper]:
+    """Papers first stored after watermark `after_seq` (and up to `upto_seq`), oldest first."""
+    with Session(engine) as session:
+        stmt = select(Paper).where(Paper.seq > after_seq)
+        if upto_seq is not None:
+            stmt = stmt.where(Paper.seq <= upto_seq)
+        return list(session.exec(stmt.order_by(Paper.seq)))
+
+
+def papers_by_ids(engine: Engine, ids: Sequence[str]) -> dict[str, Paper]:
+    with Session(engine) as session:
+        out: dict[str, Paper] = {}
+        for i in range(0, len(ids), 500):
+            for p in session.exec(select(Paper).where(Paper.id.in_(ids[i : i + 500]))):
+                out[p.id] = p
+        return out
+
+
+def max_paper_seq(engine: Engine) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.max(Paper.seq))).one() or 0
+
+
+def seq_first_seen_since(engine: Engine, moment: datetime) -> int:
+    """The watermark just before the first paper seen at or after `moment`."""
+    with Session(engine) as session:
+        first = session.exec(select(func.min(Paper.seq)).where(Paper.first_seen >= moment)).one()
+        if first is None:
+            return session.exec(select(func.max(Paper.seq))).one() or 0
+        return first - 1
+
+
+# ---------------------------------------------------------------- subscribers
+
+
+def normalise_email(address: str) -> str:
+    """Validate an address and return its normalised form (domain lower-cased, IDNA).
+
+    The local part keeps its case per RFC 5321, but we compare case-insensitively, as
+    every real mailbox provider does, so the stored form is lower-cased whole.
+    """
+    if not isinstance(address, str) or len(address) > 320 or any(c in address for c in "\r\n"):
+        raise InputError(f"invalid email address {address[:80]!r}")
+    try:
+        info = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InputError(f"invalid email address {address[:80]!r}: {exc}") from None
+    return info.normalized.lower()
+
+
+def get_subscriber(engine: Engine, email: str) -> Subscriber | None:
+    with Session(engine) as session:
+        return session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+
+
+def add_subscriber(engine: Engine, subscriber: Subscriber) -> Subscriber:
+    """Insert; an existing address is an InputError and nothing is written."""
+    with Session(engine) as session:
+        session.add(subscriber)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise InputError(f"{subscriber.email} is already subscribed") from None
+        session.refresh(subscriber)
+        return subscriber
+
+
+def update_subscriber(engine: Engine, email: str, **changes: Any) -> Subscriber:
+    with Session(engine) as session:
+        sub = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+        if sub is None:
+            raise InputError(f"no subscriber with address {email}")
+        for key, value in changes.items():
+            setattr(sub, key, value)
+        session.add(sub)
+        session.commit()
+        session.refresh(sub)
+        return sub
+
+
+def list_subscribers(engine: Engine, status: str | None = None) -> list[Subscriber]:
+    with Session(engine) as session:
+        stmt = select(Subscriber)
+        if status:
+            stmt = stmt.where(Subscriber.status == status)
+        return list(session.exec(stmt.order_by(Subscriber.id)))
+
+
+# ---------------------------------------------------------------- sources
+
+
+def get_source_state(engine: Engine, name: str) -> SourceState:
+    with Session(engine) as session:
+        return session.get(SourceState, name) or SourceState(name=name)
+
+
+def save_source_state(engine: Engine, state: SourceState) -> None:
+    with Session(engine) as session:
+        session.merge(state)
+        session.commit()
+
+
+def list_source_states(engine: Engine) -> list[SourceState]:
+    with Session(engine) as session:
+        return list(session.exec(select(SourceState).order_by(SourceState.name)))
+
+
+# ---------------------------------------------------------------- digests
+
+
+def digests_for_edition(engine: Engine, edition: str | None = None) -> list[Digest]:
+    with Session(engine) as session:
+        stmt = select(Digest)
+        if edition:
+            stmt = stmt.where(Digest.edition == edition)
+        return list(session.exec(stmt.order_by(Digest.id)))
