@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 from typing import Any
@@ -54,7 +55,5 @@ def serve_forever(engine: Engine, settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     log.info("scheduler started; daily edition at %s %s", settings.send_at, settings.timezone)
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import aiosmtplib
 
 from digest.config import Settings
@@ -20,7 +22,7 @@ class SmtpTransport:
             port=s.smtp_port,
             timeout=s.smtp_timeout,
             use_tls=s.smtp_security == "ssl",
-            start_tls=True if s.smtp_security == "starttls" else False,
+            start_tls=s.smtp_security == "starttls",
             username=s.smtp_username or None,
             password=s.smtp_password or None,
         )
@@ -53,15 +55,12 @@ class SmtpTransport:
     async def _reset(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
+            # Closing a broken connection may fail in any way; it is gone either way.
+            with contextlib.suppress(Exception):
                 client.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail any way
-                pass
 
     async def close(self) -> None:
         if self._client is not None and self._client.is_connected:
-            try:
+            with contextlib.suppress(aiosmtplib.SMTPException):
                 await self._client.quit()
-            except aiosmtplib.SMTPException:
-                pass
         await self._reset()
