@@ -150,7 +150,7 @@ class Settings:
     max_papers: int = 20
     first_digest_days: int = 3
     log_format: str = "text"
-    log_level: str = "INFO"
+    log_level: str = "info"
     contact_email: str = "digest@localhost"
     huggingface_url: str = "https://huggingface.co"
     arxiv_rss_url: str = "https://rss.arxiv.org/rss"

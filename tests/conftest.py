@@ -1,0 +1,143 @@
+"""Shared test fixtures: real components only (an aiosmtpd server on loopback, a real
+SQLite file, the real `digest` command in a subprocess)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from digest import store
+from digest.config import Settings, load_settings
+from digest.smtp_sink import SmtpSink
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SEED_CORPUS = REPO.parent / "shared" / "corpus" / "seed_papers.jsonl"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def need_service(available: bool, what: str) -> None:
+    """Skip locally when a system service is missing; under CI=true, fail instead."""
+    if available:
+        return
+    if in_ci():
+        pytest.fail(f"{what} is required under CI but is not available")
+    pytest.skip(f"{what} is not available")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02):
+    """Poll until `predicate()` is truthy or the deadline passes (no bare sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+class Sink:
+    """A running SMTP server that stores messages under a folder."""
+
+    def __init__(self, sink: SmtpSink, folder: Path) -> None:
+        self._sink = sink
+        self.folder = folder
+        self.port = sink.port
+
+    def messages(self) -> list[EmailMessage]:
+        return [
+            email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in sorted(self.folder.glob("*.eml"))
+        ]
+
+    def by_recipient(self) -> dict[str, list[EmailMessage]]:
+        out: dict[str, list[EmailMessage]] = {}
+        for msg in self.messages():
+            out.setdefault(str(msg["To"]), []).append(msg)
+        return out
+
+
+@pytest.fixture
+def smtp_sink(tmp_path: Path) -> Iterator[Sink]:
+    folder = tmp_path / "received"
+    with SmtpSink(folder) as sink:
+        yield Sink(sink, folder)
+
+
+@pytest.fixture
+def env(tmp_path: Path, smtp_sink: Sink) -> dict[str, str]:
+    """Environment for running `digest` against a fresh SQLite file and the sink."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    base.update(
+        {
+            "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'digest.db'}",
+            "DIGEST_SMTP_HOST": "127.0.0.1",
+            "DIGEST_SMTP_PORT": str(smtp_sink.port),
+            "DIGEST_FROM": "Paper Digest <digest@example.org>",
+            "DIGEST_BASE_URL": "https://digest.example.org",
+            "DIGEST_SECRET_KEY": "test-secret",
+            "DIGEST_SOURCES": "sample",
+        }
+    )
+    return base
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return load_settings(environ=env, env_file=None)
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    eng = store.make_engine(settings.database_url)
+    store.init_db(eng)
+    yield eng
+    eng.dispose()
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+) -> CliResult:
+    """Run the real `digest` command in a subprocess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "digest", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli(env: dict[str, str], tmp_path: Path) -> Callable[..., CliResult]:
+    def _run(*args: str, extra_env: dict[str, str] | None = None) -> CliResult:
+        return run_cli(list(args), {**env, **(extra_env or {})}, cwd=tmp_path)
+
+    return _run
+
+
+def settings_with(settings: Settings, **changes: object) -> Settings:
+    return replace(settings, **changes)
