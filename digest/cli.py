@@ -19,7 +19,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from digest import pipeline, store
+from digest import pipeline, store, subscriptions
 from digest.config import Settings, load_settings
 from digest.errors import DigestError, InputError
 from digest.models import Paper, Subscriber, utcnow
@@ -118,27 +118,17 @@ def subscribe(
     email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
     keywords: Annotated[str, typer.Option("--keywords", "-k", help="The profile query.")],
     max_papers: Annotated[
-        int | None, typer.Option("--max-papers", min=1, max=500, help="Papers per digest.")
+        int | None, typer.Option("--max-papers", help="Papers per digest.")
     ] = None,
     min_score: Annotated[float | None, typer.Option("--min-score", help="Relevance floor.")] = None,
 ) -> None:
     """Add an active subscriber with a keyword profile (no confirmation email)."""
     settings = _settings()
-    address = store.normalise_email(email)
-    pipeline.validate_profile(keywords)
-    engine = _engine(settings)
-    sub = Subscriber(
-        email=address,
-        keywords=keywords.strip(),
-        max_papers=max_papers or settings.max_papers,
-        min_score=min_score,
-        timezone=settings.timezone,
-        send_at=settings.send_at,
-        status="active",
-        confirmed_at=utcnow(),
+    sub = subscriptions.new_subscriber(
+        settings, email, keywords, max_papers=max_papers, min_score=min_score
     )
-    store.add_subscriber(engine, sub)
-    out.print(f"subscribed {address}")
+    store.add_subscriber(_engine(settings), sub)
+    out.print(f"subscribed {sub.email}")
 
 
 @app.command()

@@ -20,7 +20,7 @@ from digest import store
 from digest.config import Settings
 from digest.delivery import Transport, make_transport
 from digest.delivery.outbox import SendReport, send_due
-from digest.errors import DigestError, SourceError
+from digest.errors import SourceError
 from digest.matching import Limits, Match, Profile, Weights, compile_profile, match_all
 from digest.models import Digest, Paper, Subscriber, utcnow
 from digest.rendering import Item, build_message, make_environment, render_digest
@@ -278,10 +278,3 @@ def run_once(
         return RunReport(fetched, built, SendReport())
     sent = asyncio.run(send_due(engine, settings, transport or make_transport(settings)))
     return RunReport(fetched, built, sent)
-
-
-def validate_profile(text: str) -> Profile:
-    """Compile a profile for storing; raises QueryError (exit 2) when it is not valid."""
-    if not text or not text.strip():
-        raise DigestError("the profile is empty: give at least one keyword")
-    return compile_profile(text)

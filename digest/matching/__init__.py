@@ -3,9 +3,28 @@
 The public surface other stages use:
 - `compile_profile(text) -> Profile` (raises `QueryError` with a position),
 - `match_all(profiles, papers, limits, weights) -> {subscriber_key: [Match, ...]}`,
-- `Match` with `.score`, `.hits` and `.why()`.
+- `Match` with `.score`, `.hits`, `.terms()` and `.why()`,
+- `highlight_spans(text, match)`: the character spans of `text` to highlight.
 """
 
-from digest.matching.engine import Hit, Limits, Match, Profile, Weights, compile_profile, match_all
+from digest.matching.engine import (
+    Hit,
+    Limits,
+    Match,
+    Profile,
+    Weights,
+    compile_profile,
+    highlight_spans,
+    match_all,
+)
 
-__all__ = ["Hit", "Limits", "Match", "Profile", "Weights", "compile_profile", "match_all"]
+__all__ = [
+    "Hit",
+    "Limits",
+    "Match",
+    "Profile",
+    "Weights",
+    "compile_profile",
+    "highlight_spans",
+    "match_all",
+]

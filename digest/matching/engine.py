@@ -142,3 +142,25 @@ def match_all(
         matches.sort(key=lambda m: (-m.score, m.paper_id))
         out[key] = matches[: lim.max_papers]
     return out
+
+
+def highlight_spans(text: str, match: Match) -> list[tuple[int, int]]:
+    """Character spans of `text` that made `match` (for highlighting), sorted, disjoint."""
+    words = [(m.start(), m.end(), m.group().casefold()) for m in _TOKEN_RE.finditer(text)]
+    wanted = {tuple(tokenize(h.term)) for h in match.hits}
+    spans = []
+    for needle in wanted:
+        n = len(needle)
+        if not n:
+            continue
+        for i in range(len(words) - n + 1):
+            if tuple(w[2] for w in words[i : i + n]) == needle:
+                spans.append((words[i][0], words[i + n - 1][1]))
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged

@@ -1,0 +1,150 @@
+"""Creating and changing subscriptions, with every field validated in one place.
+
+The CLI (`digest subscribe`, `digest set`) and the web sign-up both go through here,
+so an address, a profile or a schedule is checked the same way wherever it comes from,
+and nothing is written when any field is bad.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from digest import store
+from digest.config import Settings, parse_hhmm, parse_timezone
+from digest.errors import InputError
+from digest.matching import compile_profile
+from digest.models import Subscriber, utcnow
+
+FREQUENCIES = ("daily", "weekly", "weekdays")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_KEYWORDS_CHARS = 4000
+
+
+@dataclass
+class Schedule:
+    timezone: str
+    send_at: str
+    frequency: str = "daily"
+    weekday: str | None = None
+
+
+def check_keywords(keywords: str) -> str:
+    """The profile as stored: stripped, and compiled once so a bad one fails here."""
+    text = (keywords or "").strip()
+    if not text:
+        raise InputError("the profile is empty: give at least one keyword")
+    compile_profile(text)
+    return text
+
+
+def check_schedule(
+    settings: Settings,
+    timezone: str | None = None,
+    send_at: str | None = None,
+    frequency: str | None = None,
+    weekday: str | None = None,
+) -> Schedule:
+    try:
+        tz = parse_timezone(timezone) if timezone else settings.timezone
+    except ValueError as exc:
+        raise InputError(f"--timezone: {exc}") from None
+    try:
+        at = parse_hhmm(send_at) if send_at else settings.send_at
+    except ValueError as exc:
+        raise InputError(f"--send-at: {exc}") from None
+    freq = (frequency or "daily").strip().lower()
+    if freq not in FREQUENCIES:
+        raise InputError(
+            f"--frequency: expected one of {', '.join(FREQUENCIES)}, got {frequency!r}"
+        )
+    day = weekday.strip().lower()[:3] if weekday else None
+    if day is not None and day not in WEEKDAYS:
+        raise InputError(f"--weekday: expected one of {', '.join(WEEKDAYS)}, got {weekday!r}")
+    if freq == "weekly" and day is None:
+        day = "mon"
+    if freq != "weekly":
+        day = None
+    return Schedule(tz, at, freq, day)
+
+
+def check_max_papers(value: int | None, settings: Settings) -> int:
+    if value is None:
+        return settings.max_papers
+    if not 1 <= int(value) <= 500:
+        raise InputError(f"--max-papers: expected a whole number from 1 to 500, got {value!r}")
+    return int(value)
+
+
+def new_subscriber(
+    settings: Settings,
+    email: str,
+    keywords: str,
+    *,
+    status: str = "active",
+    max_papers: int | None = None,
+    min_score: float | None = None,
+    timezone: str | None = None,
+    send_at: str | None = None,
+    frequency: str | None = None,
+    weekday: str | None = None,
+    notify_empty: bool = False,
+) -> Subscriber:
+    """A validated, unsaved Subscriber; raises InputError naming the bad field."""
+    address = store.normalise_email(email)
+    profile = check_keywords(keywords)
+    schedule = check_schedule(settings, timezone, send_at, frequency, weekday)
+    now = utcnow()
+    return Subscriber(
+        email=address,
+        keywords=profile,
+        status=status,
+        max_papers=check_max_papers(max_papers, settings),
+        min_score=min_score,
+        timezone=schedule.timezone,
+        send_at=schedule.send_at,
+        frequency=schedule.frequency,
+        weekday=schedule.weekday,
+        notify_empty=notify_empty,
+        created_at=now,
+        confirmed_at=now if status == "active" else None,
+    )
+
+
+def subscribe(
+    engine: Engine, settings: Settings, email: str, keywords: str, **fields: Any
+) -> Subscriber:
+    return store.add_subscriber(engine, new_subscriber(settings, email, keywords, **fields))
+
+
+def change(engine: Engine, settings: Settings, email: str, **fields: Any) -> Subscriber:
+    """Change some fields of an existing subscription; only given (non-None) fields."""
+    address = store.normalise_email(email)
+    current = store.get_subscriber(engine, address)
+    if current is None:
+        raise InputError(f"no subscriber with address {address}")
+    changes: dict[str, Any] = {}
+    if fields.get("keywords") is not None:
+        changes["keywords"] = check_keywords(fields["keywords"])
+    if any(fields.get(k) is not None for k in ("timezone", "send_at", "frequency", "weekday")):
+        sched = check_schedule(
+            settings,
+            fields.get("timezone") or current.timezone,
+            fields.get("send_at") or current.send_at,
+            fields.get("frequency") or current.frequency,
+            fields.get("weekday") or current.weekday,
+        )
+        changes.update(
+            timezone=sched.timezone,
+            send_at=sched.send_at,
+            frequency=sched.frequency,
+            weekday=sched.weekday,
+        )
+    if fields.get("max_papers") is not None:
+        changes["max_papers"] = check_max_papers(fields["max_papers"], settings)
+    for key in ("min_score", "notify_empty"):
+        if fields.get(key) is not None:
+            changes[key] = fields[key]
+    return store.update_subscriber(engine, address, **changes)
