@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
@@ -275,15 +274,16 @@ def demo(
     server that stores every message under ./outbox/."""
     from digest.demo import run_demo
 
-    summary = run_demo(outbox, progress_factory=Progress)
-    out.print(summary.text())
+    summary = run_demo(outbox)
+    typer.echo(summary.text())  # plain: paths must not be wrapped
 
 
 def main() -> None:
     try:
         app(prog_name="digest")
     except DigestError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
+        # Plain write: a console would wrap a long message over several lines.
+        sys.stderr.write(f"error: {exc}\n")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -11,7 +11,6 @@ import email.policy
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from digest import pipeline, store
 from digest.config import load_settings
@@ -58,7 +57,7 @@ def extract_html(eml: Path) -> Path:
     return target
 
 
-def run_demo(outbox: Path, progress_factory: Any = None) -> DemoSummary:
+def run_demo(outbox: Path) -> DemoSummary:
     workdir = Path(tempfile.mkdtemp(prefix="digest-demo-"))
     base = load_settings(environ={}, env_file=None)
     with SmtpSink(outbox) as sink:

@@ -21,17 +21,19 @@ _TAG_RE = re.compile(r"<[^>]{0,2000}>")
 _WS_RE = re.compile(r"\s+")
 
 
-def clean_text(value: Any, limit: int) -> str:
+def clean_text(value: Any, limit: int, markup: bool = True) -> str:
     """Fold whitespace (CR/LF included), decode entities, drop markup, cap the length.
 
+    `markup=False` is for sources whose fields are plain text (JSON Lines): there a
+    `<script>` in a title is text, kept as written and escaped when rendered.
     LaTeX like `$\\alpha$` is left as written: the renderer makes it readable.
     """
     if value is None:
         return ""
     text = str(value)
     text = unicodedata.normalize("NFC", text)
-    text = _TAG_RE.sub(" ", text)
-    text = html.unescape(text)
+    if markup:
+        text = html.unescape(_TAG_RE.sub(" ", text))
     text = "".join(ch if ch.isprintable() or ch.isspace() else " " for ch in text)
     text = _WS_RE.sub(" ", text).strip()
     if len(text) > limit:

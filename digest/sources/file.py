@@ -75,7 +75,7 @@ def record_from_json(obj: Any, source: str) -> PaperRecord:
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object")
     raw_id = obj.get("id")
-    title = clean_text(obj.get("title"), MAX_TITLE)
+    title = clean_text(obj.get("title"), MAX_TITLE, markup=False)
     if not title:
         raise ValueError("missing required field 'title'")
     if raw_id is None or not str(raw_id).strip():
@@ -85,7 +85,7 @@ def record_from_json(obj: Any, source: str) -> PaperRecord:
         id=pid,
         title=title,
         source=source,
-        abstract=clean_text(obj.get("abstract"), MAX_ABSTRACT),
+        abstract=clean_text(obj.get("abstract"), MAX_ABSTRACT, markup=False),
         authors=clean_list(obj.get("authors"), MAX_AUTHORS),
         categories=clean_list(obj.get("categories"), 50, 50),
         published=_parse_date(obj.get("published")),
