@@ -109,6 +109,28 @@ def engine(settings: Settings):
     eng.dispose()
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server for the whole session (skips locally if not installed)."""
+    from tests.postgres_server import PostgresServer, find_bin
+
+    bindir = find_bin()
+    need_service(bindir is not None, "PostgreSQL (Debian package postgresql)")
+    server = PostgresServer(bindir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[:50]
+    return postgres_server.create_database(name)
+
+
 @dataclass
 class CliResult:
     code: int

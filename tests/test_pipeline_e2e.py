@@ -117,3 +117,24 @@ def test_cli_run_sends_once_and_dry_run_sends_nothing(tmp_path, cli, smtp_sink):
     for msg in smtp_sink.messages():
         assert msg.get_content_type() == "multipart/alternative"
         assert msg["Message-ID"]
+
+
+def test_same_pipeline_on_postgresql(tmp_path, settings: Settings, postgres_url, smtp_sink):
+    """PostgreSQL is the choice past one machine: the same run, the same guarantees."""
+    feed = tmp_path / "papers.jsonl"
+    write_jsonl(feed, DAY1)
+    settings = replace(settings, sources=f"file:{feed}", database_url=postgres_url)
+    engine = store.make_engine(postgres_url)
+    store.init_db(engine)
+    store.init_db(engine)  # idempotent
+    for address, profile in PROFILES.items():
+        subscriptions.subscribe(engine, settings, address, profile, send_at="00:00")
+    with time_machine.travel(datetime(2026, 3, 2, 12, 0, tzinfo=UTC), tick=True):
+        assert pipeline.run_once(engine, settings).ok
+        assert pipeline.run_once(engine, settings).send.sent == 0
+    assert sorted(titles_by_recipient(smtp_sink)) == [
+        "ada@example.org",
+        "bob@example.org",
+        "cy@example.org",
+    ]
+    engine.dispose()
