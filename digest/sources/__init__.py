@@ -1,41 +1,97 @@
 """Paper sources, selected by `DIGEST_SOURCES` (comma-separated specs).
 
-`sample` (the bundled papers) and `file:PATH` are always available; each other kind
-lives in its own module behind `digest.sources.base.Source`.
+| spec               | module          | reads                                         |
+|--------------------|-----------------|-----------------------------------------------|
+| `sample`           | `file.py`       | the bundled sample papers                     |
+| `file:PATH`        | `file.py`       | a JSON Lines file                             |
+| `huggingface`      | `huggingface.py`| Hugging Face Daily Papers                     |
+| `arxiv:CATS`       | `arxiv.py`      | arXiv's daily listing; the export API to backfill |
+| `feed:URL`         | `feed.py`       | any RSS 2.0 / Atom 1.0 feed                   |
+
+Each kind lives in its own module behind `digest.sources.base.Source`; adding one is
+one file plus one line in `build_source`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digest.config import Settings
 from digest.errors import ConfigError
 from digest.sources.base import FetchBatch, PaperRecord, Source
 from digest.sources.file import SAMPLE_NAME, FileSource, sample_path
 
-__all__ = ["FetchBatch", "PaperRecord", "Source", "build_sources", "parse_source_specs"]
+if TYPE_CHECKING:
+    from digest.sources.http import SourceClients
+
+__all__ = [
+    "FetchBatch",
+    "PaperRecord",
+    "Source",
+    "build_source",
+    "build_sources",
+    "parse_source_specs",
+]
+
+HUGGINGFACE = "huggingface"
+_KINDS = (SAMPLE_NAME, HUGGINGFACE, "arxiv:", "feed:", "file:")
 
 
 def parse_source_specs(spec: str) -> list[str]:
-    """Split `DIGEST_SOURCES` on commas, keeping `feed:` URLs whole."""
-    return [part.strip() for part in spec.split(",") if part.strip()]
+    """Split `DIGEST_SOURCES` on commas; a piece that starts no known kind belongs to the
+    `feed:` URL before it (feed URLs may hold commas)."""
+    out: list[str] = []
+    for raw in spec.split(","):
+        part = raw.strip()
+        if out and out[-1].startswith("feed:") and not part.startswith(_KINDS):
+            out[-1] += "," + raw
+            continue
+        if part:
+            out.append(part)
+    return out
 
 
-def build_source(spec: str, settings: Settings) -> Source:
-    """One source from one spec; an unknown spec is a ConfigError naming the key."""
+def build_source(spec: str, settings: Settings, clients: SourceClients | None = None) -> Source:
+    """One source from one spec; an unknown spec is a ConfigError naming the key.
+
+    The network sources are imported here, not at the top: httpx and feedparser cost
+    every `digest` command a fifth of a second, and most commands never fetch."""
     kind, _, arg = spec.partition(":")
     if spec == SAMPLE_NAME:
         return FileSource(sample_path(), name=SAMPLE_NAME)
     if kind == "file" and arg:
         return FileSource(Path(arg).expanduser())
-    raise ConfigError(
-        f"DIGEST_SOURCES: unknown source {spec!r}; expected sample, file:PATH, "
-        "huggingface, arxiv:CATEGORIES or feed:URL"
-    )
+    if spec != HUGGINGFACE and kind not in {"arxiv", "feed"}:
+        raise ConfigError(
+            f"DIGEST_SOURCES: unknown source {spec[:80]!r}; expected sample, file:PATH, "
+            "huggingface, arxiv:CATEGORIES or feed:URL"
+        )
+    from digest.sources.http import SourceClients
+
+    clients = clients or SourceClients(settings)
+    if spec == HUGGINGFACE:
+        from digest.sources.huggingface import build_huggingface_source
+
+        return build_huggingface_source(settings, clients.web)
+    if kind == "arxiv":
+        from digest.sources.arxiv import build_arxiv_source
+
+        return build_arxiv_source(arg, settings, clients.arxiv)
+    from digest.sources.feed import build_feed_source
+
+    return build_feed_source(arg.strip(), settings, clients.web)
 
 
 def build_sources(settings: Settings, spec: str | None = None) -> list[Source]:
-    specs = parse_source_specs(spec if spec is not None else settings.sources)
+    """Every configured source, sharing one set of HTTP clients (and so one arXiv
+    interval). A repeated spec is read once."""
+    specs = list(dict.fromkeys(parse_source_specs(spec if spec is not None else settings.sources)))
     if not specs:
         raise ConfigError("DIGEST_SOURCES: expected at least one source")
-    return [build_source(s, settings) for s in specs]
+    clients = None
+    if any(not (s == SAMPLE_NAME or s.startswith("file:")) for s in specs):
+        from digest.sources.http import SourceClients
+
+        clients = SourceClients(settings)
+    return [build_source(s, settings, clients) for s in specs]

@@ -13,12 +13,35 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
+from digest.errors import SourceError
+
 MAX_TITLE = 1000
 MAX_ABSTRACT = 20000
 MAX_AUTHORS = 500
 
-_TAG_RE = re.compile(r"<[^>]{0,2000}>")
+# Only real HTML element names count as markup, so that plain-text math such as
+# `a < b and c > d` or `$p<q$` survives; script/style lose their content too.
+_HTML_NAMES = (
+    r"a|abbr|article|audio|b|big|blockquote|body|br|button|center|cite|code|dd|del|div|"
+    r"dl|dt|em|embed|figcaption|figure|font|footer|form|h[1-6]|head|header|hr|html|i|"
+    r"iframe|img|input|ins|kbd|label|li|link|main|mark|meta|nav|object|ol|option|p|pre|q|"
+    r"s|samp|section|select|small|source|span|strike|strong|sub|sup|svg|table|tbody|td|"
+    r"textarea|th|thead|title|tr|tt|u|ul|var|video"
+)
+_INLINE_NAMES = r"a|abbr|b|big|cite|code|del|em|font|i|ins|kbd|mark|q|s|samp|small|span|strike|strong|sub|sup|tt|u|var"
+_TAG_RE = re.compile(rf"</?(?:{_HTML_NAMES})(?:\s[^<>]{{0,2000}})?/?>", re.IGNORECASE)
+_INLINE_TAG_RE = re.compile(rf"</?(?:{_INLINE_NAMES})(?:\s[^<>]{{0,2000}})?/?>", re.IGNORECASE)
+_SCRIPT_RE = re.compile(
+    r"<(script|style)\b[^<>]{0,2000}>.{0,100000}?</\1\s*>", re.IGNORECASE | re.DOTALL
+)
 _WS_RE = re.compile(r"\s+")
+
+
+def _strip_markup(text: str) -> str:
+    """Drop HTML tags (inline ones without a trace: H<sub>2</sub>O -> H2O)."""
+    text = _SCRIPT_RE.sub(" ", text)
+    text = _INLINE_TAG_RE.sub("", text)
+    return _TAG_RE.sub(" ", text)
 
 
 def clean_text(value: Any, limit: int, markup: bool = True) -> str:
@@ -33,12 +56,66 @@ def clean_text(value: Any, limit: int, markup: bool = True) -> str:
     text = str(value)
     text = unicodedata.normalize("NFC", text)
     if markup:
-        text = html.unescape(_TAG_RE.sub(" ", text))
+        # Markup again after decoding: `&lt;script&gt;` must not come back as a tag.
+        text = _strip_markup(html.unescape(_strip_markup(text)))
     text = "".join(ch if ch.isprintable() or ch.isspace() else " " for ch in text)
     text = _WS_RE.sub(" ", text).strip()
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text
+
+
+# Modern (2401.06102) and old-style (hep-th/9901001, math.AG/0309136) arXiv ids.
+_ARXIV_CORE = r"(?P<id>\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[a-z]{2})?/\d{7})(?:v\d+)?"
+_ARXIV_BARE_RE = re.compile(rf"(?:arxiv:)?{_ARXIV_CORE}", re.IGNORECASE)
+_ARXIV_IN_TEXT_RE = re.compile(
+    rf"(?:arxiv\.org/(?:abs|pdf|html)/|oai:arxiv\.org:|arxiv:){_ARXIV_CORE}(?![\d/])",
+    re.IGNORECASE,
+)
+_URL_RE = re.compile(r"^https?://[^\s<>\"'`\\]+$", re.IGNORECASE)
+MAX_URL = 2000
+
+
+def canonical_arxiv_id(value: Any) -> str | None:
+    """The arXiv id without its version (`2401.06102v2` -> `2401.06102`), found in a bare
+    id, an `arXiv:` id, an abs/pdf URL or an OAI identifier; None when there is none.
+
+    Every source keys papers by this, so one paper seen by two sources is one row.
+    """
+    if not isinstance(value, str) or len(value) > MAX_URL:
+        return None
+    text = value.strip()
+    match = _ARXIV_BARE_RE.fullmatch(text) or _ARXIV_IN_TEXT_RE.search(text)
+    return match.group("id") if match else None
+
+
+def arxiv_abs_url(arxiv_id: str) -> str:
+    return f"https://arxiv.org/abs/{arxiv_id}"
+
+
+def arxiv_pdf_url(arxiv_id: str) -> str:
+    return f"https://arxiv.org/pdf/{arxiv_id}"
+
+
+def clean_url(value: Any) -> str | None:
+    """An http(s) URL fit to put in an email link, or None (never a `javascript:` one)."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if len(text) > MAX_URL or not _URL_RE.match(text):
+        return None
+    return text
+
+
+def clean_int(value: Any) -> int | None:
+    """A non-negative whole number from JSON (int or digit string), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 12:
+        return int(value.strip())
+    return None
 
 
 def clean_list(values: Any, limit: int, item_limit: int = 300) -> list[str]:
@@ -51,6 +128,13 @@ def clean_list(values: Any, limit: int, item_limit: int = 300) -> list[str]:
         if s:
             out.append(s)
     return out
+
+
+def require_some_readable(total: int, problems: list[str], what: str) -> None:
+    """Fail the fetch when every item of a non-empty response was unreadable: that is a
+    changed or broken API, not a few bad items, and should show as a failed source."""
+    if total and len(problems) >= total:
+        raise SourceError(f"none of the {total} {what} could be read; first: {problems[0]}")
 
 
 @dataclass

@@ -1,0 +1,235 @@
+"""The one HTTP client every remote source uses, so that all of them are polite alike.
+
+Every request carries a timeout and a User-Agent naming the project and a contact
+address; timeouts, connection errors, 5xx and 429 are retried with exponential backoff
+(a `Retry-After` header wins over the backoff). A client can also keep a minimum
+interval between two requests to the same host, measured from the end of one response
+to the start of the next, which is what arXiv's terms ask for ("no more than one
+request every three seconds, one connection at a time").
+
+Failures surface as `SourceError` with one line a user can act on; a caller never sees
+an httpx exception.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parseaddr, parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from digest import __version__
+from digest.config import Settings
+from digest.errors import SourceError
+
+# A response body larger than this is refused: no listing we read comes close.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+# A server asking us to come back later than this fails the fetch instead of
+# blocking a cron job; the next run tries again.
+MAX_RETRY_AFTER = 120.0
+MAX_BACKOFF = 60.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def user_agent(settings: Settings) -> str:
+    """`digest/<version> (+mailto:<contact>)`, as crawlers are asked to identify."""
+    _, address = parseaddr(settings.contact_email)
+    return f"digest/{__version__} (+mailto:{address or settings.contact_email})"
+
+
+@dataclass(frozen=True)
+class Response:
+    """A fully read response; sources parse `content` and never hold a connection."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds asked for by a `Retry-After` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class HostThrottle:
+    """Keeps at least `min_interval` seconds between the end of one request to a host
+    and the start of the next. Shared by every source that talks to the same service."""
+
+    def __init__(
+        self,
+        min_interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.min_interval = min_interval
+        self._clock = clock
+        self._sleep = sleep
+        self._last_end: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self, host: str) -> Iterator[None]:
+        """Hold the host for one request: wait out the interval, then record the end."""
+        with self._lock:
+            last = self._last_end.get(host)
+            if last is not None and self.min_interval > 0:
+                wait = last + self.min_interval - self._clock()
+                if wait > 0:
+                    self._sleep(wait)
+            try:
+                yield
+            finally:
+                self._last_end[host] = self._clock()
+
+
+class HttpClient:
+    """A polite GET client built from settings. Open one `session()` per fetch."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        min_interval: float = 0.0,
+        max_connections: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.timeout = settings.http_timeout
+        self.retries = settings.http_retries
+        self.backoff = settings.http_backoff
+        self.user_agent = user_agent(settings)
+        self.max_connections = max_connections
+        self.throttle = HostThrottle(min_interval, sleep=sleep)
+        self.sleep = sleep
+
+    @contextmanager
+    def session(self) -> Iterator[HttpSession]:
+        limits = (
+            httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=1)
+            if self.max_connections
+            else httpx.Limits()
+        )
+        with httpx.Client(
+            timeout=httpx.Timeout(self.timeout),
+            headers={"User-Agent": self.user_agent},
+            limits=limits,
+            follow_redirects=True,
+            max_redirects=5,
+        ) as client:
+            yield HttpSession(self, client)
+
+
+class HttpSession:
+    """One open connection pool; `get` retries and throttles, then reads the body."""
+
+    def __init__(self, owner: HttpClient, client: httpx.Client) -> None:
+        self._owner = owner
+        self._client = client
+
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """GET `url`; a 2xx or 304 is returned, anything else raises SourceError."""
+        owner = self._owner
+        host = urlsplit(url).netloc
+        attempts = owner.retries + 1
+        problem = ""
+        for attempt in range(attempts):
+            outcome, wait = self._attempt(url, host, params, headers)
+            if isinstance(outcome, Response):
+                return outcome
+            problem = outcome
+            if attempt + 1 < attempts:
+                owner.sleep(wait if wait is not None else self._backoff(attempt))
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        raise SourceError(f"{problem}{tries}")
+
+    def _attempt(
+        self,
+        url: str,
+        host: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[Response | str, float | None]:
+        """One request: the response, or (problem, seconds the server asked us to wait)."""
+        shown = _shown(url)
+        try:
+            with (
+                self._owner.throttle.slot(host),
+                self._client.stream("GET", url, params=params, headers=headers) as resp,
+            ):
+                status = resp.status_code
+                body = _read_capped(resp, shown)  # read even an error: keeps the connection
+                if status in RETRY_STATUSES:
+                    wait = retry_after_seconds(resp.headers.get("Retry-After"))
+                    if wait is not None and wait > MAX_RETRY_AFTER:
+                        raise SourceError(
+                            f"HTTP {status} from {shown}: the server asks to retry "
+                            f"after {wait:.0f} s; giving up for this run"
+                        )
+                    return f"HTTP {status} from {shown}", wait
+                if not (200 <= status < 300 or status == 304):
+                    raise SourceError(f"HTTP {status} from {shown}")
+                return Response(str(resp.url), status, dict(resp.headers), body), None
+        except httpx.TimeoutException:
+            return f"timed out after {self._owner.timeout:g} s waiting for {shown}", None
+        except httpx.TooManyRedirects:
+            raise SourceError(f"too many redirects from {shown}") from None
+        except httpx.TransportError as exc:
+            return f"cannot reach {shown}: {type(exc).__name__}", None
+        except httpx.InvalidURL as exc:
+            raise SourceError(f"bad URL {shown}: {exc}") from None
+
+    def _backoff(self, attempt: int) -> float:
+        base = self._owner.backoff * (2**attempt)
+        return min(MAX_BACKOFF, base + random.uniform(0, self._owner.backoff / 2))
+
+
+def _read_capped(resp: httpx.Response, shown: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_bytes():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise SourceError(f"response from {shown} is larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _shown(url: str) -> str:
+    """The URL as shown in messages: no query string (it may be long), capped."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"[:300]
+
+
+class SourceClients:
+    """The clients one fetch run shares: arXiv's throttled one (every `arxiv:` source
+    goes through it, so two category sets still respect one interval) and a plain one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.web = HttpClient(settings)
+        self.arxiv = HttpClient(
+            settings, min_interval=settings.arxiv_min_interval, max_connections=1
+        )
