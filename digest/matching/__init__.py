@@ -5,18 +5,17 @@ The public surface other stages use:
 - `match_all(profiles, papers, limits, weights) -> {subscriber_key: [Match, ...]}`,
 - `Match` with `.score`, `.hits`, `.terms()` and `.why()`,
 - `highlight_spans(text, match)`: the character spans of `text` to highlight.
+
+Inside: `text` (analysis), `synonyms` and `topics` (editable data files), `query`
+(the language), `nodes` (compiled trees), `index` (the fast evaluator), `naive` (the
+reference evaluator), `ranking` (scores and limits), `highlight`.
 """
 
-from digest.matching.engine import (
-    Hit,
-    Limits,
-    Match,
-    Profile,
-    Weights,
-    compile_profile,
-    highlight_spans,
-    match_all,
-)
+from digest.matching.highlight import highlight_spans
+from digest.matching.index import match_all
+from digest.matching.model import Hit, Limits, Match, Weights
+from digest.matching.nodes import Profile
+from digest.matching.query import compile_profile, compile_stored
 
 __all__ = [
     "Hit",
@@ -25,6 +24,7 @@ __all__ = [
     "Profile",
     "Weights",
     "compile_profile",
+    "compile_stored",
     "highlight_spans",
     "match_all",
 ]

@@ -1,0 +1,114 @@
+"""The values matching hands to other stages: hits, matches, limits and weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+FIELD_PREFIX = {"author": "author:", "category": "cat:"}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One reason a paper matched: the term as written, the field, the topic if any."""
+
+    term: str
+    field: str
+    topic: str | None = None
+
+
+class Match:
+    """A paper selected by a profile, with its score and (possibly lazily built) hits.
+
+    The index builds explanations only when someone reads them: at 100,000 subscribers
+    most ranked matches are never rendered, so paying for every hit up front would
+    dominate the edition's cost.
+    """
+
+    __slots__ = ("paper_id", "score", "_hits", "_explain", "_terms", "_at")
+
+    def __init__(
+        self,
+        paper_id: str,
+        score: float,
+        hits: list[Hit] | None = None,
+        explain: Callable[[], list[Hit]] | None = None,
+    ) -> None:
+        self.paper_id = paper_id
+        self.score = score
+        self._hits = hits if hits is not None or explain is not None else []
+        self._explain: Any = explain
+        self._terms: Any = None
+        self._at = 0
+
+    @classmethod
+    def lazy(cls, paper_id: str, score: float, source: Any, terms: Any, at: int) -> Match:
+        """A match whose hits are `source.hits(terms, at)`, computed on first read."""
+        m = cls.__new__(cls)
+        m.paper_id, m.score, m._hits = paper_id, score, None
+        m._explain, m._terms, m._at = source, terms, at
+        return m
+
+    @property
+    def hits(self) -> list[Hit]:
+        if self._hits is None:
+            if self._terms is not None:
+                self._hits = self._explain.hits(self._terms, self._at)
+            else:
+                self._hits = self._explain() if self._explain else []
+            self._explain = self._terms = None
+        return self._hits
+
+    @hits.setter
+    def hits(self, value: list[Hit]) -> None:
+        self._hits, self._explain, self._terms = value, None, None
+
+    def terms(self) -> list[str]:
+        return list(dict.fromkeys(h.term for h in self.hits))
+
+    def why(self) -> str:
+        """`matched: diffusion, robot*, topic:robot-learning (manipulation)`."""
+        plain: list[str] = []
+        topics: dict[str, list[str]] = {}
+        for h in self.hits:
+            shown = FIELD_PREFIX.get(h.field, "") + h.term
+            bucket = topics.setdefault(h.topic, []) if h.topic else plain
+            if shown not in bucket:
+                bucket.append(shown)
+        parts = plain + [f"topic:{name} ({', '.join(terms)})" for name, terms in topics.items()]
+        return "matched: " + ", ".join(parts) if parts else ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "score": round(self.score, 4),
+            "hits": [{"term": h.term, "field": h.field, "topic": h.topic} for h in self.hits],
+            "why": self.why(),
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Match):
+            return NotImplemented
+        return (self.paper_id, self.score, self.hits) == (other.paper_id, other.score, other.hits)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Match({self.paper_id!r}, {self.score!r}, {self.hits!r})"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_papers: int = 20
+    min_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Weights:
+    title: float = 3.0
+    abstract: float = 1.0
+    author: float = 2.0
+    category: float = 1.0
+    keyword: float = 1.5
+    popularity: float = 1.0
+    recency: float = 0.5
