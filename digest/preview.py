@@ -1,66 +1,256 @@
-"""`digest preview`: render what a subscriber (or an ad-hoc profile) would get now.
+"""`digest preview`: render what a subscriber (or an ad-hoc profile) would get, for a
+template author's edit-and-reload loop.
 
 With no papers stored it renders against the bundled sample, so a template author
-always has something to look at.
+always has something to look at. `--serve` re-renders when any template file changes
+(the check is a scan of modification times, cheap enough per request).
 """
 
 from __future__ import annotations
 
-from datetime import date
+import asyncio
+import email.utils
+import html
+import http.server
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from digest import store
 from digest.config import Settings
-from digest.errors import InputError
+from digest.errors import DigestError, InputError
 from digest.matching import Limits, compile_profile, match_all
-from digest.models import Paper
+from digest.models import Paper, utcnow
 from digest.pipeline import weights_from
-from digest.rendering import Item, build_message, make_environment, render_digest
+from digest.rendering import (
+    Item,
+    build_message,
+    make_environment,
+    render_digest,
+    template_dirs,
+)
+from digest.rendering.message import recipient
 from digest.sources.file import FileSource, sample_path
 
 PREVIEW_ADDRESS = "preview@example.org"
+FORMATS = {"html": "html", "text": "txt", "eml": "eml"}
+CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "text": "text/plain; charset=utf-8",
+    "eml": "message/rfc822",
+}
 
 
-def preview_papers(engine: Engine, limit: int = 500) -> list[Paper]:
-    papers = store.list_papers(engine, limit=limit)
-    if papers:
-        return papers
+@dataclass(frozen=True)
+class PreviewRequest:
+    """Who the preview is for and on which papers."""
+
+    email: str | None = None
+    keywords: str | None = None
+    on: date | None = None
+
+
+def sample_papers() -> list[Paper]:
     batch = FileSource(sample_path(), name="sample").fetch({})
     return [
         Paper(seq=i, **{**r.__dict__, "sources": [r.source]}) for i, r in enumerate(batch.records)
     ]
 
 
-def render_preview(
-    engine: Engine, settings: Settings, email: str | None, keywords: str | None, fmt: str
-) -> bytes:
-    if email and keywords:
+def _first_seen_on(paper: Paper, day: date) -> bool:
+    seen = paper.first_seen
+    return isinstance(seen, datetime) and seen.date() == day
+
+
+def preview_papers(engine: Engine, on: date | None = None, limit: int = 500) -> list[Paper]:
+    """The latest stored papers, or those published (or first seen) on `on`; the
+    bundled sample when the database holds none at all."""
+    stored = store.list_papers(engine, since=on, limit=None if on else limit)
+    papers = stored or sample_papers()
+    if on is not None:
+        papers = [p for p in papers if p.published == on or _first_seen_on(p, on)]
+        if not papers:
+            where = "in the database" if stored else "in the bundled sample"
+            raise InputError(f"--date: no papers from {on.isoformat()} {where}")
+    return papers[:limit]
+
+
+def _profile_for(engine: Engine, settings: Settings, request: PreviewRequest):
+    if request.email and request.keywords:
         raise InputError("give either a subscriber address or --keywords, not both")
-    address, max_papers, min_score = PREVIEW_ADDRESS, settings.max_papers, None
-    if email:
-        sub = store.get_subscriber(engine, store.normalise_email(email))
+    if request.email:
+        sub = store.get_subscriber(engine, store.normalise_email(request.email))
         if sub is None:
-            raise InputError(f"no subscriber with address {email}")
-        keywords, address, max_papers, min_score = (
-            sub.keywords,
-            sub.email,
-            sub.max_papers,
-            sub.min_score,
-        )
-    if not keywords:
+            raise InputError(f"no subscriber with address {request.email}")
+        return sub.keywords, sub.email, sub.max_papers, sub.min_score
+    if not request.keywords or not request.keywords.strip():
         raise InputError("give a subscriber address or --keywords")
-    profile = compile_profile(keywords)
-    papers = preview_papers(engine)
+    return request.keywords, PREVIEW_ADDRESS, settings.max_papers, None
+
+
+def render_preview(
+    engine: Engine,
+    settings: Settings,
+    email: str | None,
+    keywords: str | None,
+    fmt: str,
+    on: date | None = None,
+    to_addr: str | None = None,
+) -> bytes:
+    """The preview as bytes in `fmt` (html, text or eml)."""
+    if fmt not in FORMATS:
+        raise InputError(f"--format: expected html, text or eml, got {fmt!r}")
+    request = PreviewRequest(email, keywords, on)
+    words, address, max_papers, min_score = _profile_for(engine, settings, request)
+    profile = compile_profile(words)
+    papers = preview_papers(engine, on)
     matches = match_all(
         {0: profile}, papers, {0: Limits(max_papers, min_score)}, weights_from(settings)
     )[0]
     by_id = {p.id: p for p in papers}
-    items = [Item(by_id[m.paper_id], m) for m in matches]
+    items = [Item(by_id[m.paper_id], m) for m in matches if m.paper_id in by_id]
     env = make_environment(settings)
-    rendered = render_digest(env, settings, address, items, date.today(), "preview", keywords)
+    edition = on or utcnow().date()
+    rendered = render_digest(env, settings, address, items, edition, "preview", words)
     if fmt == "html":
         return rendered.html.encode("utf-8")
     if fmt == "text":
         return rendered.text.encode("utf-8")
-    return build_message(settings, address, rendered).as_bytes()
+    return build_message(settings, to_addr or address, rendered).as_bytes()
+
+
+def send_test(engine: Engine, settings: Settings, request: PreviewRequest, to_addr: str) -> str:
+    """Send the preview to `to_addr` through the configured transport; the reply."""
+    from digest.delivery import make_transport
+
+    to = recipient(to_addr)
+    data = render_preview(
+        engine, settings, request.email, request.keywords, "eml", request.on, to_addr=to
+    )
+    sender = email.utils.parseaddr(settings.from_address)[1]
+
+    async def go() -> str:
+        transport = make_transport(settings)
+        await transport.open()
+        try:
+            result = await transport.send(sender, to, data)
+        finally:
+            await transport.close()
+        if not result.ok:
+            raise DigestError(f"the test email to {to} was not accepted: {result.reply}")
+        return result.reply
+
+    return asyncio.run(go())
+
+
+# ---------------------------------------------------------------- --serve
+
+
+def templates_stamp(settings: Settings) -> tuple[tuple[str, int, int], ...]:
+    """Every template file with its modification time: changes when any file does."""
+    stamp = []
+    for folder in template_dirs(settings):
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file() and "web" not in path.relative_to(folder).parts[:1]:
+                info = path.stat()
+                stamp.append((str(path), info.st_mtime_ns, info.st_size))
+    return tuple(stamp)
+
+
+RELOAD_SCRIPT = """<script>
+(function () {
+  var seen = null;
+  setInterval(function () {
+    fetch("/__stamp").then(function (r) { return r.text(); }).then(function (s) {
+      if (seen === null) { seen = s; } else if (s !== seen) { location.reload(); }
+    }).catch(function () {});
+  }, 700);
+})();
+</script>"""
+
+
+class PreviewServer:
+    """A loopback HTTP server: `/` the HTML, `/text`, `/eml`; each request re-renders
+    when a template file changed since the last render. Template errors are shown
+    in the page (file and line), not raised, so the author can fix and reload."""
+
+    def __init__(
+        self, render: Callable[[str], bytes], stamp: Callable[[], object], port: int = 0
+    ) -> None:
+        self._render = render
+        self._stamp = stamp
+        self._cache: dict[str, tuple[object, int, bytes]] = {}
+        self._lock = threading.Lock()
+        handler = self._handler()
+        try:
+            self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError as exc:
+            raise InputError(f"--port: cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+        self.port = self.httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def page(self, fmt: str) -> tuple[int, bytes]:
+        with self._lock:
+            stamp = self._stamp()
+            cached = self._cache.get(fmt)
+            if cached and cached[0] == stamp:
+                return cached[1], cached[2]
+            try:
+                status, body = 200, self._render(fmt)
+            except DigestError as exc:
+                status = 500
+                body = (
+                    "<!DOCTYPE html><html lang='en'><meta charset='utf-8'><title>Error</title>"
+                    f"<pre>{html.escape(str(exc))}</pre></html>"
+                ).encode()
+                if fmt != "html":
+                    body = str(exc).encode()
+            self._cache[fmt] = (stamp, status, body)
+            return status, body
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                path = self.path.split("?", 1)[0]
+                if path == "/__stamp":
+                    body, ctype, status = str(hash(server._stamp())).encode(), "text/plain", 200
+                else:
+                    fmt = {"/": "html", "/text": "text", "/eml": "eml"}.get(path)
+                    if fmt is None:
+                        self.send_error(404)
+                        return
+                    status, body = server.page(fmt)
+                    ctype = CONTENT_TYPES["html" if status != 200 and fmt == "html" else fmt]
+                    if fmt == "eml":
+                        ctype = "text/plain; charset=utf-8"
+                    if fmt == "html":
+                        body = body.replace(b"</body>", RELOAD_SCRIPT.encode() + b"</body>", 1)
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                return
+
+        return Handler
+
+    def serve_forever(self) -> None:
+        try:
+            self.httpd.serve_forever(poll_interval=0.2)
+        finally:
+            self.httpd.server_close()
+
+    def shutdown(self) -> None:
+        self.httpd.shutdown()

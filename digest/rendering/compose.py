@@ -1,0 +1,251 @@
+"""A subscriber's matched papers -> subject, HTML and plain text, within the size a
+mailbox shows without clipping (Gmail clips past ~102 kB)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+from typing import Any
+
+from markupsafe import Markup
+
+from digest.config import Settings
+from digest.errors import InputError
+from digest.matching import Hit, Match
+from digest.models import Paper
+from digest.rendering.cards import Card, Slot, make_card, view_of
+from digest.rendering.encoding import (
+    encode_body,
+    header_text,
+    normalise_newlines,
+)
+from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
+from digest.rendering.text import clean, shorten
+from digest.tokens import make_token
+
+MESSAGE_LIMIT = 100_000
+HEADER_RESERVE = 3_000
+SHELL_GUESS = 12_000
+MAX_ITEMS = 500
+
+
+@dataclass
+class Item:
+    """One paper in a digest with the reason it is there."""
+
+    paper: Paper
+    match: Match | None = None
+
+
+@dataclass
+class RenderedDigest:
+    subject: str
+    html: str
+    text: str
+    links: dict[str, str] = field(default_factory=dict)
+    shown: int = 0
+    total: int = 0
+    html_encoded: tuple[str, bytes] | None = None
+    text_encoded: tuple[str, bytes] | None = None
+
+    @cached_property
+    def text_body(self) -> tuple[str, bytes]:
+        if self.text_encoded is not None:
+            qp = self.text_encoded[1]
+            if len(qp) <= len(self.text) * 1.2 + 64:
+                return self.text_encoded
+        return encode_body(self.text)
+
+    @cached_property
+    def html_body(self) -> tuple[str, bytes]:
+        """The encoded HTML; spliced from cached card encodings when it is mostly
+        ASCII, encoded whole otherwise (base64 wins for non-Latin scripts)."""
+        if self.html_encoded is not None:
+            qp = self.html_encoded[1]
+            if len(qp) <= len(self.html) * 1.2 + 64:
+                return self.html_encoded
+        return encode_body(self.html)
+
+    def encoded_size(self) -> int:
+        return len(self.text_body[1]) + len(self.html_body[1]) + HEADER_RESERVE
+
+
+def subscriber_links(settings: Settings, email_addr: str, digest_key: str | None) -> dict[str, str]:
+    """Every link an email carries, built on DIGEST_BASE_URL with signed tokens."""
+    base = settings.base_url
+    secret = settings.secret_key
+    links = {
+        "unsubscribe": f"{base}/unsubscribe/{make_token(secret, 'unsubscribe', email_addr)}",
+        "manage": f"{base}/manage/{make_token(secret, 'manage', email_addr)}",
+    }
+    if digest_key:
+        links["view"] = f"{base}/view/{make_token(secret, 'view', digest_key)}"
+    return links
+
+
+def topics_of(terms: Sequence[tuple[str, ...]], limit: int = 3) -> list[str]:
+    """The first `limit` distinct matched terms across the digest, in order."""
+    seen: dict[str, None] = {}
+    for item_terms in terms:
+        for term in item_terms:
+            if term not in seen:
+                seen[term] = None
+                if len(seen) == limit:
+                    break
+        if len(seen) == limit:
+            break
+    return [shorten(clean(t, 200), 40) for t in seen]
+
+
+def make_subject(
+    settings: Settings,
+    items: Sequence[Item],
+    edition: date,
+    topics: Sequence[str] | None = None,
+) -> str:
+    """`7 new papers: diffusion, robot learning - 24 Nov` from DIGEST_SUBJECT_TEMPLATE
+    (fields {count}, {topics}, {date}); one safe header line of at most 200 chars."""
+    if topics is None:
+        topics = topics_of([tuple(i.match.terms()) if i.match else () for i in items])
+    topic_text = ", ".join(topics[:3]) or "today's papers"
+    try:
+        subject = settings.subject_template.format(
+            count=len(items), topics=topic_text, date=f"{edition:%d %b}".lstrip("0")
+        )
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise InputError(
+            f"DIGEST_SUBJECT_TEMPLATE: use the fields {{count}}, {{topics}} and {{date}} ({exc})"
+        ) from None
+    if len(items) == 1:
+        subject = subject.replace("1 new papers", "1 new paper")
+    return header_text(subject, 200)
+
+
+def _render(env: DigestEnvironment, name: str, context: dict[str, Any]) -> str:
+    template = load_template(env, name)
+    try:
+        return template.render(context)
+    except Exception as exc:  # an error inside a template: name its file and line
+        if type(exc).__module__.startswith("digest"):
+            raise
+        raise describe_render_error(exc, name) from None
+
+
+_SLOT_RE = re.compile("\x00([0-9]+)\x00")
+
+
+def render_digest(
+    env: DigestEnvironment,
+    settings: Settings,
+    email_addr: str,
+    items: Sequence[Item],
+    edition: date,
+    digest_key: str | None = None,
+    profile: str = "",
+    size_limit: int | None = MESSAGE_LIMIT,
+) -> RenderedDigest:
+    """Cards come from the run's cache; as many as fit `size_limit` are shown, the
+    rest are counted behind a link to the full digest in the browser (which renders
+    with `size_limit=None`)."""
+    limit = size_limit if size_limit is not None else float("inf")
+    links = subscriber_links(settings, email_addr, digest_key)
+    items = list(items)
+    terms = [tuple(item.match.terms()) if item.match else () for item in items[:MAX_ITEMS]]
+    cards: list[Card] = []
+    spent = SHELL_GUESS + HEADER_RESERVE
+    for item, item_terms in zip(items, terms, strict=False):
+        card = make_card(env, item.paper, item.match, item_terms)
+        if spent + card.cost > limit:
+            break
+        cards.append(card)
+        spent += card.cost
+    topics = topics_of(terms, 5)
+    context: dict[str, Any] = {
+        "edition": edition,
+        "date_label": f"{edition:%A} {edition.day} {edition:%B %Y}",
+        "email": header_text(email_addr, 320),
+        "profile": shorten(clean(profile, 2000), 300),
+        "links": links,
+        "more_url": links.get("view") or links["manage"],
+        "base_url": settings.base_url,
+        "total": len(items),
+        "topics": topics,
+        "preheader": " · ".join(shorten(view_of(env, i.paper).title, 80) for i in items[:3]),
+    }
+    subject = make_subject(settings, items, edition, topics)
+    while True:
+        rendered = _render_page(env, context, cards, subject, links, len(items))
+        if size_limit is None or rendered.encoded_size() <= size_limit or not cards:
+            return rendered
+        cards = cards[:-1]
+
+
+def _render_page(
+    env: DigestEnvironment,
+    context: dict[str, Any],
+    cards: list[Card],
+    subject: str,
+    links: dict[str, str],
+    total: int,
+) -> RenderedDigest:
+    """The page is rendered with a slot for each card, then the cached cards (and
+    their cached encodings) are spliced into the slots."""
+    page = {
+        **context,
+        "cards": [Markup(f"\x00{i}\x00") for i in range(len(cards))],
+        "shown": len(cards),
+        "more": total - len(cards),
+    }
+    html, html_qp = _splice(env, _render(env, "digest.html", page), [c.html for c in cards])
+    text, text_qp = _splice(env, _render(env, "digest.txt", page), [c.text for c in cards])
+    return RenderedDigest(
+        subject,
+        html,
+        text,
+        links,
+        len(cards),
+        total,
+        ("quoted-printable", html_qp),
+        ("quoted-printable", text_qp),
+    )
+
+
+def _splice(env: DigestEnvironment, page: str, slots: list[Slot]) -> tuple[str, bytes]:
+    """`page` with each `\\x00N\\x00` replaced by slot N: the text, and its
+    quoted-printable encoding built from the slots' cached encodings."""
+    pieces = _SLOT_RE.split(normalise_newlines(page))
+    text: list[str] = [pieces[0]]
+    encoded: list[bytes] = []
+    pending = pieces[0]
+    for i in range(1, len(pieces), 2):
+        slot = slots[int(pieces[i])]
+        pending += slot.head
+        encoded.append(env.codec.encode(pending))
+        encoded.append(slot.rest_qp)
+        text.extend((slot.head, slot.rest, pieces[i + 1]))
+        pending = pieces[i + 1]
+    encoded.append(env.codec.encode(pending))
+    return "".join(text), b"".join(encoded)
+
+
+def items_from_outbox(
+    papers: dict[str, Paper], paper_ids: Sequence[str], explanations: dict[str, Any]
+) -> list[Item]:
+    """The items of a stored digest (an outbox row's `paper_ids` and `explanations`),
+    for rendering it again in full for the view-in-browser page."""
+    items = []
+    for paper_id in paper_ids:
+        paper = papers.get(paper_id)
+        if paper is None:
+            continue
+        raw = explanations.get(paper_id) or {}
+        hits = [
+            Hit(str(h.get("term", "")), str(h.get("field", "")), h.get("topic"))
+            for h in raw.get("hits", [])
+            if isinstance(h, dict)
+        ]
+        items.append(Item(paper, Match(paper_id, float(raw.get("score", 0.0)), hits)))
+    return items

@@ -1,0 +1,120 @@
+"""Bodies and header values encoded for the wire, with no help from `email.message`
+(which is correct but builds a whole object tree per message; see bench/render.py).
+
+Bodies are quoted-printable or base64, whichever is shorter, with CRLF line ends and
+lines under 78 characters. Header values are stripped of every control character
+first, so no input can start a header of its own, then sent as ASCII or as RFC 2047
+encoded words, folded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+_CTL_RE = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+_WORD_BYTES = 45  # 60 base64 characters; with =?utf-8?b?...?= a line stays < 78
+
+
+def normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def quoted_printable(text: str) -> bytes:
+    data = normalise_newlines(text).encode("utf-8")
+    return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
+
+
+class LineCodec:
+    """Quoted-printable line by line with a memory: QP encodes each line on its own, so
+    the lines every message shares (the stylesheet, the layout, the cards' text) are
+    encoded once. Bounded: the memory is dropped whole when it fills up."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.memory: dict[str, bytes] = {}
+        self.limit = limit
+
+    def encode(self, text: str) -> bytes:
+        memory = self.memory
+        if len(memory) > self.limit:
+            memory.clear()
+        out = []
+        for line in normalise_newlines(text).split("\n"):
+            encoded = memory.get(line)
+            if encoded is None:
+                encoded = memory[line] = binascii.b2a_qp(
+                    line.encode("utf-8"), quotetabs=False, istext=True, header=False
+                ).replace(b"\n", b"\r\n")
+            out.append(encoded)
+        return b"\r\n".join(out)
+
+
+def base64_body(text: str) -> bytes:
+    data = normalise_newlines(text).encode("utf-8")
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+def encode_body(text: str) -> tuple[str, bytes]:
+    """(Content-Transfer-Encoding, encoded body): QP for mostly-ASCII text, base64
+    when QP would be longer (text in scripts other than Latin)."""
+    qp = quoted_printable(text)
+    if len(qp) <= len(text) * 1.2 + 64:
+        return "quoted-printable", qp
+    b64 = base64_body(text)
+    return ("base64", b64) if len(b64) < len(qp) else ("quoted-printable", qp)
+
+
+def header_text(value: str, limit: int = 900) -> str:
+    """A header value as one safe line of text: control characters (CR, LF and the
+    rest) become spaces, runs of space one space, and the length is bounded."""
+    return " ".join(_CTL_RE.sub(" ", value[: limit * 2]).split())[:limit]
+
+
+def fold(name: str, words: list[str], sep: str = " ") -> str:
+    """`Name: w1 w2 ...` folded before a word when a line would pass 78 characters."""
+    lines = [f"{name}:"]
+    for i, word in enumerate(words):
+        piece = (sep if i else "") + word
+        if i and len(lines[-1]) + len(piece) > 78:
+            lines[-1] += sep.rstrip()
+            lines.append(" " + word)
+        else:
+            lines[-1] += piece if i else " " + word
+    return "\r\n".join(lines)
+
+
+def encoded_words(value: str) -> list[str]:
+    """RFC 2047 `=?utf-8?b?...?=` words, each under 45 bytes, never splitting a
+    character."""
+    words = []
+    chunk = b""
+    for ch in value:
+        b = ch.encode("utf-8")
+        if len(chunk) + len(b) > _WORD_BYTES:
+            words.append(chunk)
+            chunk = b""
+        chunk += b
+    if chunk:
+        words.append(chunk)
+    return [f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words]
+
+
+def unstructured_header(name: str, value: str) -> str:
+    """`Subject` and the like: ASCII folded at spaces, anything else encoded words."""
+    text = header_text(value)
+    if text.isascii() and "=?" not in text and all(len(w) < 70 for w in text.split()):
+        return fold(name, text.split(" ") if text else [""])
+    return fold(name, encoded_words(text))
+
+
+def phrase(value: str) -> str:
+    """A display name for an address header, quoted or encoded as needed."""
+    text = header_text(value, 200)
+    if not text:
+        return ""
+    if not text.isascii():
+        return " ".join(encoded_words(text))
+    if re.fullmatch(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+", text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

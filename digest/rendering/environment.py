@@ -1,0 +1,196 @@
+"""The Jinja environment: templates from `DIGEST_TEMPLATES_DIR` first (a designer's
+overrides, file by file), then the packaged ones; CSS inlined into each HTML template
+once, when it is loaded, instead of into every message.
+
+Inlining the template source works by hiding each Jinja tag behind an HTML comment
+(`<!--J0-->`), which an HTML parser keeps in place in any context, running css-inline,
+then putting the tags back. So an HTML template must be well-formed HTML on its own:
+a partial is a complete element (a whole `<table>`, not a bare `<tr>`), and Jinja tags
+sit in text, between elements or inside quoted attribute values, never in place of an
+attribute. Selectors are matched within each file.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import css_inline
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
+    select_autoescape,
+)
+
+from digest.config import Settings
+from digest.errors import DigestError
+from digest.rendering.encoding import LineCodec
+
+STYLESHEET = "email.css"
+CSS_MARKER = "/*digest:css*/"
+_JINJA_TAG_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+
+class TemplateProblem(DigestError):
+    """A template that does not load or render; the message names file and line."""
+
+
+def packaged_templates_dir() -> Path:
+    """`digest/templates` in a wheel; the repository's `templates/` in a checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError("digest templates are missing from this installation")
+
+
+def template_dirs(settings: Settings) -> list[Path]:
+    """`DIGEST_TEMPLATES_DIR` (when set) before the packaged templates."""
+    custom = settings.templates_dir
+    if custom is not None and not custom.is_dir():
+        raise TemplateProblem(f"DIGEST_TEMPLATES_DIR: {custom} is not a folder")
+    return [*([custom] if custom is not None else []), packaged_templates_dir()]
+
+
+def inline_css(source: str, css: str) -> str:
+    """`source` (a Jinja HTML template) with `css` applied as style attributes."""
+    tags: list[str] = []
+    nonce = secrets.token_hex(4)  # so a comment the author wrote is never taken for one
+
+    def hide(m: re.Match[str]) -> str:
+        tags.append(m.group())
+        return f"<!--J{nonce}.{len(tags) - 1}-->"
+
+    hidden = _JINJA_TAG_RE.sub(hide, source)
+    if "<html" in hidden[:2000].lower():
+        hidden = hidden.replace(CSS_MARKER, css)
+        inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+        inlined = _style_after_meta(inliner.inline(hidden))
+    else:
+        inlined = css_inline.inline_fragment(hidden, css)
+    placeholder = re.compile(f"<!--J{nonce}\\.(\\d+)-->|&lt;!--J{nonce}\\.(\\d+)--&gt;")
+    return placeholder.sub(lambda m: tags[int(m.group(1) or m.group(2))], inlined)
+
+
+def _style_after_meta(document: str) -> str:
+    """css-inline puts the kept at-rules first in <head>; move them to its end, so
+    `<meta charset>` stays within the first bytes where browsers look for it."""
+    head_start = document.find("<head>")
+    if head_start < 0 or not document.startswith("<style>", head_start + 6):
+        return document
+    style_end = document.find("</style>", head_start) + len("</style>")
+    head_end = document.find("</head>", style_end)
+    if style_end < len("</style>") or head_end < 0:
+        return document
+    style = document[head_start + 6 : style_end]
+    return document[: head_start + 6] + document[style_end:head_end] + style + document[head_end:]
+
+
+class InliningLoader(BaseLoader):
+    """Loads through `inner`; `.html` templates come back with the CSS inlined."""
+
+    def __init__(self, inner: BaseLoader) -> None:
+        self.inner = inner
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = self.inner.get_source(environment, template)
+        if not template.endswith((".html", ".htm")):
+            return source, filename, uptodate
+        # Check the syntax on the file as written, so errors carry its real lines.
+        environment.parse(source, template, filename)
+        css, _, css_uptodate = self.inner.get_source(environment, STYLESHEET)
+        try:
+            inlined = inline_css(source, css)
+        except (css_inline.InlineError, ValueError) as exc:
+            raise TemplateProblem(
+                f"{filename or template}: CSS could not be inlined: {exc}"
+            ) from None
+
+        def both_uptodate() -> bool:
+            return bool(
+                (uptodate is None or uptodate()) and (css_uptodate is None or css_uptodate())
+            )
+
+        return inlined, filename, both_uptodate
+
+    def list_templates(self) -> list[str]:
+        return self.inner.list_templates()
+
+
+class DigestEnvironment(Environment):
+    """A Jinja environment that also holds the caches of one rendering run: the
+    per-paper cards that are the same for every subscriber with the same reason."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__(**options)
+        self.settings = settings
+        self.cache: dict[Any, Any] = {}
+        self.cache_limit = 50_000
+        self.codec = LineCodec()
+
+    def remember(self, key: Any, make: Callable[[], Any]) -> Any:
+        """`make()` once per key; the cache is dropped whole when it grows too big,
+        which keeps a long-running process bounded without bookkeeping per entry."""
+        try:
+            return self.cache[key]
+        except KeyError:
+            pass
+        if len(self.cache) >= self.cache_limit:
+            self.cache.clear()
+        value = self.cache[key] = make()
+        return value
+
+
+def make_environment(settings: Settings) -> DigestEnvironment:
+    loader = ChoiceLoader([FileSystemLoader(str(d)) for d in template_dirs(settings)])
+    env = DigestEnvironment(
+        settings,
+        loader=InliningLoader(loader),
+        autoescape=select_autoescape(["html", "htm", "xml"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        keep_trailing_newline=True,
+    )
+    from digest.rendering.filters import register
+
+    register(env)
+    return env
+
+
+def load_template(env: Environment, name: str) -> Any:
+    """`env.get_template(name)`, with any template error named by file and line."""
+    try:
+        return env.get_template(name)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(
+            f"template error in {exc.filename or exc.name or name}, line {exc.lineno}: {exc.message}"
+        ) from None
+    except TemplateError as exc:
+        raise TemplateProblem(f"template error in {name}: {exc}") from None
+
+
+def describe_render_error(exc: Exception, name: str) -> TemplateProblem:
+    """Find the template frame in the traceback so the message names file and line."""
+    if isinstance(exc, TemplateSyntaxError):
+        where = exc.filename or exc.name or name
+        return TemplateProblem(f"template error in {where}, line {exc.lineno}: {exc.message}")
+    tb = exc.__traceback__
+    where = name
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".html", ".txt", ".htm", ".css")):
+            where = f"{filename}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return TemplateProblem(f"template error in {where}: {exc}")

@@ -1,0 +1,209 @@
+"""The MIME bytes we build by hand parse back with Python's `email` package: both
+parts, the bulk-mail headers, bodies equal to what was rendered, and lines within
+the limits of RFC 5322 / 2045. And long digests stay under the size Gmail clips."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+from datetime import date
+
+import pytest
+from test_rendering import make_settings, render_golden
+
+from digest.errors import DigestError
+from digest.matching import Hit, Match
+from digest.models import Paper
+from digest.rendering import (
+    MESSAGE_LIMIT,
+    Item,
+    build_message,
+    items_from_outbox,
+    make_environment,
+    render_digest,
+)
+from digest.tokens import read_token
+
+EXPECTED_HEADERS = {
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "MIME-Version",
+    "Content-Type",
+}
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def test_message_parses_back_with_both_parts_and_headers() -> None:
+    settings = make_settings()
+    rendered = render_golden(settings)
+    data = build_message(settings, "reader@example.org", rendered).as_bytes()
+    msg = parse(data)
+    assert set(msg.keys()) == EXPECTED_HEADERS
+    assert msg.defects == []
+    assert msg.get_content_type() == "multipart/alternative"
+    parts = list(msg.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert all(p.defects == [] for p in parts)
+    # the parser keeps the wire's CRLF line ends; the text is otherwise unchanged
+    assert parts[0].get_content().replace("\r\n", "\n") == rendered.text
+    assert parts[1].get_content().replace("\r\n", "\n").rstrip("\n") == rendered.html.rstrip()
+    assert str(msg["From"]) == "Paper Digest <digest@example.org>"
+    assert str(msg["To"]) == "reader@example.org"
+    assert str(msg["Subject"]) == rendered.subject
+    assert email.utils.parsedate_to_datetime(str(msg["Date"])).tzinfo is not None
+    assert str(msg["Message-ID"]).endswith("@example.org>")
+    assert str(msg["List-Id"]) == "Paper digest <digest.example.org>"
+    assert str(msg["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
+    https, mailto = (u.strip().strip("<>") for u in str(msg["List-Unsubscribe"]).split(","))
+    assert https.startswith("https://digest.example.org/unsubscribe/")
+    token = https.rsplit("/", 1)[1]
+    assert read_token("test-secret", "unsubscribe", token) == "reader@example.org"
+    assert mailto == "mailto:digest+unsubscribe@example.org?subject=unsubscribe"
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF everywhere, no bare LF
+    body = data.split(b"\r\n\r\n", 1)[1]
+    assert all(len(line) <= 78 for line in body.split(b"\r\n"))
+
+
+def test_bytes_match_what_the_email_package_would_say() -> None:
+    """Re-serialising through `email` keeps the same headers and part contents."""
+    settings = make_settings()
+    rendered = render_golden(settings)
+    msg = parse(build_message(settings, "reader@example.org", rendered).as_bytes())
+    again = parse(msg.as_bytes(policy=email.policy.SMTP))
+    assert [str(v) for v in again.values()] == [str(v) for v in msg.values()]
+    assert [p.get_content() for p in again.iter_parts()] == [
+        p.get_content() for p in msg.iter_parts()
+    ]
+
+
+def test_non_ascii_subject_and_bodies_round_trip() -> None:
+    settings = make_settings(subject_template="{count} نشر جديد 📚: {topics} - {date}")
+    paper = Paper(
+        seq=1,
+        id="x1",
+        title="Ορθογραφία and مرحبا بالعالم in 📚 diffusion " * 3,
+        abstract="نص عربي طويل " * 200,
+    )
+    items = [Item(paper, Match("x1", 1.0, [Hit("diffusion", "title")]))]
+    rendered = render_digest(
+        make_environment(settings), settings, "r@example.org", items, date(2026, 11, 24), "k"
+    )
+    data = build_message(settings, "r@example.org", rendered).as_bytes()
+    msg = parse(data)
+    assert str(msg["Subject"]) == rendered.subject and "📚" in rendered.subject
+    text, html = (p.get_content() for p in msg.iter_parts())
+    assert "مرحبا بالعالم" in text and "مرحبا بالعالم" in html
+    # mostly non-Latin text travels as base64, which is the shorter encoding here
+    assert {p["Content-Transfer-Encoding"] for p in msg.iter_parts()} == {"base64"}
+    assert len(data) <= MESSAGE_LIMIT
+
+
+def many_papers(n: int) -> list[Item]:
+    items = []
+    for i in range(n):
+        paper = Paper(
+            seq=i,
+            id=f"2411.{i:05d}",
+            title=f"Paper {i} on diffusion models for robot learning at scale, part {i}",
+            abstract="A sentence about diffusion that goes on for a while. " * 20,
+            authors=[f"Author {j}" for j in range(8)],
+            categories=["cs.LG", "cs.RO", "cs.CV"],
+            url=f"https://arxiv.org/abs/2411.{i:05d}?" + "x" * 300,
+            pdf_url=f"https://arxiv.org/pdf/2411.{i:05d}?" + "y" * 300,
+            code_url=f"https://github.com/example/{i}?" + "z" * 300,
+            hf_url=f"https://huggingface.co/papers/2411.{i:05d}?" + "w" * 300,
+            published=date(2026, 11, 23),
+            upvotes=i,
+        )
+        items.append(Item(paper, Match(paper.id, 1.0, [Hit("diffusion", "title")])))
+    return items
+
+
+def test_long_digest_is_cut_with_a_link_to_the_rest() -> None:
+    settings = make_settings()
+    items = many_papers(200)
+    rendered = render_digest(
+        make_environment(settings), settings, "r@example.org", items, date(2026, 11, 24), "k"
+    )
+    data = build_message(settings, "r@example.org", rendered).as_bytes()
+    assert len(data) <= MESSAGE_LIMIT
+    assert 0 < rendered.shown < 200 and rendered.total == 200
+    more = 200 - rendered.shown
+    view = rendered.links["view"]
+    assert f"{more} more papers in your full digest" in rendered.html
+    assert f'href="{view}"' in rendered.html.split("more papers in your full digest")[0][-400:]
+    assert f"...and {more} more papers in your full digest: {view}" in rendered.text
+    msg = parse(data)
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+
+
+@pytest.mark.parametrize(
+    "bad", ["evil@example.org\r\nBcc: victim@example.org", "a@b.org, c@d.org", "<a@b.org>", ""]
+)
+def test_recipient_that_is_not_one_plain_address_is_refused(bad: str) -> None:
+    settings = make_settings()
+    with pytest.raises(DigestError):
+        build_message(settings, bad, render_golden(settings))
+
+
+def test_no_input_injects_a_header() -> None:
+    settings = make_settings(subject_template="{count} new\r\nBcc: victim@example.org {topics}")
+    paper = Paper(seq=1, id="p1", title="Title\r\nX-Evil: 1")
+    hits = [Hit("term\r\nX-Injected: yes", "title")]
+    items = [Item(paper, Match("p1", 1.0, hits))]
+    rendered = render_digest(
+        make_environment(settings), settings, "r@example.org", items, date(2026, 11, 24), "k"
+    )
+    data = build_message(settings, "r@example.org", rendered).as_bytes()
+    msg = parse(data)
+    assert set(msg.keys()) == EXPECTED_HEADERS
+    assert "\n" not in str(msg["Subject"]) and "Bcc" in str(msg["Subject"])
+    assert msg["Bcc"] is None and msg["X-Injected"] is None and msg["X-Evil"] is None
+
+
+def test_view_in_browser_renders_the_whole_digest_from_the_outbox_row() -> None:
+    settings = make_settings()
+    items = many_papers(60)
+    papers = {i.paper.id: i.paper for i in items}
+    explanations = {i.paper.id: i.match.to_json() for i in items}
+    again = items_from_outbox(papers, [i.paper.id for i in items], explanations)
+    assert [i.match.why() for i in again] == [i.match.why() for i in items]
+    full = render_digest(
+        make_environment(settings),
+        settings,
+        "r@example.org",
+        again,
+        date(2026, 11, 24),
+        "k",
+        size_limit=None,
+    )
+    assert full.shown == 60 and "more papers in your full digest" not in full.html
+    assert full.html.count('class="card"') == 60
+
+
+@pytest.mark.parametrize(
+    ("from_address", "name"),
+    [
+        ('Dr. "Digest", Lab <digest@example.org>', 'Dr. "Digest", Lab'),
+        ("Ünïcode Digest <digest@example.org>", "Ünïcode Digest"),
+        ("digest@example.org", ""),
+    ],
+)
+def test_sender_names_are_quoted_or_encoded(from_address: str, name: str) -> None:
+    settings = make_settings(from_address=from_address)
+    data = build_message(settings, "r@example.org", render_golden(settings)).as_bytes()
+    msg = parse(data)
+    assert msg["From"].addresses[0].addr_spec == "digest@example.org"
+    assert msg["From"].addresses[0].display_name == name
+    assert set(msg.keys()) == EXPECTED_HEADERS
