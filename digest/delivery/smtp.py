@@ -1,19 +1,32 @@
-"""SMTP transport through aiosmtplib: one connection, reused for the whole run."""
+"""SMTP transport through aiosmtplib: a pool of reused connections.
+
+Each `send` borrows one connection, so the outbox gets N messages in flight by calling
+`send` from N tasks. A connection the server closed while idle (421, idle timeout) is
+noticed and replaced; a message that failed before the server could have accepted it
+is tried once more at once on a fresh connection, because nothing was delivered yet.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+from email.utils import parseaddr
 
 import aiosmtplib
 
 from digest.config import Settings
 from digest.delivery.base import SendResult
 
+# Stages of one transaction; a failure before "data" cannot have delivered anything.
+_BEFORE_DATA = ("mail", "rcpt")
+
 
 class SmtpTransport:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._client: aiosmtplib.SMTP | None = None
+        self.pool_size = settings.smtp_pool_size
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP | None] | None = None
 
     def _new_client(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -28,39 +41,141 @@ class SmtpTransport:
         )
 
     async def open(self) -> None:
-        if self._client is None or not self._client.is_connected:
-            self._client = self._new_client()
-            await self._client.connect()
+        """Make the pool; connections are opened on first use, so a server that is
+        down at the start only costs the messages tried while it is down."""
+        if self._idle is None:
+            self._idle = asyncio.LifoQueue()
+            for _ in range(self.pool_size):
+                self._idle.put_nowait(None)
 
     async def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
+        await self.open()
+        assert self._idle is not None
+        client = await self._idle.get()
         try:
-            await self.open()
-            assert self._client is not None
-            errors, reply = await self._client.sendmail(sender, [recipient], message)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            err = exc.recipients[0] if exc.recipients else None
-            code = err.code if err else 550
-            return SendResult(False, f"{code} {err.message if err else exc}", code >= 500)
-        except aiosmtplib.SMTPResponseException as exc:
-            await self._reset()
-            return SendResult(False, f"{exc.code} {exc.message}", exc.code >= 500)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            await self._reset()
-            return SendResult(False, f"connection: {exc}", False)
-        if errors:
-            code, text = next(iter(errors.values()))
-            return SendResult(False, f"{code} {text}", code >= 500)
-        return SendResult(True, reply)
+            client, result = await self._send_with(client, sender, recipient, message)
+        finally:
+            self._idle.put_nowait(client)
+        return result
 
-    async def _reset(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            # Closing a broken connection may fail in any way; it is gone either way.
-            with contextlib.suppress(Exception):
-                client.close()
+    async def _send_with(
+        self, client: aiosmtplib.SMTP | None, sender: str, recipient: str, message: bytes
+    ) -> tuple[aiosmtplib.SMTP | None, SendResult]:
+        envelope_from = _envelope_address(sender)
+        for try_again in (True, False):
+            reused = client is not None and client.is_connected
+            if not reused:
+                _drop(client)
+                client = self._new_client()
+                try:
+                    await client.connect()
+                    await _greet(client)
+                except aiosmtplib.SMTPResponseException as exc:
+                    # The relay refused us as a whole (greeting, STARTTLS, AUTH): not the
+                    # recipient's fault, so it is retried, never counted as a bounce.
+                    _drop(client)
+                    return None, SendResult(False, f"connect: {exc.code} {exc.message}")
+                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                    _drop(client)
+                    return None, SendResult(False, f"connect: {_describe(exc)}")
+            stage = "mail"
+            try:
+                options, encoding = _mail_options(client, envelope_from, recipient, message)
+                await client.mail(envelope_from, options=options, encoding=encoding)
+                stage = "rcpt"
+                await client.rcpt(recipient, encoding=encoding)
+                stage = "data"
+                response = await client.data(message)
+                return client, SendResult(True, f"{response.code} {response.message}")
+            except aiosmtplib.SMTPNotSupported as exc:
+                await _reset_envelope(client)
+                return client, SendResult(False, f"554 {exc}", permanent=True)
+            except aiosmtplib.SMTPResponseException as exc:
+                closing = exc.code == 421
+                if closing:
+                    _drop(client)
+                    client = None
+                    if reused and try_again and stage == "mail":
+                        continue  # the idle connection had been closed by the server
+                else:
+                    await _reset_envelope(client)
+                # 5xx to MAIL FROM is about us (sender, relay policy), not the recipient.
+                permanent = exc.code >= 500 and stage != "mail"
+                return client, SendResult(False, f"{exc.code} {exc.message}", permanent)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                _drop(client)
+                client = None
+                if reused and try_again and stage in _BEFORE_DATA and not _is_timeout(exc):
+                    continue
+                return None, SendResult(False, f"{stage}: {_describe(exc)}")
+        return client, SendResult(False, "connection lost twice")  # pragma: no cover
 
     async def close(self) -> None:
-        if self._client is not None and self._client.is_connected:
-            with contextlib.suppress(aiosmtplib.SMTPException):
-                await self._client.quit()
-        await self._reset()
+        if self._idle is None:
+            return
+        clients = []
+        while not self._idle.empty():
+            clients.append(self._idle.get_nowait())
+        self._idle = None
+        await asyncio.gather(*(self._quit(c) for c in clients if c is not None))
+
+    async def _quit(self, client: aiosmtplib.SMTP) -> None:
+        if client.is_connected:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                await asyncio.wait_for(client.quit(), timeout=self.settings.smtp_timeout)
+        _drop(client)
+
+
+@functools.lru_cache(maxsize=16)
+def _envelope_address(sender: str) -> str:
+    """`Name <addr>` -> `addr` (the From header's address is the envelope sender)."""
+    return parseaddr(sender)[1] or sender
+
+
+def _mail_options(
+    client: aiosmtplib.SMTP, sender: str, recipient: str, message: bytes
+) -> tuple[list[str], str]:
+    """SIZE when offered, and SMTPUTF8 when an address needs it (else ASCII)."""
+    options: list[str] = []
+    encoding = "ascii"
+    if client.supports_extension("size"):
+        options.append(f"SIZE={len(message)}")
+    if not (sender.isascii() and recipient.isascii()):
+        if not client.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported("the server does not take UTF-8 addresses")
+        options.append("SMTPUTF8")
+        encoding = "utf-8"
+    return options, encoding
+
+
+async def _greet(client: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO for an old server) now, so the extensions (SIZE, SMTPUTF8) are known
+    before the first MAIL FROM."""
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()
+
+
+async def _reset_envelope(client: aiosmtplib.SMTP) -> None:
+    """RSET after a refusal so the connection can carry the next message."""
+    with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+        await client.rset()
+
+
+def _drop(client: aiosmtplib.SMTP | None) -> None:
+    if client is not None:
+        # Closing a broken connection may fail in any way; it is gone either way.
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError | aiosmtplib.SMTPTimeoutError)
+
+
+def _describe(exc: BaseException) -> str:
+    kind = "timeout" if _is_timeout(exc) else type(exc).__name__
+    text = str(exc).strip()
+    return f"{kind}: {text}" if text else kind

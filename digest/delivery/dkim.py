@@ -1,0 +1,73 @@
+"""Optional DKIM signing with dkimpy, from DIGEST_DKIM_KEY_FILE / SELECTOR / DOMAIN.
+
+Messages are signed when they are sent, not when they are rendered, so a key set up
+(or rotated) after an edition was built still applies. dkimpy signs the headers
+RFC 6376 recommends, which leaves out `List-Unsubscribe-Post`; we add it, because
+one-click unsubscribe (RFC 8058) requires both List-Unsubscribe headers be signed.
+"""
+
+from __future__ import annotations
+
+import dkim
+
+from digest.config import Settings
+from digest.errors import ConfigError
+
+EXTRA_HEADERS = (b"list-unsubscribe", b"list-unsubscribe-post")
+
+
+class DkimSigner:
+    def __init__(self, key: bytes, selector: str, domain: str) -> None:
+        self.key = key
+        self.selector = selector.encode("ascii")
+        self.domain = domain.encode("ascii")
+
+    def sign(self, message: bytes) -> bytes:
+        linesep = b"\r\n" if b"\r\n" in message[:2000] else b"\n"
+        headers = dkim.DKIM(message).default_sign_headers()
+        present = {h.lower() for h in headers}
+        for name in EXTRA_HEADERS:
+            if name not in present and _has_header(message, name):
+                headers.append(name)
+        signature = dkim.sign(
+            message,
+            self.selector,
+            self.domain,
+            self.key,
+            include_headers=headers,
+            linesep=linesep,
+        )
+        return signature + message
+
+
+def _has_header(message: bytes, name: bytes) -> bool:
+    head = message.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+    return any(line.lower().startswith(name + b":") for line in head.splitlines())
+
+
+def make_signer(settings: Settings) -> DkimSigner | None:
+    """None when DKIM is not configured; a ConfigError when it is half configured."""
+    parts = (settings.dkim_key_file, settings.dkim_selector, settings.dkim_domain)
+    if not any(parts):
+        return None
+    if not all(parts):
+        raise ConfigError(
+            "DKIM needs all of DIGEST_DKIM_KEY_FILE, DIGEST_DKIM_SELECTOR and DIGEST_DKIM_DOMAIN"
+        )
+    assert settings.dkim_key_file is not None
+    try:
+        key = settings.dkim_key_file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"DIGEST_DKIM_KEY_FILE: cannot read {settings.dkim_key_file}: {exc}"
+        ) from None
+    if b"PRIVATE KEY" not in key:
+        raise ConfigError(
+            f"DIGEST_DKIM_KEY_FILE: {settings.dkim_key_file} is not a PEM private key"
+        )
+    try:
+        settings.dkim_selector.encode("ascii")
+        settings.dkim_domain.encode("ascii")
+    except UnicodeEncodeError:
+        raise ConfigError("DIGEST_DKIM_SELECTOR and DIGEST_DKIM_DOMAIN must be ASCII") from None
+    return DkimSigner(key, settings.dkim_selector, settings.dkim_domain)

@@ -1,0 +1,60 @@
+"""Sendmail transport: hand each message to the local MTA's `sendmail` program.
+
+For people who already run Postfix, Exim or msmtp: the MTA queues and retries on its
+own, so what we see is only whether it took the message. The exit status follows
+sysexits.h: 75 (EX_TEMPFAIL) and other unexpected failures are retried; 67 (no such
+user) and 68 (no such host) are the recipient's fault and count as a bounce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from email.utils import parseaddr
+
+from digest.delivery.base import SendResult
+
+_PERMANENT = {67: "no such user", 68: "no such host", 65: "bad message data"}
+
+
+class SendmailTransport:
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    async def open(self) -> None:
+        return None
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
+        if recipient.startswith("-") or any(c in recipient for c in "\r\n\0"):
+            return SendResult(False, f"554 refusing unsafe recipient {recipient[:80]!r}", True)
+        envelope_from = parseaddr(sender)[1] or sender
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                self.path,
+                "-i",  # a line with a single dot is text, not the end
+                "-f",
+                envelope_from,
+                "--",
+                recipient,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        except OSError as exc:
+            return SendResult(False, f"sendmail: cannot run {self.path}: {exc}")
+        try:
+            output, _ = await asyncio.wait_for(proc.communicate(message), self.timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            return SendResult(False, f"sendmail: timeout after {self.timeout:g}s")
+        text = output.decode("utf-8", "replace").strip()[:300]
+        code = proc.returncode
+        if code == 0:
+            return SendResult(True, f"250 accepted by {self.path}")
+        reason = _PERMANENT.get(code or 0)
+        detail = f"sendmail exit {code}: {text or reason or 'failed'}"
+        return SendResult(False, detail, permanent=reason is not None)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,69 @@
+"""What the outbox holds: per-edition counts by status and the latest errors, as a
+plain dict so that `digest status` (and whoever adds sections to it) can print it
+as a table or as JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from digest.models import Digest, Subscriber
+
+STATUSES = ("pending", "sending", "sent", "retrying", "failed", "bounced", "empty")
+ERROR_STATUSES = ("retrying", "failed", "bounced")
+
+_T = Digest.__table__
+_S = Subscriber.__table__
+
+
+def delivery_status(engine: Engine, editions: int = 14, errors: int = 10) -> dict[str, Any]:
+    """The last `editions` editions (newest first) and the last `errors` errors."""
+    with engine.connect() as conn:
+        keys = list(
+            conn.execute(
+                select(_T.c.edition).distinct().order_by(_T.c.edition.desc()).limit(editions)
+            ).scalars()
+        )
+        counts = conn.execute(
+            select(_T.c.edition, _T.c.status, func.count())
+            .where(_T.c.edition.in_(keys))
+            .group_by(_T.c.edition, _T.c.status)
+        ).all()
+        recent = conn.execute(
+            select(
+                _T.c.edition,
+                _T.c.recipient,
+                _T.c.status,
+                _T.c.attempts,
+                _T.c.last_error,
+                _T.c.next_attempt_at,
+            )
+            .where(_T.c.status.in_(ERROR_STATUSES))
+            .where(_T.c.last_error.is_not(None))
+            .order_by(_T.c.id.desc())
+            .limit(errors)
+        ).all()
+        suspended = conn.execute(
+            select(func.count()).select_from(_S).where(_S.c.status == "suspended")
+        ).scalar_one()
+    table: dict[str, dict[str, int]] = {k: dict.fromkeys(STATUSES, 0) for k in keys}
+    for edition, status, n in counts:
+        row = table[edition]
+        row[status] = row.get(status, 0) + n
+    return {
+        "editions": [{"edition": k, **table[k], "total": sum(table[k].values())} for k in keys],
+        "last_errors": [
+            {
+                "edition": e.edition,
+                "recipient": e.recipient,
+                "status": e.status,
+                "attempts": e.attempts,
+                "error": e.last_error,
+                "next_attempt_at": e.next_attempt_at.isoformat() if e.next_attempt_at else None,
+            }
+            for e in recent
+        ],
+        "suspended_subscribers": suspended,
+    }
