@@ -1,59 +1,342 @@
-"""`digest serve`: APScheduler runs the daily edition at DIGEST_SEND_AT."""
+"""The long-running scheduler behind `digest serve`.
+
+APScheduler runs three kinds of job, stored in the application's own database
+(`SQLAlchemyJobStore`, table `apscheduler_jobs`) so that a restart knows what it
+missed:
+
+- `fetch-arxiv`: arXiv announces new papers around 20:00 US Eastern, Sunday to
+  Thursday; we fetch at 20:30 and again at 22:30 (late announcements) New York time.
+- `fetch-daytime`: Hugging Face Daily Papers, RSS feeds and files publish through the
+  day; fetched every `DIGEST_FETCH_EVERY_MINUTES`.
+- `send-due`: every `DIGEST_SEND_EVERY_MINUTES`, build the editions that have come due
+  in each subscriber's own zone and send the outbox (`pipeline.run_once`).
+
+Every job coalesces (a backlog of missed runs becomes one run) and `send-due` has no
+misfire limit, so after downtime it runs once at start-up and each subscriber gets a
+single catch-up digest. Which digests are due is decided from the database
+(`digest.schedule`), never from the job's own bookkeeping, so `digest run` from cron
+and this scheduler can even run side by side without sending anything twice.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
-from digest import pipeline
+from digest import pipeline, schedule, store
 from digest.config import Settings
+from digest.logs import configure_logging, log_event
+from digest.models import utcnow
+from digest.sources import parse_source_specs
 
 log = logging.getLogger("digest.scheduler")
 
+JOBS_TABLE = "apscheduler_jobs"
+ARXIV_ZONE = "America/New_York"
+# A missed arXiv fetch is still worth running this late; later, the next one will do.
+ARXIV_GRACE_SECONDS = 6 * 3600
 
-def daily_job(engine: Engine, settings: Settings) -> None:
-    report = pipeline.run_once(engine, settings)
-    log.info(
-        "edition done: built=%s empty=%s sent=%s failed=%s",
-        report.build.built,
-        report.build.empty,
-        report.send.sent,
-        report.send.failed,
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job as configured; compared with the stored job to keep its missed runs."""
+
+    id: str
+    func: str
+    trigger: BaseTrigger
+    args: tuple[Any, ...] = ()
+    misfire_grace_time: int | None = None
+
+    def signature(self) -> tuple[str, ...]:
+        tz = str(getattr(self.trigger, "timezone", ""))
+        return (self.func, str(self.trigger), tz, repr(self.args))
+
+
+def job_specs(settings: Settings) -> list[JobSpec]:
+    """The jobs this configuration needs, following when each kind of source publishes."""
+    specs = parse_source_specs(settings.sources)
+    arxiv = [s for s in specs if s.split(":", 1)[0] == "arxiv"]
+    daytime = [s for s in specs if s not in arxiv]
+    jobs = []
+    if arxiv:
+        jobs.append(
+            JobSpec(
+                "fetch-arxiv",
+                "digest.scheduler:fetch_job",
+                CronTrigger(
+                    day_of_week="sun,mon,tue,wed,thu",
+                    hour="20,22",
+                    minute=30,
+                    timezone=ZoneInfo(ARXIV_ZONE),
+                ),
+                (",".join(arxiv),),
+                ARXIV_GRACE_SECONDS,
+            )
+        )
+    if daytime:
+        jobs.append(
+            JobSpec(
+                "fetch-daytime",
+                "digest.scheduler:fetch_job",
+                IntervalTrigger(minutes=settings.fetch_every_minutes),
+                (",".join(daytime),),
+                None,
+            )
+        )
+    jobs.append(
+        JobSpec(
+            "send-due",
+            "digest.scheduler:send_job",
+            IntervalTrigger(minutes=settings.send_every_minutes),
+            (),
+            None,
+        )
     )
+    return jobs
 
 
-def make_scheduler(engine: Engine, settings: Settings) -> BlockingScheduler:
-    hour, minute = (int(x) for x in settings.send_at.split(":"))
-    scheduler = BlockingScheduler(timezone=settings.timezone)
-    scheduler.add_job(
-        daily_job,
-        CronTrigger(hour=hour, minute=minute, timezone=settings.timezone),
-        args=(engine, settings),
-        id="daily-edition",
-        coalesce=True,
-        misfire_grace_time=6 * 3600,
-        max_instances=1,
-        replace_existing=True,
+# ---------------------------------------------------------------- jobs
+
+
+@dataclass
+class Runtime:
+    """What jobs need but cannot be pickled into the job store (an engine, secrets)."""
+
+    engine: Engine
+    settings: Settings
+    # Cleared while the start-up catch-up fetches, so that the sends due meanwhile
+    # wait for it: the catch-up digest should hold what was published while we were down.
+    fetched: threading.Event = field(default_factory=threading.Event)
+    # The start-up catch-up overlaps the regular jobs; one fetch and one send at a time
+    # keeps two threads from merging the same new paper or building the same edition.
+    fetch_lock: threading.Lock = field(default_factory=threading.Lock)
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+# Jobs are stored by reference and rebuilt after a restart, so they find the engine
+# and settings here rather than in their (pickled) arguments. One per process.
+_runtime: Runtime | None = None
+
+
+def _current() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("the digest scheduler is not running in this process")
+    return _runtime
+
+
+def fetch_job(spec: str) -> None:
+    rt = _current()
+    with rt.fetch_lock:
+        reports = pipeline.fetch_all(rt.engine, rt.settings, spec=spec)
+    for report in reports:
+        log_event(
+            log,
+            "fetch.done",
+            logging.WARNING if report.failed else logging.INFO,
+            source=report.name,
+            new=report.new,
+            updated=report.updated,
+            known=report.known,
+            errors=len(report.errors),
+            failed=report.failed,
+        )
+
+
+def send_job() -> None:
+    rt = _current()
+    if not rt.fetched.is_set():
+        log_event(log, "send.deferred", reason="start-up fetch still running")
+        return
+    with rt.send_lock:
+        report = pipeline.run_once(rt.engine, rt.settings, fetch=False)
+    b, s = report.build, report.send
+    if b.built or b.nothing_new or b.empty or s.sent or s.failed:
+        log_event(
+            log,
+            "send.done",
+            logging.WARNING if s.failed else logging.INFO,
+            built=b.built,
+            nothing_new=b.nothing_new,
+            empty=b.empty,
+            already=b.already,
+            not_due=report.not_due,
+            sent=s.sent,
+            failed=s.failed,
+        )
+    for error in s.errors[:20]:
+        log_event(log, "send.failed", logging.WARNING, error=error)
+
+
+def catch_up_job() -> None:
+    """At start-up: fetch everything once, then send what came due while we were down."""
+    rt = _current()
+    try:
+        fetch_job(rt.settings.sources)
+    finally:
+        rt.fetched.set()
+    send_job()
+
+
+# ---------------------------------------------------------------- start / stop
+
+
+def _sync_jobs(scheduler: BackgroundScheduler, settings: Settings) -> None:
+    """Make the stored jobs match the configuration. A job whose definition did not
+    change is left alone, so the run it missed while we were down still fires."""
+    wanted = {spec.id: spec for spec in job_specs(settings)}
+    for job in scheduler.get_jobs(jobstore="default"):
+        if job.id not in wanted:
+            job.remove()
+    for spec in wanted.values():
+        job = scheduler.get_job(spec.id, jobstore="default")
+        if job is not None:
+            stored = JobSpec(spec.id, job.func_ref, job.trigger, tuple(job.args))
+            if stored.signature() == spec.signature():
+                job.modify(misfire_grace_time=spec.misfire_grace_time)
+                continue
+        scheduler.add_job(
+            spec.func,
+            spec.trigger,
+            args=spec.args,
+            id=spec.id,
+            name=spec.id,
+            jobstore="default",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=spec.misfire_grace_time,
+        )
+
+
+def start_scheduler(engine: Engine, settings: Settings, catch_up: bool = True) -> Any:
+    """A started BackgroundScheduler running the digest jobs in this process.
+
+    With `catch_up`, one fetch-then-send runs at once, so a server that was down for
+    days sends each due subscriber their one catch-up digest right away.
+    """
+    global _runtime
+    if _runtime is not None:
+        raise RuntimeError("a digest scheduler is already running in this process")
+    _runtime = Runtime(engine, settings)
+    if not catch_up:
+        _runtime.fetched.set()
+    scheduler = BackgroundScheduler(
+        jobstores={
+            "default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE),
+            "volatile": MemoryJobStore(),
+        },
+        executors={"default": ThreadPoolExecutor(max_workers=3)},
+        job_defaults={"coalesce": True, "max_instances": 1},
+        timezone="UTC",
     )
+    try:
+        scheduler.start(paused=True)
+        _sync_jobs(scheduler, settings)
+        if catch_up:
+            scheduler.add_job(
+                catch_up_job, id="catch-up", jobstore="volatile", misfire_grace_time=None
+            )
+        scheduler.resume()
+    except Exception:
+        _runtime = None
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        raise
+    log_event(log, "scheduler.started", jobs=[s.id for s in job_specs(settings)])
     return scheduler
 
 
-def serve_forever(engine: Engine, settings: Settings) -> None:
-    """Block until Ctrl-C or SIGTERM; a running edition finishes before exit."""
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(message)s")
-    scheduler = make_scheduler(engine, settings)
-
-    def _stop(signum: int, _frame: Any) -> None:
-        log.info("signal %s: stopping after running jobs finish", signum)
+def stop_scheduler(scheduler: Any) -> None:
+    """Stop taking new runs and wait for running jobs, so in-flight sends finish and
+    are recorded before the process exits."""
+    global _runtime
+    if scheduler.running:
         scheduler.shutdown(wait=True)
+    _runtime = None
+    log_event(log, "scheduler.stopped")
 
-    signal.signal(signal.SIGTERM, _stop)
-    log.info("scheduler started; daily edition at %s %s", settings.send_at, settings.timezone)
-    with contextlib.suppress(KeyboardInterrupt, SystemExit):
-        scheduler.start()
+
+def serve_forever(engine: Engine, settings: Settings) -> int:
+    """Scheduler-only mode: run until SIGTERM or Ctrl-C; returns the exit code (0)."""
+    configure_logging(settings.log_format, settings.log_level)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        log_event(log, "signal", signal=signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    scheduler = start_scheduler(engine, settings)
+    try:
+        while not stop.wait(3600):
+            pass
+    finally:
+        stop_scheduler(scheduler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+# ---------------------------------------------------------------- status
+
+
+def _stored_next_runs(engine: Engine) -> dict[str, datetime | None]:
+    """Next run of each job as the job store has it (empty if never started)."""
+    from sqlalchemy import inspect
+
+    if not inspect(engine).has_table(JOBS_TABLE):
+        return {}
+    jobstore = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)
+    jobstore.start(BackgroundScheduler(timezone="UTC"), "default")
+    try:
+        return {job.id: job.next_run_time for job in jobstore.get_all_jobs()}
+    finally:
+        jobstore.shutdown()
+
+
+def status_info(engine: Engine, settings: Settings, now: datetime | None = None) -> dict:
+    """For `digest status`: last fetch per source, next scheduled runs, next digests."""
+    now = now or utcnow()
+    active = store.list_subscribers(engine, status="active")
+    stored = _stored_next_runs(engine)
+    next_runs = []
+    for spec in job_specs(settings):
+        at = stored.get(spec.id)
+        if at is None:
+            at = spec.trigger.get_next_fire_time(None, now)
+            if isinstance(spec.trigger, IntervalTrigger):
+                at = now + timedelta(seconds=spec.trigger.interval_length)
+        next_runs.append({"job": spec.id, "next_run_at": schedule.as_utc(at).isoformat()})
+    sources = [
+        {
+            "source": s.name,
+            "last_fetch_at": s.last_fetch_at.isoformat() if s.last_fetch_at else None,
+            "last_status": s.last_status,
+            "last_error": s.last_error,
+            "last_counts": s.last_counts,
+        }
+        for s in store.list_source_states(engine)
+    ]
+    upcoming = sorted(
+        ((schedule.next_slot(sub, now), sub.email) for sub in active),
+        key=lambda pair: (pair[0].at, pair[1]),
+    )
+    next_digests = [
+        {"email": email, "edition": slot.edition, "at": slot.at.isoformat()}
+        for slot, email in upcoming[:10]
+    ]
+    return {"sources": sources, "next_runs": next_runs, "next_digests": next_digests}
