@@ -1,0 +1,300 @@
+"""The JSON API: the same actions as the pages, for scripts and other front ends.
+
+Links' tokens are the credentials (in the path), as on the pages. Sign-up answers
+202 with the same body whether or not the address is known.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Body, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StringConstraints
+
+from digest.errors import InputError
+from digest.models import Subscriber
+from digest.web.accounts import LinkError, ProfileInput, TooManyRequests, field_errors
+from digest.web.context import WebContext, web
+from digest.web.preview import error_json, preview
+from digest.web.topics import split_profile
+
+router = APIRouter(prefix="/api", tags=["subscriptions"])
+
+TopicName = Annotated[str, StringConstraints(max_length=64)]
+ACCEPTED_MESSAGE = (
+    "If the address can receive mail, a message is on its way: a confirmation link, "
+    "or the manage link when the address is already subscribed."
+)
+
+
+class ScheduleFields(BaseModel):
+    timezone: str | None = Field(None, max_length=64, examples=["Europe/Berlin"])
+    send_at: str | None = Field(
+        None, max_length=5, description="HH:MM, 24 hours", examples=["07:30"]
+    )
+    frequency: Literal["daily", "weekly", "weekdays"] | None = None
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = Field(
+        None, description="For weekly digests; Monday when omitted."
+    )
+    max_papers: int | None = Field(None, ge=1, le=500)
+
+
+class SignupIn(ScheduleFields):
+    email: str = Field(max_length=320, examples=["ada@example.org"])
+    keywords: str = Field(
+        max_length=4000,
+        description="The profile, in the profile language; may be empty when topics are given.",
+        examples=['diffusion, "reinforcement learning"'],
+    )
+    topics: list[TopicName] = Field(default_factory=list, max_length=50)
+
+
+class ProfilePatch(ScheduleFields):
+    keywords: str | None = Field(None, max_length=4000)
+    topics: list[TopicName] | None = Field(None, max_length=50)
+
+
+class PreviewIn(BaseModel):
+    keywords: str = Field("", max_length=4000)
+    topics: list[TopicName] = Field(default_factory=list, max_length=50)
+    max_papers: int = Field(20, ge=1, le=500)
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    message: str = ACCEPTED_MESSAGE
+
+
+class ErrorOut(BaseModel):
+    error: str
+    field: str | None = None
+    position: int | None = None
+
+
+class SubscriptionOut(BaseModel):
+    email: str
+    status: str
+    profile: str
+    keywords: str
+    topics: list[str]
+    timezone: str
+    send_at: str
+    frequency: str
+    weekday: str | None
+    max_papers: int
+    created_at: datetime | None
+    confirmed_at: datetime | None
+
+
+class Deleted(BaseModel):
+    deleted: bool = True
+
+
+class Unsubscribed(BaseModel):
+    status: Literal["unsubscribed"] = "unsubscribed"
+
+
+class PreviewPaper(BaseModel):
+    id: str
+    title: str
+    url: str | None
+    why: str
+    score: float
+
+
+class PreviewOut(BaseModel):
+    ok: bool
+    days: int
+    considered: int
+    matched: int
+    papers: list[PreviewPaper]
+
+
+class TopicOut(BaseModel):
+    name: str
+    label: str
+    query: str
+    description: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Bad input, or a forged or expired link"},
+}
+LINK_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    410: {"model": ErrorOut, "description": "The link's subscription no longer exists"},
+}
+
+
+def error(exc: InputError) -> JSONResponse:
+    """400 with the message; 410 for a link whose subscription is gone."""
+    if isinstance(exc, LinkError):
+        return JSONResponse({"error": str(exc)}, status_code=410 if exc.reason == "gone" else 400)
+    body = error_json(exc)
+    fields = field_errors(exc)
+    name = next(iter(fields))
+    return JSONResponse(
+        {
+            "error": body["error"],
+            "field": None if name == "form" else name,
+            "position": body["position"],
+        },
+        status_code=400,
+    )
+
+
+def subscription_json(ctx: WebContext, sub: Subscriber) -> dict[str, Any]:
+    keywords, topics = split_profile(sub.keywords, ctx.catalogue)
+    return SubscriptionOut(
+        email=sub.email,
+        status=sub.status,
+        profile=sub.keywords,
+        keywords=keywords,
+        topics=topics,
+        timezone=sub.timezone,
+        send_at=sub.send_at,
+        frequency=sub.frequency,
+        weekday=sub.weekday,
+        max_papers=sub.max_papers,
+        created_at=sub.created_at,
+        confirmed_at=sub.confirmed_at,
+    ).model_dump(mode="json")
+
+
+def _input(body: ScheduleFields, keywords: str | None, topics: list[str] | None) -> ProfileInput:
+    return ProfileInput(
+        keywords=keywords,
+        topics=topics,
+        timezone=body.timezone,
+        send_at=body.send_at,
+        frequency=body.frequency,
+        weekday=body.weekday,
+        max_papers=body.max_papers,
+    )
+
+
+@router.post(
+    "/subscriptions",
+    status_code=202,
+    response_model=Accepted,
+    responses={**ERRORS, 429: {"model": ErrorOut, "description": "Too many sign-ups"}},
+)
+def sign_up(request: Request, body: SignupIn, background: BackgroundTasks) -> Any:
+    """Start a subscription: a confirmation email goes to the address (double opt-in)."""
+    ctx = web(request)
+    ip = request.client.host if request.client else "unknown"
+    try:
+        mail = ctx.accounts.signup(body.email, _input(body, body.keywords, body.topics), ip)
+    except TooManyRequests as exc:
+        return JSONResponse({"error": str(exc)}, status_code=429)
+    except InputError as exc:
+        return error(exc)
+    if mail is not None:
+        background.add_task(ctx.mailer.send, mail)
+    return Accepted()
+
+
+@router.post("/confirm/{token}", response_model=SubscriptionOut, responses=LINK_ERRORS)
+def confirm(request: Request, token: str) -> Any:
+    """Confirm a sign-up with the token from the confirmation email."""
+    ctx = web(request)
+    try:
+        return subscription_json(ctx, ctx.accounts.confirm(token))
+    except InputError as exc:
+        return error(exc)
+
+
+@router.get("/manage/{token}", response_model=SubscriptionOut, responses=LINK_ERRORS)
+def get_subscription(request: Request, token: str) -> Any:
+    ctx = web(request)
+    try:
+        return subscription_json(ctx, ctx.accounts.manage_subscriber(token))
+    except InputError as exc:
+        return error(exc)
+
+
+@router.patch("/manage/{token}", response_model=SubscriptionOut, responses=LINK_ERRORS)
+def change_subscription(request: Request, token: str, body: ProfilePatch) -> Any:
+    """Change the profile or the schedule; fields left out stay as they are."""
+    ctx = web(request)
+    try:
+        sub = ctx.accounts.update(token, _input(body, body.keywords, body.topics))
+        return subscription_json(ctx, sub)
+    except InputError as exc:
+        return error(exc)
+
+
+@router.post("/manage/{token}/pause", response_model=SubscriptionOut, responses=LINK_ERRORS)
+def pause(request: Request, token: str) -> Any:
+    ctx = web(request)
+    try:
+        return subscription_json(ctx, ctx.accounts.set_status(token, "paused"))
+    except InputError as exc:
+        return error(exc)
+
+
+@router.post("/manage/{token}/resume", response_model=SubscriptionOut, responses=LINK_ERRORS)
+def resume(request: Request, token: str) -> Any:
+    ctx = web(request)
+    try:
+        return subscription_json(ctx, ctx.accounts.set_status(token, "active"))
+    except InputError as exc:
+        return error(exc)
+
+
+@router.post(
+    "/manage/{token}/resend", status_code=202, response_model=Accepted, responses=LINK_ERRORS
+)
+def resend(request: Request, token: str, background: BackgroundTasks) -> Any:
+    """Mail a fresh manage link to the subscription's own address."""
+    ctx = web(request)
+    try:
+        mail = ctx.accounts.resend(token)
+    except InputError as exc:
+        return error(exc)
+    if mail is not None:
+        background.add_task(ctx.mailer.send, mail)
+    return Accepted()
+
+
+@router.delete("/manage/{token}", response_model=Deleted, responses=LINK_ERRORS)
+def delete(request: Request, token: str) -> Any:
+    """Delete everything stored about the subscriber: profile, address, digests."""
+    ctx = web(request)
+    try:
+        ctx.accounts.delete(token)
+    except InputError as exc:
+        return error(exc)
+    return Deleted()
+
+
+@router.post("/unsubscribe/{token}", response_model=Unsubscribed, responses=ERRORS)
+def unsubscribe(request: Request, token: str) -> Any:
+    ctx = web(request)
+    try:
+        ctx.accounts.unsubscribe(token)
+    except InputError as exc:
+        return error(exc)
+    return Unsubscribed()
+
+
+@router.post("/preview", response_model=PreviewOut, responses=ERRORS)
+def preview_profile(request: Request, body: Annotated[PreviewIn, Body()]) -> Any:
+    """Which of the last days' papers this profile would have matched."""
+    ctx = web(request)
+    try:
+        profile = ProfileInput(keywords=body.keywords, topics=body.topics).profile(ctx.catalogue)
+        return preview(ctx.engine, ctx.settings, profile, body.max_papers)
+    except InputError as exc:
+        return error(exc)
+
+
+@router.get("/topics", response_model=list[TopicOut])
+def topics(request: Request) -> Any:
+    """The named topics a profile can include as `topic:NAME`."""
+    return [
+        TopicOut(name=t.name, label=t.label, query=t.query, description=t.description)
+        for t in web(request).catalogue
+    ]

@@ -1,0 +1,98 @@
+"""The web app: `create_app(settings, engine)` builds it; nothing is global, so tests
+and `digest web` / `digest serve` each get their own.
+
+The pages, the JSON API and the admin API are routers over one `WebContext` kept in
+`app.state.web`.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from digest.config import Settings
+from digest.delivery import Transport
+from digest.web.accounts import Accounts
+from digest.web.context import WebContext
+from digest.web.limits import DbRateLimiter, Limits, RateLimiter
+from digest.web.mails import Mailer
+from digest.web.security import BodyLimit, Csrf, SecurityHeaders
+from digest.web.templating import make_web_environment
+from digest.web.topics import load_catalogue
+
+
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    *,
+    limiter: RateLimiter | None = None,
+    transport_factory: Callable[[], Transport] | None = None,
+) -> FastAPI:
+    """The ASGI app. `limiter` and `transport_factory` replace the database rate
+    limiter and the configured mail transport (for another store or another relay)."""
+    from digest.web import admin, api, pages
+
+    env = make_web_environment(settings)
+    catalogue = load_catalogue()
+    limits = Limits(settings, limiter or DbRateLimiter(engine))
+    context = WebContext(
+        settings=settings,
+        engine=engine,
+        env=env,
+        accounts=Accounts(settings, engine, limits, catalogue),
+        mailer=Mailer(settings, env, transport_factory),
+        csrf=Csrf(settings.secret_key, secure_cookie=settings.base_url.startswith("https://")),
+        catalogue=catalogue,
+        timezones=sorted(zoneinfo.available_timezones()),
+    )
+    app = FastAPI(
+        title="digest",
+        version="1.0",
+        summary="Sign up for a personal digest of new papers; manage it with signed links.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.web = context
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders, hsts=settings.base_url.startswith("https://"))
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    app.include_router(admin.router)
+
+    @app.get("/healthz", include_in_schema=True, tags=["operations"])
+    async def healthz() -> JSONResponse:
+        """200 while the database answers, 503 when it does not."""
+        try:
+            await run_in_threadpool(_ping, engine)
+        except SQLAlchemyError:
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/") or exc.status_code not in (404, 405):
+            return JSONResponse(
+                {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+            )
+        return pages.message_page(
+            request,
+            "Page not found" if exc.status_code == 404 else "Not allowed here",
+            "There is nothing at this address. Start again from the sign-up page.",
+            exc.status_code,
+        )
+
+    return app
+
+
+def _ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

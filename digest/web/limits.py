@@ -1,0 +1,80 @@
+"""Rate limits against subscription bombing: sign-ups per client IP, and mails per
+address. Counts live in the database (table `rateevent`), so they hold across
+restarts and across several web workers; any object with the same two methods can
+stand in (`create_app(..., limiter=...)`).
+
+Buckets are keyed hashes: the table never holds an address or an IP in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy.engine import Engine
+
+from digest import store
+from digest.config import Settings
+from digest.models import utcnow
+
+IP_WINDOW = timedelta(hours=1)
+ADDRESS_WINDOW = timedelta(days=1)
+KEEP = timedelta(days=2)
+
+
+class RateLimiter(Protocol):
+    def allow(self, bucket: str, limit: int, window: timedelta) -> bool:
+        """Count one event in `bucket` unless `limit` were already counted in `window`."""
+        ...
+
+    def forget(self, buckets: Sequence[str]) -> None: ...
+
+
+class DbRateLimiter:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def allow(self, bucket: str, limit: int, window: timedelta) -> bool:
+        now = self.clock()
+        store.delete_rate_events(self.engine, before=now - max(KEEP, window))
+        if store.count_rate_events(self.engine, bucket, now - window) >= limit:
+            return False
+        store.add_rate_event(self.engine, bucket)
+        return True
+
+    def forget(self, buckets: Sequence[str]) -> None:
+        store.delete_rate_events(self.engine, buckets)
+
+
+@dataclass
+class Limits:
+    """The two limits the sign-up flow applies, over one limiter."""
+
+    settings: Settings
+    limiter: RateLimiter
+
+    def _bucket(self, kind: str, value: str) -> str:
+        key = self.settings.secret_key.encode()
+        digest = hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+        return f"{kind}:{digest[:40]}"
+
+    def address_bucket(self, address: str) -> str:
+        return self._bucket("mail", address)
+
+    def allow_signup(self, client_ip: str) -> bool:
+        return self.limiter.allow(
+            self._bucket("ip", client_ip), self.settings.signup_limit_per_ip, IP_WINDOW
+        )
+
+    def allow_mail(self, address: str) -> bool:
+        return self.limiter.allow(
+            self.address_bucket(address), self.settings.mail_limit_per_address, ADDRESS_WINDOW
+        )
+
+    def forget_address(self, address: str) -> None:
+        self.limiter.forget([self.address_bucket(address)])

@@ -1,0 +1,412 @@
+"""The HTML pages: sign-up, confirm, manage, unsubscribe, view in browser.
+
+Every form carries a CSRF token except the unsubscribe button, which posts to the
+one-click URL that mailbox providers call without cookies (RFC 8058). A bad link
+always gets a friendly page, never an error trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from digest.errors import InputError
+from digest.models import Subscriber
+from digest.rendering import subscriber_links
+from digest.subscriptions import WEEKDAYS
+from digest.web.accounts import LinkError, ProfileInput, TooManyRequests, field_errors
+from digest.web.context import web
+from digest.web.security import CSRF_FIELD, DIGEST_VIEW_CSP, HONEYPOT_FIELD, honeypot_filled
+from digest.web.topics import split_profile
+
+router = APIRouter(include_in_schema=False)
+
+FIELD_LIMITS = {"email": 320, "keywords": 4000, "timezone": 64, "send_at": 5}
+FREQUENCY_LABELS = {
+    "daily": "Every day",
+    "weekdays": "Monday to Friday",
+    "weekly": "Once a week",
+}
+DONE_MESSAGES = {
+    "saved": "Your changes are saved.",
+    "paused": "Your digest is paused. Resume it whenever you like.",
+    "resumed": "Your digest is on again.",
+    "sent": "If the address can receive mail, a fresh link is on its way.",
+}
+PROFILE_EXAMPLES = [
+    ('diffusion, "reinforcement learning", robot*', "any of these words or phrases"),
+    ('"large language model" AND reasoning NOT survey', "both terms, but not surveys"),
+    ('author:"Yann LeCun", cat:cs.CL', "an author, or an arXiv category"),
+    ("topic:diffusion-models", "a named topic from the list below"),
+]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any], status: int = 200, forms: bool = True
+) -> HTMLResponse:
+    """Render `templates/web/<name>`; pages with forms get the CSRF cookie and token."""
+    ctx = web(request)
+    nonce = ctx.csrf.nonce(request)
+    full = {
+        "csp_nonce": request.state.csp_nonce,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": ctx.csrf.form_token(nonce) if forms else "",
+        "base_url": ctx.settings.base_url,
+        **context,
+    }
+    response = HTMLResponse(ctx.env.get_template(f"web/{name}").render(full), status_code=status)
+    if forms:
+        ctx.csrf.set_cookie(response, nonce)
+    return response
+
+
+def message_page(
+    request: Request, title: str, text: str, status: int = 200, link: tuple[str, str] | None = None
+) -> HTMLResponse:
+    return render(
+        request, "message.html", {"title": title, "text": text, "link": link}, status, forms=False
+    )
+
+
+LINK_PAGES = {
+    "invalid": (
+        "This link is not valid",
+        "It may have been cut short or changed on the way. Use the link in the most "
+        "recent email from us.",
+        400,
+    ),
+    "expired": (
+        "This link has expired",
+        "For your safety links stop working after a while. Every digest carries fresh "
+        "ones; to start over, sign up again.",
+        400,
+    ),
+    "gone": (
+        "Nothing here any more",
+        "There is no subscription for this link. It may have been deleted.",
+        410,
+    ),
+}
+
+
+def link_error_page(request: Request, exc: LinkError) -> HTMLResponse:
+    if exc.reason == "used":
+        return message_page(
+            request,
+            "This link has been used",
+            f"{str(exc)[:1].upper()}{str(exc)[1:]}. Nothing was changed.",
+            400,
+            ("/", "Go to the sign-up page"),
+        )
+    title, text, status = LINK_PAGES.get(exc.reason, LINK_PAGES["invalid"])
+    return message_page(request, title, text, status, ("/", "Go to the sign-up page"))
+
+
+def csrf_failed(request: Request) -> HTMLResponse:
+    return message_page(
+        request,
+        "Please try again",
+        "This form was open for too long or came from another site, so we did not act "
+        "on it. Go back, reload the page and send it again.",
+        403,
+    )
+
+
+async def read_form(request: Request) -> FormData | None:
+    try:
+        return await request.form(max_files=0, max_fields=200)
+    except Exception:  # noqa: BLE001 - a malformed body is the visitor's problem, not a 500
+        return None
+
+
+def text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    if not isinstance(value, str):
+        return ""
+    return value[: FIELD_LIMITS.get(name, 200) + 1]
+
+
+def profile_input(form: FormData) -> ProfileInput:
+    """The form's fields; the weekday select only counts for a weekly digest (it is
+    always sent, shown or not)."""
+    weekly = text(form, "frequency") in ("weekly", "")
+    return ProfileInput(
+        keywords=text(form, "keywords"),
+        topics=[t for t in form.getlist("topics") if isinstance(t, str)][:100],
+        timezone=text(form, "timezone") or None,
+        send_at=text(form, "send_at") or None,
+        frequency=text(form, "frequency") or None,
+        weekday=(text(form, "weekday") or None) if weekly else None,
+        max_papers=text(form, "max_papers") or None,
+    )
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def form_context(request: Request, values: dict[str, Any], errors: dict[str, str]) -> dict:
+    ctx = web(request)
+    zones = ctx.timezones
+    if values.get("timezone") and values["timezone"] not in zones:
+        zones = [values["timezone"], *zones]  # never change a stored zone by accident
+    return {
+        "values": values,
+        "errors": errors,
+        "catalogue": ctx.catalogue,
+        "timezones": zones,
+        "frequencies": FREQUENCY_LABELS,
+        "weekdays": WEEKDAYS,
+        "examples": PROFILE_EXAMPLES,
+        "honeypot_field": HONEYPOT_FIELD,
+        "detect_timezone": False,
+    }
+
+
+def default_values(request: Request) -> dict[str, Any]:
+    s = web(request).settings
+    return {
+        "email": "",
+        "keywords": "",
+        "topics": [],
+        "timezone": s.timezone,
+        "send_at": s.send_at,
+        "frequency": "daily",
+        "weekday": "mon",
+        "max_papers": s.max_papers,
+    }
+
+
+def typed_values(form: FormData, data: ProfileInput) -> dict[str, Any]:
+    return {
+        "email": text(form, "email"),
+        "keywords": data.keywords,
+        "topics": data.topics,
+        "timezone": data.timezone or "",
+        "send_at": data.send_at or "",
+        "frequency": data.frequency or "daily",
+        "weekday": data.weekday or "mon",
+        "max_papers": data.max_papers or "",
+    }
+
+
+def subscriber_values(request: Request, sub: Subscriber) -> dict[str, Any]:
+    keywords, topics = split_profile(sub.keywords, web(request).catalogue)
+    return {
+        "email": sub.email,
+        "keywords": keywords,
+        "topics": topics,
+        "timezone": sub.timezone,
+        "send_at": sub.send_at,
+        "frequency": sub.frequency,
+        "weekday": sub.weekday or "mon",
+        "max_papers": sub.max_papers,
+    }
+
+
+# ---------------------------------------------------------------- sign-up
+
+
+@router.get("/", response_class=HTMLResponse)
+async def signup_page(request: Request) -> Response:
+    context = form_context(request, default_values(request), {})
+    context["detect_timezone"] = True
+    return render(request, "signup.html", context)
+
+
+@router.post("/subscribe")
+async def signup_submit(request: Request, background: BackgroundTasks) -> Response:
+    ctx = web(request)
+    form = await read_form(request)
+    if form is None or not ctx.csrf.check(request, form):
+        return csrf_failed(request)
+    if honeypot_filled(form):
+        return RedirectResponse("/check-your-inbox", status_code=303)
+    data = profile_input(form)
+    try:
+        mail = await run_in_threadpool(
+            ctx.accounts.signup, text(form, "email"), data, client_ip(request)
+        )
+    except TooManyRequests:
+        return message_page(
+            request,
+            "Too many sign-ups",
+            "We received many sign-ups from your network in the last hour. Please try again later.",
+            429,
+        )
+    except InputError as exc:
+        context = form_context(request, typed_values(form, data), field_errors(exc))
+        return render(request, "signup.html", context, 400)
+    if mail is not None:
+        background.add_task(ctx.mailer.send, mail)
+    return RedirectResponse("/check-your-inbox", status_code=303)
+
+
+@router.get("/check-your-inbox", response_class=HTMLResponse)
+async def check_inbox(request: Request) -> Response:
+    return message_page(
+        request,
+        "Check your inbox",
+        "If the address can receive mail, we have sent it a message. Follow the link "
+        "in it to confirm your subscription (or, if you are already subscribed, to "
+        "manage it). A confirmation link works for two days.",
+    )
+
+
+# ---------------------------------------------------------------- confirm
+
+
+@router.get("/confirm/{token}", response_class=HTMLResponse)
+async def confirm_page(request: Request, token: str) -> Response:
+    try:
+        sub = await run_in_threadpool(web(request).accounts.confirm_target, token)
+    except LinkError as exc:
+        return link_error_page(request, exc)
+    return render(request, "confirm.html", {"email": sub.email, "token": token})
+
+
+@router.post("/confirm/{token}", response_class=HTMLResponse)
+async def confirm_submit(request: Request, token: str) -> Response:
+    ctx = web(request)
+    form = await read_form(request)
+    if form is None or not ctx.csrf.check(request, form):
+        return csrf_failed(request)
+    try:
+        sub = await run_in_threadpool(ctx.accounts.confirm, token)
+    except LinkError as exc:
+        return link_error_page(request, exc)
+    manage = subscriber_links(ctx.settings, sub.email, None)["manage"]
+    return render(
+        request,
+        "confirmed.html",
+        {"sub": sub, "manage_url": manage, "frequencies": FREQUENCY_LABELS},
+        forms=False,
+    )
+
+
+# ---------------------------------------------------------------- manage
+
+
+def _manage_view(
+    request: Request,
+    token: str,
+    sub: Subscriber,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    done = request.query_params.get("done", "")
+    context = form_context(request, values or subscriber_values(request, sub), errors or {})
+    context.update(sub=sub, token=token, notice=DONE_MESSAGES.get(done, ""))
+    return render(request, "manage.html", context, status)
+
+
+@router.get("/manage/{token}", response_class=HTMLResponse)
+async def manage_page(request: Request, token: str) -> Response:
+    try:
+        sub = await run_in_threadpool(web(request).accounts.manage_subscriber, token)
+    except LinkError as exc:
+        return link_error_page(request, exc)
+    return _manage_view(request, token, sub)
+
+
+@router.post("/manage/{token}", response_class=HTMLResponse)
+async def manage_save(request: Request, token: str) -> Response:
+    ctx = web(request)
+    form = await read_form(request)
+    if form is None or not ctx.csrf.check(request, form):
+        return csrf_failed(request)
+    data = profile_input(form)
+    try:
+        await run_in_threadpool(ctx.accounts.update, token, data)
+    except LinkError as exc:
+        return link_error_page(request, exc)
+    except InputError as exc:
+        sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
+        values = {**typed_values(form, data), "email": sub.email}
+        return _manage_view(request, token, sub, values, field_errors(exc), 400)
+    return RedirectResponse(f"/manage/{token}?done=saved", status_code=303)
+
+
+@router.post("/manage/{token}/{action}", response_class=HTMLResponse)
+async def manage_action(
+    request: Request, token: str, action: str, background: BackgroundTasks
+) -> Response:
+    ctx = web(request)
+    if action not in {"pause", "resume", "resend", "delete"}:
+        return message_page(request, "Page not found", "There is nothing at this address.", 404)
+    form = await read_form(request)
+    if form is None or not ctx.csrf.check(request, form):
+        return csrf_failed(request)
+    try:
+        if action == "delete":
+            if form.get("confirm_delete") != "yes":
+                sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
+                errors = {"delete": "Tick the box to confirm that everything should go."}
+                return _manage_view(request, token, sub, errors=errors, status=400)
+            await run_in_threadpool(ctx.accounts.delete, token)
+            return message_page(
+                request,
+                "Everything is deleted",
+                "Your address, your profile and every digest we kept for you are gone. "
+                "Old links in your mailbox no longer lead anywhere.",
+                link=("/", "Sign up again"),
+            )
+        if action == "resend":
+            mail = await run_in_threadpool(ctx.accounts.resend, token)
+            if mail is not None:
+                background.add_task(ctx.mailer.send, mail)
+            return RedirectResponse(f"/manage/{token}?done=sent", status_code=303)
+        status = "paused" if action == "pause" else "active"
+        await run_in_threadpool(ctx.accounts.set_status, token, status)
+    except LinkError as exc:
+        return link_error_page(request, exc)
+    done = "paused" if action == "pause" else "resumed"
+    return RedirectResponse(f"/manage/{token}?done={done}", status_code=303)
+
+
+# ---------------------------------------------------------------- unsubscribe
+
+
+@router.get("/unsubscribe/{token}", response_class=HTMLResponse)
+async def unsubscribe_page(request: Request, token: str) -> Response:
+    accounts = web(request).accounts
+    try:
+        address = await run_in_threadpool(accounts.unsubscribe_target, token)
+    except LinkError as exc:
+        return link_error_page(request, exc)
+    return render(request, "unsubscribe.html", {"email": address, "token": token}, forms=False)
+
+
+@router.post("/unsubscribe/{token}", response_class=HTMLResponse)
+async def unsubscribe_now(request: Request, token: str) -> Response:
+    """RFC 8058 one-click: authenticated by the token alone, no cookie, no redirect."""
+    ctx = web(request)
+    try:
+        address = await run_in_threadpool(ctx.accounts.unsubscribe, token)
+    except LinkError as exc:
+        return link_error_page(request, exc)
+    manage = subscriber_links(ctx.settings, address, None)["manage"]
+    return render(
+        request, "unsubscribed.html", {"email": address, "manage_url": manage}, forms=False
+    )
+
+
+# ---------------------------------------------------------------- view in browser
+
+
+@router.get("/view/{token}", response_class=HTMLResponse)
+async def view_digest(request: Request, token: str) -> Response:
+    try:
+        html = await run_in_threadpool(web(request).accounts.digest_html, token)
+    except LinkError as exc:
+        return link_error_page(request, exc)
+    return HTMLResponse(html, headers={"content-security-policy": DIGEST_VIEW_CSP})

@@ -1,0 +1,67 @@
+"""The live preview on the sign-up and manage pages: which of the last days' papers a
+profile would have matched, so a person can tune it before subscribing."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from digest import store
+from digest.config import Settings
+from digest.errors import InputError, QueryError
+from digest.matching import Limits, compile_profile, match_all
+from digest.models import Paper
+from digest.pipeline import weights_from
+from digest.preview import preview_papers
+
+PREVIEW_DAYS = 7
+MAX_SHOWN = 50
+
+
+def recent_papers(engine: Engine, today: date | None = None) -> list[Paper]:
+    """Papers of the last week; the bundled sample when nothing is stored yet."""
+    since = (today or date.today()) - timedelta(days=PREVIEW_DAYS)
+    return store.list_papers(engine, since=since, limit=1000) or preview_papers(engine)
+
+
+def _safe_url(paper: Paper) -> str | None:
+    for url in (paper.hf_url, paper.url):
+        if url and url.startswith(("https://", "http://")):
+            return url
+    return None
+
+
+def preview(engine: Engine, settings: Settings, profile: str, max_papers: int) -> dict[str, Any]:
+    """The matches as JSON-ready data; a bad profile raises InputError/QueryError."""
+    compiled = compile_profile(profile)
+    papers = recent_papers(engine)
+    matches = match_all(
+        {0: compiled}, papers, {0: Limits(len(papers) or 1, None)}, weights_from(settings)
+    )[0]
+    by_id = {p.id: p for p in papers}
+    shown = matches[: min(max_papers, MAX_SHOWN)]
+    return {
+        "ok": True,
+        "days": PREVIEW_DAYS,
+        "considered": len(papers),
+        "matched": len(matches),
+        "papers": [
+            {
+                "id": m.paper_id,
+                "title": by_id[m.paper_id].title,
+                "url": _safe_url(by_id[m.paper_id]),
+                "why": m.why(),
+                "score": round(m.score, 3),
+            }
+            for m in shown
+            if m.paper_id in by_id
+        ],
+    }
+
+
+def error_json(exc: InputError) -> dict[str, Any]:
+    position = exc.position if isinstance(exc, QueryError) else None
+    message = exc.args[0] if exc.args else str(exc)
+    return {"ok": False, "error": str(message), "position": position}

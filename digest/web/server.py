@@ -1,0 +1,67 @@
+"""`digest web` and `digest serve`: the web app under uvicorn, optionally with the
+scheduler beside it in the same process.
+
+On SIGTERM or Ctrl-C uvicorn finishes the requests in flight, then the scheduler is
+stopped, which lets in-flight sends finish and be recorded before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+import uvicorn
+from sqlalchemy.engine import Engine
+
+from digest.config import Settings
+from digest.logs import configure_logging, log_event
+from digest.web.app import create_app
+
+log = logging.getLogger("digest.web")
+
+
+def run_web(
+    engine: Engine,
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    with_scheduler: bool = False,
+) -> int:
+    """Serve until a signal; returns the exit code (0 after a clean shutdown)."""
+    configure_logging(settings.log_format, settings.log_level)
+    config = uvicorn.Config(
+        create_app(settings, engine),
+        host=host or settings.http_host,
+        port=port or settings.http_port,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
+        server_header=False,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    scheduler = None
+    if with_scheduler:
+        from digest.scheduler import start_scheduler
+
+        scheduler = start_scheduler(engine, settings)
+    # uvicorn re-raises the signal that stopped it once it is done; a quiet handler
+    # turns that into a normal return, so the scheduler below is stopped cleanly.
+    previous = {s: signal.signal(s, _noted) for s in (signal.SIGTERM, signal.SIGINT)}
+    log_event(log, "web.starting", host=config.host, port=config.port)
+    try:
+        server.run()
+    finally:
+        if scheduler is not None:
+            from digest.scheduler import stop_scheduler
+
+            stop_scheduler(scheduler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0 if server.started else 1
+
+
+def _noted(signum: int, _frame: Any) -> None:
+    log_event(log, "signal", signal=signal.Signals(signum).name)
