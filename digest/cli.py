@@ -15,11 +15,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from digest import pipeline, store, subscriptions
 from digest.config import Settings, load_settings
+from digest.delivery.outbox import SendReport
 from digest.errors import DigestError, InputError
 from digest.models import Paper, Subscriber, utcnow
 
@@ -34,6 +36,19 @@ out = Console()
 err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON array on stdout.")]
+TimezoneOpt = Annotated[
+    str | None,
+    typer.Option("--timezone", help="IANA zone, e.g. Asia/Tokyo (default DIGEST_TIMEZONE)."),
+]
+SendAtOpt = Annotated[
+    str | None, typer.Option("--send-at", help="Local send time HH:MM (default DIGEST_SEND_AT).")
+]
+FrequencyOpt = Annotated[
+    str | None, typer.Option("--frequency", help="daily, weekly or weekdays (default daily).")
+]
+WeekdayOpt = Annotated[
+    str | None, typer.Option("--weekday", help="For weekly: mon..sun (default mon).")
+]
 
 
 def _settings() -> Settings:
@@ -66,6 +81,7 @@ def paper_json(p: Paper) -> dict[str, Any]:
         "abstract": p.abstract,
         "authors": p.authors,
         "categories": p.categories,
+        "primary_category": p.primary_category,
         "published": _iso(p.published),
         "url": p.url,
         "pdf_url": p.pdf_url,
@@ -73,6 +89,9 @@ def paper_json(p: Paper) -> dict[str, Any]:
         "project_url": p.project_url,
         "hf_url": p.hf_url,
         "upvotes": p.upvotes,
+        "github_stars": p.github_stars,
+        "num_comments": p.num_comments,
+        "thumbnail": p.thumbnail,
         "ai_summary": p.ai_summary,
         "ai_keywords": p.ai_keywords,
         "sources": p.sources,
@@ -120,14 +139,68 @@ def subscribe(
         int | None, typer.Option("--max-papers", help="Papers per digest.")
     ] = None,
     min_score: Annotated[float | None, typer.Option("--min-score", help="Relevance floor.")] = None,
+    timezone: TimezoneOpt = None,
+    send_at: SendAtOpt = None,
+    frequency: FrequencyOpt = None,
+    weekday: WeekdayOpt = None,
+    notify_empty: Annotated[
+        bool, typer.Option("--notify-empty", help="Send a short note when nothing matched.")
+    ] = False,
 ) -> None:
     """Add an active subscriber with a keyword profile (no confirmation email)."""
     settings = _settings()
     sub = subscriptions.new_subscriber(
-        settings, email, keywords, max_papers=max_papers, min_score=min_score
+        settings,
+        email,
+        keywords,
+        max_papers=max_papers,
+        min_score=min_score,
+        timezone=timezone,
+        send_at=send_at,
+        frequency=frequency,
+        weekday=weekday,
+        notify_empty=notify_empty,
     )
     store.add_subscriber(_engine(settings), sub)
     out.print(f"subscribed {sub.email}")
+
+
+@app.command("set")
+def set_(
+    email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
+    keywords: Annotated[
+        str | None, typer.Option("--keywords", "-k", help="A new profile query.")
+    ] = None,
+    max_papers: Annotated[
+        int | None, typer.Option("--max-papers", help="Papers per digest.")
+    ] = None,
+    min_score: Annotated[float | None, typer.Option("--min-score", help="Relevance floor.")] = None,
+    timezone: TimezoneOpt = None,
+    send_at: SendAtOpt = None,
+    frequency: FrequencyOpt = None,
+    weekday: WeekdayOpt = None,
+    notify_empty: Annotated[
+        bool | None,
+        typer.Option("--notify-empty/--no-notify-empty", help="A note when nothing matched."),
+    ] = None,
+) -> None:
+    """Change an existing subscription; only the options given change."""
+    settings = _settings()
+    sub = subscriptions.change(
+        _engine(settings),
+        settings,
+        email,
+        keywords=keywords,
+        max_papers=max_papers,
+        min_score=min_score,
+        timezone=timezone,
+        send_at=send_at,
+        frequency=frequency,
+        weekday=weekday,
+        notify_empty=notify_empty,
+    )
+    when = f"{sub.frequency}{' on ' + sub.weekday if sub.weekday else ''}"
+    out.print(f"updated {sub.email}: {when} at {sub.send_at} {sub.timezone}", highlight=False)
 
 
 @app.command()
@@ -148,9 +221,12 @@ def subscribers(as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json([subscriber_json(s) for s in rows])
         return
-    table = Table("email", "status", "keywords", "max", "created")
+    table = Table("email", "status", "keywords", "max", "schedule", "created")
     for s in rows:
-        table.add_row(s.email, s.status, s.keywords, str(s.max_papers), _iso(s.created_at) or "")
+        when = f"{s.frequency}{' ' + s.weekday if s.weekday else ''} {s.send_at} {s.timezone}"
+        table.add_row(
+            s.email, s.status, s.keywords, str(s.max_papers), when, _iso(s.created_at) or ""
+        )
     out.print(table)
 
 
@@ -169,7 +245,9 @@ def papers(
         return
     table = Table("id", "published", "upvotes", "title")
     for p in rows:
-        table.add_row(p.id, _iso(p.published) or "", str(p.upvotes or ""), p.title[:90])
+        table.add_row(
+            escape(p.id), _iso(p.published) or "", str(p.upvotes or ""), escape(p.title[:90])
+        )
     out.print(table)
 
 
@@ -184,13 +262,20 @@ def fetch(
     if as_json:
         _print_json([r.to_json() for r in reports])
     else:
-        table = Table("source", "new", "updated", "known", "errors")
+        table = Table("source", "new", "updated", "already known", "errors", "status")
         for r in reports:
-            table.add_row(r.name, str(r.new), str(r.updated), str(r.known), str(len(r.errors)))
+            table.add_row(
+                escape(r.name),
+                str(r.new),
+                str(r.updated),
+                str(r.known),
+                str(len(r.errors)),
+                "[red]failed[/]" if r.failed else "ok",
+            )
         out.print(table)
         for r in reports:
             for e in r.errors[:20]:
-                err.print(f"[yellow]{r.name}[/]: {e}", markup=True, highlight=False)
+                err.print(f"[yellow]{escape(r.name)}[/]: {escape(e)}", highlight=False)
     if any(r.failed for r in reports):
         raise typer.Exit(1)
 
@@ -201,11 +286,16 @@ def run(
         bool, typer.Option("--dry-run", help="Render everything, send nothing.")
     ] = False,
     no_fetch: Annotated[bool, typer.Option("--no-fetch", help="Skip fetching sources.")] = False,
+    now: Annotated[
+        bool, typer.Option("--now", help="Treat every active subscriber as due now.")
+    ] = False,
 ) -> None:
-    """Fetch, then build, render and send today's edition to every active subscriber."""
+    """Fetch, then build and send every digest that has come due (each subscriber's
+    own zone, time and frequency) and has not been sent. Safe to run from cron every
+    few minutes: nobody gets a digest twice, and after downtime one catch-up digest."""
     settings = _settings()
     engine = _engine(settings)
-    report = pipeline.run_once(engine, settings, dry_run=dry_run, fetch=not no_fetch)
+    report = pipeline.run_once(engine, settings, dry_run=dry_run, fetch=not no_fetch, everyone=now)
     _print_run(report, dry_run)
     if not report.ok:
         raise typer.Exit(1)
@@ -220,10 +310,104 @@ def _print_run(report: pipeline.RunReport, dry_run: bool) -> None:
     b = report.build
     verb = "rendered (dry run)" if dry_run else "queued"
     out.print(f"digests {verb}: {b.built}, nothing matched: {b.empty}, already done: {b.already}")
+    if b.nothing_new or report.not_due:
+        out.print(f"'nothing new' notes: {b.nothing_new}, not due yet: {report.not_due}")
     if not dry_run:
-        out.print(f"sent: {report.send.sent}, failed: {report.send.failed}")
-        for e in report.send.errors[:20]:
-            err.print(f"  {e}", highlight=False)
+        _print_send(report.send)
+
+
+def _print_send(send: SendReport) -> None:
+    out.print(
+        f"sent: {send.sent}, failed: {send.failed} (bounced: {send.bounced}, "
+        f"gave up: {send.gave_up}, retrying later: {send.deferred})",
+        highlight=False,
+    )
+    if send.suspended:
+        out.print(f"subscribers suspended after too many bounces: {send.suspended}")
+    if send.stopped:
+        err.print(f"stopped early: {send.stopped}", highlight=False, markup=False)
+    for e in send.errors[:20]:
+        err.print(f"  {e}", highlight=False, markup=False)
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Per edition, how many digests are pending / sent / retrying / failed / bounced,
+    and the last errors."""
+    settings = _settings()
+    data = pipeline.status_report(_engine(settings), settings)
+    if as_json:
+        _print_json(data)
+        return
+    _print_delivery_status(data)
+    _print_schedule_status(data)
+
+
+def _print_schedule_status(data: dict[str, Any]) -> None:
+    sources = Table("source", "last fetch", "status", "new", "updated", "error")
+    for s in data.get("sources", []):
+        counts = s.get("last_counts") or {}
+        sources.add_row(
+            s["source"],
+            s["last_fetch_at"] or "never",
+            s["last_status"] or "",
+            str(counts.get("new", "")),
+            str(counts.get("updated", "")),
+            (s["last_error"] or "")[:80],
+        )
+    out.print(sources)
+    for job in data.get("next_runs", []):
+        out.print(f"next {job['job']}: {job['next_run_at']}", highlight=False)
+    for d in data.get("next_digests", [])[:5]:
+        out.print(f"next digest: {d['email']} at {d['at']} ({d['edition']})", highlight=False)
+    last = data.get("last_edition")
+    if last:
+        counts = ", ".join(f"{k} {v}" for k, v in last.items() if k != "edition" and v)
+        out.print(f"last edition {last['edition']}: {counts}", highlight=False, markup=False)
+
+
+def _print_delivery_status(data: dict[str, Any]) -> None:
+    table = Table("edition", "pending", "sending", "sent", "retrying", "failed", "bounced", "empty")
+    for e in data.get("editions", []):
+        table.add_row(
+            e["edition"],
+            *(str(e[k]) for k in ("pending", "sending", "sent", "retrying", "failed", "bounced")),
+            str(e["empty"]),
+        )
+    out.print(table)
+    if data.get("suspended_subscribers"):
+        out.print(f"suspended subscribers: {data['suspended_subscribers']}")
+    errors = data.get("last_errors", [])
+    if errors:
+        out.print("last errors:")
+        for e in errors:
+            out.print(
+                f"  {e['edition']} {e['recipient']} [{e['status']}, {e['attempts']} attempt(s)]: "
+                f"{e['error']}",
+                highlight=False,
+                markup=False,
+            )
+
+
+@app.command()
+def retry(
+    edition: Annotated[
+        str | None, typer.Option("--edition", help="Only this edition (YYYY-MM-DD).")
+    ] = None,
+    no_send: Annotated[
+        bool, typer.Option("--no-send", help="Only queue them; the next run sends.")
+    ] = False,
+) -> None:
+    """Push failed digests back into the outbox (with a fresh retry schedule) and send."""
+    if edition is not None:
+        _parse_date(edition, "--edition")
+    settings = _settings()
+    pushed, send = pipeline.retry_failed(_engine(settings), settings, edition, send=not no_send)
+    out.print(f"pushed back to the outbox: {pushed}")
+    if not no_send:
+        _print_send(send)
+        if send.failed:
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -233,21 +417,65 @@ def preview(
         str | None, typer.Option("--keywords", "-k", help="An ad-hoc profile.")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="html, text or eml.")] = "html",
+    on: Annotated[
+        str | None, typer.Option("--date", help="Papers from this day (YYYY-MM-DD).")
+    ] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write here, not stdout.")] = None,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the result.")] = False,
+    serve_it: Annotated[
+        bool, typer.Option("--serve", help="Serve on localhost; re-render on template edits.")
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="Port for --serve (0: any free).")] = 8025,
+    send_to: Annotated[
+        str | None, typer.Option("--send-to", help="Send it as a test email to this address.")
+    ] = None,
 ) -> None:
     """Render the digest a subscriber or a --keywords profile would get now."""
-    from digest.preview import render_preview
+    from digest.preview import (
+        PreviewRequest,
+        PreviewServer,
+        render_preview,
+        send_test,
+        templates_stamp,
+    )
 
     if fmt not in {"html", "text", "eml"}:
         raise InputError(f"--format: expected html, text or eml, got {fmt!r}")
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port: expected 0-65535, got {port}")
+    day = _parse_date(on, "--date")
     settings = _settings()
     engine = _engine(settings)
-    data = render_preview(engine, settings, email, keywords, fmt)
+    if send_to:
+        reply = send_test(engine, settings, PreviewRequest(email, keywords, day), send_to)
+        err.print(f"sent a test digest to {send_to}: {reply}", highlight=False, markup=False)
+        return
+    if serve_it:
+        render_preview(engine, settings, email, keywords, "html", day)  # bad input: exit 2 now
+        server = PreviewServer(
+            lambda f: render_preview(engine, settings, email, keywords, f, day),
+            lambda: templates_stamp(settings),
+            port,
+        )
+        err.print(f"serving the preview on {server.url}", highlight=False, soft_wrap=True)
+        err.print(
+            f"text: {server.url}text, eml: {server.url}eml; edit a template and the page "
+            "reloads; Ctrl-C stops",
+            highlight=False,
+            markup=False,
+        )
+        if open_browser:
+            webbrowser.open(server.url)
+        server.serve_forever()
+        return
+    data = render_preview(engine, settings, email, keywords, fmt, day)
     if out_file is None and open_browser:
         out_file = Path("digest-preview." + {"html": "html", "text": "txt", "eml": "eml"}[fmt])
     if out_file:
-        out_file.write_bytes(data)
+        try:
+            out_file.write_bytes(data)
+        except OSError as exc:
+            raise InputError(f"--out: cannot write {out_file}: {exc.strerror}") from None
         err.print(f"wrote {out_file}")
         if open_browser:
             webbrowser.open(out_file.resolve().as_uri())
@@ -255,13 +483,77 @@ def preview(
         sys.stdout.buffer.write(data)
 
 
+HostOpt = Annotated[
+    str | None, typer.Option("--host", help="Listen address (default DIGEST_HTTP_HOST).")
+]
+PortOpt = Annotated[
+    int | None,
+    typer.Option("--port", min=1, max=65535, help="Listen port (default DIGEST_HTTP_PORT)."),
+]
+
+
+@app.command("check-query")
+def check_query(
+    query: Annotated[str, typer.Argument(help="A profile in the profile language.")],
+    since: Annotated[
+        str | None, typer.Option(help="Papers from this date (YYYY-MM-DD); default a week ago.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the matched papers as one JSON array.")
+    ] = False,
+) -> None:
+    """Explain how a query is understood and what it would have matched among the stored
+    papers, in rank order. An invalid query exits 2 with the error and its position."""
+    from datetime import timedelta
+
+    from digest.matching import Limits, compile_profile, match_all
+
+    profile = compile_profile(query)
+    settings = _settings()
+    day = _parse_date(since, "--since") or (utcnow().date() - timedelta(days=7))
+    rows = store.list_papers(_engine(settings), day)
+    matches = match_all(
+        {0: profile}, rows, {0: Limits(max(len(rows), 1))}, pipeline.weights_from(settings)
+    )[0]
+    by_id = {p.id: p for p in rows}
+    if as_json:
+        _print_json(
+            [
+                {
+                    "id": m.paper_id,
+                    "title": by_id[m.paper_id].title,
+                    "score": m.score,
+                    "explanation": m.why(),
+                    "hits": m.to_json()["hits"],
+                }
+                for m in matches
+            ]
+        )
+        return
+    typer.echo(f"understood as: {profile.describe()}")
+    typer.echo(f"matched {len(matches)} of {len(rows)} papers since {day.isoformat()}")
+    for rank, m in enumerate(matches, 1):
+        title = " ".join(by_id[m.paper_id].title.split())[:90]
+        typer.echo(f"{rank:3}. {m.score:8.3f}  {m.paper_id}  {title}\n       {m.why()}")
+
+
 @app.command()
-def serve() -> None:
-    """Run the scheduler: `run` every day at DIGEST_SEND_AT in DIGEST_TIMEZONE."""
-    from digest.scheduler import serve_forever
+def serve(host: HostOpt = None, port: PortOpt = None) -> None:
+    """Run the web app and the scheduler: fetch when sources publish, send digests as
+    they come due; SIGTERM lets in-flight requests and sends finish."""
+    from digest.web.server import run_web
 
     settings = _settings()
-    serve_forever(_engine(settings), settings)
+    raise typer.Exit(run_web(_engine(settings), settings, host, port, with_scheduler=True))
+
+
+@app.command()
+def web(host: HostOpt = None, port: PortOpt = None) -> None:
+    """Run the web app alone (sign-up, manage and unsubscribe pages, JSON API)."""
+    from digest.web.server import run_web
+
+    settings = _settings()
+    raise typer.Exit(run_web(_engine(settings), settings, host, port))
 
 
 @app.command()

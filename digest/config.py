@@ -25,21 +25,21 @@ _TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 def parse_hhmm(value: str) -> str:
     """Validate a `HH:MM` 24-hour time and return it unchanged."""
     if not _TIME_RE.match(value.strip()):
-        raise ValueError(f"expected a time as HH:MM (00:00-23:59), got {value!r}")
+        raise ValueError(f"expected a time as HH:MM (00:00-23:59), got {value[:80]!r}")
     return value.strip()
 
 
 def parse_timezone(value: str) -> str:
     """Validate an IANA time zone name such as `Europe/Berlin`."""
     name = value.strip()
-    if not name or name.startswith("/") or ".." in name:
-        raise ValueError(f"expected an IANA time zone such as Europe/Berlin, got {value!r}")
+    problem = f"expected an IANA time zone such as Europe/Berlin, got {value[:80]!r}"
+    # IANA names are short; a huge one would reach the file system as a path.
+    if not name or len(name) > 64 or name.startswith("/") or ".." in name:
+        raise ValueError(problem)
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"expected an IANA time zone such as Europe/Berlin, got {value!r}"
-        ) from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(problem) from None
     return name
 
 
@@ -149,6 +149,8 @@ class Settings:
     timezone: str = "UTC"
     max_papers: int = 20
     first_digest_days: int = 3
+    send_every_minutes: int = 5
+    fetch_every_minutes: int = 60
     log_format: str = "text"
     log_level: str = "info"
     contact_email: str = "digest@localhost"
@@ -158,18 +160,24 @@ class Settings:
     arxiv_min_interval: float = 3.0
     http_timeout: float = 20.0
     http_retries: int = 3
+    http_backoff: float = 1.0
     retry_base_seconds: float = 60.0
     retry_max_age_hours: float = 48.0
     max_bounces: int = 3
     rate_per_second: float = 0.0
     rate_per_hour: int = 0
     breaker_threshold: int = 20
+    lease_seconds: float = 300.0
+    run_retry_window_seconds: float = 300.0
     dkim_key_file: Path | None = None
     dkim_selector: str = ""
     dkim_domain: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     admin_token: str = ""
+    signup_limit_per_ip: int = 20
+    mail_limit_per_address: int = 3
+    trusted_proxies: str = "127.0.0.1"
     weight_title: float = 3.0
     weight_abstract: float = 1.0
     weight_author: float = 2.0
@@ -202,6 +210,8 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_TIMEZONE": ("timezone", parse_timezone),
     "DIGEST_MAX_PAPERS": ("max_papers", _int(1, 500)),
     "DIGEST_FIRST_DIGEST_DAYS": ("first_digest_days", _int(0, 365)),
+    "DIGEST_SEND_EVERY_MINUTES": ("send_every_minutes", _int(1, 1440)),
+    "DIGEST_FETCH_EVERY_MINUTES": ("fetch_every_minutes", _int(5, 1440)),
     "DIGEST_LOG_FORMAT": ("log_format", _choice("text", "json")),
     "DIGEST_LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
     "DIGEST_CONTACT_EMAIL": ("contact_email", _address),
@@ -211,18 +221,24 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_ARXIV_MIN_INTERVAL": ("arxiv_min_interval", _float(0, 3600)),
     "DIGEST_HTTP_TIMEOUT": ("http_timeout", _float(0.1, 600)),
     "DIGEST_HTTP_RETRIES": ("http_retries", _int(0, 20)),
+    "DIGEST_HTTP_BACKOFF": ("http_backoff", _float(0, 600)),
     "DIGEST_RETRY_BASE_SECONDS": ("retry_base_seconds", _float(0, 86400)),
     "DIGEST_RETRY_MAX_AGE_HOURS": ("retry_max_age_hours", _float(0, 24 * 30)),
     "DIGEST_MAX_BOUNCES": ("max_bounces", _int(1, 1000)),
     "DIGEST_RATE_PER_SECOND": ("rate_per_second", _float(0, 100000)),
     "DIGEST_RATE_PER_HOUR": ("rate_per_hour", _int(0, 100_000_000)),
     "DIGEST_BREAKER_THRESHOLD": ("breaker_threshold", _int(1, 100000)),
+    "DIGEST_LEASE_SECONDS": ("lease_seconds", _float(1, 86400)),
+    "DIGEST_RUN_RETRY_WINDOW_SECONDS": ("run_retry_window_seconds", _float(0, 86400)),
     "DIGEST_DKIM_KEY_FILE": ("dkim_key_file", _optional_path),
     "DIGEST_DKIM_SELECTOR": ("dkim_selector", _str),
     "DIGEST_DKIM_DOMAIN": ("dkim_domain", _str),
     "DIGEST_HTTP_HOST": ("http_host", _nonempty),
     "DIGEST_HTTP_PORT": ("http_port", _int(1, 65535)),
     "DIGEST_ADMIN_TOKEN": ("admin_token", _str),
+    "DIGEST_SIGNUP_LIMIT_PER_IP": ("signup_limit_per_ip", _int(1, 1_000_000)),
+    "DIGEST_MAIL_LIMIT_PER_ADDRESS": ("mail_limit_per_address", _int(1, 1000)),
+    "DIGEST_TRUSTED_PROXIES": ("trusted_proxies", _str),
     "DIGEST_WEIGHT_TITLE": ("weight_title", _float(0, 1000)),
     "DIGEST_WEIGHT_ABSTRACT": ("weight_abstract", _float(0, 1000)),
     "DIGEST_WEIGHT_AUTHOR": ("weight_author", _float(0, 1000)),

@@ -96,6 +96,9 @@ class Digest(SQLModel, table=True):
     sent_at: datetime | None = None
     last_error: str | None = None
     smtp_reply: str | None = None
+    # Set by `digest retry`: the retry age (DIGEST_RETRY_MAX_AGE_HOURS) counts from here
+    # instead of from created_at, so a pushed-again digest gets a full retry schedule.
+    retry_from: datetime | None = None
 
 
 class SourceState(SQLModel, table=True):
@@ -109,3 +112,12 @@ class SourceState(SQLModel, table=True):
     last_counts: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
+
+
+class RateEvent(SQLModel, table=True):
+    """One counted action (a sign-up from an IP, a mail to an address) for the web
+    app's rate limits. `bucket` never holds an address in clear, only its keyed hash."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    bucket: str = Field(index=True, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, index=True)

@@ -5,8 +5,9 @@ delivery. The CLI and the scheduler call these functions and nothing deeper.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -16,15 +17,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from digest import store
+from digest import schedule, store
 from digest.config import Settings
-from digest.delivery import Transport, make_transport
+from digest.delivery import Transport, make_transport, outbox
 from digest.delivery.outbox import SendReport, send_due
+from digest.delivery.status import delivery_status
 from digest.errors import SourceError
-from digest.matching import Limits, Match, Profile, Weights, compile_profile, match_all
+from digest.matching import Limits, Match, Profile, Weights, compile_stored, match_all
 from digest.models import Digest, Paper, Subscriber, utcnow
 from digest.rendering import Item, build_message, make_environment, render_digest
 from digest.sources import build_sources
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- fetch
 
@@ -35,6 +39,7 @@ class SourceReport:
     new: int = 0
     updated: int = 0
     known: int = 0
+    skipped: int = 0  # revisions (arXiv `replace`) of papers never stored
     errors: list[str] = field(default_factory=list)
     failed: bool = False
 
@@ -44,6 +49,7 @@ class SourceReport:
             "new": self.new,
             "updated": self.updated,
             "known": self.known,
+            "skipped": self.skipped,
             "errors": self.errors,
             "failed": self.failed,
         }
@@ -61,13 +67,17 @@ def fetch_all(
         state.last_fetch_at = utcnow()
         try:
             batch = source.fetch(dict(state.cursor or {}), since)
-        except SourceError as exc:
+        except Exception as exc:  # one broken source must not stop the others
+            message = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, SourceError):
+                log.debug("source %s crashed", source.name, exc_info=True)
             report.failed = True
-            report.errors.append(str(exc))
-            state.last_status, state.last_error = "error", str(exc)[:1000]
+            report.errors.append(message)
+            state.last_status, state.last_error = "error", message[:1000]
         else:
             counts = store.merge_papers(engine, batch.records)
             report.new, report.updated, report.known = counts.new, counts.updated, counts.known
+            report.skipped = counts.skipped
             report.errors.extend(batch.warnings)
             state.cursor = batch.cursor
             state.last_status = "ok"
@@ -91,6 +101,7 @@ class BuildReport:
     built: int = 0
     empty: int = 0
     already: int = 0
+    nothing_new: int = 0  # empty editions sent anyway, to subscribers with notify_empty
     previews: list[tuple[str, bytes]] = field(default_factory=list)
 
 
@@ -98,6 +109,32 @@ def edition_for(sub: Subscriber, now: datetime) -> str:
     """The edition key: the subscriber's local calendar date at `now` (aware)."""
     local = now.astimezone(ZoneInfo(sub.timezone))
     return local.date().isoformat()
+
+
+def due_editions(
+    engine: Engine, subscribers: Sequence[Subscriber], now: datetime, everyone: bool = False
+) -> dict[int, str]:
+    """Subscriber id -> edition key for every subscriber whose digest is due at `now`.
+
+    Due means their latest scheduled slot (in their own zone and frequency) came after
+    their previous edition, so a run after any downtime yields one catch-up edition.
+    `everyone` (`digest run --now`) makes every subscriber due with today's edition
+    (their local date), so even then nobody gets two digests for one day.
+    """
+    last = {} if everyone else store.last_editions(engine, [s.id for s in subscribers])
+    out: dict[int, str] = {}
+    for sub in subscribers:
+        plan, ok = schedule.checked(sub)
+        if not ok:
+            log.warning("subscriber %s has an unusable schedule; using UTC 07:00 daily", sub.id)
+        if everyone:
+            out[sub.id] = schedule.edition_at(plan, now)
+            continue
+        at, edition = last.get(sub.id, (None, None))
+        slot = schedule.due_slot(plan, now, at, edition)
+        if slot is not None:
+            out[sub.id] = slot.edition
+    return out
 
 
 def _start_seq(engine: Engine, settings: Settings, sub: Subscriber, now: datetime) -> int:
@@ -113,31 +150,36 @@ def build_editions(
     now: datetime | None = None,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
+    editions: Mapping[int, str] | None = None,
 ) -> BuildReport:
     """Write one outbox row per subscriber for this edition, before anything is sent.
 
     Each row and the subscriber's advanced watermark are committed together, so a
-    paper is never given to the same subscriber twice and never skipped.
+    paper is never given to the same subscriber twice and never skipped. `editions`
+    (from `due_editions`) gives each subscriber's edition key; by default it is their
+    local date at `now`.
     """
     now = now or utcnow()
     report = BuildReport()
     env = make_environment(settings)
     weights = weights_from(settings)
     top = store.max_paper_seq(engine)
+    keys = {s.id: (editions or {}).get(s.id) or edition_for(s, now) for s in subscribers}
     with Session(engine) as session:
         done = (
-            {
-                (d.subscriber_id, d.edition)
-                for d in session.exec(
-                    select(Digest).where(Digest.subscriber_id.in_([s.id for s in subscribers]))
+            set(
+                session.exec(
+                    select(Digest.subscriber_id, Digest.edition)
+                    .where(Digest.subscriber_id.in_(list(keys)))
+                    .where(Digest.edition.in_(set(keys.values())))
                 )
-            }
+            )
             if subscribers
             else set()
         )
     groups: dict[int, list[Subscriber]] = defaultdict(list)
     for sub in subscribers:
-        if (sub.id, edition_for(sub, now)) in done:
+        if (sub.id, keys[sub.id]) in done:
             report.already += 1
             continue
         groups[_start_seq(engine, settings, sub, now)].append(sub)
@@ -147,23 +189,28 @@ def build_editions(
         profiles: dict[int, Profile] = {}
         limits: dict[int, Limits] = {}
         for sub in subs:
-            profiles[sub.id] = compile_profile(sub.keywords)
+            # compiled once per profile text and cached; one paper index per group
+            profiles[sub.id] = compile_stored(sub.keywords)
             limits[sub.id] = Limits(sub.max_papers, sub.min_score)
         results = match_all(profiles, papers, limits, weights)
         rows: list[tuple[Subscriber, Digest]] = []
         for sub in subs:
             matches = results.get(sub.id, [])
-            edition = edition_for(sub, now)
+            edition = keys[sub.id]
             row = Digest(
                 subscriber_id=sub.id,
                 edition=edition,
                 recipient=sub.email,
                 paper_seq_from=start,
                 paper_seq_to=top,
+                created_at=now,
             )
-            if matches:
+            if matches or sub.notify_empty:
                 _render_into(row, env, settings, sub, matches, by_id, date.fromisoformat(edition))
-                report.built += 1
+                if matches:
+                    report.built += 1
+                else:
+                    report.nothing_new += 1
                 if dry_run:
                     report.previews.append((sub.email, row.message or b""))
             else:
@@ -202,6 +249,8 @@ def _render_into(
     rendered = render_digest(
         env, settings, sub.email, items, edition, f"{sub.id}:{row.edition}", sub.keywords
     )
+    if not items:  # notify_empty: a short "nothing new" note instead of silence
+        rendered.subject = f"Nothing new for your profile - {edition.strftime('%d %b').lstrip('0')}"
     msg = build_message(settings, sub.email, rendered)
     row.message_id = str(msg["Message-ID"])
     row.subject = rendered.subject
@@ -253,6 +302,7 @@ class RunReport:
     fetch: list[SourceReport]
     build: BuildReport
     send: SendReport
+    not_due: int = 0  # active subscribers whose next digest is not due yet
 
     @property
     def ok(self) -> bool:
@@ -270,11 +320,46 @@ def run_once(
     fetch: bool = True,
     transport: Transport | None = None,
     now: datetime | None = None,
+    everyone: bool = False,
 ) -> RunReport:
-    """Fetch, build today's edition for every active subscriber, send what is due."""
+    """Fetch, build the edition of every subscriber whose digest has come due (all of
+    them with `everyone`), then send every outbox row that is due, retries included."""
     fetched = fetch_all(engine, settings) if fetch else []
-    built = build_editions(engine, settings, active_subscribers(engine), now, dry_run)
+    now = now or utcnow()
+    subs = active_subscribers(engine)
+    editions = due_editions(engine, subs, now, everyone)
+    due = [s for s in subs if s.id in editions]
+    built = build_editions(engine, settings, due, now, dry_run, editions=editions)
+    not_due = len(subs) - len(due)
     if dry_run:
-        return RunReport(fetched, built, SendReport())
+        return RunReport(fetched, built, SendReport(), not_due)
     sent = asyncio.run(send_due(engine, settings, transport or make_transport(settings)))
-    return RunReport(fetched, built, sent)
+    return RunReport(fetched, built, sent, not_due)
+
+
+def retry_failed(
+    engine: Engine,
+    settings: Settings,
+    edition: str | None = None,
+    send: bool = True,
+    transport: Transport | None = None,
+) -> tuple[int, SendReport]:
+    """`digest retry`: put failed digests back in the outbox, then send what is due."""
+    pushed = outbox.retry_failed(engine, edition)
+    if not send:
+        return pushed, SendReport()
+    return pushed, asyncio.run(send_due(engine, settings, transport or make_transport(settings)))
+
+
+def status_report(engine: Engine, settings: Settings) -> dict[str, Any]:
+    """`digest status` as data: one key per section. Delivery gives `editions` (counts
+    per status), `last_errors` and `suspended_subscribers`; other stages add theirs."""
+    from digest.scheduler import status_info  # imported here: the scheduler imports us
+
+    report = {**delivery_status(engine)}
+    # Scheduling: `sources` (last fetch of each), `next_runs` (the scheduler's jobs),
+    # `next_digests` (the soonest subscriber digests) and the last edition's counts.
+    report.update(status_info(engine, settings))
+    editions = report.get("editions") or []
+    report["last_edition"] = editions[0] if editions else None
+    return report

@@ -8,19 +8,19 @@ transaction each.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
-from datetime import date, datetime
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import event, func
+from sqlalchemy import delete, event, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from digest.errors import InputError
-from digest.models import Digest, Paper, SourceState, Subscriber, utcnow
-from digest.sources.base import PaperRecord
+from digest.models import Digest, Paper, RateEvent, SourceState, Subscriber, utcnow
+from digest.sources.base import PaperRecord, canonical_arxiv_id
 
 SUBSCRIBER_STATUSES = ("pending", "active", "paused", "suspended", "unsubscribed")
 
@@ -80,6 +80,10 @@ def _merge_into(paper: Paper, rec: PaperRecord) -> bool:
             value = new if new and (rec.update_only or len(new) >= len(old or "")) else old
         elif name == "authors":
             value = new if len(new) > len(old) else old
+        elif name == "published":
+            # The earliest date wins: arXiv's listing date and a re-featuring on Hugging
+            # Face come after the paper's first version.
+            value = min((d for d in (old, new) if d is not None), default=None)
         else:
             value = new if new not in (None, "", []) else old
         if value != old:
@@ -105,6 +109,9 @@ def merge_papers(engine: Engine, records: Iterable[PaperRecord]) -> MergeCounts:
     counts = MergeCounts()
     batch: dict[str, list[PaperRecord]] = {}
     for rec in records:
+        canonical = canonical_arxiv_id(rec.id)
+        if canonical and canonical != rec.id:
+            rec = replace(rec, id=canonical)  # one row per arXiv id, versions folded
         batch.setdefault(rec.id, []).append(rec)
     if not batch:
         return counts
@@ -150,7 +157,7 @@ def list_papers(engine: Engine, since: date | None = None, limit: int | None = N
     with Session(engine) as session:
         stmt = select(Paper)
         if since is not None:
-            since_dt = datetime.combine(since, datetime.min.time())
+            since_dt = datetime.combine(since, datetime.min.time(), tzinfo=UTC)
             stmt = stmt.where((Paper.published >= since) | (Paper.first_seen >= since_dt))
         stmt = stmt.order_by(Paper.first_seen.desc(), Paper.published.desc(), Paper.seq.desc())
         if limit:
@@ -275,3 +282,104 @@ def digests_for_edition(engine: Engine, edition: str | None = None) -> list[Dige
         if edition:
             stmt = stmt.where(Digest.edition == edition)
         return list(session.exec(stmt.order_by(Digest.id)))
+
+
+def last_editions(engine: Engine, subscriber_ids: Sequence[int]) -> dict[int, tuple[datetime, str]]:
+    """Subscriber id -> (when their latest edition was built, the latest edition key),
+    counting sent, pending and empty ones: the scheduler's memory of whom it served."""
+    out: dict[int, tuple[datetime, str]] = {}
+    with Session(engine) as session:
+        for i in range(0, len(subscriber_ids), 500):
+            chunk = list(subscriber_ids[i : i + 500])
+            stmt = (
+                select(Digest.subscriber_id, func.max(Digest.created_at), func.max(Digest.edition))
+                .where(Digest.subscriber_id.in_(chunk))
+                .group_by(Digest.subscriber_id)
+            )
+            out.update({sid: (at, ed) for sid, at, ed in session.exec(stmt) if at is not None})
+    return out
+
+
+def digest_for(engine: Engine, subscriber_id: int, edition: str) -> Digest | None:
+    with Session(engine) as session:
+        return session.exec(
+            select(Digest)
+            .where(Digest.subscriber_id == subscriber_id)
+            .where(Digest.edition == edition)
+        ).first()
+
+
+def edition_summary(engine: Engine) -> list[dict[str, Any]]:
+    """Per edition: how many outbox rows are in each status, newest edition first."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Digest.edition, Digest.status, func.count()).group_by(
+                Digest.edition, Digest.status
+            )
+        ).all()
+    out: dict[str, dict[str, int]] = {}
+    for edition, status, count in rows:
+        out.setdefault(edition, {})[status] = count
+    return [
+        {"edition": e, "total": sum(c.values()), "statuses": c}
+        for e, c in sorted(out.items(), reverse=True)
+    ]
+
+
+def delete_subscriber(engine: Engine, email: str) -> bool:
+    """Delete a subscriber and every outbox row made for them; False if unknown."""
+    with Session(engine) as session:
+        sub = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+        if sub is None:
+            return False
+        session.exec(delete(Digest).where(Digest.subscriber_id == sub.id))
+        session.delete(sub)
+        session.commit()
+        return True
+
+
+def purge_unconfirmed(engine: Engine, before: datetime) -> int:
+    """Forget sign-ups never confirmed and started before `before`; how many went."""
+    stmt = (
+        delete(Subscriber)
+        .where(Subscriber.status == "pending")
+        .where(Subscriber.confirmed_at.is_(None))
+        .where(Subscriber.created_at < before)
+    )
+    with Session(engine) as session:
+        result = session.exec(stmt)
+        session.commit()
+        return result.rowcount or 0
+
+
+# ---------------------------------------------------------------- rate limits
+
+
+def count_rate_events(engine: Engine, bucket: str, since: datetime) -> int:
+    with Session(engine) as session:
+        return session.exec(
+            select(func.count())
+            .select_from(RateEvent)
+            .where(RateEvent.bucket == bucket)
+            .where(RateEvent.created_at >= since)
+        ).one()
+
+
+def add_rate_event(engine: Engine, bucket: str) -> None:
+    with Session(engine) as session:
+        session.add(RateEvent(bucket=bucket))
+        session.commit()
+
+
+def delete_rate_events(
+    engine: Engine, buckets: Sequence[str] = (), before: datetime | None = None
+) -> None:
+    """Forget events in `buckets`, or all events older than `before`."""
+    stmt = delete(RateEvent)
+    if buckets:
+        stmt = stmt.where(RateEvent.bucket.in_(list(buckets)))
+    if before is not None:
+        stmt = stmt.where(RateEvent.created_at < before)
+    with Session(engine) as session:
+        session.exec(stmt)
+        session.commit()

@@ -55,7 +55,8 @@ def check_schedule(
         at = parse_hhmm(send_at) if send_at else settings.send_at
     except ValueError as exc:
         raise InputError(f"--send-at: {exc}") from None
-    freq = (frequency or "daily").strip().lower()
+    # A weekday alone means weekly: `--weekday fri` should not be silently dropped.
+    freq = (frequency or ("weekly" if weekday else "daily")).strip().lower()
     if freq not in FREQUENCIES:
         raise InputError(
             f"--frequency: expected one of {', '.join(FREQUENCIES)}, got {frequency!r}"
@@ -63,6 +64,8 @@ def check_schedule(
     day = weekday.strip().lower()[:3] if weekday else None
     if day is not None and day not in WEEKDAYS:
         raise InputError(f"--weekday: expected one of {', '.join(WEEKDAYS)}, got {weekday!r}")
+    if day is not None and freq != "weekly":
+        raise InputError(f"--weekday: only applies to --frequency weekly, not {freq}")
     if freq == "weekly" and day is None:
         day = "mon"
     if freq != "weekly":
@@ -129,12 +132,14 @@ def change(engine: Engine, settings: Settings, email: str, **fields: Any) -> Sub
     if fields.get("keywords") is not None:
         changes["keywords"] = check_keywords(fields["keywords"])
     if any(fields.get(k) is not None for k in ("timezone", "send_at", "frequency", "weekday")):
+        freq = fields.get("frequency") or ("weekly" if fields.get("weekday") else current.frequency)
+        keep_day = freq.strip().lower() == "weekly"
         sched = check_schedule(
             settings,
             fields.get("timezone") or current.timezone,
             fields.get("send_at") or current.send_at,
-            fields.get("frequency") or current.frequency,
-            fields.get("weekday") or current.weekday,
+            freq,
+            fields.get("weekday") or (current.weekday if keep_day else None),
         )
         changes.update(
             timezone=sched.timezone,
