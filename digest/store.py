@@ -13,7 +13,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, event, func
+from sqlalchemy import JSON, delete, event, func, text
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import literal as sa_literal
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
@@ -44,8 +46,50 @@ def make_engine(url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables; safe to run any number of times."""
+    """Create missing tables and add missing columns; safe to run any number of times."""
     SQLModel.metadata.create_all(engine)
+    add_missing_columns(engine)
+
+
+def _column_default_sql(engine: Engine, column: Any) -> str:
+    """A DEFAULT clause for a column added to a table that already holds rows."""
+    default = column.default
+    if default is None:
+        return ""
+    if getattr(default, "is_scalar", False):
+        literal = sa_literal(default.arg).compile(
+            dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+        )
+        return f" DEFAULT {literal}"
+    if isinstance(column.type, JSON):
+        sample = default.arg({}) if callable(default.arg) else default.arg
+        return " DEFAULT '[]'" if isinstance(sample, list) else " DEFAULT '{}'"
+    return ""
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """`create_all` never changes a table that exists, so a database made by an older
+    digest gets the columns added since then here (nullable, with their scalar default),
+    which is what `digest init` promises by "upgrade". Returns what was added."""
+    inspector = sa_inspect(engine)
+    added = []
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            if not inspector.has_table(table.name):
+                continue
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                col_type = column.type.compile(dialect=engine.dialect)
+                default = _column_default_sql(engine, column)
+                conn.execute(
+                    text(
+                        f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {col_type}{default}'
+                    )
+                )
+                added.append(f"{table.name}.{column.name}")
+    return added
 
 
 # ---------------------------------------------------------------- papers
