@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -161,8 +161,11 @@ def send_job() -> None:
     if not rt.fetched.is_set():
         log_event(log, "send.deferred", reason="start-up fetch still running")
         return
+    # The next tick comes within minutes: do not wait in here for retries to come due,
+    # or one pending retry would hold back every digest that becomes due meanwhile.
+    settings = replace(rt.settings, run_retry_window_seconds=0)
     with rt.send_lock:
-        report = pipeline.run_once(rt.engine, rt.settings, fetch=False)
+        report = pipeline.run_once(rt.engine, settings, fetch=False)
     b, s = report.build, report.send
     if b.built or b.nothing_new or b.empty or s.sent or s.failed:
         log_event(
