@@ -87,8 +87,11 @@ def _profile_for(engine: Engine, settings: Settings, request: PreviewRequest):
         if sub is None:
             raise InputError(f"no subscriber with address {request.email}")
         return sub.keywords, sub.email, sub.max_papers, sub.min_score
-    if not request.keywords or not request.keywords.strip():
-        raise InputError("give a subscriber address or --keywords")
+    if request.keywords is None:
+        # No profile given: the trending digest (`*`, ranked by popularity).
+        return "*", PREVIEW_ADDRESS, settings.max_papers, None
+    if not request.keywords.strip():
+        raise InputError("--keywords: the profile is empty")
     return request.keywords, PREVIEW_ADDRESS, settings.max_papers, None
 
 

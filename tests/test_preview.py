@@ -164,3 +164,13 @@ def test_serve_on_a_busy_port_is_a_clear_error() -> None:
             PreviewServer(lambda fmt: b"", lambda: 0, first.port)
     finally:
         first.httpd.server_close()
+
+
+def test_preview_without_a_profile_is_the_trending_digest(cli):
+    res = cli("preview", "--format", "text")
+    assert res.code == 0, res.stderr
+    # The bundled sample is used when the database is empty; `*` keeps every paper
+    # up to max papers, the most upvoted first.
+    assert "TÜLU 3" in res.stdout or "Language Model Can Listen" in res.stdout
+    empty = cli("preview", "--keywords", "  ")
+    assert empty.code == 2 and "empty" in empty.stderr
