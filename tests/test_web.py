@@ -531,3 +531,39 @@ def test_pages_can_be_overridden_from_the_templates_dir(make_client, tmp_path):
     client = make_client(templates_dir=tmp_path / "mine")
     assert client.get("/check-your-inbox").text == "<p>Our own: Check your inbox</p>"
     assert "Subscribe" in client.get("/").text  # the other pages stay the shipped ones
+
+
+def test_view_in_browser_shows_every_paper_of_a_digest_cut_at_100kb(
+    client, engine, settings, smtp_sink
+):
+    from digest import pipeline
+    from digest.sources.base import PaperRecord
+
+    abstract = "Widgets are studied at length. " * 60
+    store.merge_papers(
+        engine,
+        [
+            PaperRecord(
+                id=f"w-{i:03d}",
+                title=f"Widget study number {i}",
+                source="t",
+                abstract=f"Result {i}. {abstract}",
+                authors=[f"Author {i}"] * 8,
+            )
+            for i in range(200)
+        ],
+    )
+    active_subscriber(engine, keywords="widget")
+    store.update_subscriber(engine, "ada@example.org", max_papers=200)
+    pipeline.run_once(engine, settings, everyone=True, fetch=False)
+    (row,) = store.digests_for_edition(engine)
+    assert len(row.paper_ids) == 200
+    assert len(row.message) <= 100 * 1024
+    html = smtp_sink.messages()[0].get_body(preferencelist=("html",)).get_content()
+    assert "more papers" in html
+    shown = sum(f"study number {i}<" in html for i in range(200))
+    assert 0 < shown < 200
+    sub = store.get_subscriber(engine, "ada@example.org")
+    page = client.get(f"/view/{make_token('test-secret', 'view', f'{sub.id}:{row.edition}')}")
+    assert page.status_code == 200
+    assert all(f"study number {i}<" in page.text for i in range(200))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import email
 import email.policy
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -19,7 +19,9 @@ from sqlalchemy.engine import Engine
 from digest import store, subscriptions
 from digest.config import Settings
 from digest.errors import InputError, QueryError
-from digest.models import Subscriber, utcnow
+from digest.models import Digest, Subscriber, utcnow
+from digest.rendering import make_environment, render_digest
+from digest.rendering.compose import items_from_outbox
 from digest.tokens import TokenError, read_token
 from digest.web.limits import Limits
 from digest.web.mails import Mail, confirmation_mail, manage_mail
@@ -256,11 +258,34 @@ class Accounts:
         row = store.digest_for(self.engine, int(sub_id), edition)
         if row is None or not row.message:
             raise LinkError("this digest is no longer stored", "gone")
+        full = self._full_digest_html(row, key)
+        if full is not None:
+            return full
         msg = email.message_from_bytes(row.message, policy=email.policy.default)
         part = msg.get_body(preferencelist=("html",))
         if part is None:
             raise LinkError("this digest has no web version", "gone")
         return part.get_content()
+
+    def _full_digest_html(self, row: Digest, key: str) -> str | None:
+        """The digest with every paper it holds: the email may have been cut at 100 kB
+        behind an "N more papers" link that leads here. None when a paper is gone."""
+        papers = store.papers_by_ids(self.engine, row.paper_ids)
+        if not row.paper_ids or len(papers) != len(set(row.paper_ids)):
+            return None
+        sub = store.get_subscriber(self.engine, row.recipient)
+        items = items_from_outbox(papers, row.paper_ids, row.explanations)
+        rendered = render_digest(
+            make_environment(self.settings),
+            self.settings,
+            row.recipient,
+            items,
+            date.fromisoformat(row.edition),
+            key,
+            sub.keywords if sub else "",
+            size_limit=None,
+        )
+        return rendered.html
 
 
 def field_errors(exc: InputError) -> dict[str, str]:
