@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 import webbrowser
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +18,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
@@ -31,6 +41,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain click help: it re-wraps docstrings and lists each command by its first sentence.
+    rich_markup_mode=None,
 )
 out = Console()
 err = Console(stderr=True)
@@ -114,6 +126,28 @@ def subscriber_json(s: Subscriber) -> dict[str, Any]:
         "weekday": s.weekday,
         "bounces": s.bounces,
     }
+
+
+@contextmanager
+def _progress() -> Iterator[pipeline.Tracker]:
+    """Progress bars on stderr while a long step runs; nothing when not a terminal."""
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+    def track(label: str, total: int | None) -> Callable[[int], None]:
+        task = bars.add_task(label, total=total)
+        return lambda n: bars.advance(task, n)
+
+    with bars:
+        yield track
 
 
 def _print_json(data: Any) -> None:
@@ -258,7 +292,10 @@ def fetch(
 ) -> None:
     """Pull new papers from the configured sources (DIGEST_SOURCES)."""
     settings = _settings()
-    reports = pipeline.fetch_all(_engine(settings), settings, _parse_date(since, "--since"))
+    with _progress() as track:
+        reports = pipeline.fetch_all(
+            _engine(settings), settings, _parse_date(since, "--since"), track=track
+        )
     if as_json:
         _print_json([r.to_json() for r in reports])
     else:
@@ -295,7 +332,10 @@ def run(
     few minutes: nobody gets a digest twice, and after downtime one catch-up digest."""
     settings = _settings()
     engine = _engine(settings)
-    report = pipeline.run_once(engine, settings, dry_run=dry_run, fetch=not no_fetch, everyone=now)
+    with _progress() as track:
+        report = pipeline.run_once(
+            engine, settings, dry_run=dry_run, fetch=not no_fetch, everyone=now, track=track
+        )
     _print_run(report, dry_run)
     if not report.ok:
         raise typer.Exit(1)
@@ -310,6 +350,10 @@ def _print_run(report: pipeline.RunReport, dry_run: bool) -> None:
     b = report.build
     verb = "rendered (dry run)" if dry_run else "queued"
     out.print(f"digests {verb}: {b.built}, nothing matched: {b.empty}, already done: {b.already}")
+    if b.failed:
+        err.print(f"digests that could not be built: {b.failed}", highlight=False)
+        for e in b.errors[:20]:
+            err.print(f"  {escape(e)}", highlight=False)
     if b.nothing_new or report.not_due:
         out.print(f"'nothing new' notes: {b.nothing_new}, not due yet: {report.not_due}")
     if not dry_run:

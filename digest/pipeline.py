@@ -22,13 +22,22 @@ from digest.config import Settings
 from digest.delivery import Transport, make_transport, outbox
 from digest.delivery.outbox import SendReport, send_due
 from digest.delivery.status import delivery_status
-from digest.errors import SourceError
+from digest.errors import InputError, SourceError
 from digest.matching import Limits, Match, Profile, Weights, compile_stored, match_all
 from digest.models import Digest, Paper, Subscriber, utcnow
 from digest.rendering import Item, build_message, make_environment, render_digest
 from digest.sources import build_sources
 
 log = logging.getLogger(__name__)
+
+# A progress hook: `track(label, total)` starts a task and returns its `advance(n)`.
+# The CLI passes one that draws progress bars; everything else passes nothing.
+Tracker = Callable[[str, int | None], Callable[[int], None]]
+
+
+def no_tracking(label: str, total: int | None) -> Callable[[int], None]:
+    return lambda n: None
+
 
 # ---------------------------------------------------------------- fetch
 
@@ -56,12 +65,18 @@ class SourceReport:
 
 
 def fetch_all(
-    engine: Engine, settings: Settings, since: date | None = None, spec: str | None = None
+    engine: Engine,
+    settings: Settings,
+    since: date | None = None,
+    spec: str | None = None,
+    track: Tracker = no_tracking,
 ) -> list[SourceReport]:
     """Fetch every configured source; one failing source never stops the others, and
     a source's papers and cursor are saved together only when its fetch succeeded."""
     reports = []
-    for source in build_sources(settings, spec):
+    sources = build_sources(settings, spec)
+    advance = track("fetching sources", len(sources))
+    for source in sources:
         report = SourceReport(source.name)
         state = store.get_source_state(engine, source.name)
         state.last_fetch_at = utcnow()
@@ -90,6 +105,7 @@ def fetch_all(
         }
         store.save_source_state(engine, state)
         reports.append(report)
+        advance(1)
     return reports
 
 
@@ -102,6 +118,8 @@ class BuildReport:
     empty: int = 0
     already: int = 0
     nothing_new: int = 0  # empty editions sent anyway, to subscribers with notify_empty
+    failed: int = 0  # digests that could not be built (recorded as failed, not sent)
+    errors: list[str] = field(default_factory=list)
     previews: list[tuple[str, bytes]] = field(default_factory=list)
 
 
@@ -206,7 +224,18 @@ def build_editions(
                 created_at=now,
             )
             if matches or sub.notify_empty:
-                _render_into(row, env, settings, sub, matches, by_id, date.fromisoformat(edition))
+                try:
+                    _render_into(
+                        row, env, settings, sub, matches, by_id, date.fromisoformat(edition)
+                    )
+                except InputError as exc:
+                    # One subscriber's bad data (an address a message cannot carry)
+                    # fails that digest alone, visibly, and keeps their papers for later.
+                    row.status, row.last_error = "failed", str(exc)[:500]
+                    report.failed += 1
+                    report.errors.append(f"{sub.email}: {exc}")
+                    rows.append((sub, row))
+                    continue
                 if matches:
                     report.built += 1
                 else:
@@ -287,7 +316,7 @@ def _add_chunk(
     for sub, row in chunk:
         session.add(Digest.model_validate(row.model_dump()))
         db_sub = session.get(Subscriber, sub.id)
-        if db_sub is not None:
+        if db_sub is not None and row.status != "failed":
             db_sub.last_paper_seq = top
             if row.status != "empty":
                 db_sub.last_digest_at = now
@@ -306,7 +335,9 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return not self.send.failed and not any(r.failed for r in self.fetch)
+        return (
+            not self.send.failed and not self.build.failed and not any(r.failed for r in self.fetch)
+        )
 
 
 def active_subscribers(engine: Engine) -> list[Subscriber]:
@@ -321,19 +352,24 @@ def run_once(
     transport: Transport | None = None,
     now: datetime | None = None,
     everyone: bool = False,
+    track: Tracker = no_tracking,
 ) -> RunReport:
     """Fetch, build the edition of every subscriber whose digest has come due (all of
     them with `everyone`), then send every outbox row that is due, retries included."""
-    fetched = fetch_all(engine, settings) if fetch else []
+    fetched = fetch_all(engine, settings, track=track) if fetch else []
     now = now or utcnow()
     subs = active_subscribers(engine)
     editions = due_editions(engine, subs, now, everyone)
     due = [s for s in subs if s.id in editions]
-    built = build_editions(engine, settings, due, now, dry_run, editions=editions)
+    built = build_editions(
+        engine, settings, due, now, dry_run, track("building digests", len(due)), editions
+    )
     not_due = len(subs) - len(due)
     if dry_run:
         return RunReport(fetched, built, SendReport(), not_due)
+    done_sending = track("sending", None)
     sent = asyncio.run(send_due(engine, settings, transport or make_transport(settings)))
+    done_sending(sent.sent + sent.failed)
     return RunReport(fetched, built, sent, not_due)
 
 
