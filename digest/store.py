@@ -245,18 +245,20 @@ def seq_first_seen_since(engine: Engine, moment: datetime) -> int:
 
 
 def normalise_email(address: str) -> str:
-    """Validate an address and return its normalised form (domain lower-cased, IDNA).
+    """Validate an address and return the form we store and send to: ASCII, with an
+    internationalised domain in its IDNA (xn--) form, lower-cased.
 
     The local part keeps its case per RFC 5321, but we compare case-insensitively, as
-    every real mailbox provider does, so the stored form is lower-cased whole.
+    every real mailbox provider does. Non-ASCII local parts would need SMTPUTF8, which
+    we do not speak, so they are refused here rather than failing at send time.
     """
     if not isinstance(address, str) or len(address) > 320 or any(c in address for c in "\r\n"):
-        raise InputError(f"invalid email address {address[:80]!r}")
+        raise InputError(f"invalid email address {str(address)[:80]!r}")
     try:
-        info = validate_email(address.strip(), check_deliverability=False)
+        info = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InputError(f"invalid email address {address[:80]!r}: {exc}") from None
-    return info.normalized.lower()
+    return (info.ascii_email or info.normalized).lower()
 
 
 def get_subscriber(engine: Engine, email: str) -> Subscriber | None:

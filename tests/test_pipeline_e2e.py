@@ -138,3 +138,30 @@ def test_same_pipeline_on_postgresql(tmp_path, settings: Settings, postgres_url,
         "cy@example.org",
     ]
     engine.dispose()
+
+
+def test_one_unsendable_subscriber_fails_alone_and_keeps_their_papers(
+    tmp_path, settings: Settings, engine, smtp_sink
+):
+    from digest.models import Subscriber
+
+    feed = tmp_path / "papers.jsonl"
+    write_jsonl(feed, DAY1)
+    settings = replace(settings, sources=f"file:{feed}")
+    subscriptions.subscribe(engine, settings, "ada@example.org", "diffusion", send_at="00:00")
+    # Stored by an older version or by hand: not an address a message can carry.
+    store.add_subscriber(
+        engine,
+        Subscriber(email="broken address@example.org", keywords="diffusion", send_at="00:00"),
+    )
+    ids_multibyte = "ok@bücher.de"
+    subscriptions.subscribe(engine, settings, ids_multibyte, "diffusion", send_at="00:00")
+    with time_machine.travel(datetime(2026, 3, 2, 12, 0, tzinfo=UTC), tick=True):
+        report = pipeline.run_once(engine, settings)
+    assert not report.ok and report.build.failed == 1
+    assert sorted(titles_by_recipient(smtp_sink)) == ["ada@example.org", "ok@xn--bcher-kva.de"]
+    rows = {r.recipient: r for r in store.digests_for_edition(engine, "2026-03-02")}
+    assert rows["broken address@example.org"].status == "failed"
+    assert "address" in rows["broken address@example.org"].last_error
+    broken = store.get_subscriber(engine, "broken address@example.org")
+    assert broken.last_paper_seq is None  # their papers wait for a digest that can be sent
