@@ -132,6 +132,15 @@ class Accounts:
         Returns None when the address already had its mails for today: the visitor
         gets the same answer, the mailbox gets nothing more.
         """
+        sub = self.check_signup(address_typed, data, client_ip)
+        return None if sub is None else self.register(sub)
+
+    def check_signup(
+        self, address_typed: str, data: ProfileInput, client_ip: str
+    ) -> Subscriber | None:
+        """The part of a sign-up the visitor waits for: validation and the limits,
+        none of which depends on whether the address is known. Web routes run
+        `register` after answering, so not even the response time tells."""
         sub = subscriptions.new_subscriber(
             self.settings,
             address_typed,
@@ -147,6 +156,12 @@ class Accounts:
             raise TooManyRequests("too many sign-ups from your network; please try again later")
         if not self.limits.allow_mail(sub.email):
             return None
+        return sub
+
+    def register(self, sub: Subscriber) -> Mail:
+        """Create or refresh the pending subscription `sub` (validated by
+        `check_signup`); the mail to send: a confirmation, or a known address's
+        manage link."""
         store.purge_unconfirmed(self.engine, utcnow() - UNCONFIRMED_KEPT)
         existing = store.get_subscriber(self.engine, sub.email)
         if existing is None:

@@ -186,13 +186,13 @@ def sign_up(request: Request, body: SignupIn, background: BackgroundTasks) -> An
     ctx = web(request)
     ip = request.client.host if request.client else "unknown"
     try:
-        mail = ctx.accounts.signup(body.email, _input(body, body.keywords, body.topics), ip)
+        sub = ctx.accounts.check_signup(body.email, _input(body, body.keywords, body.topics), ip)
     except TooManyRequests as exc:
         return JSONResponse({"error": str(exc)}, status_code=429)
     except InputError as exc:
         return error(exc)
-    if mail is not None:
-        background.add_task(ctx.mailer.send, mail)
+    if sub is not None:
+        background.add_task(ctx.finish_signup, sub)
     return Accepted()
 
 

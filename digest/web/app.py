@@ -7,6 +7,7 @@ The pages, the JSON API and the admin API are routers over one `WebContext` kept
 
 from __future__ import annotations
 
+import logging
 import zoneinfo
 from collections.abc import Callable
 
@@ -29,6 +30,8 @@ from digest.web.security import BodyLimit, Csrf, SecurityHeaders
 from digest.web.templating import make_web_environment
 from digest.web.topics import load_catalogue
 
+log = logging.getLogger("digest.web")
+
 
 def create_app(
     settings: Settings,
@@ -50,7 +53,11 @@ def create_app(
         env=env,
         accounts=Accounts(settings, engine, limits, catalogue),
         mailer=Mailer(settings, env, transport_factory),
-        csrf=Csrf(settings.secret_key, secure_cookie=settings.base_url.startswith("https://")),
+        csrf=Csrf(
+            settings.secret_key,
+            secure_cookie=settings.base_url.startswith("https://"),
+            base_url=settings.base_url,
+        ),
         catalogue=catalogue,
         timezones=sorted(zoneinfo.available_timezones()),
     )
@@ -88,6 +95,23 @@ def create_app(
             "Page not found" if exc.status_code == 404 else "Not allowed here",
             "There is nothing at this address. Start again from the sign-up page.",
             exc.status_code,
+        )
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_down(request: Request, exc: SQLAlchemyError) -> Response:
+        """The database went away: a friendly 503 (with our headers), never a bare 500."""
+        log.error("database error on %s: %s", request.url.path, exc)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(
+                {"error": "the service is unavailable for a moment; please try again"},
+                status_code=503,
+            )
+        return pages.message_page(
+            request,
+            "Back in a moment",
+            "We could not reach our database just now, so nothing was changed. "
+            "Please try again in a few minutes.",
+            503,
         )
 
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,6 +52,18 @@ class DbRateLimiter:
         store.delete_rate_events(self.engine, buckets)
 
 
+def network_of(client_ip: str) -> str:
+    """What one client controls: an IPv4 address, or the /64 an IPv6 host is given
+    (one subscriber line holds 2**64 addresses, each would get its own limit)."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(getattr(address, "ipv4_mapped", None) or address)
+
+
 @dataclass
 class Limits:
     """The two limits the sign-up flow applies, over one limiter."""
@@ -68,7 +81,7 @@ class Limits:
 
     def allow_signup(self, client_ip: str) -> bool:
         return self.limiter.allow(
-            self._bucket("ip", client_ip), self.settings.signup_limit_per_ip, IP_WINDOW
+            self._bucket("ip", network_of(client_ip)), self.settings.signup_limit_per_ip, IP_WINDOW
         )
 
     def allow_mail(self, address: str) -> bool:

@@ -232,8 +232,8 @@ async def signup_submit(request: Request, background: BackgroundTasks) -> Respon
         return RedirectResponse("/check-your-inbox", status_code=303)
     data = profile_input(form)
     try:
-        mail = await run_in_threadpool(
-            ctx.accounts.signup, text(form, "email"), data, client_ip(request)
+        sub = await run_in_threadpool(
+            ctx.accounts.check_signup, text(form, "email"), data, client_ip(request)
         )
     except TooManyRequests:
         return message_page(
@@ -245,8 +245,8 @@ async def signup_submit(request: Request, background: BackgroundTasks) -> Respon
     except InputError as exc:
         context = form_context(request, typed_values(form, data), field_errors(exc))
         return render(request, "signup.html", context, 400)
-    if mail is not None:
-        background.add_task(ctx.mailer.send, mail)
+    if sub is not None:
+        background.add_task(ctx.finish_signup, sub)
     return RedirectResponse("/check-your-inbox", status_code=303)
 
 

@@ -69,8 +69,12 @@ class SecurityHeaders:
         nonce = secrets.token_urlsafe(16)
         scope.setdefault("state", {})["csp_nonce"] = nonce
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 for name, value in self._headers(nonce):
@@ -79,7 +83,14 @@ class SecurityHeaders:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Starlette's own 500 answer is sent outside this middleware, bare: send
+            # ours with the headers, then let the error be logged as usual.
+            if not started:
+                await _plain(send_with_headers, 500, "Something went wrong on our side.")
+            raise
 
     def _headers(self, nonce: str) -> list[tuple[str, str]]:
         headers = [
@@ -166,9 +177,10 @@ async def _plain(send: Send, status: int, text: str) -> None:
 class Csrf:
     """Signed double-submit tokens for every form but the one-click unsubscribe."""
 
-    def __init__(self, secret: str, secure_cookie: bool) -> None:
+    def __init__(self, secret: str, secure_cookie: bool, base_url: str = "") -> None:
         self._signer = URLSafeTimedSerializer(secret, salt="digest.csrf")
         self._secure = secure_cookie
+        self._origins = {origin_of(base_url)} - {""}
 
     def nonce(self, request: Request) -> str:
         """The visitor's nonce: the one in their cookie if well-formed, else a new one."""
@@ -194,6 +206,8 @@ class Csrf:
     def check(self, request: Request, form: Mapping[str, Any]) -> bool:
         if request.headers.get("sec-fetch-site") == "cross-site":
             return False
+        if not self._same_origin(request):
+            return False
         cookie = request.cookies.get(CSRF_COOKIE, "")
         field = form.get(CSRF_FIELD)
         if not cookie or not isinstance(field, str) or len(field) > 400:
@@ -203,6 +217,25 @@ class Csrf:
         except BadSignature:
             return False
         return isinstance(value, str) and hmac.compare_digest(value.encode(), cookie.encode())
+
+    def _same_origin(self, request: Request) -> bool:
+        """A browser that sends Origin must name our site (DIGEST_BASE_URL, or the host
+        the request came to): this also stops a sibling subdomain that planted its own
+        CSRF cookie, which SameSite cannot stop. Browsers send "null" for our own forms
+        (our referrer policy is no-referrer), so "null" tells nothing either way."""
+        origin = request.headers.get("origin")
+        if origin is None or origin == "null":
+            return True
+        own = f"{request.url.scheme}://{request.url.netloc}".lower()
+        return origin.lower() in self._origins | {own}
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL, lower-cased; "" when it has none."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not rest:
+        return ""
+    return f"{scheme}://{rest.split('/', 1)[0]}".lower()
 
 
 def honeypot_filled(form: Mapping[str, Any]) -> bool:

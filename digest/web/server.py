@@ -7,14 +7,17 @@ stopped, which lets in-flight sends finish and be recorded before the process ex
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from sqlalchemy.engine import Engine
 
 from digest.config import Settings
+from digest.errors import InputError
 from digest.logs import configure_logging, log_event
 from digest.web.app import create_app
 
@@ -30,6 +33,7 @@ def run_web(
 ) -> int:
     """Serve until a signal; returns the exit code (0 after a clean shutdown)."""
     configure_logging(settings.log_format, settings.log_level)
+    check_secret(settings)
     config = uvicorn.Config(
         create_app(settings, engine),
         host=host or settings.http_host,
@@ -61,6 +65,24 @@ def run_web(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0 if server.started else 1
+
+
+def check_secret(settings: Settings) -> None:
+    """Links are the only credentials: with the published example key anyone could
+    sign a manage link for any address. Allowed only while links point at this
+    machine (local trials), refused once DIGEST_BASE_URL is a public site."""
+    example = next(f.default for f in dataclasses.fields(Settings) if f.name == "secret_key")
+    if settings.secret_key != example:
+        return
+    host = (urlsplit(settings.base_url).hostname or "").lower()
+    if host in {"localhost", "127.0.0.1", "::1"}:
+        log.warning("DIGEST_SECRET_KEY is the example value; fine on this machine only")
+        return
+    raise InputError(
+        f"DIGEST_SECRET_KEY is the example value {example!r}, so anyone could forge "
+        "manage and unsubscribe links for " + settings.base_url + ". Set a long random "
+        'value, e.g. the output of: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+    )
 
 
 def _noted(signum: int, _frame: Any) -> None:
