@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from digest import store
 from digest.config import Settings
 from digest.errors import DigestError, InputError
-from digest.matching import Limits, compile_profile, match_all
+from digest.matching import Limits, compile_profile, compile_stored, match_all
 from digest.models import Paper, utcnow
 from digest.pipeline import weights_from
 from digest.rendering import (
@@ -109,7 +109,9 @@ def render_preview(
         raise InputError(f"--format: expected html, text or eml, got {fmt!r}")
     request = PreviewRequest(email, keywords, on)
     words, address, max_papers, min_score = _profile_for(engine, settings, request)
-    profile = compile_profile(words)
+    # A subscriber's stored profile is read as the pipeline reads it (older profiles
+    # may predate the operators); an ad-hoc --keywords profile must parse.
+    profile = compile_stored(words) if request.email else compile_profile(words)
     papers = preview_papers(engine, on)
     matches = match_all(
         {0: profile}, papers, {0: Limits(max_papers, min_score)}, weights_from(settings)

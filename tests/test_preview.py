@@ -72,7 +72,6 @@ def test_preview_bad_input_exits_2_with_a_clear_message(cli) -> None:
 @pytest.mark.parametrize(
     ("email_addr", "keywords", "fmt", "on", "message"),
     [
-        (None, None, "html", None, "--keywords"),
         ("a@example.org", "x", "html", None, "not both"),
         (None, "x", "pdf", None, "--format"),
         (None, "x", "html", date(1999, 1, 1), "no papers from 1999-01-01"),

@@ -41,6 +41,8 @@ from digest.matching.text import stem, words
 MAX_QUERY_CHARS = 4000
 MAX_TERMS = 200
 MAX_DEPTH = 24
+# Words in one phrase: checking a phrase costs its length at every candidate position.
+MAX_PHRASE_WORDS = 32
 MIN_PREFIX = 3
 
 FIELD_NAMES = {
@@ -260,8 +262,11 @@ class Parser:
         """The words of a term; `*` right after a word makes it a prefix."""
         out: list[Pattern] = []
         star_ok: set[int] = set()
+        starts = {s for _, s, _ in words(raw)}
         for word, s, e in words(raw):
             prefix = raw[e : e + 1] == "*"
+            if prefix and e + 1 in starts:  # `rob*t` is not `rob* t`
+                raise self.error("'*' may only end a word (as in robot*)", start + e)
             if prefix:
                 star_ok.add(e)
                 if len(word) < MIN_PREFIX:
@@ -274,6 +279,8 @@ class Parser:
                 raise self.error("'*' may only end a word (as in robot*)", start + k)
         if not out:
             raise self.error(f"{raw.strip()!r} has no letters or digits to search for", tok_pos)
+        if len(out) > MAX_PHRASE_WORDS:
+            raise self.error(f"a phrase has at most {MAX_PHRASE_WORDS} words", tok_pos)
         return out
 
     def forms(self, patterns: list[Pattern]) -> tuple[Form, ...]:

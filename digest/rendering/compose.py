@@ -168,7 +168,8 @@ def render_digest(
         "date_label": f"{edition:%A} {edition.day} {edition:%B %Y}",
         "email": header_text(email_addr, 320),
         "profile": shorten(clean(profile, 2000), 300),
-        "links": links,
+        # Templates test `links.view`; with StrictUndefined a missing key would raise.
+        "links": {"view": "", **links},
         "more_url": links.get("view") or links["manage"],
         "base_url": settings.base_url,
         "total": len(items),
