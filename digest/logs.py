@@ -59,11 +59,13 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str = "text", level: str = "info", stream: TextIO | None = None):
-    """Send every `digest.*` and `apscheduler.*` record to `stream` (stderr) in the
-    chosen format; returns the handler so a caller (or a test) can remove it."""
+    """Send every `digest.*`, `apscheduler.*` and `uvicorn.*` record to `stream`
+    (stderr) in the chosen format; returns the handler so a caller (or a test) can
+    remove it. uvicorn runs with `log_config=None`: without this its errors (a crashed
+    request, with its traceback) would reach stderr as multi-line plain text."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    for name in ("digest", "apscheduler"):
+    for name in ("digest", "apscheduler", "uvicorn"):
         logger = logging.getLogger(name)
         for old in [h for h in logger.handlers if getattr(h, "_digest_handler", False)]:
             logger.removeHandler(old)

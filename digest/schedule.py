@@ -181,3 +181,31 @@ def due_slot(
     if last_edition is not None and latest.edition <= last_edition:
         return None
     return latest
+
+
+def upcoming_slot(
+    schedule: HasSchedule,
+    now: datetime,
+    last_digest_at: datetime | None,
+    last_edition: str | None = None,
+) -> Slot:
+    """The digest this subscriber will actually get next (for `digest status`).
+
+    Unlike `next_slot` it knows what was sent: a slot whose edition they already had
+    (a first or `--now` digest earlier that local day, or a zone moved west) is not
+    shown, and a digest due but not yet built is shown as due at `now`.
+    """
+    now = as_utc(now)
+    due = due_slot(schedule, now, last_digest_at, last_edition)
+    if due is not None:
+        return Slot(due.edition, now)
+    today = now.astimezone(ZoneInfo(schedule.timezone)).date()
+    # One extra day: an edition key up to a day ahead of today may already be taken.
+    for ahead in range(_LOOKBACK_DAYS + 2):
+        slot = slot_on(schedule, today + timedelta(days=ahead))
+        if slot is None or slot.at <= now:
+            continue
+        if last_edition is not None and slot.edition <= last_edition:
+            continue
+        return slot
+    raise ValueError(f"no slot within {_LOOKBACK_DAYS + 2} days for {schedule!r}")

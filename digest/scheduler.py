@@ -311,6 +311,15 @@ def _stored_next_runs(engine: Engine) -> dict[str, datetime | None]:
         jobstore.shutdown()
 
 
+def _next_digest(
+    sub: Any, now: datetime, last_at: datetime | None, last_edition: str | None
+) -> schedule.Slot:
+    """What this subscriber will really get next, by the rules `pipeline.due_editions`
+    sends by (including its fallback for a row whose schedule cannot be used)."""
+    plan, _ = schedule.checked(sub)
+    return schedule.upcoming_slot(plan, now, last_at, last_edition)
+
+
 def status_info(engine: Engine, settings: Settings, now: datetime | None = None) -> dict:
     """For `digest status`: last fetch per source, next scheduled runs, next digests."""
     now = now or utcnow()
@@ -334,8 +343,9 @@ def status_info(engine: Engine, settings: Settings, now: datetime | None = None)
         }
         for s in store.list_source_states(engine)
     ]
+    last = store.last_editions(engine, [sub.id for sub in active])
     upcoming = sorted(
-        ((schedule.next_slot(sub, now), sub.email) for sub in active),
+        ((_next_digest(sub, now, *last.get(sub.id, (None, None))), sub.email) for sub in active),
         key=lambda pair: (pair[0].at, pair[1]),
     )
     next_digests = [

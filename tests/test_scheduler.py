@@ -267,9 +267,10 @@ def test_status_info_reports_fetches_jobs_and_next_digests(
     before = sched.status_info(engine, settings, now)
     assert before["sources"] == []
     assert {r["job"] for r in before["next_runs"]} == {"fetch-daytime", "send-due"}
+    # Never served: their first digest goes at the next run, keyed by their local date.
     assert before["next_digests"] == [
-        {"email": "tokyo@example.org", "edition": "2026-03-29", "at": "2026-03-28T22:30:00+00:00"},
-        {"email": "berlin@example.org", "edition": "2026-03-30", "at": "2026-03-30T05:30:00+00:00"},
+        {"email": "berlin@example.org", "edition": "2026-03-28", "at": now.isoformat()},
+        {"email": "tokyo@example.org", "edition": "2026-03-28", "at": now.isoformat()},
     ]
     s = sched.start_scheduler(engine, settings)  # the catch-up fetches `sample`
     running.append(s)
@@ -307,7 +308,7 @@ def test_logs_are_one_line_per_event_json_or_text() -> None:
         assert out.count("\n") == 1
         assert "fetch.done source=arxiv:cs.CL errors=0 note=two\\nlines" in out
     finally:
-        for name in ("digest", "apscheduler"):
+        for name in ("digest", "apscheduler", "uvicorn"):
             logging.getLogger(name).removeHandler(handler)
 
 
@@ -362,8 +363,10 @@ def test_scheduler_only_mode_stops_on_sigterm(quiet_settings: Settings, engine, 
     subscriptions.subscribe(engine, quiet_settings, "ada@example.org", "diffusion")
 
     def terminate_after_the_send() -> None:
-        wait_for(lambda: len(smtp_sink.messages()) == 1, timeout=30)
-        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            wait_for(lambda: len(smtp_sink.messages()) == 1, timeout=60)
+        finally:  # even on a timeout: fail on the assertion below, never hang an hour
+            os.kill(os.getpid(), signal.SIGTERM)
 
     killer = threading.Thread(target=terminate_after_the_send)
     killer.start()
@@ -371,7 +374,7 @@ def test_scheduler_only_mode_stops_on_sigterm(quiet_settings: Settings, engine, 
         assert sched.serve_forever(engine, quiet_settings) == 0
     finally:
         killer.join(30)
-        for name in ("digest", "apscheduler"):
+        for name in ("digest", "apscheduler", "uvicorn"):
             for h in list(logging.getLogger(name).handlers):
                 logging.getLogger(name).removeHandler(h)
     assert [r.status for r in store.digests_for_edition(engine)] == ["sent"]
