@@ -41,7 +41,7 @@ from digest import store  # noqa: E402
 from digest.config import load_settings  # noqa: E402
 from digest.delivery.outbox import send_due  # noqa: E402
 from digest.delivery.smtp import SmtpTransport  # noqa: E402
-from digest.models import Digest, Subscriber, utcnow  # noqa: E402
+from digest.models import Digest, DigestMessage, Subscriber, utcnow  # noqa: E402
 
 SENDER = "Paper Digest <digest@example.org>"
 AIOSMTPD_SINK = """
@@ -124,7 +124,8 @@ def recipients(n: int) -> Iterator[tuple[int, str]]:
 
 
 def fill_outbox(engine, n: int, size: int) -> None:
-    """N subscribers and N pending rows, written in chunks (memory stays flat)."""
+    """N subscribers and N pending rows with their messages, written in chunks (memory
+    stays flat)."""
     now = utcnow()
     template = message_template(size)
     chunk = 1000
@@ -142,13 +143,23 @@ def fill_outbox(engine, n: int, size: int) -> None:
                 insert(Digest.__table__),
                 [
                     Digest(
+                        id=i + 1,
                         subscriber_id=i + 1,
                         edition="2026-11-25",
                         recipient=f"reader{i}@example.net",
                         message_id=f"<bench.{i}@digest.example.org>",
-                        message=make_message(template, f"reader{i}@example.net", i),
                         created_at=now,
                     ).model_dump()
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(DigestMessage.__table__),
+                [
+                    {
+                        "digest_id": i + 1,
+                        "message": make_message(template, f"reader{i}@example.net", i),
+                    }
                     for i in ids
                 ],
             )

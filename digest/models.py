@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, Column, ForeignKey, Integer, LargeBinary, UniqueConstraint
+from sqlalchemy.orm import relationship
+from sqlmodel import Field, Relationship, SQLModel
 
 
 def utcnow() -> datetime:
@@ -46,6 +47,9 @@ class Paper(SQLModel, table=True):
 
 
 class Subscriber(SQLModel, table=True):
+    # Never reuse a deleted subscriber's id: signed links (view in browser) name ids.
+    __table_args__ = {"sqlite_autoincrement": True}
+
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(unique=True, index=True, max_length=320)
     status: str = Field(
@@ -69,7 +73,13 @@ class Subscriber(SQLModel, table=True):
 
 
 class Digest(SQLModel, table=True):
-    """One row per subscriber per edition: the outbox and the never-twice guard."""
+    """One row per subscriber per edition: the outbox and the never-twice guard.
+
+    The rendered message lives in its own table (`DigestMessage`): the outbox rewrites
+    this row twice per send (claim, result), and with ~4 kB of message bytes inside it
+    SQLite would copy those bytes (overflow pages) into the WAL on every write.
+    `message` still reads and sets it like a column (`Digest(message=...)` too).
+    """
 
     __table_args__ = (UniqueConstraint("subscriber_id", "edition", name="uq_digest_edition"),)
 
@@ -87,7 +97,6 @@ class Digest(SQLModel, table=True):
     paper_seq_to: int = 0
     message_id: str | None = None
     subject: str | None = None
-    message: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, index=True)
@@ -99,6 +108,36 @@ class Digest(SQLModel, table=True):
     # Set by `digest retry`: the retry age (DIGEST_RETRY_MAX_AGE_HOURS) counts from here
     # instead of from created_at, so a pushed-again digest gets a full retry schedule.
     retry_from: datetime | None = None
+    # Loaded with the row (joined), so a row read in a closed session still has it.
+    body: DigestMessage | None = Relationship(
+        sa_relationship=relationship(
+            "DigestMessage", uselist=False, lazy="joined", cascade="all, delete-orphan"
+        )
+    )
+
+    def __init__(self, **data: Any) -> None:
+        message = data.pop("message", None)
+        super().__init__(**data)
+        if message is not None:
+            self.message = message
+
+    @property
+    def message(self) -> bytes | None:
+        return self.body.message if self.body is not None else None
+
+    @message.setter
+    def message(self, value: bytes | None) -> None:
+        self.body = None if value is None else DigestMessage(message=value)
+
+
+class DigestMessage(SQLModel, table=True):
+    """The rendered MIME bytes of one digest, apart from its busy outbox row."""
+
+    digest_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("digest.id", ondelete="CASCADE"), primary_key=True),
+    )
+    message: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class SourceState(SQLModel, table=True):

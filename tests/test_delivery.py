@@ -240,7 +240,9 @@ def test_two_senders_at_once_never_send_a_row_twice(engine, settings):
             t.start()
         for t in senders:
             t.join(timeout=60)
-    assert sum(r.sent for r in reports) == 450 and all(r.sent for r in reports)
+    # Both senders ran to the end; how the rows split between them is up to the
+    # scheduler of a loaded machine (one may take them all), the guarantee is not.
+    assert len(reports) == 2 and sum(r.sent for r in reports) == 450
     assert {a: len(v) for a, v in handler.by_recipient().items()} == dict.fromkeys(addresses, 1)
 
 
@@ -621,3 +623,63 @@ def test_status_and_retry_commands(engine, settings, cli, env):
     assert by[ADDRS[3]]["bounces"] == 1 and by[ADDRS[3]]["status"] == "active"
     bad = cli("retry", "--edition", "yesterday")
     assert bad.code == 2 and "YYYY-MM-DD" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_outbox_queued_by_an_older_digest_is_sent_after_the_upgrade(engine, settings):
+    """Older databases kept the message bytes in `digest.message`; init moves them to
+    their own table (claims and results then touch small rows) and drops the column."""
+    queue(engine, ADDRS[:2])
+    old_bytes = {a: make_message(a, 100 + n) for n, a in enumerate(ADDRS[:2])}
+    with engine.begin() as conn:  # back to the old layout: the bytes inside the row
+        conn.exec_driver_sql("ALTER TABLE digest ADD COLUMN message BLOB")
+        for address, data in old_bytes.items():
+            conn.exec_driver_sql(
+                "UPDATE digest SET message = ? WHERE recipient = ?", (data, address)
+            )
+        conn.exec_driver_sql("DELETE FROM digestmessage")
+    store.init_db(engine)
+    assert store.move_digest_messages(engine) == 0  # done once, idempotent
+    with engine.connect() as conn:
+        columns = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(digest)")}
+    assert "message" not in columns
+    assert {a: r.message for a, r in rows(engine).items()} == old_bytes
+    handler = FaultyHandler()
+    with FaultyServer(handler) as server:
+        report = send(engine, fast(settings, server.port))
+    assert report.sent == 2
+    got = handler.by_recipient()
+    assert {a: got[a][0].message_id for a in old_bytes} == {
+        a: f"<{100 + n}.{a.replace('@', '.')}@digest.example.org>" for n, a in enumerate(ADDRS[:2])
+    }
+
+
+def test_deleting_a_subscriber_deletes_their_messages(engine):
+    queue(engine, ADDRS[:2])
+    assert store.delete_subscriber(engine, ADDRS[0])
+    with engine.connect() as conn:
+        left = conn.exec_driver_sql("SELECT count(*) FROM digestmessage").scalar_one()
+    assert left == 1
+
+
+def test_a_digest_without_a_rendered_message_is_never_sent_empty(engine, settings):
+    """A digest that failed at build time has no message; `digest retry` leaves it,
+    and a due row without one is failed visibly instead of mailed as an empty message."""
+    from digest.delivery.outbox import NO_MESSAGE, retry_failed
+
+    queue(engine, ADDRS[:1])
+    with Session(engine) as s:
+        for address, status in ((ADDRS[1], "failed"), (ADDRS[2], "pending")):
+            sub = Subscriber(email=address, keywords="x")
+            s.add(sub)
+            s.flush()
+            s.add(Digest(subscriber_id=sub.id, edition=EDITION, recipient=address, status=status))
+        s.commit()
+    assert retry_failed(engine) == 0
+    handler = FaultyHandler()
+    with FaultyServer(handler) as server:
+        report = send(engine, fast(settings, server.port))
+    assert sorted(handler.by_recipient()) == [ADDRS[0]]
+    assert report.sent == 1
+    state = rows(engine)
+    assert state[ADDRS[1]].status == "failed"
+    assert state[ADDRS[2]].status == "failed" and state[ADDRS[2]].last_error == NO_MESSAGE

@@ -10,15 +10,18 @@ Guarantees, and what gives them:
   again when the lease runs out, or at once when the owner was a process on this
   machine that no longer exists. So a crash can only duplicate a message the server
   had accepted in the last moments before it, whose result was not recorded yet.
-- Fast: results are written in batches (one transaction per RECORD_BATCH results or
-  RECORD_EVERY seconds, whichever first), database work runs in a thread beside the
-  sends, and only a bounded number of rows (with their messages) is in memory.
+- Fast: claims and results rewrite small rows (the message bytes live in their own
+  table and are read once per claimed batch); results are written in batches (one
+  executemany per RECORD_BATCH results or RECORD_EVERY seconds, whichever first);
+  database work runs in a thread beside the sends, and only a bounded number of rows
+  (with their messages) is in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import socket
@@ -27,12 +30,12 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, text, update
 from sqlalchemy.engine import Engine
 
 from digest.config import Settings
@@ -40,17 +43,19 @@ from digest.delivery.base import SendResult, Transport
 from digest.delivery.breaker import CircuitBreaker
 from digest.delivery.dkim import DkimSigner, make_signer
 from digest.delivery.ratelimit import RateLimiter
-from digest.models import Digest, Subscriber, utcnow
+from digest.models import Digest, DigestMessage, Subscriber, utcnow
 
 DUE_STATUSES = ("pending", "retrying")
 CLAIM_BATCH = 200
 RECORD_BATCH = 200
 RECORD_EVERY = 0.2  # seconds: the most a crash can leave unrecorded
 MAX_ERRORS_KEPT = 100
+NO_MESSAGE = "not sent: no rendered message is stored for this digest"
 
 T = TypeVar("T")
 _T = Digest.__table__
 _S = Subscriber.__table__
+_M = DigestMessage.__table__
 
 
 @dataclass
@@ -174,40 +179,61 @@ def _orphaned(now: datetime) -> Any:
 def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[Claimed]:
     """Lease up to `limit` due rows to `owner` and return them.
 
-    The ids are picked with one simple indexed query per kind (so each stops after
-    `limit` rows, whatever the size of the outbox), then taken by one UPDATE that
-    checks again that they are free: of two senders racing for a row, one gets it.
+    One UPDATE per kind (due, then orphaned) takes the ids an indexed sub-select picks
+    (so it stops after `limit` rows, whatever the size of the outbox), checking again
+    that each row is free: of two senders racing for a row, one gets it.
     """
     now = utcnow()
+    lease = {
+        "status": "sending",
+        "lease_owner": owner,
+        "lease_until": now + timedelta(seconds=lease_seconds),
+    }
+    rows: list[Any] = []
     with engine.begin() as conn:
-        ids = list(conn.execute(select(_T.c.id).where(_due(now)).limit(limit)).scalars())
-        if len(ids) < limit:
-            ids += conn.execute(
-                select(_T.c.id).where(_orphaned(now)).limit(limit - len(ids))
-            ).scalars()
-        if not ids:
+        for free in (_due(now), _orphaned(now)):
+            want = limit - len(rows)
+            if want <= 0:
+                break
+            picked = select(_T.c.id).where(free).limit(want).scalar_subquery()
+            rows += conn.execute(
+                update(_T)
+                .where(_T.c.id.in_(picked))
+                .where(free)
+                .values(**lease)
+                .returning(
+                    _T.c.id,
+                    _T.c.subscriber_id,
+                    _T.c.recipient,
+                    _T.c.attempts,
+                    func.coalesce(_T.c.retry_from, _T.c.created_at),
+                )
+            ).all()
+        if not rows:
             return []
-        rows = conn.execute(
-            update(_T)
-            .where(_T.c.id.in_(ids))
-            .where(or_(_due(now), _orphaned(now)))
-            .values(
-                status="sending",
-                lease_owner=owner,
-                lease_until=now + timedelta(seconds=lease_seconds),
+        # The bytes live apart (small rows to update): one read for the whole batch.
+        messages = dict(
+            conn.execute(
+                select(_M.c.digest_id, _M.c.message).where(_M.c.digest_id.in_([r[0] for r in rows]))
+            ).all()
+        )
+        unsendable = [r[0] for r in rows if not messages.get(r[0])]
+        if unsendable:  # never send an empty mail: fail the row, visibly
+            conn.execute(
+                update(_T)
+                .where(_T.c.id.in_(unsendable))
+                .values(
+                    status="failed",
+                    last_error=NO_MESSAGE,
+                    lease_owner=None,
+                    lease_until=None,
+                    next_attempt_at=None,
+                )
             )
-            .returning(
-                _T.c.id,
-                _T.c.subscriber_id,
-                _T.c.recipient,
-                _T.c.message,
-                _T.c.attempts,
-                func.coalesce(_T.c.retry_from, _T.c.created_at),
-            )
-        ).all()
     return [
-        Claimed(r[0], r[1], r[2], r[3] or b"", r[4], _aware(r[5]) or now)
+        Claimed(r[0], r[1], r[2], messages[r[0]], r[3], _aware(r[4]) or now)
         for r in sorted(rows, key=lambda r: r[0])
+        if messages.get(r[0])
     ]
 
 
@@ -264,29 +290,50 @@ class Recorded:
     retrying_ids: list[int] = field(default_factory=list)
 
 
+# One statement for every outcome, so a batch is one executemany whatever it holds.
+# `sent_at` is given only for a delivery and `last_error` only for a failure; the
+# COALESCE keeps what the row had otherwise.
+_RESULT_SQL = text(
+    f"UPDATE {_T.name} SET status = :status, smtp_reply = :reply,"
+    " last_error = COALESCE(:error, last_error), sent_at = COALESCE(:sent_at, sent_at),"
+    " next_attempt_at = :next_at, lease_owner = NULL, lease_until = NULL,"
+    " attempts = attempts + 1"
+    " WHERE id = :id AND lease_owner = :owner AND status = 'sending'"
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _result_sql(dialect: Any) -> tuple[str, tuple[str, ...] | None, Callable[[Any], Any]]:
+    """The UPDATE in this driver's own SQL and parameter style, and how it takes a
+    datetime: the batch then goes to the driver's executemany with no per-row work in
+    SQLAlchemy (that work, on the database thread, took the GIL from the sends)."""
+    compiled = _RESULT_SQL.compile(dialect=dialect)
+    to_db = _T.c.sent_at.type.dialect_impl(dialect).bind_processor(dialect)
+    return compiled.string, compiled.positiontup, to_db or (lambda value: value)
+
+
 def record(
     engine: Engine, attempts: list[Attempt], owner: str, settings: Settings, rng: random.Random
 ) -> Recorded:
-    """Write a batch of results in one transaction (executemany per kind of outcome).
+    """Write a batch of results in one transaction (one executemany).
 
     Only rows still leased to `owner` are written: if our lease was lost, whoever took
     the row over owns its result.
     """
     counts = Recorded()
-    sent: list[dict[str, Any]] = []
-    bounced: list[dict[str, Any]] = []
-    retrying: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
+    params: list[dict[str, Any]] = []
     bounces: Counter[int] = Counter()
     max_age = timedelta(hours=settings.retry_max_age_hours)
+    sql, order, to_db = _result_sql(engine.dialect)
     for a in attempts:
         reply = a.result.reply[:500]
-        base = {"b_id": a.row.id, "b_reply": reply, "b_at": a.at}
+        row = {"id": a.row.id, "owner": owner, "reply": reply, "error": reply}
+        row.update(sent_at=None, next_at=None)
         if a.result.ok:
-            sent.append(base)
+            row.update(status="sent", error=None, sent_at=to_db(a.at))
             counts.sent += 1
         elif a.result.permanent:
-            bounced.append(base)
+            row["status"] = "bounced"
             bounces[a.row.subscriber_id] += 1
             counts.bounced += 1
         else:
@@ -294,55 +341,18 @@ def record(
                 seconds=retry_delay(settings.retry_base_seconds, a.row.attempts + 1, rng)
             )
             if a.at + delay > a.row.age_from + max_age:
-                base["b_reply"] = f"gave up after {a.row.attempts + 1} attempt(s): {reply}"[:500]
-                failed.append(base)
+                gave_up = f"gave up after {a.row.attempts + 1} attempt(s): {reply}"[:500]
+                row.update(status="failed", reply=gave_up, error=gave_up)
                 counts.gave_up += 1
             else:
-                retrying.append({**base, "b_next": a.at + delay})
+                row.update(status="retrying", next_at=to_db(a.at + delay))
                 counts.retrying_ids.append(a.row.id)
-    mine = and_(_T.c.id == bindparam("b_id"), _T.c.lease_owner == owner, _T.c.status == "sending")
-    done = {"lease_owner": None, "lease_until": None, "attempts": _T.c.attempts + 1}
+        params.append(row)
+    if order is not None:  # a positional parameter style (SQLite's qmark)
+        params = [tuple(row[k] for k in order) for row in params]  # type: ignore[misc]
     with engine.begin() as conn:
-        if sent:
-            conn.execute(
-                update(_T)
-                .where(mine)
-                .values(
-                    status="sent",
-                    sent_at=bindparam("b_at"),
-                    smtp_reply=bindparam("b_reply"),
-                    next_attempt_at=None,
-                    **done,
-                ),
-                sent,
-            )
-        for rows, status in ((bounced, "bounced"), (failed, "failed")):
-            if rows:
-                conn.execute(
-                    update(_T)
-                    .where(mine)
-                    .values(
-                        status=status,
-                        last_error=bindparam("b_reply"),
-                        smtp_reply=bindparam("b_reply"),
-                        next_attempt_at=None,
-                        **done,
-                    ),
-                    rows,
-                )
-        if retrying:
-            conn.execute(
-                update(_T)
-                .where(mine)
-                .values(
-                    status="retrying",
-                    last_error=bindparam("b_reply"),
-                    smtp_reply=bindparam("b_reply"),
-                    next_attempt_at=bindparam("b_next"),
-                    **done,
-                ),
-                retrying,
-            )
+        if params:
+            conn.exec_driver_sql(sql, params)
         if bounces:
             counts.suspended = _count_bounces(conn, bounces, settings.max_bounces)
     return counts
@@ -386,7 +396,13 @@ def retry_failed(engine: Engine, edition: str | None = None) -> int:
     """`digest retry`: put failed digests back in the outbox with a fresh retry age."""
     now = utcnow()
     active = select(_S.c.id).where(_S.c.status == "active")
-    stmt = update(_T).where(_T.c.status == "failed").where(_T.c.subscriber_id.in_(active))
+    stmt = (
+        update(_T)
+        .where(_T.c.status == "failed")
+        .where(_T.c.subscriber_id.in_(active))
+        # A digest that failed before it was rendered has nothing to send again.
+        .where(exists().where(_M.c.digest_id == _T.c.id))
+    )
     if edition:
         stmt = stmt.where(_T.c.edition == edition)
     with engine.begin() as conn:
@@ -557,7 +573,8 @@ class Sender:
             self.report.note_error(f"{row.recipient}: {result.reply}")
         if not self.pending:
             self.first_pending_at = time.monotonic()
-        self.pending.append(Attempt(replace(row, message=b""), result, utcnow()))
+        row.message = b""  # sent: the bytes need not wait in memory for the record
+        self.pending.append(Attempt(row, result, utcnow()))
 
     async def _next_row(self) -> Claimed | None:
         """The next claimed row; claims the following batch in the background."""
