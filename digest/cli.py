@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 finished with failures, 2 bad usage or bad input.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import webbrowser
 from collections.abc import Callable, Iterator
@@ -28,11 +29,13 @@ from rich.progress import (
 )
 from rich.table import Table
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from digest import pipeline, store, subscriptions
 from digest.config import Settings, load_settings
 from digest.delivery.outbox import SendReport
-from digest.errors import DigestError, InputError
+from digest.errors import ConfigError, DigestError, InputError
+from digest.logs import configure_logging
 from digest.models import Paper, Subscriber, utcnow
 
 app = typer.Typer(
@@ -67,9 +70,36 @@ def _settings() -> Settings:
     return load_settings()
 
 
+class DatabaseUnavailable(DigestError):
+    """The database did not answer (a server down, a file locked): that may pass, so
+    exit 1 and let cron or systemd try again, unlike a bad URL (exit 2)."""
+
+    exit_code = 1
+
+
+def _first_line(exc: BaseException) -> str:
+    reason = getattr(exc, "orig", None) or exc
+    return (str(reason).strip().splitlines() or [type(reason).__name__])[0][:300]
+
+
 def _engine(settings: Settings) -> Engine:
-    engine = store.make_engine(settings.database_url)
-    store.init_db(engine)
+    """The engine, with the schema created or upgraded; a database that cannot be used
+    is one clear line naming DIGEST_DATABASE_URL (password masked), not a traceback."""
+    url = settings.database_url
+    shown = store.shown_url(url)
+    try:
+        engine = store.make_engine(url)
+        store.init_db(engine)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            f"DIGEST_DATABASE_URL: cannot use {shown}: {_first_line(exc)} "
+            "(is the URL right and its driver installed?)"
+        ) from None
+    except SQLAlchemyError as exc:
+        reason = _first_line(exc)
+        if url.startswith("sqlite") and "locked" not in reason:
+            raise ConfigError(f"DIGEST_DATABASE_URL: cannot open {shown}: {reason}") from None
+        raise DatabaseUnavailable(f"DIGEST_DATABASE_URL: cannot reach {shown}: {reason}") from None
     return engine
 
 
@@ -117,7 +147,7 @@ def subscriber_json(s: Subscriber) -> dict[str, Any]:
         "status": s.status,
         "keywords": s.keywords,
         "max_papers": s.max_papers,
-        "min_score": s.min_score,
+        "min_score": s.min_score if s.min_score is None or math.isfinite(s.min_score) else None,
         "created_at": _iso(s.created_at),
         "confirmed_at": _iso(s.confirmed_at),
         "timezone": s.timezone,
@@ -162,7 +192,7 @@ def init() -> None:
     """Create or upgrade the database (safe to run again)."""
     settings = _settings()
     _engine(settings)
-    out.print(f"database ready: {settings.database_url}")
+    out.print(f"database ready: {store.shown_url(settings.database_url)}", markup=False)
 
 
 @app.command()
@@ -259,7 +289,10 @@ def subscribers(as_json: JsonOpt = False) -> None:
     for s in rows:
         when = f"{s.frequency}{' ' + s.weekday if s.weekday else ''} {s.send_at} {s.timezone}"
         table.add_row(
-            s.email, s.status, s.keywords, str(s.max_papers), when, _iso(s.created_at) or ""
+            *(escape(v) for v in (s.email, s.status, s.keywords)),
+            str(s.max_papers),
+            escape(when),
+            _iso(s.created_at) or "",
         )
     out.print(table)
 
@@ -269,7 +302,9 @@ def papers(
     since: Annotated[
         str | None, typer.Option(help="Only papers from this date (YYYY-MM-DD).")
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, max=10_000_000, help="At most this many.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List stored papers, newest first."""
@@ -331,6 +366,7 @@ def run(
     own zone, time and frequency) and has not been sent. Safe to run from cron every
     few minutes: nobody gets a digest twice, and after downtime one catch-up digest."""
     settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)  # warnings as events
     engine = _engine(settings)
     with _progress() as track:
         report = pipeline.run_once(
@@ -346,7 +382,11 @@ def _print_run(report: pipeline.RunReport, dry_run: bool) -> None:
     out.print(f"fetched: {new} new papers from {len(report.fetch)} source(s)")
     for r in report.fetch:
         if r.failed:
-            err.print(f"source {r.name} failed: {'; '.join(r.errors)[:300]}", highlight=False)
+            err.print(
+                f"source {r.name} failed: {'; '.join(r.errors)[:300]}",
+                highlight=False,
+                markup=False,
+            )
     b = report.build
     verb = "rendered (dry run)" if dry_run else "queued"
     out.print(f"digests {verb}: {b.built}, nothing matched: {b.empty}, already done: {b.already}")
@@ -392,12 +432,12 @@ def _print_schedule_status(data: dict[str, Any]) -> None:
     for s in data.get("sources", []):
         counts = s.get("last_counts") or {}
         sources.add_row(
-            s["source"],
+            escape(s["source"]),
             s["last_fetch_at"] or "never",
             s["last_status"] or "",
             str(counts.get("new", "")),
             str(counts.get("updated", "")),
-            (s["last_error"] or "")[:80],
+            escape((s["last_error"] or "")[:80]),
         )
     out.print(sources)
     for job in data.get("next_runs", []):
@@ -520,7 +560,7 @@ def preview(
             out_file.write_bytes(data)
         except OSError as exc:
             raise InputError(f"--out: cannot write {out_file}: {exc.strerror}") from None
-        err.print(f"wrote {out_file}")
+        err.print(f"wrote {out_file}", markup=False, highlight=False)
         if open_browser:
             webbrowser.open(out_file.resolve().as_uri())
     else:
@@ -536,7 +576,8 @@ PortOpt = Annotated[
 ]
 
 
-@app.command("check-query")
+# A leading `-` excludes a term (`-survey`): let such a query through as the argument.
+@app.command("check-query", context_settings={"ignore_unknown_options": True})
 def check_query(
     query: Annotated[str, typer.Argument(help="A profile in the profile language.")],
     since: Annotated[
@@ -578,7 +619,10 @@ def check_query(
     typer.echo(f"matched {len(matches)} of {len(rows)} papers since {day.isoformat()}")
     for rank, m in enumerate(matches, 1):
         title = " ".join(by_id[m.paper_id].title.split())[:90]
-        typer.echo(f"{rank:3}. {m.score:8.3f}  {m.paper_id}  {title}\n       {m.why()}")
+        why = m.why()  # empty for `*`: no blank line under the paper
+        typer.echo(
+            f"{rank:3}. {m.score:8.3f}  {m.paper_id}  {title}" + (f"\n       {why}" if why else "")
+        )
 
 
 @app.command()
@@ -621,6 +665,16 @@ def main() -> None:
         # Plain write: a console would wrap a long message over several lines.
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(exc.exit_code)
+    except SQLAlchemyError as exc:
+        # The database failed mid-command (locked too long, disk full, server gone):
+        # nothing was half-written (each write is one transaction); say so in one line.
+        sys.stderr.write(f"error: database: {_first_line(exc)}\n")
+        sys.exit(1)
+    except OSError as exc:
+        # A folder or file the system refused (DIGEST_OUTBOX_DIR, a full disk, ...).
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"error: {where}{exc.strerror or exc}\n")
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -90,17 +91,42 @@ def _bool(value: str) -> bool:
 
 def _url(value: str) -> str:
     v = value.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/]+", v):
-        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    # The whole value: `http://exa mple.org` must not pass on its `http://exa` prefix.
+    if not re.fullmatch(r"https?://[^\s/?#]+(?:[/?#]\S*)?", v):
+        raise ValueError(f"expected an http(s) URL, got {value[:200]!r}")
     return v
 
 
 def _address(value: str) -> str:
     v = value.strip()
-    if not v or "\r" in v or "\n" in v or "@" not in v:
+    # Exactly one `local@domain` (a display name is fine): it becomes a From header
+    # and an envelope sender, where a second address or a line break would be injected.
+    pairs = getaddresses([v]) if v and "\r" not in v and "\n" not in v else []
+    local, _, domain = pairs[0][1].rpartition("@") if len(pairs) == 1 else ("", "", "")
+    if not local or not domain or any(c.isspace() for c in pairs[0][1]):
         raise ValueError(
-            f"expected an email address such as 'Digest <digest@example.org>', got {value!r}"
+            f"expected one email address such as 'Digest <digest@example.org>', got {value[:200]!r}"
         )
+    return v
+
+
+def _host(value: str) -> str:
+    v = value.strip()
+    if not v or len(v) > 253 or not re.fullmatch(r"[A-Za-z0-9._:\[\]-]+", v):
+        raise ValueError(f"expected a host name or IP address, got {value[:200]!r}")
+    return v
+
+
+def _subject_template(value: str) -> str:
+    """Checked here, with sample values, so a typo stops the program at start-up
+    instead of failing every digest of a run."""
+    v = _nonempty(value)
+    try:
+        v.format(count=3, topics="diffusion", date="24 Nov")
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise ValueError(
+            f"expected text with the fields {{count}}, {{topics}} and {{date}}, got {value[:200]!r} ({exc})"
+        ) from None
     return v
 
 
@@ -112,8 +138,10 @@ def _nonempty(value: str) -> str:
 
 def _database_url(value: str) -> str:
     v = value.strip()
-    if not re.match(r"^[a-z][a-z0-9+]*://", v):
-        raise ValueError(f"expected a SQLAlchemy URL such as sqlite:///digest.db, got {value!r}")
+    if not re.match(r"^[a-z][a-z0-9+]*://", v) or not v.isprintable():
+        raise ValueError(
+            f"expected a SQLAlchemy URL such as sqlite:///digest.db, got {value[:200]!r}"
+        )
     return v
 
 
@@ -123,6 +151,13 @@ def _optional_path(value: str) -> Path | None:
 
 def _str(value: str) -> str:
     return value.strip()
+
+
+def _sources(value: str) -> str:
+    # Imported here: digest.sources imports this module for Settings.
+    from digest.sources import check_source_specs
+
+    return check_source_specs(value)
 
 
 @dataclass(frozen=True)
@@ -191,7 +226,7 @@ class Settings:
 # Environment key, Settings field, converter.
 _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_DATABASE_URL": ("database_url", _database_url),
-    "DIGEST_SMTP_HOST": ("smtp_host", _nonempty),
+    "DIGEST_SMTP_HOST": ("smtp_host", _host),
     "DIGEST_SMTP_PORT": ("smtp_port", _int(1, 65535)),
     "DIGEST_SMTP_USERNAME": ("smtp_username", _str),
     "DIGEST_SMTP_PASSWORD": ("smtp_password", _str),
@@ -204,7 +239,7 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_FROM": ("from_address", _address),
     "DIGEST_BASE_URL": ("base_url", _url),
     "DIGEST_SECRET_KEY": ("secret_key", _nonempty),
-    "DIGEST_SOURCES": ("sources", _nonempty),
+    "DIGEST_SOURCES": ("sources", _sources),
     "DIGEST_TEMPLATES_DIR": ("templates_dir", _optional_path),
     "DIGEST_SEND_AT": ("send_at", parse_hhmm),
     "DIGEST_TIMEZONE": ("timezone", parse_timezone),
@@ -233,7 +268,7 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_DKIM_KEY_FILE": ("dkim_key_file", _optional_path),
     "DIGEST_DKIM_SELECTOR": ("dkim_selector", _str),
     "DIGEST_DKIM_DOMAIN": ("dkim_domain", _str),
-    "DIGEST_HTTP_HOST": ("http_host", _nonempty),
+    "DIGEST_HTTP_HOST": ("http_host", _host),
     "DIGEST_HTTP_PORT": ("http_port", _int(1, 65535)),
     "DIGEST_ADMIN_TOKEN": ("admin_token", _str),
     "DIGEST_SIGNUP_LIMIT_PER_IP": ("signup_limit_per_ip", _int(1, 1_000_000)),
@@ -246,7 +281,7 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_WEIGHT_KEYWORD": ("weight_keyword", _float(0, 1000)),
     "DIGEST_WEIGHT_POPULARITY": ("weight_popularity", _float(0, 1000)),
     "DIGEST_WEIGHT_RECENCY": ("weight_recency", _float(0, 1000)),
-    "DIGEST_SUBJECT_TEMPLATE": ("subject_template", _nonempty),
+    "DIGEST_SUBJECT_TEMPLATE": ("subject_template", _subject_template),
 }
 
 ENV_KEYS = tuple(_KEYS)
@@ -261,7 +296,11 @@ def load_settings(
     """
     merged: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        try:
+            values_in_file = dotenv_values(env_file, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{env_file}: cannot read it as UTF-8 text ({exc})") from None
+        merged.update({k: v for k, v in values_in_file.items() if v is not None})
     merged.update(os.environ if environ is None else environ)
     values: dict[str, Any] = {}
     for key, (field_name, convert) in _KEYS.items():

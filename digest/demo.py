@@ -14,6 +14,7 @@ from pathlib import Path
 
 from digest import pipeline, store
 from digest.config import load_settings
+from digest.errors import InputError
 from digest.models import Subscriber, utcnow
 from digest.smtp_sink import SmtpSink
 
@@ -58,7 +59,17 @@ def extract_html(eml: Path) -> Path:
 
 
 def run_demo(outbox: Path) -> DemoSummary:
-    workdir = Path(tempfile.mkdtemp(prefix="digest-demo-"))
+    """The database lives in a temporary folder removed at the end: a demo leaves only
+    the messages behind."""
+    try:
+        outbox.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--outbox: cannot create {outbox}: {exc.strerror or exc}") from None
+    with tempfile.TemporaryDirectory(prefix="digest-demo-") as workdir:
+        return _run_demo(outbox, Path(workdir))
+
+
+def _run_demo(outbox: Path, workdir: Path) -> DemoSummary:
     base = load_settings(environ={}, env_file=None)
     with SmtpSink(outbox) as sink:
         settings = replace(
@@ -79,6 +90,7 @@ def run_demo(outbox: Path) -> DemoSummary:
                 Subscriber(email=address, keywords=keywords, max_papers=10, confirmed_at=utcnow()),
             )
         report = pipeline.run_once(engine, settings, fetch=False)
+        engine.dispose()
         files = list(sink.handler.paths)
     html = extract_html(files[0]) if files else None
     return DemoSummary(

@@ -20,7 +20,10 @@ class EmlFolderHandler:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._counter = itertools.count(len(list(folder.glob("*.eml"))) + 1)
+        # After the highest number already there, not after the count of files: with a
+        # file deleted, counting would reuse a number and sort a new message among old.
+        taken = [int(p.name[:6]) for p in folder.glob("*.eml") if p.name[:6].isdigit()]
+        self._counter = itertools.count(max(taken, default=0) + 1)
         self._lock = threading.Lock()
         self.paths: list[Path] = []
 

@@ -7,6 +7,7 @@ and nothing is written when any field is bad.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,16 @@ def check_max_papers(value: int | None, settings: Settings) -> int:
     return int(value)
 
 
+def check_min_score(value: float | None) -> float | None:
+    """A finite, non-negative floor: `nan` or `inf` would be stored and then printed as
+    invalid JSON by `digest subscribers --json`."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"--min-score: expected a number of 0 or more, got {value!r}")
+    return float(value)
+
+
 def new_subscriber(
     settings: Settings,
     email: str,
@@ -105,7 +116,7 @@ def new_subscriber(
         keywords=profile,
         status=status,
         max_papers=check_max_papers(max_papers, settings),
-        min_score=min_score,
+        min_score=check_min_score(min_score),
         timezone=schedule.timezone,
         send_at=schedule.send_at,
         frequency=schedule.frequency,
@@ -149,7 +160,8 @@ def change(engine: Engine, settings: Settings, email: str, **fields: Any) -> Sub
         )
     if fields.get("max_papers") is not None:
         changes["max_papers"] = check_max_papers(fields["max_papers"], settings)
-    for key in ("min_score", "notify_empty"):
-        if fields.get(key) is not None:
-            changes[key] = fields[key]
+    if fields.get("min_score") is not None:
+        changes["min_score"] = check_min_score(fields["min_score"])
+    if fields.get("notify_empty") is not None:
+        changes["notify_empty"] = fields["notify_empty"]
     return store.update_subscriber(engine, address, **changes)

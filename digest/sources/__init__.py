@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 HUGGINGFACE = "huggingface"
+MAX_SPEC = 500  # SourceState.name
 _KINDS = (SAMPLE_NAME, HUGGINGFACE, "arxiv:", "feed:", "file:")
 
 
@@ -52,12 +53,38 @@ def parse_source_specs(spec: str) -> list[str]:
     return out
 
 
+def check_source_specs(spec: str) -> str:
+    """The cheap checks of `DIGEST_SOURCES` (known kinds, lengths), importing nothing
+    from the network: settings run it, so a typo stops every command at start-up
+    instead of failing each fetch of `digest serve` for hours. `build_source` checks
+    the rest (arXiv categories, feed URLs)."""
+    specs = parse_source_specs(spec)
+    if not specs:
+        raise ValueError("expected at least one source")
+    for one in specs:
+        kind, _, arg = one.partition(":")
+        if one not in (SAMPLE_NAME, HUGGINGFACE) and not (
+            kind in ("file", "arxiv", "feed") and arg.strip()
+        ):
+            raise ValueError(
+                f"unknown source {one[:80]!r}; expected sample, file:PATH, huggingface, "
+                "arxiv:CATEGORIES or feed:URL"
+            )
+        if len(one) > MAX_SPEC:
+            raise ValueError(f"a source of at most {MAX_SPEC} characters, got {one[:80]!r}...")
+    return spec.strip()
+
+
 def build_source(spec: str, settings: Settings, clients: SourceClients | None = None) -> Source:
     """One source from one spec; an unknown spec is a ConfigError naming the key.
 
     The network sources are imported here, not at the top: httpx and feedparser cost
     every `digest` command a fifth of a second, and most commands never fetch."""
     kind, _, arg = spec.partition(":")
+    if len(spec) > MAX_SPEC:  # the spec names the source's saved state (SourceState)
+        raise ConfigError(
+            f"DIGEST_SOURCES: a source of at most {MAX_SPEC} characters, got {spec[:80]!r}..."
+        )
     if spec == SAMPLE_NAME:
         return FileSource(sample_path(), name=SAMPLE_NAME)
     if kind == "file" and arg:

@@ -22,9 +22,12 @@ from digest.sources.base import (
     PaperRecord,
     clean_list,
     clean_text,
+    require_some_readable,
 )
 
 SAMPLE_NAME = "sample"
+MAX_ID = 200  # Paper.id
+MAX_COUNT = 10**11 - 1  # fits a database integer column everywhere
 
 
 def sample_path() -> Path:
@@ -53,21 +56,28 @@ def _parse_date(value: Any) -> date | None:
     raise ValueError(f"published: expected an ISO date, got {text[:40]!r}")
 
 
-def _opt_url(value: Any) -> str | None:
+def _opt_url(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
     if not value:
         return None
     text = str(value).strip()
     if not re.match(r"^https?://[^\s<>\"]+$", text) or len(text) > 2000:
-        raise ValueError(f"expected an http(s) URL, got {text[:60]!r}")
+        raise ValueError(f"{key}: expected an http(s) URL, got {text[:60]!r}")
     return text
 
 
 def _opt_int(value: Any) -> int | None:
+    """A count such as upvotes; a huge one would overflow the column and fail the
+    whole batch, so it is a bad line instead."""
     if value is None or value == "":
         return None
+    problem = f"upvotes: expected a whole number from 0 to {MAX_COUNT}, got {str(value)[:40]!r}"
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"upvotes: expected a whole number, got {value!r}")
-    return int(value)
+        raise ValueError(problem)
+    text = str(value).strip()
+    if not text.isdigit() or len(text) > len(str(MAX_COUNT)):
+        raise ValueError(problem)
+    return int(text)
 
 
 def record_from_json(obj: Any, source: str) -> PaperRecord:
@@ -78,9 +88,14 @@ def record_from_json(obj: Any, source: str) -> PaperRecord:
     title = clean_text(obj.get("title"), MAX_TITLE, markup=False)
     if not title:
         raise ValueError("missing required field 'title'")
-    if raw_id is None or not str(raw_id).strip():
+    if raw_id is None or isinstance(raw_id, bool) or not str(raw_id).strip():
         raise ValueError("missing required field 'id'")
-    pid = clean_text(raw_id, 200)
+    if not isinstance(raw_id, str | int):
+        raise ValueError(f"id: expected a string, got {type(raw_id).__name__}")
+    pid = clean_text(raw_id, MAX_ID + 1)
+    if len(pid) > MAX_ID:
+        # Cutting it would make two long ids one paper.
+        raise ValueError(f"id: expected at most {MAX_ID} characters")
     return PaperRecord(
         id=pid,
         title=title,
@@ -89,10 +104,10 @@ def record_from_json(obj: Any, source: str) -> PaperRecord:
         authors=clean_list(obj.get("authors"), MAX_AUTHORS),
         categories=clean_list(obj.get("categories"), 50, 50),
         published=_parse_date(obj.get("published")),
-        url=_opt_url(obj.get("url")),
-        pdf_url=_opt_url(obj.get("pdf_url")),
-        code_url=_opt_url(obj.get("code_url")),
-        project_url=_opt_url(obj.get("project_url")),
+        url=_opt_url(obj, "url"),
+        pdf_url=_opt_url(obj, "pdf_url"),
+        code_url=_opt_url(obj, "code_url"),
+        project_url=_opt_url(obj, "project_url"),
         upvotes=_opt_int(obj.get("upvotes")),
         ai_summary=clean_text(obj.get("ai_summary"), 5000) or None,
         ai_keywords=clean_list(obj.get("ai_keywords"), 50, 100),
@@ -112,17 +127,23 @@ class FileSource:
             handle = self.path.open("rb")
         except OSError as exc:
             raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        lines = 0
         with handle:
             for lineno, raw in enumerate(handle, start=1):
                 line = raw.strip()
                 if not line:
                     continue
+                lines += 1
                 try:
-                    record = record_from_json(json.loads(line.decode("utf-8")), self.name)
-                except (ValueError, UnicodeDecodeError) as exc:
+                    # utf-8-sig: a file saved with a byte-order mark keeps its first line.
+                    record = record_from_json(json.loads(line.decode("utf-8-sig")), self.name)
+                except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                    # RecursionError: `[[[[...` nested too deep is one bad line too.
                     batch.warnings.append(f"{self.path.name} line {lineno}: {exc}")
                     continue
                 if since and record.published and record.published < since:
                     continue
                 batch.records.append(record)
+        # Not one readable line: the wrong file, not a few bad lines; fail the source.
+        require_some_readable(lines, batch.warnings, f"lines of {self.path.name}")
         return batch
