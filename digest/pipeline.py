@@ -23,6 +23,7 @@ from digest.delivery import Transport, make_transport, outbox
 from digest.delivery.outbox import SendReport, send_due
 from digest.delivery.status import delivery_status
 from digest.errors import InputError, SourceError
+from digest.logs import log_event
 from digest.matching import Limits, Match, Profile, Weights, compile_stored, match_all
 from digest.models import Digest, Paper, Subscriber, utcnow
 from digest.rendering import Item, build_message, make_environment, render_digest
@@ -144,7 +145,16 @@ def due_editions(
     for sub in subscribers:
         plan, ok = schedule.checked(sub)
         if not ok:
-            log.warning("subscriber %s has an unusable schedule; using UTC 07:00 daily", sub.id)
+            log_event(
+                log,
+                "schedule.unusable",
+                logging.WARNING,
+                subscriber=sub.id,
+                timezone=sub.timezone,
+                send_at=sub.send_at,
+                frequency=sub.frequency,
+                using="UTC 07:00 daily",
+            )
         if everyone:
             out[sub.id] = schedule.edition_at(plan, now)
             continue
@@ -314,7 +324,9 @@ def _add_chunk(
     session: Session, chunk: list[tuple[Subscriber, Digest]], top: int, now: datetime
 ) -> None:
     for sub, row in chunk:
-        session.add(Digest.model_validate(row.model_dump()))
+        copy = Digest.model_validate(row.model_dump())
+        copy.message = row.message  # its own table: model_dump leaves it out
+        session.add(copy)
         db_sub = session.get(Subscriber, sub.id)
         if db_sub is not None and row.status != "failed":
             db_sub.last_paper_seq = top

@@ -7,6 +7,7 @@ transaction each.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime
@@ -16,8 +17,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import JSON, delete, event, func, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import literal as sa_literal
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from digest.errors import InputError
@@ -25,6 +26,15 @@ from digest.models import Digest, Paper, RateEvent, SourceState, Subscriber, utc
 from digest.sources.base import PaperRecord, canonical_arxiv_id
 
 SUBSCRIBER_STATUSES = ("pending", "active", "paused", "suspended", "unsubscribed")
+
+
+def shown_url(url: str) -> str:
+    """The database URL as printed and logged: its password masked."""
+    try:
+        parsed = make_url(url)
+        return url if parsed.password is None else parsed.render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def make_engine(url: str) -> Engine:
@@ -49,6 +59,40 @@ def init_db(engine: Engine) -> None:
     """Create missing tables and add missing columns; safe to run any number of times."""
     SQLModel.metadata.create_all(engine)
     add_missing_columns(engine)
+    move_digest_messages(engine)
+
+
+def move_digest_messages(engine: Engine) -> int:
+    """A database made before messages had their own table holds them in
+    `digest.message`: copy them to `digestmessage` and drop the old column (empty it
+    where SQLite is too old to drop columns), in one transaction. Returns how many
+    were moved."""
+    if not _has_column(engine, "digest", "message"):
+        return 0
+    sqlite_version = getattr(engine.dialect.dbapi, "sqlite_version_info", None)
+    can_drop = engine.dialect.name != "sqlite" or (sqlite_version or (0,)) >= (3, 35)
+    try:
+        with engine.begin() as conn:
+            moved = conn.execute(
+                text(
+                    "INSERT INTO digestmessage (digest_id, message) "
+                    "SELECT id, message FROM digest WHERE message IS NOT NULL "
+                    "AND id NOT IN (SELECT digest_id FROM digestmessage)"
+                )
+            ).rowcount
+            if can_drop:
+                conn.execute(text('ALTER TABLE digest DROP COLUMN "message"'))
+            else:
+                conn.execute(text("UPDATE digest SET message = NULL WHERE message IS NOT NULL"))
+    except DBAPIError:
+        if _has_column(engine, "digest", "message"):
+            raise
+        return 0  # another process upgraded the database at the same moment
+    return moved or 0
+
+
+def _has_column(engine: Engine, table: str, column: str) -> bool:
+    return column in {c["name"] for c in sa_inspect(engine).get_columns(table)}
 
 
 def _column_default_sql(engine: Engine, column: Any) -> str:
@@ -149,8 +193,9 @@ def merge_papers(engine: Engine, records: Iterable[PaperRecord]) -> MergeCounts:
 
     Records with the same id inside one batch are folded first, so a paper seen by two
     sources in one fetch is still one row. `update_only` records never create a paper.
+    When another process (a cron `digest run` beside `digest serve`) inserted one of
+    the same new papers first, the batch is merged again against what it stored.
     """
-    counts = MergeCounts()
     batch: dict[str, list[PaperRecord]] = {}
     for rec in records:
         canonical = canonical_arxiv_id(rec.id)
@@ -158,7 +203,19 @@ def merge_papers(engine: Engine, records: Iterable[PaperRecord]) -> MergeCounts:
             rec = replace(rec, id=canonical)  # one row per arXiv id, versions folded
         batch.setdefault(rec.id, []).append(rec)
     if not batch:
-        return counts
+        return MergeCounts()
+    for attempt in range(3):
+        try:
+            return _merge_batch(engine, batch)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _merge_batch(engine: Engine, batch: dict[str, list[PaperRecord]]) -> MergeCounts:
+    """One attempt at merging a folded batch, in one transaction."""
+    counts = MergeCounts()
     with Session(engine) as session:
         existing: dict[str, Paper] = {}
         ids = list(batch)

@@ -165,3 +165,31 @@ def test_one_unsendable_subscriber_fails_alone_and_keeps_their_papers(
     assert "address" in rows["broken address@example.org"].last_error
     broken = store.get_subscriber(engine, "broken address@example.org")
     assert broken.last_paper_seq is None  # their papers wait for a digest that can be sent
+
+
+def test_two_processes_storing_the_same_new_paper_both_succeed(engine, settings):
+    """A cron `digest run` beside `digest serve`: the second insert of a new paper
+    must merge, not fail the whole batch."""
+    import threading
+
+    from digest.sources.base import PaperRecord
+
+    records = [PaperRecord(id=f"race-{i}", title=f"Race paper {i}", source="t") for i in range(300)]
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            results.append(store.merge_papers(engine, records))
+        except Exception as exc:  # pragma: no cover - the assertion below shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sum(r.new for r in results) == 300
+    assert len(store.list_papers(engine)) == 300

@@ -207,3 +207,24 @@ def test_sender_names_are_quoted_or_encoded(from_address: str, name: str) -> Non
     assert msg["From"].addresses[0].addr_spec == "digest@example.org"
     assert msg["From"].addresses[0].display_name == name
     assert set(msg.keys()) == EXPECTED_HEADERS
+
+
+def test_one_click_header_only_for_https_unsubscribe_links(settings) -> None:
+    """RFC 8058: List-Unsubscribe-Post promises one-click over HTTPS only."""
+    import email
+    import email.policy
+    from dataclasses import replace as dc_replace
+    from datetime import date as d
+
+    from digest.rendering import build_message, make_environment, render_digest
+
+    for base, expected in (("https://digest.example.org", True), ("http://127.0.0.1:8000", False)):
+        s = dc_replace(settings, base_url=base)
+        rendered = render_digest(
+            make_environment(s), s, "ada@example.org", [], d(2026, 3, 2), "1:x"
+        )
+        raw = build_message(s, "ada@example.org", rendered)
+        data = raw if isinstance(raw, bytes) else raw.as_bytes()
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        assert base in str(msg["List-Unsubscribe"])
+        assert (msg["List-Unsubscribe-Post"] is not None) is expected

@@ -31,3 +31,14 @@ def test_upgrade_is_idempotent(engine):
     assert store.add_missing_columns(engine) == []
     store.init_db(engine)
     assert store.add_missing_columns(engine) == []
+
+
+def test_a_deleted_subscribers_id_is_never_reused(engine, settings):
+    """View-in-browser links carry a subscriber id; a new subscriber must never
+    inherit the id (and so the old links) of a deleted one."""
+    from digest import subscriptions
+
+    first = subscriptions.subscribe(engine, settings, "ada@example.org", "diffusion")
+    store.delete_subscriber(engine, "ada@example.org")
+    second = subscriptions.subscribe(engine, settings, "bob@example.org", "diffusion")
+    assert second.id != first.id

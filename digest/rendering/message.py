@@ -78,7 +78,8 @@ class OutgoingMessage:
         return self.headers.get(name)
 
 
-def _https_only(url: str) -> str | None:
+def _web_url(url: str) -> str | None:
+    """The unsubscribe URL if it is a clean http(s) URL that can sit inside <...>."""
     if url.startswith(("https://", "http://")) and not re.search(r"[\s<>\x00-\x1f\x7f]", url):
         return url
     return None
@@ -117,12 +118,15 @@ def build_message(
         f"Message-ID: {mid}",
         sk.list_id,
     ]
-    unsubscribe = _https_only(links.get("unsubscribe", ""))
+    unsubscribe = _web_url(links.get("unsubscribe", ""))
     if unsubscribe:
         lines.append(
             fold("List-Unsubscribe", [f"<{unsubscribe}>", f"<{sk.mailto_unsubscribe}>"], ", ")
         )
-        lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+        if unsubscribe.startswith("https://"):
+            # RFC 8058 one-click is defined for HTTPS URIs only; a plain-http base URL
+            # (a local trial) still gets the link and the mailto, not the promise.
+            lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     lines += [
         "MIME-Version: 1.0",
         f'Content-Type: multipart/alternative; boundary="{boundary}"',
