@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -107,6 +108,39 @@ def engine(settings: Settings):
     store.init_db(eng)
     yield eng
     eng.dispose()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # the tests run as root in CI
+    "--disable-gpu",
+    # This machine has no network: keep Chromium from trying to reach Google.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser():
+    """The Debian Chromium through Playwright (no browser download). One per test:
+    Playwright's sync API keeps an event loop running in this thread while it lives,
+    which would break the `asyncio.run` of any later test that sends mail."""
+    need_service(CHROMIUM.exists(), "chromium (/usr/bin/chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")

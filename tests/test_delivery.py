@@ -15,8 +15,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
-from fault_smtp import DROP, FaultyHandler, FaultyServer, SilentServer, free_port
+from conftest import free_port, wait_for
+from fault_smtp import DROP, FaultyHandler, FaultyServer, SilentServer
 from sqlmodel import Session, select
 
 from digest import store

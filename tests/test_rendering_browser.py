@@ -4,36 +4,13 @@ human to look at (under the test's output folder)."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import need_service
 from test_rendering import render_golden
 from test_rendering_hostile import render_hostile
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "rendering"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    need_service(shutil.which(CHROMIUM) is not None, "chromium (/usr/bin/chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def open_page(browser, html: str, width: int, color_scheme: str = "light"):

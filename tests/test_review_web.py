@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from conftest import settings_with, wait_for
 from sqlalchemy import event
-from test_web_e2e import browser, server  # noqa: F401 - fixtures
+from test_web_e2e import server  # noqa: F401 - fixture (browser comes from conftest)
 
 from digest import store
 from digest.models import utcnow

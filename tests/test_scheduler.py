@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
-from conftest import wait_for
+from conftest import free_port, wait_for
 from sqlalchemy import text
 from sqlmodel import Session, select
 
@@ -310,12 +310,6 @@ def test_logs_are_one_line_per_event_json_or_text() -> None:
     finally:
         for name in ("digest", "apscheduler", "uvicorn"):
             logging.getLogger(name).removeHandler(handler)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_serve_stops_cleanly_on_sigterm(env: dict[str, str], tmp_path: Path, smtp_sink) -> None:

@@ -7,43 +7,26 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
-from conftest import REPO, need_service, settings_with, wait_for
+from conftest import REPO, free_port, settings_with, wait_for
 
 from digest import pipeline, store
 from digest.config import Settings
 from digest.models import Subscriber, utcnow
 from digest.web import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = REPO / "test-output" / "web"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -72,17 +55,6 @@ def server(settings, engine):
     yield Served(url, app_settings)
     srv.should_exit = True
     thread.join(15)
-
-
-@pytest.fixture
-def browser():
-    need_service(CHROMIUM.exists(), "chromium (/usr/bin/chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def link(msg, base: str, kind: str) -> str:
