@@ -64,6 +64,9 @@ FrequencyOpt = Annotated[
 WeekdayOpt = Annotated[
     str | None, typer.Option("--weekday", help="For weekly: mon..sun (default mon).")
 ]
+EmailArg = Annotated[str, typer.Argument(help="The subscriber's email address.")]
+MaxPapersOpt = Annotated[int | None, typer.Option("--max-papers", help="Papers per digest.")]
+MinScoreOpt = Annotated[float | None, typer.Option("--min-score", help="Relevance floor.")]
 
 
 def _settings() -> Settings:
@@ -197,12 +200,10 @@ def init() -> None:
 
 @app.command()
 def subscribe(
-    email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
+    email: EmailArg,
     keywords: Annotated[str, typer.Option("--keywords", "-k", help="The profile query.")],
-    max_papers: Annotated[
-        int | None, typer.Option("--max-papers", help="Papers per digest.")
-    ] = None,
-    min_score: Annotated[float | None, typer.Option("--min-score", help="Relevance floor.")] = None,
+    max_papers: MaxPapersOpt = None,
+    min_score: MinScoreOpt = None,
     timezone: TimezoneOpt = None,
     send_at: SendAtOpt = None,
     frequency: FrequencyOpt = None,
@@ -231,14 +232,12 @@ def subscribe(
 
 @app.command("set")
 def set_(
-    email: Annotated[str, typer.Argument(help="The subscriber's email address.")],
+    email: EmailArg,
     keywords: Annotated[
         str | None, typer.Option("--keywords", "-k", help="A new profile query.")
     ] = None,
-    max_papers: Annotated[
-        int | None, typer.Option("--max-papers", help="Papers per digest.")
-    ] = None,
-    min_score: Annotated[float | None, typer.Option("--min-score", help="Relevance floor.")] = None,
+    max_papers: MaxPapersOpt = None,
+    min_score: MinScoreOpt = None,
     timezone: TimezoneOpt = None,
     send_at: SendAtOpt = None,
     frequency: FrequencyOpt = None,
