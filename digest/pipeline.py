@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -165,10 +166,18 @@ def due_editions(
     return out
 
 
-def _start_seq(engine: Engine, settings: Settings, sub: Subscriber, now: datetime) -> int:
-    if sub.last_paper_seq is not None:
-        return sub.last_paper_seq
-    return store.seq_first_seen_since(engine, now - timedelta(days=settings.first_digest_days))
+def _first_digest_seq(engine: Engine, settings: Settings, now: datetime) -> Callable[[], int]:
+    """Where a subscriber with no digest yet starts: papers first seen in the last
+    DIGEST_FIRST_DIGEST_DAYS. Looked up once per run, not once per new subscriber."""
+    cached: list[int] = []
+
+    def start() -> int:
+        if not cached:
+            since = now - timedelta(days=settings.first_digest_days)
+            cached.append(store.seq_first_seen_since(engine, since))
+        return cached[0]
+
+    return start
 
 
 def build_editions(
@@ -205,12 +214,14 @@ def build_editions(
             if subscribers
             else set()
         )
+    first_seq = _first_digest_seq(engine, settings, now)
     groups: dict[int, list[Subscriber]] = defaultdict(list)
     for sub in subscribers:
         if (sub.id, keys[sub.id]) in done:
             report.already += 1
             continue
-        groups[_start_seq(engine, settings, sub, now)].append(sub)
+        start = sub.last_paper_seq if sub.last_paper_seq is not None else first_seq()
+        groups[start].append(sub)
     for start, subs in groups.items():
         papers = store.papers_after(engine, start, top)
         by_id = {p.id: p for p in papers}
@@ -323,16 +334,22 @@ def _commit_rows(
 def _add_chunk(
     session: Session, chunk: list[tuple[Subscriber, Digest]], top: int, now: datetime
 ) -> None:
-    for sub, row in chunk:
+    for _sub, row in chunk:
         copy = Digest.model_validate(row.model_dump())
         copy.message = row.message  # its own table: model_dump leaves it out
         session.add(copy)
-        db_sub = session.get(Subscriber, sub.id)
-        if db_sub is not None and row.status != "failed":
-            db_sub.last_paper_seq = top
-            if row.status != "empty":
-                db_sub.last_digest_at = now
-            session.add(db_sub)
+    # Watermarks in two statements per chunk, not one SELECT + UPDATE per subscriber.
+    # A failed digest keeps its subscriber's watermark, so their papers wait.
+    advanced = [sub.id for sub, row in chunk if row.status != "failed"]
+    delivered = [sub.id for sub, row in chunk if row.status not in ("failed", "empty")]
+    if advanced:
+        session.exec(
+            update(Subscriber).where(Subscriber.id.in_(advanced)).values(last_paper_seq=top)
+        )
+    if delivered:
+        session.exec(
+            update(Subscriber).where(Subscriber.id.in_(delivered)).values(last_digest_at=now)
+        )
 
 
 # ---------------------------------------------------------------- run
