@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
@@ -312,8 +312,3 @@ def load_settings(
         except ValueError as exc:
             raise ConfigError(f"{key}: {exc}") from None
     return Settings(**values)
-
-
-def settings_fields() -> list[str]:
-    """Names of all settings, for documentation checks."""
-    return [f.name for f in fields(Settings)]

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -125,12 +124,6 @@ class BuildReport:
     previews: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-def edition_for(sub: Subscriber, now: datetime) -> str:
-    """The edition key: the subscriber's local calendar date at `now` (aware)."""
-    local = now.astimezone(ZoneInfo(sub.timezone))
-    return local.date().isoformat()
-
-
 def due_editions(
     engine: Engine, subscribers: Sequence[Subscriber], now: datetime, everyone: bool = False
 ) -> dict[int, str]:
@@ -201,7 +194,10 @@ def build_editions(
     env = make_environment(settings)
     weights = weights_from(settings)
     top = store.max_paper_seq(engine)
-    keys = {s.id: (editions or {}).get(s.id) or edition_for(s, now) for s in subscribers}
+    keys = {
+        s.id: (editions or {}).get(s.id) or schedule.edition_at(schedule.checked(s)[0], now)
+        for s in subscribers
+    }
     with Session(engine) as session:
         done = (
             set(

@@ -25,8 +25,6 @@ from digest.errors import InputError
 from digest.models import Digest, Paper, RateEvent, SourceState, Subscriber, utcnow
 from digest.sources.base import PaperRecord, canonical_arxiv_id
 
-SUBSCRIBER_STATUSES = ("pending", "active", "paused", "suspended", "unsubscribed")
-
 
 def shown_url(url: str) -> str:
     """The database URL as printed and logged: its password masked."""
@@ -204,13 +202,12 @@ def merge_papers(engine: Engine, records: Iterable[PaperRecord]) -> MergeCounts:
         batch.setdefault(rec.id, []).append(rec)
     if not batch:
         return MergeCounts()
-    for attempt in range(3):
+    for _ in range(2):
         try:
             return _merge_batch(engine, batch)
         except IntegrityError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+            continue  # another process stored one of these papers first: merge again
+    return _merge_batch(engine, batch)
 
 
 def _merge_batch(engine: Engine, batch: dict[str, list[PaperRecord]]) -> MergeCounts:
