@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from digest import store  # noqa: E402
 from digest.config import load_settings  # noqa: E402
-from digest.delivery.outbox import send_due  # noqa: E402
+from digest.delivery.sender import send_due  # noqa: E402
 from digest.delivery.smtp import SmtpTransport  # noqa: E402
 from digest.models import Digest, DigestMessage, Subscriber, utcnow  # noqa: E402
 

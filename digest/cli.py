@@ -33,7 +33,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from digest import pipeline, store, subscriptions
 from digest.config import Settings, load_settings
-from digest.delivery.outbox import SendReport
+from digest.delivery.sender import SendReport
 from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
 from digest.models import Paper, Subscriber, utcnow
@@ -85,14 +85,18 @@ def _first_line(exc: BaseException) -> str:
     return (str(reason).strip().splitlines() or [type(reason).__name__])[0][:300]
 
 
-def _engine(settings: Settings) -> Engine:
-    """The engine, with the schema created or upgraded; a database that cannot be used
-    is one clear line naming DIGEST_DATABASE_URL (password masked), not a traceback."""
+def _engine(settings: Settings, repair: bool = False) -> Engine:
+    """The engine, with the schema created or upgraded (`repair`, for `digest init`:
+    and mended, see `store.init_db`); a database that cannot be used is one clear line
+    naming DIGEST_DATABASE_URL (password masked), not a traceback."""
     url = settings.database_url
     shown = store.shown_url(url)
     try:
         engine = store.make_engine(url)
-        store.init_db(engine)
+        if repair:
+            store.init_db(engine)
+        else:
+            store.ensure_schema(engine)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise ConfigError(
             f"DIGEST_DATABASE_URL: cannot use {shown}: {_first_line(exc)} "
@@ -194,7 +198,7 @@ def _print_json(data: Any) -> None:
 def init() -> None:
     """Create or upgrade the database (safe to run again)."""
     settings = _settings()
-    _engine(settings)
+    _engine(settings, repair=True)
     out.print(f"database ready: {store.shown_url(settings.database_url)}", markup=False)
 
 
