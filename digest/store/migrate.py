@@ -115,7 +115,7 @@ def history(engine: Engine) -> list[Revision]:
             s.down_revision
             if isinstance(s.down_revision, str | None)
             else ",".join(s.down_revision),
-            s.doc or "",
+            " ".join((s.doc or "").split()),
             s.revision == current,
             s.revision in heads,
         )

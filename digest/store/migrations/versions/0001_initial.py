@@ -1,5 +1,7 @@
-"""The schema of digest 0.1.0, as its models made it with create_all (same names
-for every table, index and constraint), so a database made by 0.1.0 is this revision.
+"""The schema of digest 0.1.0
+
+As 0.1.0's models made it with create_all: same names for every table, index and
+constraint, so a database made by 0.1.0 is this revision (and is stamped so).
 
 Revision ID: 0001
 Revises:
