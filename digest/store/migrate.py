@@ -124,8 +124,8 @@ def history(engine: Engine) -> list[Revision]:
 
 
 def _run(engine: Engine, direction: str, revision: str) -> None:
-    # Imported here, not at the top: every CLI start calls ensure_schema, and Alembic (with
-    # Mako) costs more than the whole start-up when nothing needs upgrading.
+    # Imported here, not at the top: every CLI start calls ensure_schema, and Alembic
+    # (with Mako) costs more than the whole start-up when nothing needs upgrading.
     from alembic import command
     from alembic.config import Config
     from alembic.util.exc import CommandError
