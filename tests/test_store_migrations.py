@@ -198,3 +198,13 @@ def test_an_unknown_revision_is_one_line_and_exit_2(cli):
         assert res.code == 2
         assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1
         assert "nope" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_database_from_a_newer_digest_is_one_clear_line(tmp_path, cli):
+    assert cli("init").code == 0
+    with sqlite3.connect(tmp_path / "digest.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    res = cli("subscribers")
+    assert res.code == 2
+    assert res.stderr.count("\n") == 1 and "revision 9999" in res.stderr
+    assert "Traceback" not in res.stderr

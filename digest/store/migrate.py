@@ -143,6 +143,11 @@ def _run(engine: Engine, direction: str, revision: str) -> None:
         try:
             getattr(command, direction)(config, revision)
         except CommandError as exc:
+            if direction == "upgrade" and revision == "head" and at is not None:
+                raise InputError(
+                    f"the database is at revision {at}, which this digest does not know "
+                    f"(its newest is {HEAD}); a newer digest has upgraded it"
+                ) from None
             raise InputError(f"{direction}: {exc}") from None
 
 
