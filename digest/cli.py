@@ -33,7 +33,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from digest import pipeline, store, subscriptions
 from digest.config import Settings, load_settings
-from digest.delivery.outbox import SendReport
+from digest.delivery.sender import SendReport
 from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
 from digest.models import Paper, Subscriber, utcnow
@@ -85,14 +85,21 @@ def _first_line(exc: BaseException) -> str:
     return (str(reason).strip().splitlines() or [type(reason).__name__])[0][:300]
 
 
-def _engine(settings: Settings) -> Engine:
-    """The engine, with the schema created or upgraded; a database that cannot be used
-    is one clear line naming DIGEST_DATABASE_URL (password masked), not a traceback."""
+def _engine(settings: Settings, repair: bool = False, schema: bool = True) -> Engine:
+    """The engine, with the schema created or upgraded (`repair`, for `digest init`:
+    and mended, see `store.init_db`; `schema=False`, for `digest db`: left as it is);
+    a database that cannot be used is one clear line naming DIGEST_DATABASE_URL
+    (password masked), not a traceback."""
     url = settings.database_url
     shown = store.shown_url(url)
     try:
         engine = store.make_engine(url)
-        store.init_db(engine)
+        if repair:
+            store.init_db(engine)
+        elif schema:
+            store.ensure_schema(engine)
+        else:
+            store.current_revision(engine)  # fails here, in one line, if unusable
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise ConfigError(
             f"DIGEST_DATABASE_URL: cannot use {shown}: {_first_line(exc)} "
@@ -194,7 +201,7 @@ def _print_json(data: Any) -> None:
 def init() -> None:
     """Create or upgrade the database (safe to run again)."""
     settings = _settings()
-    _engine(settings)
+    _engine(settings, repair=True)
     out.print(f"database ready: {store.shown_url(settings.database_url)}", markup=False)
 
 
@@ -655,6 +662,65 @@ def demo(
 
     summary = run_demo(outbox)
     typer.echo(summary.text())  # plain: paths must not be wrapped
+
+
+# ---------------------------------------------------------------- db
+
+db_app = typer.Typer(
+    name="db",
+    help="The database's schema version: show it, upgrade or downgrade it, list revisions.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(db_app)
+JsonObjOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+RevisionArg = Annotated[str, typer.Argument(help="A revision id, or head / base.")]
+
+
+@db_app.command("current")
+def db_current(as_json: JsonObjOpt = False) -> None:
+    """The database's revision and whether it is the newest (head)."""
+    settings = _settings()
+    engine = _engine(settings, schema=False)
+    revision = store.current_revision(engine)
+    data = {"revision": revision, "head": store.HEAD, "at_head": revision == store.HEAD}
+    if as_json:
+        _print_json(data)
+        return
+    # Plain echo, here and below: a URL must not be wrapped.
+    state = "head" if revision == store.HEAD else f"behind head {store.HEAD}"
+    typer.echo(f"{revision or 'none'} ({state}): {store.shown_url(settings.database_url)}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="A revision id.")] = "head") -> None:
+    """Upgrade the database to REVISION (default: head, the newest)."""
+    settings = _settings()
+    engine = _engine(settings, schema=False)
+    store.upgrade(engine, revision)
+    typer.echo(f"database at {store.current_revision(engine) or 'base'}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: RevisionArg) -> None:
+    """Downgrade the database to REVISION (base: no tables left; their rows are lost)."""
+    settings = _settings()
+    engine = _engine(settings, schema=False)
+    store.downgrade(engine, revision)
+    typer.echo(f"database at {store.current_revision(engine) or 'base'}")
+
+
+@db_app.command("history")
+def db_history(as_json: JsonOpt = False) -> None:
+    """Every revision, newest first, with its message; marks current and head."""
+    settings = _settings()
+    revisions = store.history(_engine(settings, schema=False))
+    if as_json:
+        _print_json([r.to_json() for r in revisions])
+        return
+    for r in revisions:
+        marks = ", ".join(m for m, on in (("head", r.is_head), ("current", r.is_current)) if on)
+        typer.echo(f"{r.revision}{f' ({marks})' if marks else ''}  {r.message}")
 
 
 def main() -> None:

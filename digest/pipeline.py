@@ -12,16 +12,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
 
 from digest import schedule, store
 from digest.config import Settings
-from digest.delivery import Transport, make_transport, outbox
-from digest.delivery.outbox import SendReport, send_due
-from digest.delivery.status import delivery_status
+from digest.delivery import Transport, make_transport
+from digest.delivery.sender import SendReport, send_due
 from digest.errors import InputError, SourceError
 from digest.logs import log_event
 from digest.matching import Limits, Match, Profile, Weights, compile_stored, match_all
@@ -198,18 +194,7 @@ def build_editions(
         s.id: (editions or {}).get(s.id) or schedule.edition_at(schedule.checked(s)[0], now)
         for s in subscribers
     }
-    with Session(engine) as session:
-        done = (
-            set(
-                session.exec(
-                    select(Digest.subscriber_id, Digest.edition)
-                    .where(Digest.subscriber_id.in_(list(keys)))
-                    .where(Digest.edition.in_(set(keys.values())))
-                )
-            )
-            if subscribers
-            else set()
-        )
+    done = store.editions_done(engine, keys)
     first_seq = _first_digest_seq(engine, settings, now)
     groups: dict[int, list[Subscriber]] = defaultdict(list)
     for sub in subscribers:
@@ -266,7 +251,7 @@ def build_editions(
             if progress:
                 progress(1)
         if not dry_run:
-            _commit_rows(engine, rows, top, now)
+            store.commit_rows(engine, rows, top, now)
     return report
 
 
@@ -303,49 +288,6 @@ def _render_into(
     row.message = msg.as_bytes()
     row.paper_ids = [i.paper.id for i in items]
     row.explanations = {m.paper_id: m.to_json() for m in matches}
-
-
-def _commit_rows(
-    engine: Engine, rows: list[tuple[Subscriber, Digest]], top: int, now: datetime
-) -> None:
-    """Insert rows and advance watermarks in chunks; a row that already exists (another
-    process built it first) is left alone, and that subscriber's watermark with it."""
-    for i in range(0, len(rows), 500):
-        chunk = rows[i : i + 500]
-        with Session(engine) as session:
-            try:
-                _add_chunk(session, chunk, top, now)
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                for pair in chunk:
-                    with Session(engine) as single:
-                        try:
-                            _add_chunk(single, [pair], top, now)
-                            single.commit()
-                        except IntegrityError:
-                            single.rollback()
-
-
-def _add_chunk(
-    session: Session, chunk: list[tuple[Subscriber, Digest]], top: int, now: datetime
-) -> None:
-    for _sub, row in chunk:
-        copy = Digest.model_validate(row.model_dump())
-        copy.message = row.message  # its own table: model_dump leaves it out
-        session.add(copy)
-    # Watermarks in two statements per chunk, not one SELECT + UPDATE per subscriber.
-    # A failed digest keeps its subscriber's watermark, so their papers wait.
-    advanced = [sub.id for sub, row in chunk if row.status != "failed"]
-    delivered = [sub.id for sub, row in chunk if row.status not in ("failed", "empty")]
-    if advanced:
-        session.exec(
-            update(Subscriber).where(Subscriber.id.in_(advanced)).values(last_paper_seq=top)
-        )
-    if delivered:
-        session.exec(
-            update(Subscriber).where(Subscriber.id.in_(delivered)).values(last_digest_at=now)
-        )
 
 
 # ---------------------------------------------------------------- run
@@ -406,7 +348,7 @@ def retry_failed(
     transport: Transport | None = None,
 ) -> tuple[int, SendReport]:
     """`digest retry`: put failed digests back in the outbox, then send what is due."""
-    pushed = outbox.retry_failed(engine, edition)
+    pushed = store.retry_failed(engine, edition)
     if not send:
         return pushed, SendReport()
     return pushed, asyncio.run(send_due(engine, settings, transport or make_transport(settings)))
@@ -417,7 +359,7 @@ def status_report(engine: Engine, settings: Settings) -> dict[str, Any]:
     per status), `last_errors` and `suspended_subscribers`; other stages add theirs."""
     from digest.scheduler import status_info  # imported here: the scheduler imports us
 
-    report = {**delivery_status(engine)}
+    report = {**store.delivery_status(engine)}
     # Scheduling: `sources` (last fetch of each), `next_runs` (the scheduler's jobs),
     # `next_digests` (the soonest subscriber digests) and the last edition's counts.
     report.update(status_info(engine, settings))

@@ -21,9 +21,10 @@ from sqlmodel import Session, select
 
 from digest import store
 from digest.config import Settings
-from digest.delivery.outbox import SendReport, make_owner, send_due
+from digest.delivery.sender import SendReport, send_due
 from digest.delivery.smtp import SmtpTransport
 from digest.models import Digest, Subscriber, utcnow
+from digest.store.outbox import make_owner
 
 EDITION = "2026-11-25"
 
@@ -664,7 +665,7 @@ def test_deleting_a_subscriber_deletes_their_messages(engine):
 def test_a_digest_without_a_rendered_message_is_never_sent_empty(engine, settings):
     """A digest that failed at build time has no message; `digest retry` leaves it,
     and a due row without one is failed visibly instead of mailed as an empty message."""
-    from digest.delivery.outbox import NO_MESSAGE, retry_failed
+    from digest.store.outbox import NO_MESSAGE, retry_failed
 
     queue(engine, ADDRS[:1])
     with Session(engine) as s:

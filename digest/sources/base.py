@@ -15,6 +15,11 @@ from typing import Any, Protocol
 
 from digest.errors import SourceError
 
+# Defined in the core (the store uses them too); sources import them from here.
+from digest.records import MAX_URL
+from digest.records import PaperRecord as PaperRecord
+from digest.records import canonical_arxiv_id as canonical_arxiv_id
+
 MAX_TITLE = 1000
 MAX_ABSTRACT = 20000
 MAX_AUTHORS = 500
@@ -65,28 +70,7 @@ def clean_text(value: Any, limit: int, markup: bool = True) -> str:
     return text
 
 
-# Modern (2401.06102) and old-style (hep-th/9901001, math.AG/0309136) arXiv ids.
-_ARXIV_CORE = r"(?P<id>\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[a-z]{2})?/\d{7})(?:v\d+)?"
-_ARXIV_BARE_RE = re.compile(rf"(?:arxiv:)?{_ARXIV_CORE}", re.IGNORECASE)
-_ARXIV_IN_TEXT_RE = re.compile(
-    rf"(?:arxiv\.org/(?:abs|pdf|html)/|oai:arxiv\.org:|arxiv:){_ARXIV_CORE}(?![\d/])",
-    re.IGNORECASE,
-)
 _URL_RE = re.compile(r"^https?://[^\s<>\"'`\\]+$", re.IGNORECASE)
-MAX_URL = 2000
-
-
-def canonical_arxiv_id(value: Any) -> str | None:
-    """The arXiv id without its version (`2401.06102v2` -> `2401.06102`), found in a bare
-    id, an `arXiv:` id, an abs/pdf URL or an OAI identifier; None when there is none.
-
-    Every source keys papers by this, so one paper seen by two sources is one row.
-    """
-    if not isinstance(value, str) or len(value) > MAX_URL:
-        return None
-    text = value.strip()
-    match = _ARXIV_BARE_RE.fullmatch(text) or _ARXIV_IN_TEXT_RE.search(text)
-    return match.group("id") if match else None
 
 
 def arxiv_abs_url(arxiv_id: str) -> str:
@@ -135,33 +119,6 @@ def require_some_readable(total: int, problems: list[str], what: str) -> None:
     changed or broken API, not a few bad items, and should show as a failed source."""
     if total and len(problems) >= total:
         raise SourceError(f"none of the {total} {what} could be read; first: {problems[0]}")
-
-
-@dataclass
-class PaperRecord:
-    """One paper as one source saw it. Only `id` and `title` are required."""
-
-    id: str
-    title: str
-    source: str
-    abstract: str = ""
-    authors: list[str] = field(default_factory=list)
-    categories: list[str] = field(default_factory=list)
-    primary_category: str | None = None
-    published: date | None = None
-    url: str | None = None
-    pdf_url: str | None = None
-    code_url: str | None = None
-    project_url: str | None = None
-    hf_url: str | None = None
-    upvotes: int | None = None
-    github_stars: int | None = None
-    num_comments: int | None = None
-    thumbnail: str | None = None
-    ai_summary: str | None = None
-    ai_keywords: list[str] = field(default_factory=list)
-    # True for arXiv `replace` announcements: update a known paper, never a new one.
-    update_only: bool = False
 
 
 @dataclass

@@ -13,13 +13,13 @@ from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from digest import store
 from digest.config import Settings
 from digest.delivery import Transport
 from digest.web.accounts import Accounts
@@ -79,7 +79,7 @@ def create_app(
     async def healthz() -> JSONResponse:
         """200 while the database answers, 503 when it does not."""
         try:
-            await run_in_threadpool(_ping, engine)
+            await run_in_threadpool(store.ping, engine)
         except SQLAlchemyError:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -115,8 +115,3 @@ def create_app(
         )
 
     return app
-
-
-def _ping(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))

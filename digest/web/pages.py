@@ -127,7 +127,7 @@ async def read_form(request: Request) -> FormData | None:
         return None
 
 
-def text(form: FormData, name: str) -> str:
+def form_text(form: FormData, name: str) -> str:
     value = form.get(name)
     if not isinstance(value, str):
         return ""
@@ -137,15 +137,15 @@ def text(form: FormData, name: str) -> str:
 def profile_input(form: FormData) -> ProfileInput:
     """The form's fields; the weekday select only counts for a weekly digest (it is
     always sent, shown or not)."""
-    weekly = text(form, "frequency") in ("weekly", "")
+    weekly = form_text(form, "frequency") in ("weekly", "")
     return ProfileInput(
-        keywords=text(form, "keywords"),
+        keywords=form_text(form, "keywords"),
         topics=[t for t in form.getlist("topics") if isinstance(t, str)][:100],
-        timezone=text(form, "timezone") or None,
-        send_at=text(form, "send_at") or None,
-        frequency=text(form, "frequency") or None,
-        weekday=(text(form, "weekday") or None) if weekly else None,
-        max_papers=text(form, "max_papers") or None,
+        timezone=form_text(form, "timezone") or None,
+        send_at=form_text(form, "send_at") or None,
+        frequency=form_text(form, "frequency") or None,
+        weekday=(form_text(form, "weekday") or None) if weekly else None,
+        max_papers=form_text(form, "max_papers") or None,
     )
 
 
@@ -187,7 +187,7 @@ def default_values(request: Request) -> dict[str, Any]:
 
 def typed_values(form: FormData, data: ProfileInput) -> dict[str, Any]:
     return {
-        "email": text(form, "email"),
+        "email": form_text(form, "email"),
         "keywords": data.keywords,
         "topics": data.topics,
         "timezone": data.timezone or "",
@@ -233,7 +233,7 @@ async def signup_submit(request: Request, background: BackgroundTasks) -> Respon
     data = profile_input(form)
     try:
         sub = await run_in_threadpool(
-            ctx.accounts.check_signup, text(form, "email"), data, client_ip(request)
+            ctx.accounts.check_signup, form_text(form, "email"), data, client_ip(request)
         )
     except TooManyRequests:
         return message_page(

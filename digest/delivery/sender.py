@@ -1,5 +1,6 @@
-"""The outbox: digests are rows written before any is sent; senders claim due rows
-with a lease, send them, and record what the server said.
+"""The sender: claims due outbox rows, sends them, and records what the server said.
+The queue's statements live in `digest.store.outbox`; this is the async state
+machine around them.
 
 Guarantees, and what gives them:
 - Never twice: the unique (subscriber, edition) row is the only thing that is sent,
@@ -20,22 +21,15 @@ Guarantees, and what gives them:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import os
 import random
-import socket
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select, text, update
 from sqlalchemy.engine import Engine
 
 from digest.config import Settings
@@ -43,19 +37,27 @@ from digest.delivery.base import SendResult, Transport
 from digest.delivery.breaker import CircuitBreaker
 from digest.delivery.dkim import DkimSigner, make_signer
 from digest.delivery.ratelimit import RateLimiter
-from digest.models import Digest, DigestMessage, Subscriber, utcnow
+from digest.models import utcnow
+from digest.store.outbox import (
+    Claimed,
+    Outcome,
+    cancel_for_inactive,
+    claim,
+    make_owner,
+    next_due_at,
+    release,
+    release_dead_leases,
+    renew_leases,
+    sent_in_last_hour,
+)
+from digest.store.outbox import record as record_outcomes
 
-DUE_STATUSES = ("pending", "retrying")
 CLAIM_BATCH = 200
 RECORD_BATCH = 200
 RECORD_EVERY = 0.2  # seconds: the most a crash can leave unrecorded
 MAX_ERRORS_KEPT = 100
-NO_MESSAGE = "not sent: no rendered message is stored for this digest"
 
 T = TypeVar("T")
-_T = Digest.__table__
-_S = Subscriber.__table__
-_M = DigestMessage.__table__
 
 
 @dataclass
@@ -82,195 +84,10 @@ class SendReport:
 
 
 @dataclass
-class Claimed:
-    """A leased row: what sending and recording it need, nothing more."""
-
-    id: int
-    subscriber_id: int
-    recipient: str
-    message: bytes
-    attempts: int
-    age_from: datetime
-
-
-@dataclass
 class Attempt:
     row: Claimed
     result: SendResult
     at: datetime
-
-
-# ---------------------------------------------------------------- leases
-
-
-# Made once per process: it tells this process from an earlier one that had its pid.
-_PROCESS_TOKEN = uuid.uuid4().hex[:12]
-
-
-def make_owner() -> str:
-    """host|pid|token, the lease owner for every sender in this process."""
-    return f"{socket.gethostname()}|{os.getpid()}|{_PROCESS_TOKEN}"
-
-
-def _owner_is_dead(owner: str, me: str) -> bool:
-    """True only when sure: a process on this machine that is gone. A lease of an
-    owner elsewhere (or one we cannot judge) waits for its expiry."""
-    host, _, rest = owner.partition("|")
-    pid_text = rest.partition("|")[0]
-    if host != me.partition("|")[0] or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return owner != me  # an earlier process that had our pid
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    with contextlib.suppress(OSError, IndexError):  # a zombie is dead too
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-        return stat.rsplit(")", 1)[1].split()[0] == "Z"
-    return False
-
-
-def release_dead_leases(engine: Engine, me: str) -> int:
-    """Make rows held by a dead sender on this machine claimable now."""
-    now = utcnow()
-    with engine.begin() as conn:
-        owners = conn.execute(
-            select(_T.c.lease_owner)
-            .where(_T.c.status == "sending")
-            .where(_T.c.lease_until >= now)
-            .distinct()
-        ).scalars()
-        dead = [o for o in owners if o and _owner_is_dead(o, me)]
-        if not dead:
-            return 0
-        return conn.execute(
-            update(_T).where(_T.c.lease_owner.in_(dead)).values(lease_until=None)
-        ).rowcount
-
-
-def cancel_for_inactive(engine: Engine) -> int:
-    """Digests queued for someone who since unsubscribed or was suspended: not sent."""
-    inactive = select(_S.c.id).where(_S.c.status.in_(("unsubscribed", "suspended")))
-    with engine.begin() as conn:
-        return conn.execute(
-            update(_T)
-            .where(_T.c.status.in_(DUE_STATUSES))
-            .where(_T.c.subscriber_id.in_(inactive))
-            .values(status="failed", last_error="not sent: the subscriber is no longer active")
-        ).rowcount
-
-
-def _due(now: datetime) -> Any:
-    return and_(
-        _T.c.status.in_(DUE_STATUSES),
-        or_(_T.c.next_attempt_at.is_(None), _T.c.next_attempt_at <= now),
-    )
-
-
-def _orphaned(now: datetime) -> Any:
-    """A `sending` row without a live lease: its sender died before recording it."""
-    return and_(_T.c.status == "sending", or_(_T.c.lease_until.is_(None), _T.c.lease_until < now))
-
-
-def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[Claimed]:
-    """Lease up to `limit` due rows to `owner` and return them.
-
-    One UPDATE per kind (due, then orphaned) takes the ids an indexed sub-select picks
-    (so it stops after `limit` rows, whatever the size of the outbox), checking again
-    that each row is free: of two senders racing for a row, one gets it.
-    """
-    now = utcnow()
-    lease = {
-        "status": "sending",
-        "lease_owner": owner,
-        "lease_until": now + timedelta(seconds=lease_seconds),
-    }
-    rows: list[Any] = []
-    with engine.begin() as conn:
-        for free in (_due(now), _orphaned(now)):
-            want = limit - len(rows)
-            if want <= 0:
-                break
-            picked = select(_T.c.id).where(free).limit(want).scalar_subquery()
-            rows += conn.execute(
-                update(_T)
-                .where(_T.c.id.in_(picked))
-                .where(free)
-                .values(**lease)
-                .returning(
-                    _T.c.id,
-                    _T.c.subscriber_id,
-                    _T.c.recipient,
-                    _T.c.attempts,
-                    func.coalesce(_T.c.retry_from, _T.c.created_at),
-                )
-            ).all()
-        if not rows:
-            return []
-        # The bytes live apart (small rows to update): one read for the whole batch.
-        messages = dict(
-            conn.execute(
-                select(_M.c.digest_id, _M.c.message).where(_M.c.digest_id.in_([r[0] for r in rows]))
-            ).all()
-        )
-        unsendable = [r[0] for r in rows if not messages.get(r[0])]
-        if unsendable:  # never send an empty mail: fail the row, visibly
-            conn.execute(
-                update(_T)
-                .where(_T.c.id.in_(unsendable))
-                .values(
-                    status="failed",
-                    last_error=NO_MESSAGE,
-                    lease_owner=None,
-                    lease_until=None,
-                    next_attempt_at=None,
-                )
-            )
-    return [
-        Claimed(r[0], r[1], r[2], messages[r[0]], r[3], _aware(r[4]) or now)
-        for r in sorted(rows, key=lambda r: r[0])
-        if messages.get(r[0])
-    ]
-
-
-def renew_leases(engine: Engine, owner: str, lease_seconds: float) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            update(_T)
-            .where(_T.c.lease_owner == owner)
-            .where(_T.c.status == "sending")
-            .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
-        )
-
-
-def release(engine: Engine, ids: list[int], owner: str) -> None:
-    """Give back rows claimed but never tried, as they were (no attempt counted)."""
-    if not ids:
-        return
-    with engine.begin() as conn:
-        conn.execute(
-            update(_T)
-            .where(_T.c.id.in_(ids))
-            .where(_T.c.lease_owner == owner)
-            .where(_T.c.status == "sending")
-            .values(
-                status=case((_T.c.attempts > 0, "retrying"), else_="pending"),
-                lease_owner=None,
-                lease_until=None,
-            )
-        )
-
-
-def _aware(value: Any) -> datetime | None:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value
 
 
 # ---------------------------------------------------------------- results
@@ -290,50 +107,22 @@ class Recorded:
     retrying_ids: list[int] = field(default_factory=list)
 
 
-# One statement for every outcome, so a batch is one executemany whatever it holds.
-# `sent_at` is given only for a delivery and `last_error` only for a failure; the
-# COALESCE keeps what the row had otherwise.
-_RESULT_SQL = text(
-    f"UPDATE {_T.name} SET status = :status, smtp_reply = :reply,"
-    " last_error = COALESCE(:error, last_error), sent_at = COALESCE(:sent_at, sent_at),"
-    " next_attempt_at = :next_at, lease_owner = NULL, lease_until = NULL,"
-    " attempts = attempts + 1"
-    " WHERE id = :id AND lease_owner = :owner AND status = 'sending'"
-)
-
-
-@functools.lru_cache(maxsize=8)
-def _result_sql(dialect: Any) -> tuple[str, tuple[str, ...] | None, Callable[[Any], Any]]:
-    """The UPDATE in this driver's own SQL and parameter style, and how it takes a
-    datetime: the batch then goes to the driver's executemany with no per-row work in
-    SQLAlchemy (that work, on the database thread, took the GIL from the sends)."""
-    compiled = _RESULT_SQL.compile(dialect=dialect)
-    to_db = _T.c.sent_at.type.dialect_impl(dialect).bind_processor(dialect)
-    return compiled.string, compiled.positiontup, to_db or (lambda value: value)
-
-
-def record(
-    engine: Engine, attempts: list[Attempt], owner: str, settings: Settings, rng: random.Random
-) -> Recorded:
-    """Write a batch of results in one transaction (one executemany).
-
-    Only rows still leased to `owner` are written: if our lease was lost, whoever took
-    the row over owns its result.
-    """
+def outcomes(
+    attempts: list[Attempt], settings: Settings, rng: random.Random
+) -> tuple[list[Outcome], Counter[int], Recorded]:
+    """What each attempt means for its row: sent, bounced (a hard bounce counted on
+    its subscriber), retrying after a backoff, or failed once the retry age is over."""
     counts = Recorded()
-    params: list[dict[str, Any]] = []
+    rows: list[Outcome] = []
     bounces: Counter[int] = Counter()
     max_age = timedelta(hours=settings.retry_max_age_hours)
-    sql, order, to_db = _result_sql(engine.dialect)
     for a in attempts:
         reply = a.result.reply[:500]
-        row = {"id": a.row.id, "owner": owner, "reply": reply, "error": reply}
-        row.update(sent_at=None, next_at=None)
         if a.result.ok:
-            row.update(status="sent", error=None, sent_at=to_db(a.at))
+            rows.append(Outcome(a.row.id, "sent", reply, None, a.at, None))
             counts.sent += 1
         elif a.result.permanent:
-            row["status"] = "bounced"
+            rows.append(Outcome(a.row.id, "bounced", reply, reply, None, None))
             bounces[a.row.subscriber_id] += 1
             counts.bounced += 1
         else:
@@ -342,75 +131,21 @@ def record(
             )
             if a.at + delay > a.row.age_from + max_age:
                 gave_up = f"gave up after {a.row.attempts + 1} attempt(s): {reply}"[:500]
-                row.update(status="failed", reply=gave_up, error=gave_up)
+                rows.append(Outcome(a.row.id, "failed", gave_up, gave_up, None, None))
                 counts.gave_up += 1
             else:
-                row.update(status="retrying", next_at=to_db(a.at + delay))
+                rows.append(Outcome(a.row.id, "retrying", reply, reply, None, a.at + delay))
                 counts.retrying_ids.append(a.row.id)
-        params.append(row)
-    if order is not None:  # a positional parameter style (SQLite's qmark)
-        params = [tuple(row[k] for k in order) for row in params]  # type: ignore[misc]
-    with engine.begin() as conn:
-        if params:
-            conn.exec_driver_sql(sql, params)
-        if bounces:
-            counts.suspended = _count_bounces(conn, bounces, settings.max_bounces)
+    return rows, bounces, counts
+
+
+def record(
+    engine: Engine, attempts: list[Attempt], owner: str, settings: Settings, rng: random.Random
+) -> Recorded:
+    """Write a batch of results in one transaction: only rows still leased to `owner`."""
+    rows, bounces, counts = outcomes(attempts, settings, rng)
+    counts.suspended = record_outcomes(engine, rows, owner, bounces, settings.max_bounces)
     return counts
-
-
-def _count_bounces(conn: Any, bounces: Counter[int], max_bounces: int) -> int:
-    """Add hard bounces to subscribers; suspend those that reached the limit."""
-    conn.execute(
-        update(_S)
-        .where(_S.c.id == bindparam("b_id"))
-        .values(bounces=_S.c.bounces + bindparam("b_n")),
-        [{"b_id": sid, "b_n": n} for sid, n in bounces.items()],
-    )
-    return conn.execute(
-        update(_S)
-        .where(_S.c.id.in_(list(bounces)))
-        .where(_S.c.bounces >= max_bounces)
-        .where(_S.c.status == "active")
-        .values(status="suspended")
-    ).rowcount
-
-
-def next_due_at(engine: Engine) -> datetime | None:
-    """When the earliest waiting retry comes due (None: nothing waits)."""
-    with engine.connect() as conn:
-        value = conn.execute(
-            select(func.min(_T.c.next_attempt_at)).where(_T.c.status.in_(DUE_STATUSES))
-        ).scalar()
-    return _aware(value)
-
-
-def sent_in_last_hour(engine: Engine) -> int:
-    since = utcnow() - timedelta(hours=1)
-    with engine.connect() as conn:
-        return conn.execute(
-            select(func.count()).select_from(_T).where(_T.c.sent_at >= since)
-        ).scalar_one()
-
-
-def retry_failed(engine: Engine, edition: str | None = None) -> int:
-    """`digest retry`: put failed digests back in the outbox with a fresh retry age."""
-    now = utcnow()
-    active = select(_S.c.id).where(_S.c.status == "active")
-    stmt = (
-        update(_T)
-        .where(_T.c.status == "failed")
-        .where(_T.c.subscriber_id.in_(active))
-        # A digest that failed before it was rendered has nothing to send again.
-        .where(exists().where(_M.c.digest_id == _T.c.id))
-    )
-    if edition:
-        stmt = stmt.where(_T.c.edition == edition)
-    with engine.begin() as conn:
-        return conn.execute(
-            stmt.values(
-                status="retrying", next_attempt_at=now, retry_from=now, attempts=0, lease_until=None
-            )
-        ).rowcount
 
 
 # ---------------------------------------------------------------- the sender

@@ -1,0 +1,109 @@
+"""The database: every SQL statement of digest lives in this package, behind the
+functions the stages call (`from digest import store; store.merge_papers(...)`).
+
+| module           | holds                                                        |
+|------------------|--------------------------------------------------------------|
+| `engine.py`      | engines (SQLite tuned for sharing), the URL as shown, ping   |
+| `migrate.py`     | schema versions (Alembic), adopting a pre-migrations database |
+| `legacy.py`      | the schema steps of releases before versioned migrations     |
+| `migrations/`    | the Alembic environment and revisions, shipped in the wheel  |
+| `papers.py`      | merging source records into papers; reading them back        |
+| `subscribers.py` | subscribers                                                  |
+| `editions.py`    | digest rows per edition, committed with the watermarks       |
+| `outbox.py`      | the lease queue the sender claims from and records into      |
+| `status.py`      | delivery counts for `digest status`                          |
+| `rates.py`       | the web app's rate events                                    |
+| `sources.py`     | how far each source has read                                 |
+
+It imports only core modules (models, records, errors), never a stage.
+"""
+
+from __future__ import annotations
+
+from digest.store.editions import (
+    commit_rows,
+    digest_for,
+    digests_for_edition,
+    edition_summary,
+    editions_done,
+    last_editions,
+)
+from digest.store.engine import make_engine, ping, shown_url
+from digest.store.legacy import add_missing_columns, move_digest_messages
+from digest.store.migrate import (
+    HEAD,
+    Revision,
+    current_revision,
+    downgrade,
+    ensure_schema,
+    history,
+    init_db,
+    upgrade,
+)
+from digest.store.outbox import NO_MESSAGE, retry_failed
+from digest.store.papers import (
+    MergeCounts,
+    list_papers,
+    max_paper_seq,
+    merge_papers,
+    papers_after,
+    papers_by_ids,
+    seq_first_seen_since,
+)
+from digest.store.rates import add_rate_event, count_rate_events, delete_rate_events
+from digest.store.sources import get_source_state, list_source_states, save_source_state
+from digest.store.status import delivery_status
+from digest.store.subscribers import (
+    add_subscriber,
+    delete_subscriber,
+    get_subscriber,
+    list_subscribers,
+    normalise_email,
+    purge_unconfirmed,
+    update_subscriber,
+)
+
+__all__ = [
+    "HEAD",
+    "NO_MESSAGE",
+    "MergeCounts",
+    "Revision",
+    "add_missing_columns",
+    "add_rate_event",
+    "add_subscriber",
+    "commit_rows",
+    "count_rate_events",
+    "current_revision",
+    "delete_rate_events",
+    "delete_subscriber",
+    "delivery_status",
+    "digest_for",
+    "digests_for_edition",
+    "downgrade",
+    "edition_summary",
+    "ensure_schema",
+    "editions_done",
+    "get_source_state",
+    "get_subscriber",
+    "history",
+    "init_db",
+    "last_editions",
+    "list_papers",
+    "list_source_states",
+    "list_subscribers",
+    "make_engine",
+    "max_paper_seq",
+    "merge_papers",
+    "move_digest_messages",
+    "normalise_email",
+    "papers_after",
+    "papers_by_ids",
+    "ping",
+    "purge_unconfirmed",
+    "retry_failed",
+    "save_source_state",
+    "seq_first_seen_since",
+    "shown_url",
+    "update_subscriber",
+    "upgrade",
+]

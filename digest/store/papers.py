@@ -1,0 +1,173 @@
+"""Papers: merging what sources saw, and reading them back by watermark."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, date, datetime
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from digest.models import Paper, utcnow
+from digest.records import PaperRecord, canonical_arxiv_id
+
+
+@dataclass
+class MergeCounts:
+    new: int = 0
+    updated: int = 0
+    known: int = 0
+    skipped: int = 0
+
+
+_MERGE_FIELDS = [f.name for f in fields(PaperRecord) if f.name not in {"source", "update_only"}]
+
+
+def _merge_into(paper: Paper, rec: PaperRecord) -> bool:
+    """Merge a record into an existing paper keeping the best of both; True if changed."""
+    changed = False
+    for name in _MERGE_FIELDS:
+        if name == "id":
+            continue
+        new = getattr(rec, name)
+        old = getattr(paper, name)
+        if name in {"upvotes", "github_stars", "num_comments"}:
+            value = (
+                max(v for v in (old, new) if v is not None) if (old, new) != (None, None) else None
+            )
+        elif name in {"categories", "ai_keywords"}:
+            value = list(dict.fromkeys([*old, *new])) if new else old
+        elif name in {"title", "abstract"}:
+            value = new if new and (rec.update_only or len(new) >= len(old or "")) else old
+        elif name == "authors":
+            value = new if len(new) > len(old) else old
+        elif name == "published":
+            # The earliest date wins: arXiv's listing date and a re-featuring on Hugging
+            # Face come after the paper's first version.
+            value = min((d for d in (old, new) if d is not None), default=None)
+        else:
+            value = new if new not in (None, "", []) else old
+        if value != old:
+            setattr(paper, name, value)
+            changed = True
+    if rec.source not in paper.sources:
+        paper.sources = [*paper.sources, rec.source]
+        changed = True
+    return changed
+
+
+def _paper_from_record(rec: PaperRecord) -> Paper:
+    data = {name: getattr(rec, name) for name in _MERGE_FIELDS}
+    return Paper(**data, sources=[rec.source])
+
+
+def merge_papers(engine: Engine, records: Iterable[PaperRecord]) -> MergeCounts:
+    """Insert new papers and merge known ones, in one transaction.
+
+    Records with the same id inside one batch are folded first, so a paper seen by two
+    sources in one fetch is still one row. `update_only` records never create a paper.
+    When another process (a cron `digest run` beside `digest serve`) inserted one of
+    the same new papers first, the batch is merged again against what it stored.
+    """
+    batch: dict[str, list[PaperRecord]] = {}
+    for rec in records:
+        canonical = canonical_arxiv_id(rec.id)
+        if canonical and canonical != rec.id:
+            rec = replace(rec, id=canonical)  # one row per arXiv id, versions folded
+        batch.setdefault(rec.id, []).append(rec)
+    if not batch:
+        return MergeCounts()
+    for _ in range(2):
+        try:
+            return _merge_batch(engine, batch)
+        except IntegrityError:
+            continue  # another process stored one of these papers first: merge again
+    return _merge_batch(engine, batch)
+
+
+def _merge_batch(engine: Engine, batch: dict[str, list[PaperRecord]]) -> MergeCounts:
+    """One attempt at merging a folded batch, in one transaction."""
+    counts = MergeCounts()
+    with Session(engine) as session:
+        existing: dict[str, Paper] = {}
+        ids = list(batch)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            for paper in session.exec(select(Paper).where(Paper.id.in_(chunk))):
+                existing[paper.id] = paper
+        now = utcnow()
+        for pid, recs in batch.items():
+            paper = existing.get(pid)
+            if paper is None:
+                creators = [r for r in recs if not r.update_only]
+                if not creators:
+                    counts.skipped += 1
+                    continue
+                paper = _paper_from_record(creators[0])
+                for rec in recs[1:] if recs[0] is creators[0] else recs:
+                    if rec is not creators[0]:
+                        _merge_into(paper, rec)
+                paper.first_seen = now
+                paper.updated_at = now
+                session.add(paper)
+                counts.new += 1
+                continue
+            changed = False
+            for rec in recs:
+                changed = _merge_into(paper, rec) or changed
+            if changed:
+                paper.updated_at = now
+                session.add(paper)
+                counts.updated += 1
+            else:
+                counts.known += 1
+        session.commit()
+    return counts
+
+
+def list_papers(engine: Engine, since: date | None = None, limit: int | None = None) -> list[Paper]:
+    """Stored papers, newest first (by published date, then by when first seen)."""
+    with Session(engine) as session:
+        stmt = select(Paper)
+        if since is not None:
+            since_dt = datetime.combine(since, datetime.min.time(), tzinfo=UTC)
+            stmt = stmt.where((Paper.published >= since) | (Paper.first_seen >= since_dt))
+        stmt = stmt.order_by(Paper.first_seen.desc(), Paper.published.desc(), Paper.seq.desc())
+        if limit:
+            stmt = stmt.limit(limit)
+        return list(session.exec(stmt))
+
+
+def papers_after(engine: Engine, after_seq: int, upto_seq: int | None = None) -> list[Paper]:
+    """Papers first stored after watermark `after_seq` (and up to `upto_seq`), oldest first."""
+    with Session(engine) as session:
+        stmt = select(Paper).where(Paper.seq > after_seq)
+        if upto_seq is not None:
+            stmt = stmt.where(Paper.seq <= upto_seq)
+        return list(session.exec(stmt.order_by(Paper.seq)))
+
+
+def papers_by_ids(engine: Engine, ids: Sequence[str]) -> dict[str, Paper]:
+    with Session(engine) as session:
+        out: dict[str, Paper] = {}
+        for i in range(0, len(ids), 500):
+            for p in session.exec(select(Paper).where(Paper.id.in_(ids[i : i + 500]))):
+                out[p.id] = p
+        return out
+
+
+def max_paper_seq(engine: Engine) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.max(Paper.seq))).one() or 0
+
+
+def seq_first_seen_since(engine: Engine, moment: datetime) -> int:
+    """The watermark just before the first paper seen at or after `moment`."""
+    with Session(engine) as session:
+        first = session.exec(select(func.min(Paper.seq)).where(Paper.first_seen >= moment)).one()
+        if first is None:
+            return session.exec(select(func.max(Paper.seq))).one() or 0
+        return first - 1

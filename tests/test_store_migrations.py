@@ -1,0 +1,210 @@
+"""Versioned migrations: a database from 0.1.0 is adopted with every row kept, the
+migrations make exactly the schema the models describe (SQLite and PostgreSQL), they
+go down and up again, and concurrent start-ups upgrade once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect as sa_inspect
+from sqlmodel import SQLModel
+
+from digest import store
+from digest.store.migrate import MIGRATIONS
+
+LEGACY = Path(__file__).parent / "fixtures" / "db" / "legacy-0.1.0.db"
+TABLES = ("paper", "subscriber", "digest", "digestmessage", "sourcestate", "rateevent")
+
+
+def table_contents(db: Path) -> dict[str, list[tuple]]:
+    """Every row of every table (alembic's own left out), in a stable order."""
+    with sqlite3.connect(db) as conn:
+        names = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if r[0] != "alembic_version"
+        ]
+        return {n: sorted(conn.execute(f'SELECT * FROM "{n}"').fetchall()) for n in names}
+
+
+def schema_diff(engine) -> list:
+    with engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+
+
+def test_head_constant_is_the_newest_script():
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == store.HEAD
+
+
+def test_a_database_from_0_1_0_is_adopted_with_every_row_kept(tmp_path, cli, smtp_sink):
+    db = tmp_path / "digest.db"  # the database the `cli` fixture's environment names
+    shutil.copy(LEGACY, db)
+    before = table_contents(db)
+    assert {t: len(before[t]) for t in TABLES} == {
+        "paper": 50,
+        "subscriber": 5,
+        "digest": 4,
+        "digestmessage": 3,
+        "sourcestate": 1,
+        "rateevent": 1,
+    }
+
+    res = cli("init")
+    assert res.code == 0, res.stderr
+    assert "".join(res.stdout.split()) == f"databaseready:sqlite:///{db}"  # maybe wrapped
+    assert table_contents(db) == before
+
+    current = cli("db", "current", "--json")
+    assert current.code == 0, current.stderr
+    assert json.loads(current.stdout) == {
+        "revision": store.HEAD,
+        "head": store.HEAD,
+        "at_head": True,
+    }
+
+    listed = cli("subscribers", "--json")
+    assert listed.code == 0, listed.stderr
+    emails = sorted((s["email"], s["status"]) for s in json.loads(listed.stdout))
+    with sqlite3.connect(db) as conn:
+        stored = sorted(conn.execute("SELECT email, status FROM subscriber").fetchall())
+    assert emails == stored and len(emails) == 5
+
+    run = cli("run", "--now")
+    assert run.code == 0, run.stdout + run.stderr
+    after = table_contents(db)
+    for table in TABLES:  # the run adds rows; it never changes what was there
+        kept = [r for r in before[table] if table not in ("subscriber", "sourcestate", "paper")]
+        assert set(kept) <= set(after[table]), table
+    assert {r[1] for r in after["subscriber"]} == {r[1] for r in before["subscriber"]}
+
+
+def test_the_adopted_0_1_0_schema_is_the_migrations_schema(tmp_path):
+    db = tmp_path / "legacy.db"
+    shutil.copy(LEGACY, db)
+    engine = store.make_engine(f"sqlite:///{db}")
+    store.init_db(engine)
+    assert store.current_revision(engine) == store.HEAD
+    assert schema_diff(engine) == []
+    engine.dispose()
+
+
+def test_models_and_migrations_agree_on_sqlite(tmp_path):
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    store.upgrade(engine)
+    assert store.current_revision(engine) == store.HEAD
+    assert schema_diff(engine) == []
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_models_and_migrations_agree_on_postgresql(postgres_url):
+    engine = store.make_engine(postgres_url)
+    store.upgrade(engine)
+    assert store.current_revision(engine) == store.HEAD
+    assert schema_diff(engine) == []
+    engine.dispose()
+
+
+def _down_and_up(engine) -> None:
+    store.upgrade(engine)
+    store.downgrade(engine, "base")
+    assert store.current_revision(engine) is None
+    assert set(sa_inspect(engine).get_table_names()) <= {"alembic_version"}
+    store.upgrade(engine)
+    assert store.current_revision(engine) == store.HEAD
+    assert schema_diff(engine) == []
+
+
+def test_upgrade_downgrade_upgrade_on_sqlite(tmp_path):
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    _down_and_up(engine)
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_upgrade_downgrade_upgrade_on_postgresql(postgres_url):
+    engine = store.make_engine(postgres_url)
+    _down_and_up(engine)
+    engine.dispose()
+
+
+def _start_together(env: dict[str, str], cwd: Path, commands: list[list[str]]) -> list:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "digest", *args],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    return [(p.wait(timeout=120), *p.communicate()) for p in procs]
+
+
+def test_two_processes_initialising_a_new_sqlite_file_both_succeed(tmp_path, env, cli):
+    results = _start_together(env, tmp_path, [["init"], ["init"], ["subscribers", "--json"]])
+    for code, _out, stderr in results:
+        assert code == 0, stderr
+    assert cli("db", "current", "--json").stdout.count('"at_head": true') == 1
+
+
+@pytest.mark.postgres
+def test_two_processes_initialising_a_new_postgresql_database_both_succeed(
+    tmp_path, env, postgres_url
+):
+    env = {**env, "DIGEST_DATABASE_URL": postgres_url}
+    results = _start_together(env, tmp_path, [["init"], ["init"], ["subscribers", "--json"]])
+    for code, _out, stderr in results:
+        assert code == 0, stderr
+    engine = store.make_engine(postgres_url)
+    assert store.current_revision(engine) == store.HEAD
+    engine.dispose()
+
+
+def test_db_commands(tmp_path, cli):
+    fresh = cli("db", "current")
+    assert fresh.code == 0, fresh.stderr
+    assert fresh.stdout.startswith(f"none (behind head {store.HEAD})")
+    up = cli("db", "upgrade")
+    assert (up.code, up.stdout.strip()) == (0, f"database at {store.HEAD}")
+    history = json.loads(cli("db", "history", "--json").stdout)
+    assert history[0] == {
+        "revision": store.HEAD,
+        "down_revision": history[0]["down_revision"],
+        "message": history[0]["message"],
+        "current": True,
+        "head": True,
+    }
+    assert history[-1]["down_revision"] is None
+    assert all(r["message"] for r in history)
+    text_history = cli("db", "history")
+    assert text_history.stdout.startswith(f"{store.HEAD} (head, current)")
+
+
+def test_an_unknown_revision_is_one_line_and_exit_2(cli):
+    for args in (("db", "upgrade", "nope"), ("db", "downgrade", "nope")):
+        res = cli(*args)
+        assert res.code == 2
+        assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1
+        assert "nope" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_database_from_a_newer_digest_is_one_clear_line(tmp_path, cli):
+    assert cli("init").code == 0
+    with sqlite3.connect(tmp_path / "digest.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    res = cli("subscribers")
+    assert res.code == 2
+    assert res.stderr.count("\n") == 1 and "revision 9999" in res.stderr
+    assert "Traceback" not in res.stderr
