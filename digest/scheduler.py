@@ -42,6 +42,7 @@ from digest.config import Settings
 from digest.logs import configure_logging, log_event
 from digest.models import utcnow
 from digest.sources import parse_source_specs
+from digest.sources.registry import SOURCE_KINDS, FetchTiming, SourceRegistry
 
 log = logging.getLogger("digest.scheduler")
 
@@ -66,10 +67,11 @@ class JobSpec:
         return (self.func, str(self.trigger), tz, repr(self.args))
 
 
-def job_specs(settings: Settings) -> list[JobSpec]:
-    """The jobs this configuration needs, following when each kind of source publishes."""
-    specs = parse_source_specs(settings.sources)
-    arxiv = [s for s in specs if s.split(":", 1)[0] == "arxiv"]
+def job_specs(settings: Settings, kinds: SourceRegistry = SOURCE_KINDS) -> list[JobSpec]:
+    """The jobs this configuration needs, following when each kind of source publishes
+    (its `FetchTiming` in the registry)."""
+    specs = parse_source_specs(settings.sources, kinds)
+    arxiv = [s for s in specs if _timing(s, kinds) is FetchTiming.ARXIV_ANNOUNCEMENTS]
     daytime = [s for s in specs if s not in arxiv]
     jobs = []
     if arxiv:
@@ -107,6 +109,11 @@ def job_specs(settings: Settings) -> list[JobSpec]:
         )
     )
     return jobs
+
+
+def _timing(spec: str, kinds: SourceRegistry) -> FetchTiming:
+    kind = kinds.kind_of(spec)
+    return kind.timing if kind is not None else FetchTiming.INTERVAL
 
 
 # ---------------------------------------------------------------- jobs
@@ -353,3 +360,4 @@ def status_info(engine: Engine, settings: Settings, now: datetime | None = None)
         for slot, email in upcoming[:10]
     ]
     return {"sources": sources, "next_runs": next_runs, "next_digests": next_digests}
+
