@@ -22,6 +22,11 @@ from digest.delivery.base import SendResult
 _BEFORE_DATA = ("mail", "rcpt")
 
 
+def from_settings(settings: Settings) -> SmtpTransport:
+    """`DIGEST_TRANSPORT=smtp` (the default): the DIGEST_SMTP_* relay."""
+    return SmtpTransport(settings)
+
+
 class SmtpTransport:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
