@@ -32,11 +32,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from digest import pipeline, store, subscriptions
-from digest.config import Settings, load_settings
+from digest.config import Settings
 from digest.delivery.outbox import SendReport
 from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
 from digest.models import Paper, Subscriber, utcnow
+from digest.startup import load_checked_settings
 
 app = typer.Typer(
     name="digest",
@@ -70,7 +71,7 @@ MinScoreOpt = Annotated[float | None, typer.Option("--min-score", help="Relevanc
 
 
 def _settings() -> Settings:
-    return load_settings()
+    return load_checked_settings()
 
 
 class DatabaseUnavailable(DigestError):
