@@ -418,8 +418,11 @@ def _print_send(send: SendReport) -> None:
 def status(as_json: JsonOpt = False) -> None:
     """Per edition, how many digests are pending / sent / retrying / failed / bounced,
     and the last errors."""
+    # Imported here for start-up cost only (APScheduler); the scheduler imports no CLI.
+    from digest.scheduler import status_report
+
     settings = _settings()
-    data = pipeline.status_report(_engine(settings), settings)
+    data = status_report(_engine(settings), settings)
     if as_json:
         _print_json(data)
         return

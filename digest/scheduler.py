@@ -39,6 +39,7 @@ from sqlalchemy.engine import Engine
 
 from digest import pipeline, schedule, store
 from digest.config import Settings
+from digest.delivery.status import delivery_status
 from digest.logs import configure_logging, log_event
 from digest.models import utcnow
 from digest.sources import parse_source_specs
@@ -361,3 +362,15 @@ def status_info(engine: Engine, settings: Settings, now: datetime | None = None)
     ]
     return {"sources": sources, "next_runs": next_runs, "next_digests": next_digests}
 
+
+def status_report(engine: Engine, settings: Settings) -> dict[str, Any]:
+    """`digest status` as data: one key per section. Delivery gives `editions` (counts
+    per status), `last_errors` and `suspended_subscribers`; scheduling gives `sources`
+    (last fetch of each), `next_runs` (the scheduler's jobs), `next_digests` (the
+    soonest subscriber digests); and the last edition's counts. Assembled here, above
+    the pipeline, because the scheduling part is the scheduler's."""
+    report = {**delivery_status(engine)}
+    report.update(status_info(engine, settings))
+    editions = report.get("editions") or []
+    report["last_edition"] = editions[0] if editions else None
+    return report
