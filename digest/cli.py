@@ -632,6 +632,7 @@ def check_query(
 def serve(host: HostOpt = None, port: PortOpt = None) -> None:
     """Run the web app and the scheduler: fetch when sources publish, send digests as
     they come due; SIGTERM lets in-flight requests and sends finish."""
+    # Imported here for start-up cost only (FastAPI, uvicorn); the web imports no CLI.
     from digest.web.server import run_web
 
     settings = _settings()
@@ -641,6 +642,7 @@ def serve(host: HostOpt = None, port: PortOpt = None) -> None:
 @app.command()
 def web(host: HostOpt = None, port: PortOpt = None) -> None:
     """Run the web app alone (sign-up, manage and unsubscribe pages, JSON API)."""
+    # Imported here for start-up cost only (FastAPI, uvicorn); the web imports no CLI.
     from digest.web.server import run_web
 
     settings = _settings()
@@ -655,6 +657,7 @@ def demo(
 ) -> None:
     """Run the whole product locally: sample papers, three subscribers, a built-in SMTP
     server that stores every message under ./outbox/."""
+    # Imported here for start-up cost only (the SMTP sink); the demo imports no CLI.
     from digest.demo import run_demo
 
     summary = run_demo(outbox)
