@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,7 +42,7 @@ from digest import pipeline, schedule, store
 from digest.config import Settings
 from digest.delivery.status import delivery_status
 from digest.logs import configure_logging, log_event
-from digest.models import utcnow
+from digest.models import Subscriber, utcnow
 from digest.sources import parse_source_specs
 from digest.sources.registry import SOURCE_KINDS, FetchTiming, SourceRegistry
 
@@ -328,6 +329,13 @@ def _next_digest(
     return schedule.upcoming_slot(plan, now, last_at, last_edition)
 
 
+def _last_of(
+    last: Mapping[int, tuple[datetime, str]], sub: Subscriber
+) -> tuple[datetime | None, str | None]:
+    """When `sub`'s latest edition was built and its key; (None, None) if never."""
+    return last.get(sub.id, (None, None)) if sub.id is not None else (None, None)
+
+
 def status_info(engine: Engine, settings: Settings, now: datetime | None = None) -> dict:
     """For `digest status`: last fetch per source, next scheduled runs, next digests."""
     now = now or utcnow()
@@ -351,9 +359,9 @@ def status_info(engine: Engine, settings: Settings, now: datetime | None = None)
         }
         for s in store.list_source_states(engine)
     ]
-    last = store.last_editions(engine, [sub.id for sub in active])
+    last = store.last_editions(engine, [sub.id for sub in active if sub.id is not None])
     upcoming = sorted(
-        ((_next_digest(sub, now, *last.get(sub.id, (None, None))), sub.email) for sub in active),
+        ((_next_digest(sub, now, *_last_of(last, sub)), sub.email) for sub in active),
         key=lambda pair: (pair[0].at, pair[1]),
     )
     next_digests = [
