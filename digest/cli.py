@@ -32,11 +32,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from digest import pipeline, store, subscriptions
-from digest.config import Settings, load_settings
+from digest.config import Settings
 from digest.delivery.sender import SendReport
 from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
 from digest.models import Paper, Subscriber, utcnow
+from digest.startup import load_checked_settings
 
 app = typer.Typer(
     name="digest",
@@ -70,7 +71,7 @@ MinScoreOpt = Annotated[float | None, typer.Option("--min-score", help="Relevanc
 
 
 def _settings() -> Settings:
-    return load_settings()
+    return load_checked_settings()
 
 
 class DatabaseUnavailable(DigestError):
@@ -424,8 +425,11 @@ def _print_send(send: SendReport) -> None:
 def status(as_json: JsonOpt = False) -> None:
     """Per edition, how many digests are pending / sent / retrying / failed / bounced,
     and the last errors."""
+    # Imported here for start-up cost only (APScheduler); the scheduler imports no CLI.
+    from digest.scheduler import status_report
+
     settings = _settings()
-    data = pipeline.status_report(_engine(settings), settings)
+    data = status_report(_engine(settings), settings)
     if as_json:
         _print_json(data)
         return
@@ -635,6 +639,7 @@ def check_query(
 def serve(host: HostOpt = None, port: PortOpt = None) -> None:
     """Run the web app and the scheduler: fetch when sources publish, send digests as
     they come due; SIGTERM lets in-flight requests and sends finish."""
+    # Imported here for start-up cost only (FastAPI, uvicorn); the web imports no CLI.
     from digest.web.server import run_web
 
     settings = _settings()
@@ -644,6 +649,7 @@ def serve(host: HostOpt = None, port: PortOpt = None) -> None:
 @app.command()
 def web(host: HostOpt = None, port: PortOpt = None) -> None:
     """Run the web app alone (sign-up, manage and unsubscribe pages, JSON API)."""
+    # Imported here for start-up cost only (FastAPI, uvicorn); the web imports no CLI.
     from digest.web.server import run_web
 
     settings = _settings()
@@ -658,6 +664,7 @@ def demo(
 ) -> None:
     """Run the whole product locally: sample papers, three subscribers, a built-in SMTP
     server that stores every message under ./outbox/."""
+    # Imported here for start-up cost only (the SMTP sink); the demo imports no CLI.
     from digest.demo import run_demo
 
     summary = run_demo(outbox)

@@ -153,11 +153,8 @@ def _str(value: str) -> str:
     return value.strip()
 
 
-def _sources(value: str) -> str:
-    # Imported here: digest.sources imports this module for Settings.
-    from digest.sources import check_source_specs
-
-    return check_source_specs(value)
+def _lower(value: str) -> str:
+    return value.strip().lower()
 
 
 @dataclass(frozen=True)
@@ -233,13 +230,15 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_SMTP_SECURITY": ("smtp_security", _choice("none", "starttls", "ssl")),
     "DIGEST_SMTP_TIMEOUT": ("smtp_timeout", _float(0.1, 3600)),
     "DIGEST_SMTP_POOL_SIZE": ("smtp_pool_size", _int(1, 64)),
-    "DIGEST_TRANSPORT": ("transport", _choice("smtp", "file", "sendmail")),
+    # The names are the transport registry's; `digest.startup` checks them.
+    "DIGEST_TRANSPORT": ("transport", _lower),
     "DIGEST_OUTBOX_DIR": ("outbox_dir", _optional_path),
     "DIGEST_SENDMAIL_PATH": ("sendmail_path", _nonempty),
     "DIGEST_FROM": ("from_address", _address),
     "DIGEST_BASE_URL": ("base_url", _url),
     "DIGEST_SECRET_KEY": ("secret_key", _nonempty),
-    "DIGEST_SOURCES": ("sources", _sources),
+    # The kinds are the source registry's; `digest.startup` checks them.
+    "DIGEST_SOURCES": ("sources", _str),
     "DIGEST_TEMPLATES_DIR": ("templates_dir", _optional_path),
     "DIGEST_SEND_AT": ("send_at", parse_hhmm),
     "DIGEST_TIMEZONE": ("timezone", parse_timezone),
@@ -288,12 +287,21 @@ ENV_KEYS = tuple(_KEYS)
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: Path | str | None = ".env"
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | str | None = ".env",
+    checks: Mapping[str, Callable[[str], Any]] | None = None,
 ) -> Settings:
     """Build Settings from `.env` (if present) overlaid by the process environment.
 
     The environment wins over `.env`, as with every dotenv tool people know.
+    `checks` replaces the converter of some keys: the keys whose valid values a stage
+    registers (`DIGEST_SOURCES`, `DIGEST_TRANSPORT`) are checked by converters that
+    `digest.startup` passes in, because this core module imports no stage. Their
+    errors read like every other key's.
     """
+    unknown = set(checks or ()) - set(_KEYS)
+    if unknown:
+        raise ValueError(f"checks for keys that do not exist: {sorted(unknown)}")
     merged: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
         try:
@@ -307,6 +315,7 @@ def load_settings(
         raw = merged.get(key)
         if raw is None:
             continue
+        convert = (checks or {}).get(key, convert)
         try:
             values[field_name] = convert(raw)
         except ValueError as exc:

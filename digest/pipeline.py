@@ -352,17 +352,3 @@ def retry_failed(
     if not send:
         return pushed, SendReport()
     return pushed, asyncio.run(send_due(engine, settings, transport or make_transport(settings)))
-
-
-def status_report(engine: Engine, settings: Settings) -> dict[str, Any]:
-    """`digest status` as data: one key per section. Delivery gives `editions` (counts
-    per status), `last_errors` and `suspended_subscribers`; other stages add theirs."""
-    from digest.scheduler import status_info  # imported here: the scheduler imports us
-
-    report = {**store.delivery_status(engine)}
-    # Scheduling: `sources` (last fetch of each), `next_runs` (the scheduler's jobs),
-    # `next_digests` (the soonest subscriber digests) and the last edition's counts.
-    report.update(status_info(engine, settings))
-    editions = report.get("editions") or []
-    report["last_edition"] = editions[0] if editions else None
-    return report

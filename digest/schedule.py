@@ -30,10 +30,15 @@ _LOOKBACK_DAYS = 8
 class HasSchedule(Protocol):
     """Anything carrying a schedule: a `Subscriber` row or `subscriptions.Schedule`."""
 
-    timezone: str
-    send_at: str
-    frequency: str
-    weekday: str | None
+    # Read-only properties, so that frozen dataclasses (`Schedule`) fit as well as rows.
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def send_at(self) -> str: ...
+    @property
+    def frequency(self) -> str: ...
+    @property
+    def weekday(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,9 +40,11 @@ from sqlalchemy.engine import Engine
 
 from digest import pipeline, schedule, store
 from digest.config import Settings
+
 from digest.logs import configure_logging, log_event
-from digest.models import utcnow
+from digest.models import Subscriber, utcnow
 from digest.sources import parse_source_specs
+from digest.sources.registry import SOURCE_KINDS, FetchTiming, SourceRegistry
 
 log = logging.getLogger("digest.scheduler")
 
@@ -49,7 +52,6 @@ JOBS_TABLE = "apscheduler_jobs"
 ARXIV_ZONE = "America/New_York"
 # A missed arXiv fetch is still worth running this late; later, the next one will do.
 ARXIV_GRACE_SECONDS = 6 * 3600
-
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -65,11 +67,11 @@ class JobSpec:
         tz = str(getattr(self.trigger, "timezone", ""))
         return (self.func, str(self.trigger), tz, repr(self.args))
 
-
-def job_specs(settings: Settings) -> list[JobSpec]:
-    """The jobs this configuration needs, following when each kind of source publishes."""
-    specs = parse_source_specs(settings.sources)
-    arxiv = [s for s in specs if s.split(":", 1)[0] == "arxiv"]
+def job_specs(settings: Settings, kinds: SourceRegistry = SOURCE_KINDS) -> list[JobSpec]:
+    """The jobs this configuration needs, following when each kind of source publishes
+    (its `FetchTiming` in the registry)."""
+    specs = parse_source_specs(settings.sources, kinds)
+    arxiv = [s for s in specs if _timing(s, kinds) is FetchTiming.ARXIV_ANNOUNCEMENTS]
     daytime = [s for s in specs if s not in arxiv]
     jobs = []
     if arxiv:
@@ -108,9 +110,11 @@ def job_specs(settings: Settings) -> list[JobSpec]:
     )
     return jobs
 
+def _timing(spec: str, kinds: SourceRegistry) -> FetchTiming:
+    kind = kinds.kind_of(spec)
+    return kind.timing if kind is not None else FetchTiming.INTERVAL
 
 # ---------------------------------------------------------------- jobs
-
 
 @dataclass
 class Runtime:
@@ -126,17 +130,14 @@ class Runtime:
     fetch_lock: threading.Lock = field(default_factory=threading.Lock)
     send_lock: threading.Lock = field(default_factory=threading.Lock)
 
-
 # Jobs are stored by reference and rebuilt after a restart, so they find the engine
 # and settings here rather than in their (pickled) arguments. One per process.
 _runtime: Runtime | None = None
-
 
 def _current() -> Runtime:
     if _runtime is None:
         raise RuntimeError("the digest scheduler is not running in this process")
     return _runtime
-
 
 def fetch_job(spec: str) -> None:
     rt = _current()
@@ -154,7 +155,6 @@ def fetch_job(spec: str) -> None:
             errors=len(report.errors),
             failed=report.failed,
         )
-
 
 def send_job() -> None:
     rt = _current()
@@ -183,7 +183,6 @@ def send_job() -> None:
     for error in s.errors[:20]:
         log_event(log, "send.failed", logging.WARNING, error=error)
 
-
 def catch_up_job() -> None:
     """At start-up: fetch everything once, then send what came due while we were down."""
     rt = _current()
@@ -193,9 +192,7 @@ def catch_up_job() -> None:
         rt.fetched.set()
     send_job()
 
-
 # ---------------------------------------------------------------- start / stop
-
 
 def _sync_jobs(scheduler: BackgroundScheduler, settings: Settings) -> None:
     """Make the stored jobs match the configuration. A job whose definition did not
@@ -223,7 +220,6 @@ def _sync_jobs(scheduler: BackgroundScheduler, settings: Settings) -> None:
             max_instances=1,
             misfire_grace_time=spec.misfire_grace_time,
         )
-
 
 def start_scheduler(engine: Engine, settings: Settings, catch_up: bool = True) -> Any:
     """A started BackgroundScheduler running the digest jobs in this process.
@@ -262,7 +258,6 @@ def start_scheduler(engine: Engine, settings: Settings, catch_up: bool = True) -
     log_event(log, "scheduler.started", jobs=[s.id for s in job_specs(settings)])
     return scheduler
 
-
 def stop_scheduler(scheduler: Any) -> None:
     """Stop taking new runs and wait for running jobs, so in-flight sends finish and
     are recorded before the process exits."""
@@ -271,7 +266,6 @@ def stop_scheduler(scheduler: Any) -> None:
         scheduler.shutdown(wait=True)
     _runtime = None
     log_event(log, "scheduler.stopped")
-
 
 def serve_forever(engine: Engine, settings: Settings) -> int:
     """Scheduler-only mode: run until SIGTERM or Ctrl-C; returns the exit code (0)."""
@@ -293,9 +287,7 @@ def serve_forever(engine: Engine, settings: Settings) -> int:
             signal.signal(signum, handler)
     return 0
 
-
 # ---------------------------------------------------------------- status
-
 
 def _stored_next_runs(engine: Engine) -> dict[str, datetime | None]:
     """Next run of each job as the job store has it (empty if never started)."""
@@ -310,7 +302,6 @@ def _stored_next_runs(engine: Engine) -> dict[str, datetime | None]:
     finally:
         jobstore.shutdown()
 
-
 def _next_digest(
     sub: Any, now: datetime, last_at: datetime | None, last_edition: str | None
 ) -> schedule.Slot:
@@ -319,6 +310,11 @@ def _next_digest(
     plan, _ = schedule.checked(sub)
     return schedule.upcoming_slot(plan, now, last_at, last_edition)
 
+def _last_of(
+    last: Mapping[int, tuple[datetime, str]], sub: Subscriber
+) -> tuple[datetime | None, str | None]:
+    """When `sub`'s latest edition was built and its key; (None, None) if never."""
+    return last.get(sub.id, (None, None)) if sub.id is not None else (None, None)
 
 def status_info(engine: Engine, settings: Settings, now: datetime | None = None) -> dict:
     """For `digest status`: last fetch per source, next scheduled runs, next digests."""
@@ -343,9 +339,9 @@ def status_info(engine: Engine, settings: Settings, now: datetime | None = None)
         }
         for s in store.list_source_states(engine)
     ]
-    last = store.last_editions(engine, [sub.id for sub in active])
+    last = store.last_editions(engine, [sub.id for sub in active if sub.id is not None])
     upcoming = sorted(
-        ((_next_digest(sub, now, *last.get(sub.id, (None, None))), sub.email) for sub in active),
+        ((_next_digest(sub, now, *_last_of(last, sub)), sub.email) for sub in active),
         key=lambda pair: (pair[0].at, pair[1]),
     )
     next_digests = [
@@ -353,3 +349,15 @@ def status_info(engine: Engine, settings: Settings, now: datetime | None = None)
         for slot, email in upcoming[:10]
     ]
     return {"sources": sources, "next_runs": next_runs, "next_digests": next_digests}
+
+def status_report(engine: Engine, settings: Settings) -> dict[str, Any]:
+    """`digest status` as data: one key per section. Delivery gives `editions` (counts
+    per status), `last_errors` and `suspended_subscribers`; scheduling gives `sources`
+    (last fetch of each), `next_runs` (the scheduler's jobs), `next_digests` (the
+    soonest subscriber digests); and the last edition's counts. Assembled here, above
+    the pipeline, because the scheduling part is the scheduler's."""
+    report = {**store.delivery_status(engine)}
+    report.update(status_info(engine, settings))
+    editions = report.get("editions") or []
+    report["last_edition"] = editions[0] if editions else None
+    return report

@@ -7,7 +7,13 @@ import os
 import re
 from pathlib import Path
 
+from digest.config import Settings
 from digest.delivery.base import SendResult
+
+
+def from_settings(settings: Settings) -> FileTransport:
+    """`DIGEST_TRANSPORT=file`: messages in DIGEST_OUTBOX_DIR (default ./outbox)."""
+    return FileTransport(settings.outbox_dir or Path("outbox"))
 
 
 class FileTransport:

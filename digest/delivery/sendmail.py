@@ -11,9 +11,15 @@ from __future__ import annotations
 import asyncio
 from email.utils import parseaddr
 
+from digest.config import Settings
 from digest.delivery.base import SendResult
 
 _PERMANENT = {67: "no such user", 68: "no such host", 65: "bad message data"}
+
+
+def from_settings(settings: Settings) -> SendmailTransport:
+    """`DIGEST_TRANSPORT=sendmail`: DIGEST_SENDMAIL_PATH, timed out like SMTP."""
+    return SendmailTransport(settings.sendmail_path, settings.smtp_timeout)
 
 
 class SendmailTransport:

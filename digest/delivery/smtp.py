@@ -22,6 +22,11 @@ from digest.delivery.base import SendResult
 _BEFORE_DATA = ("mail", "rcpt")
 
 
+def from_settings(settings: Settings) -> SmtpTransport:
+    """`DIGEST_TRANSPORT=smtp` (the default): the DIGEST_SMTP_* relay."""
+    return SmtpTransport(settings)
+
+
 class SmtpTransport:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -63,47 +68,50 @@ class SmtpTransport:
     ) -> tuple[aiosmtplib.SMTP | None, SendResult]:
         envelope_from = _envelope_address(sender)
         for try_again in (True, False):
+            # `conn` is the connection this try uses; `client` what goes back to the pool.
             reused = client is not None and client.is_connected
-            if not reused:
+            if client is not None and reused:
+                conn = client
+            else:
                 _drop(client)
-                client = self._new_client()
+                conn = client = self._new_client()
                 try:
-                    await client.connect()
-                    await _greet(client)
+                    await conn.connect()
+                    await _greet(conn)
                 except aiosmtplib.SMTPResponseException as exc:
                     # The relay refused us as a whole (greeting, STARTTLS, AUTH): not the
                     # recipient's fault, so it is retried, never counted as a bounce.
-                    _drop(client)
+                    _drop(conn)
                     return None, SendResult(False, f"connect: {exc.code} {exc.message}")
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                    _drop(client)
+                    _drop(conn)
                     return None, SendResult(False, f"connect: {_describe(exc)}")
             stage = "mail"
             try:
-                options, encoding = _mail_options(client, envelope_from, recipient, message)
-                await client.mail(envelope_from, options=options, encoding=encoding)
+                options, encoding = _mail_options(conn, envelope_from, recipient, message)
+                await conn.mail(envelope_from, options=options, encoding=encoding)
                 stage = "rcpt"
-                await client.rcpt(recipient, encoding=encoding)
+                await conn.rcpt(recipient, encoding=encoding)
                 stage = "data"
-                response = await client.data(message)
+                response = await conn.data(message)
                 return client, SendResult(True, f"{response.code} {response.message}")
             except aiosmtplib.SMTPNotSupported as exc:
-                await _reset_envelope(client)
+                await _reset_envelope(conn)
                 return client, SendResult(False, f"554 {exc}", permanent=True)
             except aiosmtplib.SMTPResponseException as exc:
                 closing = exc.code == 421
                 if closing:
-                    _drop(client)
+                    _drop(conn)
                     client = None
                     if reused and try_again and stage == "mail":
                         continue  # the idle connection had been closed by the server
                 else:
-                    await _reset_envelope(client)
+                    await _reset_envelope(conn)
                 # 5xx to MAIL FROM is about us (sender, relay policy), not the recipient.
                 permanent = exc.code >= 500 and stage != "mail"
                 return client, SendResult(False, f"{exc.code} {exc.message}", permanent)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                _drop(client)
+                _drop(conn)
                 client = None
                 if reused and try_again and stage in _BEFORE_DATA and not _is_timeout(exc):
                     continue

@@ -33,6 +33,7 @@ from jinja2 import (
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.rendering.encoding import LineCodec
+from digest.rendering.filters import register as register_filters
 
 STYLESHEET = "email.css"
 CSS_MARKER = "/*digest:css*/"
@@ -163,9 +164,7 @@ def make_environment(settings: Settings) -> DigestEnvironment:
         auto_reload=False,
         keep_trailing_newline=True,
     )
-    from digest.rendering.filters import register
-
-    register(env)
+    register_filters(env)
     return env
 
 

@@ -48,6 +48,7 @@ def run_web(
     server = uvicorn.Server(config)
     scheduler = None
     if with_scheduler:
+        # Imported here for start-up cost only (APScheduler); the scheduler imports no web.
         from digest.scheduler import start_scheduler
 
         scheduler = start_scheduler(engine, settings)
