@@ -4,7 +4,8 @@ explained matches out, whatever kinds of profile part there are.
 `rank` groups the profiles' parts by kind and gives each group to the ranker
 registered for that kind in `RANKERS` (one call per kind, so a ranker can index the
 papers once for all its profiles). A ranker is a function
-`(parts by key, limits by key, papers, weights) -> matches by key`.
+`(parts by key, limits by key, papers, weights) -> matches by key`, answering every
+key it is given (an empty list for a profile that matches nothing).
 
 Today every profile has one part, so its matches are that part's. A profile with
 several parts (keywords and a plain-English interest) needs a rule that fuses the
