@@ -601,15 +601,15 @@ def check_query(
     papers, in rank order. An invalid query exits 2 with the error and its position."""
     from datetime import timedelta
 
-    from digest.matching import Limits, compile_profile, match_all
+    from digest import matching
 
-    profile = compile_profile(query)
+    profile = matching.profile_from_input(query)
     settings = _settings()
     day = _parse_date(since, "--since") or (utcnow().date() - timedelta(days=7))
     rows = store.list_papers(_engine(settings), day)
-    matches = match_all(
-        {0: profile}, rows, {0: Limits(max(len(rows), 1))}, pipeline.weights_from(settings)
-    )[0]
+    # every paper it would select, in rank order
+    every = profile.with_limits(max(len(rows), 1))
+    matches = matching.rank({0: every}, rows, matching.Weights.from_settings(settings))[0]
     by_id = {p.id: p for p in rows}
     if as_json:
         _print_json(

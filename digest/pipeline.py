@@ -20,7 +20,7 @@ from digest.delivery import Transport, make_transport
 from digest.delivery.sender import SendReport, send_due
 from digest.errors import InputError, SourceError
 from digest.logs import log_event
-from digest.matching import Limits, Match, Profile, Weights, compile_stored, match_all
+from digest.matching import Match, Weights, profile_of, rank
 from digest.models import Digest, Paper, Subscriber, utcnow
 from digest.rendering import Item, build_message, make_environment, render_digest
 from digest.sources import build_sources
@@ -188,7 +188,7 @@ def build_editions(
     now = now or utcnow()
     report = BuildReport()
     env = make_environment(settings)
-    weights = weights_from(settings)
+    weights = Weights.from_settings(settings)
     top = store.max_paper_seq(engine)
     keys = {
         s.id: (editions or {}).get(s.id) or schedule.edition_at(schedule.checked(s)[0], now)
@@ -206,13 +206,8 @@ def build_editions(
     for start, subs in groups.items():
         papers = store.papers_after(engine, start, top)
         by_id = {p.id: p for p in papers}
-        profiles: dict[int, Profile] = {}
-        limits: dict[int, Limits] = {}
-        for sub in subs:
-            # compiled once per profile text and cached; one paper index per group
-            profiles[sub.id] = compile_stored(sub.keywords)
-            limits[sub.id] = Limits(sub.max_papers, sub.min_score)
-        results = match_all(profiles, papers, limits, weights)
+        # compiled once per profile text and cached; one paper index per group
+        results = rank({sub.id: profile_of(sub) for sub in subs}, papers, weights)
         rows: list[tuple[Subscriber, Digest]] = []
         for sub in subs:
             matches = results.get(sub.id, [])
@@ -253,18 +248,6 @@ def build_editions(
         if not dry_run:
             store.commit_rows(engine, rows, top, now)
     return report
-
-
-def weights_from(settings: Settings) -> Weights:
-    return Weights(
-        title=settings.weight_title,
-        abstract=settings.weight_abstract,
-        author=settings.weight_author,
-        category=settings.weight_category,
-        keyword=settings.weight_keyword,
-        popularity=settings.weight_popularity,
-        recency=settings.weight_recency,
-    )
 
 
 def _render_into(

@@ -23,9 +23,8 @@ from sqlalchemy.engine import Engine
 from digest import store
 from digest.config import Settings
 from digest.errors import DigestError, InputError
-from digest.matching import Limits, compile_profile, compile_stored, match_all
+from digest.matching import Profile, Weights, profile_from_input, profile_of, rank
 from digest.models import Paper, utcnow
-from digest.pipeline import weights_from
 from digest.rendering import (
     Item,
     build_message,
@@ -79,20 +78,27 @@ def preview_papers(engine: Engine, on: date | None = None, limit: int = 500) -> 
     return papers[:limit]
 
 
-def _profile_for(engine: Engine, settings: Settings, request: PreviewRequest):
+def _profile_for(
+    engine: Engine, settings: Settings, request: PreviewRequest
+) -> tuple[Profile, str, str]:
+    """(profile, its text as written, the address the preview is for).
+
+    A subscriber's stored profile is read as the pipeline reads it (older profiles may
+    predate the operators); an ad-hoc --keywords profile must parse."""
     if request.email and request.keywords:
         raise InputError("give either a subscriber address or --keywords, not both")
     if request.email:
         sub = store.get_subscriber(engine, store.normalise_email(request.email))
         if sub is None:
             raise InputError(f"no subscriber with address {request.email}")
-        return sub.keywords, sub.email, sub.max_papers, sub.min_score
+        return profile_of(sub), sub.keywords, sub.email
     if request.keywords is None:
         # No profile given: the trending digest (`*`, ranked by popularity).
-        return "*", PREVIEW_ADDRESS, settings.max_papers, None
+        return profile_from_input("*", settings.max_papers), "*", PREVIEW_ADDRESS
     if not request.keywords.strip():
         raise InputError("--keywords: the profile is empty")
-    return request.keywords, PREVIEW_ADDRESS, settings.max_papers, None
+    profile = profile_from_input(request.keywords, settings.max_papers)
+    return profile, request.keywords, PREVIEW_ADDRESS
 
 
 def render_preview(
@@ -108,14 +114,9 @@ def render_preview(
     if fmt not in FORMATS:
         raise InputError(f"--format: expected html, text or eml, got {fmt!r}")
     request = PreviewRequest(email, keywords, on)
-    words, address, max_papers, min_score = _profile_for(engine, settings, request)
-    # A subscriber's stored profile is read as the pipeline reads it (older profiles
-    # may predate the operators); an ad-hoc --keywords profile must parse.
-    profile = compile_stored(words) if request.email else compile_profile(words)
+    profile, words, address = _profile_for(engine, settings, request)
     papers = preview_papers(engine, on)
-    matches = match_all(
-        {0: profile}, papers, {0: Limits(max_papers, min_score)}, weights_from(settings)
-    )[0]
+    matches = rank({0: profile}, papers, Weights.from_settings(settings))[0]
     by_id = {p.id: p for p in papers}
     items = [Item(by_id[m.paper_id], m) for m in matches if m.paper_id in by_id]
     env = make_environment(settings)

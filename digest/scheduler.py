@@ -40,7 +40,6 @@ from sqlalchemy.engine import Engine
 
 from digest import pipeline, schedule, store
 from digest.config import Settings
-
 from digest.logs import configure_logging, log_event
 from digest.models import Subscriber, utcnow
 from digest.sources import parse_source_specs
@@ -52,6 +51,7 @@ JOBS_TABLE = "apscheduler_jobs"
 ARXIV_ZONE = "America/New_York"
 # A missed arXiv fetch is still worth running this late; later, the next one will do.
 ARXIV_GRACE_SECONDS = 6 * 3600
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -66,6 +66,7 @@ class JobSpec:
     def signature(self) -> tuple[str, ...]:
         tz = str(getattr(self.trigger, "timezone", ""))
         return (self.func, str(self.trigger), tz, repr(self.args))
+
 
 def job_specs(settings: Settings, kinds: SourceRegistry = SOURCE_KINDS) -> list[JobSpec]:
     """The jobs this configuration needs, following when each kind of source publishes
@@ -110,11 +111,14 @@ def job_specs(settings: Settings, kinds: SourceRegistry = SOURCE_KINDS) -> list[
     )
     return jobs
 
+
 def _timing(spec: str, kinds: SourceRegistry) -> FetchTiming:
     kind = kinds.kind_of(spec)
     return kind.timing if kind is not None else FetchTiming.INTERVAL
 
+
 # ---------------------------------------------------------------- jobs
+
 
 @dataclass
 class Runtime:
@@ -130,14 +134,17 @@ class Runtime:
     fetch_lock: threading.Lock = field(default_factory=threading.Lock)
     send_lock: threading.Lock = field(default_factory=threading.Lock)
 
+
 # Jobs are stored by reference and rebuilt after a restart, so they find the engine
 # and settings here rather than in their (pickled) arguments. One per process.
 _runtime: Runtime | None = None
+
 
 def _current() -> Runtime:
     if _runtime is None:
         raise RuntimeError("the digest scheduler is not running in this process")
     return _runtime
+
 
 def fetch_job(spec: str) -> None:
     rt = _current()
@@ -155,6 +162,7 @@ def fetch_job(spec: str) -> None:
             errors=len(report.errors),
             failed=report.failed,
         )
+
 
 def send_job() -> None:
     rt = _current()
@@ -183,6 +191,7 @@ def send_job() -> None:
     for error in s.errors[:20]:
         log_event(log, "send.failed", logging.WARNING, error=error)
 
+
 def catch_up_job() -> None:
     """At start-up: fetch everything once, then send what came due while we were down."""
     rt = _current()
@@ -192,7 +201,9 @@ def catch_up_job() -> None:
         rt.fetched.set()
     send_job()
 
+
 # ---------------------------------------------------------------- start / stop
+
 
 def _sync_jobs(scheduler: BackgroundScheduler, settings: Settings) -> None:
     """Make the stored jobs match the configuration. A job whose definition did not
@@ -220,6 +231,7 @@ def _sync_jobs(scheduler: BackgroundScheduler, settings: Settings) -> None:
             max_instances=1,
             misfire_grace_time=spec.misfire_grace_time,
         )
+
 
 def start_scheduler(engine: Engine, settings: Settings, catch_up: bool = True) -> Any:
     """A started BackgroundScheduler running the digest jobs in this process.
@@ -258,6 +270,7 @@ def start_scheduler(engine: Engine, settings: Settings, catch_up: bool = True) -
     log_event(log, "scheduler.started", jobs=[s.id for s in job_specs(settings)])
     return scheduler
 
+
 def stop_scheduler(scheduler: Any) -> None:
     """Stop taking new runs and wait for running jobs, so in-flight sends finish and
     are recorded before the process exits."""
@@ -266,6 +279,7 @@ def stop_scheduler(scheduler: Any) -> None:
         scheduler.shutdown(wait=True)
     _runtime = None
     log_event(log, "scheduler.stopped")
+
 
 def serve_forever(engine: Engine, settings: Settings) -> int:
     """Scheduler-only mode: run until SIGTERM or Ctrl-C; returns the exit code (0)."""
@@ -287,7 +301,9 @@ def serve_forever(engine: Engine, settings: Settings) -> int:
             signal.signal(signum, handler)
     return 0
 
+
 # ---------------------------------------------------------------- status
+
 
 def _stored_next_runs(engine: Engine) -> dict[str, datetime | None]:
     """Next run of each job as the job store has it (empty if never started)."""
@@ -302,6 +318,7 @@ def _stored_next_runs(engine: Engine) -> dict[str, datetime | None]:
     finally:
         jobstore.shutdown()
 
+
 def _next_digest(
     sub: Any, now: datetime, last_at: datetime | None, last_edition: str | None
 ) -> schedule.Slot:
@@ -310,11 +327,13 @@ def _next_digest(
     plan, _ = schedule.checked(sub)
     return schedule.upcoming_slot(plan, now, last_at, last_edition)
 
+
 def _last_of(
     last: Mapping[int, tuple[datetime, str]], sub: Subscriber
 ) -> tuple[datetime | None, str | None]:
     """When `sub`'s latest edition was built and its key; (None, None) if never."""
     return last.get(sub.id, (None, None)) if sub.id is not None else (None, None)
+
 
 def status_info(engine: Engine, settings: Settings, now: datetime | None = None) -> dict:
     """For `digest status`: last fetch per source, next scheduled runs, next digests."""
@@ -349,6 +368,7 @@ def status_info(engine: Engine, settings: Settings, now: datetime | None = None)
         for slot, email in upcoming[:10]
     ]
     return {"sources": sources, "next_runs": next_runs, "next_digests": next_digests}
+
 
 def status_report(engine: Engine, settings: Settings) -> dict[str, Any]:
     """`digest status` as data: one key per section. Delivery gives `editions` (counts

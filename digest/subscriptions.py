@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from digest import store
 from digest.config import Settings, parse_hhmm, parse_timezone
 from digest.errors import InputError
-from digest.matching import compile_profile
+from digest.matching import KeywordQuery
 from digest.models import Subscriber, utcnow
 
 FREQUENCIES = ("daily", "weekly", "weekdays")
@@ -37,7 +37,7 @@ def check_keywords(keywords: str) -> str:
     text = (keywords or "").strip()
     if not text:
         raise InputError("the profile is empty: give at least one keyword")
-    compile_profile(text)
+    KeywordQuery.parse(text)  # strict: a QueryError names the position
     return text
 
 

@@ -1,30 +1,56 @@
 """Matching: which stored papers each subscriber's profile selects, ranked and explained.
 
-The public surface other stages use:
-- `compile_profile(text) -> Profile` (raises `QueryError` with a position),
-- `match_all(profiles, papers, limits, weights) -> {subscriber_key: [Match, ...]}`,
+The public surface other stages use (the callers use nothing else):
+- `rank(profiles, papers, weights) -> {key: [Match, ...]}`: the matcher seam; every
+  profile's ranked, capped, explained matches among the edition's papers, keyed as
+  the caller keys them (`matcher.py`),
+- `Profile`: a subscriber's profile, a typed value of parts with a kind (today one,
+  `KeywordQuery`) and its `Limits`; built by `profile_of(row)` from a stored
+  subscriber (lenient) or `profile_from_input(text, max_papers, min_score)` from what
+  a person typed (strict: raises `QueryError` with a position) (`profiles.py`, whose
+  docstring says how to add a kind),
+- `Weights.from_settings(settings)`: the operator's ranking weights,
 - `Match` with `.score`, `.hits`, `.terms()` and `.why()`,
-- `highlight_spans(text, match)`: the character spans of `text` to highlight.
+- `highlight_spans(text, match)`: the character spans of `text` to highlight,
+- `topic_named(text)`: the topic a `topic:NAME` term names (for the web forms).
+
+Lower level, for tests and benchmarks: `compile_profile` / `compile_stored` (a keyword
+query's compiled tree, `nodes.Profile`) and `match_all` (the keyword index itself).
 
 Inside: `text` (analysis), `synonyms` and `topics` (editable data files), `query`
 (the language), `nodes` (compiled trees), `index` (the fast evaluator), `naive` (the
-reference evaluator), `ranking` (scores and limits), `highlight`.
+reference evaluator), `ranking` (scores and limits), `highlight`, `profiles` (profile
+values), `keywords` (the keyword language as a ranker), `matcher` (the seam, `rank`).
 """
 
 from digest.matching.highlight import highlight_spans
 from digest.matching.index import match_all
+from digest.matching.matcher import ProfileKindError, rank
 from digest.matching.model import Hit, Limits, Match, Weights
-from digest.matching.nodes import Profile
-from digest.matching.query import compile_profile, compile_stored
+from digest.matching.profiles import (
+    KeywordQuery,
+    Profile,
+    ProfilePart,
+    profile_from_input,
+    profile_of,
+)
+from digest.matching.query import compile_profile, compile_stored, topic_named
 
 __all__ = [
     "Hit",
+    "KeywordQuery",
     "Limits",
     "Match",
     "Profile",
+    "ProfileKindError",
+    "ProfilePart",
     "Weights",
     "compile_profile",
     "compile_stored",
     "highlight_spans",
     "match_all",
+    "profile_from_input",
+    "profile_of",
+    "rank",
+    "topic_named",
 ]

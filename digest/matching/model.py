@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from digest.config import Settings
+
 FIELD_PREFIX = {"author": "author:", "category": "cat:"}
 
 
@@ -112,3 +114,16 @@ class Weights:
     keyword: float = 1.5
     popularity: float = 1.0
     recency: float = 0.5
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Weights:
+        """The operator's weights (`DIGEST_WEIGHT_*`); every stage that ranks uses these."""
+        return cls(
+            title=settings.weight_title,
+            abstract=settings.weight_abstract,
+            author=settings.weight_author,
+            category=settings.weight_category,
+            keyword=settings.weight_keyword,
+            popularity=settings.weight_popularity,
+            recency=settings.weight_recency,
+        )

@@ -371,3 +371,25 @@ def compile_stored(text: str) -> Profile:
             return compile_profile(legacy)
         except QueryError:  # nothing searchable at all: match nothing, harm no one
             return Profile.from_root(text, Or([]))
+
+
+def topic_named(text: str) -> str | None:
+    """The topic `text` names when it is exactly one `topic:NAME` term, written the way
+    the web forms write it (the field name in any case, the topic's name as in the
+    catalogue); None for anything else, including text that does not parse.
+
+    The parser decides, so the forms and the matcher never disagree on what a topic
+    term is: the name must resolve to the catalogue topic the compiled tree holds."""
+    try:
+        tokens = lex(text)
+        root = compile_profile(text).root
+    except QueryError:
+        return None
+    if (
+        [t.kind for t in tokens] != ["FIELD", "WORD"]
+        or tokens[0].value != "topic"
+        or tokens[1].pos != tokens[0].pos + len("topic:")
+    ):
+        return None
+    name = tokens[1].value
+    return name if {term.topic for term, _ in root.leaves()} == {name} else None

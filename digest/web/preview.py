@@ -11,9 +11,8 @@ from sqlalchemy.engine import Engine
 from digest import store
 from digest.config import Settings
 from digest.errors import InputError, QueryError
-from digest.matching import Limits, compile_profile, match_all
+from digest.matching import Weights, profile_from_input, rank
 from digest.models import Paper
-from digest.pipeline import weights_from
 from digest.preview import preview_papers
 
 PREVIEW_DAYS = 7
@@ -35,11 +34,11 @@ def _safe_url(paper: Paper) -> str | None:
 
 def preview(engine: Engine, settings: Settings, profile: str, max_papers: int) -> dict[str, Any]:
     """The matches as JSON-ready data; a bad profile raises InputError/QueryError."""
-    compiled = compile_profile(profile)
+    wanted = profile_from_input(profile)
     papers = recent_papers(engine)
-    matches = match_all(
-        {0: compiled}, papers, {0: Limits(len(papers) or 1, None)}, weights_from(settings)
-    )[0]
+    # every paper it would select, so `matched` counts them all; the list shows a few
+    wanted = wanted.with_limits(len(papers) or 1)
+    matches = rank({0: wanted}, papers, Weights.from_settings(settings))[0]
     by_id = {p.id: p for p in papers}
     shown = matches[: min(max_papers, MAX_SHOWN)]
     return {

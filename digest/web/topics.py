@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from digest.errors import InputError
+from digest.matching import topic_named
 
 log = logging.getLogger("digest.web")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_TOPIC_TERM_RE = re.compile(r"^topic:([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ def split_profile(profile: str, catalogue: Sequence[Topic]) -> tuple[str, list[s
         return profile, []
     keep, topics = [], []
     for part in split_top_level(profile):
-        m = _TOPIC_TERM_RE.match(part)
-        if m and m.group(1) in known:
-            topics.append(m.group(1))
+        name = topic_named(part)  # the parser decides what a topic term is
+        if name in known:
+            topics.append(name)
         else:
             keep.append(part)
     return ", ".join(keep), topics
