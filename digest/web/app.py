@@ -8,7 +8,6 @@ The pages, the JSON API and the admin API are routers over one `WebContext` kept
 from __future__ import annotations
 
 import logging
-import zoneinfo
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -20,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from digest import store
-from digest.config import Settings
+from digest.config import Settings, canonical_timezones
 from digest.delivery import Transport
 from digest.web.accounts import Accounts
 from digest.web.context import WebContext
@@ -59,7 +58,7 @@ def create_app(
             base_url=settings.base_url,
         ),
         catalogue=catalogue,
-        timezones=sorted(zoneinfo.available_timezones()),
+        timezones=list(canonical_timezones()),
     )
     app = FastAPI(
         title="digest",
