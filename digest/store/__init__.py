@@ -28,7 +28,7 @@ from digest.store.editions import (
     editions_done,
     last_editions,
 )
-from digest.store.engine import make_engine, ping, shown_url
+from digest.store.engine import make_engine, missing_sqlite_file, ping, shown_url
 from digest.store.legacy import add_missing_columns, move_digest_messages
 from digest.store.migrate import (
     HEAD,
@@ -104,6 +104,7 @@ __all__ = [
     "save_source_state",
     "seq_first_seen_since",
     "shown_url",
+    "missing_sqlite_file",
     "update_subscriber",
     "upgrade",
 ]

@@ -4,6 +4,7 @@ scheduler and a cron `digest run` can share one SQLite file; and the URL as show
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -19,6 +20,23 @@ def shown_url(url: str) -> str:
         return url if parsed.password is None else parsed.render_as_string(hide_password=True)
     except ArgumentError:
         return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The absolute path of the SQLite file `url` names when that file does not exist
+    (connecting would create an empty database there), else None: not SQLite, in
+    memory, or there."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    name = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or name in {"", ":memory:"}:
+        return None
+    if name.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None  # a URI filename: its own rules, left to SQLite
+    path = Path(name).expanduser()
+    return None if path.exists() else path.absolute()
 
 
 def make_engine(url: str) -> Engine:
