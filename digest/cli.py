@@ -1,7 +1,8 @@
 """The `digest` command line. Each command is a thin layer over `digest.pipeline` and
 `digest.store`: parse arguments, call one function, print a table or JSON.
 
-Exit codes: 0 ok, 1 finished with failures, 2 bad usage or bad input.
+Exit codes: 0 ok, 1 finished with failures, 2 bad usage or bad input, 3 `web` /
+`serve` could not listen (the port is in use).
 """
 
 from __future__ import annotations
