@@ -254,3 +254,19 @@ def test_digest_web_and_serve_listen_and_stop_on_sigterm(command, env, tmp_path)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.chromium
+def test_the_live_preview_shows_the_parsers_own_message(server, browser):
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.fill("#keywords", "diffusion AND (")
+    box = page.locator("#preview-error")
+    box.wait_for(state="visible", timeout=10_000)
+    assert "never closed" in box.inner_text()
+    assert "(at character" in box.inner_text()
+    # Our own form still goes through in a real browser (it sends Origin: null).
+    page.fill("#keywords", "diffusion")
+    page.fill("#email", "ada@example.org")
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/check-your-inbox")
