@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from replay_server import ReplayServer
 
 from digest import store
 from digest.config import Settings, load_settings
@@ -110,6 +111,13 @@ def engine(settings: Settings):
     store.init_db(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def replay() -> Iterator[ReplayServer]:
+    """A replay HTTP server on loopback, for the source tests."""
+    with ReplayServer() as server:
+        yield server
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -4,21 +4,15 @@ arXiv pointed (by the URL settings) at a replay server on loopback, a real SQLit
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import clean_exit
-from test_sources_replay import ReplayServer, Reply, json_reply, xml
+from replay_server import ReplayServer, Reply, json_reply, xml
 
 HF_PATH = "/api/daily_papers"
 RSS_PATH = "/rss/cs.CL"
-
-
-@pytest.fixture(name="replay")
-def replay_server() -> Iterator[ReplayServer]:
-    with ReplayServer() as server:
-        yield server
 
 
 @pytest.fixture
