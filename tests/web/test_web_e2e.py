@@ -188,7 +188,7 @@ def test_one_click_unsubscribe_without_cookies(server, engine, smtp_sink):
     pipeline.run_once(engine, server.settings, everyone=True)
     (mail,) = smtp_sink.messages()
     # The test server's base URL is plain http, so the message carries the link but
-    # not the RFC 8058 promise (HTTPS only; tests/test_rendering_mime.py checks it);
+    # not the RFC 8058 promise (HTTPS only; tests/rendering/test_rendering_mime.py checks it);
     # the endpoint must still behave as one-click, as a provider would use it.
     assert mail["List-Unsubscribe-Post"] is None
     target = one_click_url(mail)

@@ -8,13 +8,12 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from conftest import clean_exit
+from conftest import REPO, clean_exit
 
 from digest.config import _KEYS, ENV_KEYS, Settings, load_settings
 from digest.errors import ConfigError
 from digest.startup import load_checked_settings
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config.example.env"
 
 

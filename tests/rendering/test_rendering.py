@@ -12,6 +12,7 @@ from pathlib import Path
 import html5lib
 import pytest
 import time_machine
+from conftest import REPO
 
 from digest.config import Settings
 from digest.errors import DigestError
@@ -172,8 +173,7 @@ def test_designer_overrides_one_partial(tmp_path: Path) -> None:
         '<p class="footer-note">Sent by the lab. <a href="{{ links.unsubscribe }}">Leave</a></p>\n'
     )
     (tmp_path / "email.css").write_text(
-        (Path(__file__).resolve().parent.parent / "templates" / "email.css").read_text()
-        + "\n.footer-note { color: #7c2d12; }\n"
+        (REPO / "templates" / "email.css").read_text() + "\n.footer-note { color: #7c2d12; }\n"
     )
     html = render_golden(make_settings(templates_dir=tmp_path)).html
     assert "Sent by the lab." in html and "Manage preferences" not in html
