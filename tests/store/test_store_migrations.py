@@ -15,13 +15,14 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from conftest import FIXTURES
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import SQLModel
 
 from digest import store
 from digest.store.migrate import MIGRATIONS
 
-LEGACY = Path(__file__).parent / "fixtures" / "db" / "legacy-0.1.0.db"
+LEGACY = FIXTURES / "db" / "legacy-0.1.0.db"
 TABLES = ("paper", "subscriber", "digest", "digestmessage", "sourcestate", "rateevent")
 
 
