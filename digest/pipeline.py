@@ -130,7 +130,7 @@ def due_editions(
     `everyone` (`digest run --now`) makes every subscriber due with today's edition
     (their local date), so even then nobody gets two digests for one day.
     """
-    last = {} if everyone else store.last_editions(engine, [s.id for s in subscribers])
+    last = {} if everyone else store.last_editions(engine, [_stored_id(s) for s in subscribers])
     out: dict[int, str] = {}
     for sub in subscribers:
         plan, ok = schedule.checked(sub)
@@ -146,13 +146,20 @@ def due_editions(
                 using="UTC 07:00 daily",
             )
         if everyone:
-            out[sub.id] = schedule.edition_at(plan, now)
+            out[_stored_id(sub)] = schedule.edition_at(plan, now)
             continue
-        at, edition = last.get(sub.id, (None, None))
+        at, edition = last.get(_stored_id(sub)) or (None, None)
         slot = schedule.due_slot(plan, now, at, edition)
         if slot is not None:
-            out[sub.id] = slot.edition
+            out[_stored_id(sub)] = slot.edition
     return out
+
+
+def _stored_id(sub: Subscriber) -> int:
+    """The id of a subscriber read from the database: the model allows None only for a
+    row not inserted yet, which the pipeline never sees."""
+    assert sub.id is not None, "subscriber not stored"
+    return sub.id
 
 
 def _first_digest_seq(engine: Engine, settings: Settings, now: datetime) -> Callable[[], int]:
@@ -191,14 +198,15 @@ def build_editions(
     weights = Weights.from_settings(settings)
     top = store.max_paper_seq(engine)
     keys = {
-        s.id: (editions or {}).get(s.id) or schedule.edition_at(schedule.checked(s)[0], now)
+        _stored_id(s): (editions or {}).get(_stored_id(s))
+        or schedule.edition_at(schedule.checked(s)[0], now)
         for s in subscribers
     }
     done = store.editions_done(engine, keys)
     first_seq = _first_digest_seq(engine, settings, now)
     groups: dict[int, list[Subscriber]] = defaultdict(list)
     for sub in subscribers:
-        if (sub.id, keys[sub.id]) in done:
+        if (_stored_id(sub), keys[_stored_id(sub)]) in done:
             report.already += 1
             continue
         start = sub.last_paper_seq if sub.last_paper_seq is not None else first_seq()
@@ -211,7 +219,7 @@ def build_editions(
         rows: list[tuple[Subscriber, Digest]] = []
         for sub in subs:
             matches = results.get(sub.id, [])
-            edition = keys[sub.id]
+            edition = keys[_stored_id(sub)]
             row = Digest(
                 subscriber_id=sub.id,
                 edition=edition,

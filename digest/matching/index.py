@@ -269,7 +269,7 @@ class PaperIndex:
         ]
 
     def hits(self, terms: Sequence[Term], i: int) -> list[Hit]:
-        out = []
+        out: list[Hit] = []
         for t in terms:
             field_bits = self._terms[t.key].field_bits
             out.extend(Hit(t.label, f, t.topic) for f in t.fields if field_bits[f] >> i & 1)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlmodel import create_engine
+from sqlmodel import SQLModel, create_engine
 
 
 def shown_url(url: str) -> str:
@@ -19,6 +19,14 @@ def shown_url(url: str) -> str:
         return url if parsed.password is None else parsed.render_as_string(hide_password=True)
     except ArgumentError:
         return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a SQLModel class, for statements written against columns
+    (`table.c.status`); SQLModel's type hints do not declare `__table__`."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
 
 
 def make_engine(url: str) -> Engine:

@@ -34,13 +34,14 @@ from sqlalchemy import and_, bindparam, case, exists, func, or_, select, text, u
 from sqlalchemy.engine import Engine
 
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
+from digest.store.engine import table_of
 
 DUE_STATUSES = ("pending", "retrying")
 NO_MESSAGE = "not sent: no rendered message is stored for this digest"
 
-_T = Digest.__table__
-_S = Subscriber.__table__
-_M = DigestMessage.__table__
+_T = table_of(Digest)
+_S = table_of(Subscriber)
+_M = table_of(DigestMessage)
 
 
 @dataclass
@@ -261,8 +262,9 @@ def _result_sql(dialect: Any) -> tuple[str, tuple[str, ...] | None, Callable[[An
     datetime: the batch then goes to the driver's executemany with no per-row work in
     SQLAlchemy (that work, on the database thread, took the GIL from the sends)."""
     compiled = _RESULT_SQL.compile(dialect=dialect)
+    order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
     to_db = _T.c.sent_at.type.dialect_impl(dialect).bind_processor(dialect)
-    return compiled.string, compiled.positiontup, to_db or (lambda value: value)
+    return compiled.string, order, to_db or (lambda value: value)
 
 
 def record(

@@ -10,12 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from digest.models import Digest, Subscriber
+from digest.store.engine import table_of
 
 STATUSES = ("pending", "sending", "sent", "retrying", "failed", "bounced", "empty")
 ERROR_STATUSES = ("retrying", "failed", "bounced")
 
-_T = Digest.__table__
-_S = Subscriber.__table__
+_T = table_of(Digest)
+_S = table_of(Subscriber)
 
 
 def delivery_status(engine: Engine, editions: int = 14, errors: int = 10) -> dict[str, Any]:
