@@ -38,6 +38,7 @@ from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
 from digest.models import Paper, Subscriber, utcnow
 from digest.startup import load_checked_settings
+from digest.states import DigestStatus, SubscriberStatus
 
 app = typer.Typer(
     name="digest",
@@ -280,7 +281,7 @@ def unsubscribe(email: Annotated[str, typer.Argument(help="The address to unsubs
     settings = _settings()
     address = store.normalise_email(email)
     store.update_subscriber(
-        _engine(settings), address, status="unsubscribed", unsubscribed_at=utcnow()
+        _engine(settings), address, status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=utcnow()
     )
     out.print(f"unsubscribed {address}")
 
@@ -461,13 +462,9 @@ def _print_schedule_status(data: dict[str, Any]) -> None:
 
 
 def _print_delivery_status(data: dict[str, Any]) -> None:
-    table = Table("edition", "pending", "sending", "sent", "retrying", "failed", "bounced", "empty")
+    table = Table("edition", *(s.value for s in DigestStatus))
     for e in data.get("editions", []):
-        table.add_row(
-            e["edition"],
-            *(str(e[k]) for k in ("pending", "sending", "sent", "retrying", "failed", "bounced")),
-            str(e["empty"]),
-        )
+        table.add_row(e["edition"], *(str(e[s]) for s in DigestStatus))
     out.print(table)
     if data.get("suspended_subscribers"):
         out.print(f"suspended subscribers: {data['suspended_subscribers']}")

@@ -24,6 +24,7 @@ from digest.matching import Match, Weights, profile_of, rank
 from digest.models import Digest, Paper, Subscriber, utcnow
 from digest.rendering import Item, build_message, make_environment, render_digest
 from digest.sources import build_sources
+from digest.states import DigestStatus, FetchStatus, SubscriberStatus
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +86,14 @@ def fetch_all(
                 log.debug("source %s crashed", source.name, exc_info=True)
             report.failed = True
             report.errors.append(message)
-            state.last_status, state.last_error = "error", message[:1000]
+            state.last_status, state.last_error = FetchStatus.ERROR, message[:1000]
         else:
             counts = store.merge_papers(engine, batch.records)
             report.new, report.updated, report.known = counts.new, counts.updated, counts.known
             report.skipped = counts.skipped
             report.errors.extend(batch.warnings)
             state.cursor = batch.cursor
-            state.last_status = "ok"
+            state.last_status = FetchStatus.OK
             state.last_error = "; ".join(batch.warnings)[:1000] or None
         state.last_counts = {
             "new": report.new,
@@ -236,7 +237,7 @@ def build_editions(
                 except InputError as exc:
                     # One subscriber's bad data (an address a message cannot carry)
                     # fails that digest alone, visibly, and keeps their papers for later.
-                    row.status, row.last_error = "failed", str(exc)[:500]
+                    row.status, row.last_error = DigestStatus.FAILED, str(exc)[:500]
                     report.failed += 1
                     report.errors.append(f"{sub.email}: {exc}")
                     rows.append((sub, row))
@@ -248,7 +249,7 @@ def build_editions(
                 if dry_run:
                     report.previews.append((sub.email, row.message or b""))
             else:
-                row.status = "empty"
+                row.status = DigestStatus.EMPTY
                 report.empty += 1
             rows.append((sub, row))
             if progress:
@@ -299,7 +300,7 @@ class RunReport:
 
 
 def active_subscribers(engine: Engine) -> list[Subscriber]:
-    return store.list_subscribers(engine, status="active")
+    return store.list_subscribers(engine, status=SubscriberStatus.ACTIVE)
 
 
 def run_once(

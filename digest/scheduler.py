@@ -44,6 +44,7 @@ from digest.logs import configure_logging, log_event
 from digest.models import Subscriber, utcnow
 from digest.sources import parse_source_specs
 from digest.sources.registry import SOURCE_KINDS, FetchTiming, SourceRegistry
+from digest.states import SubscriberStatus
 
 log = logging.getLogger("digest.scheduler")
 
@@ -338,7 +339,7 @@ def _last_of(
 def status_info(engine: Engine, settings: Settings, now: datetime | None = None) -> dict:
     """For `digest status`: last fetch per source, next scheduled runs, next digests."""
     now = now or utcnow()
-    active = store.list_subscribers(engine, status="active")
+    active = store.list_subscribers(engine, status=SubscriberStatus.ACTIVE)
     stored = _stored_next_runs(engine)
     next_runs = []
     for spec in job_specs(settings):

@@ -38,6 +38,7 @@ from digest.delivery.breaker import CircuitBreaker
 from digest.delivery.dkim import DkimSigner, make_signer
 from digest.delivery.ratelimit import RateLimiter
 from digest.models import utcnow
+from digest.states import DigestStatus
 from digest.store.outbox import (
     Claimed,
     Outcome,
@@ -119,10 +120,10 @@ def outcomes(
     for a in attempts:
         reply = a.result.reply[:500]
         if a.result.ok:
-            rows.append(Outcome(a.row.id, "sent", reply, None, a.at, None))
+            rows.append(Outcome(a.row.id, DigestStatus.SENT, reply, None, a.at, None))
             counts.sent += 1
         elif a.result.permanent:
-            rows.append(Outcome(a.row.id, "bounced", reply, reply, None, None))
+            rows.append(Outcome(a.row.id, DigestStatus.BOUNCED, reply, reply, None, None))
             bounces[a.row.subscriber_id] += 1
             counts.bounced += 1
         else:
@@ -131,10 +132,12 @@ def outcomes(
             )
             if a.at + delay > a.row.age_from + max_age:
                 gave_up = f"gave up after {a.row.attempts + 1} attempt(s): {reply}"[:500]
-                rows.append(Outcome(a.row.id, "failed", gave_up, gave_up, None, None))
+                rows.append(Outcome(a.row.id, DigestStatus.FAILED, gave_up, gave_up, None, None))
                 counts.gave_up += 1
             else:
-                rows.append(Outcome(a.row.id, "retrying", reply, reply, None, a.at + delay))
+                rows.append(
+                    Outcome(a.row.id, DigestStatus.RETRYING, reply, reply, None, a.at + delay)
+                )
                 counts.retrying_ids.append(a.row.id)
     return rows, bounces, counts
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from digest.models import Digest, Subscriber
+from digest.states import DigestStatus
 
 
 def digests_for_edition(engine: Engine, edition: str | None = None) -> list[Digest]:
@@ -110,8 +111,10 @@ def _add_chunk(
         session.add(copy)
     # Watermarks in two statements per chunk, not one SELECT + UPDATE per subscriber.
     # A failed digest keeps its subscriber's watermark, so their papers wait.
-    advanced = [sub.id for sub, row in chunk if row.status != "failed"]
-    delivered = [sub.id for sub, row in chunk if row.status not in ("failed", "empty")]
+    advanced = [sub.id for sub, row in chunk if row.status != DigestStatus.FAILED]
+    delivered = [
+        sub.id for sub, row in chunk if row.status not in (DigestStatus.FAILED, DigestStatus.EMPTY)
+    ]
     if advanced:
         session.exec(
             update(Subscriber).where(col(Subscriber.id).in_(advanced)).values(last_paper_seq=top)

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from digest.errors import InputError
 from digest.models import Digest, Subscriber
+from digest.states import SubscriberStatus
 
 
 def normalise_email(address: str) -> str:
@@ -87,7 +88,7 @@ def purge_unconfirmed(engine: Engine, before: datetime) -> int:
     """Forget sign-ups never confirmed and started before `before`; how many went."""
     stmt = (
         delete(Subscriber)
-        .where(col(Subscriber.status) == "pending")
+        .where(col(Subscriber.status) == SubscriberStatus.PENDING)
         .where(col(Subscriber.confirmed_at).is_(None))
         .where(col(Subscriber.created_at) < before)
     )
