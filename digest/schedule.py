@@ -29,7 +29,7 @@ _LOOKBACK_DAYS = 8
 
 
 class HasSchedule(Protocol):
-    """Anything carrying a schedule: a `Subscriber` row or `subscriptions.Schedule`."""
+    """Anything carrying a schedule: a `Subscriber` row or `subscriptions.ScheduleRequest`."""
 
     # Read-only properties, so that frozen dataclasses (`Schedule`) fit as well as rows.
     @property

@@ -24,7 +24,10 @@ MAX_KEYWORDS_CHARS = 4000
 
 
 @dataclass
-class Schedule:
+class ScheduleRequest:
+    """A schedule as a subscriber asked for it, checked (see `check_schedule`); the
+    fields a `Subscriber` row stores. `digest.schedule` works out when it is due."""
+
     timezone: str
     send_at: str
     frequency: str = Frequency.DAILY
@@ -46,7 +49,7 @@ def check_schedule(
     send_at: str | None = None,
     frequency: str | None = None,
     weekday: str | None = None,
-) -> Schedule:
+) -> ScheduleRequest:
     try:
         tz = parse_timezone(timezone) if timezone else settings.timezone
     except ValueError as exc:
@@ -70,7 +73,7 @@ def check_schedule(
         day = Weekday.MON
     if freq != Frequency.WEEKLY:
         day = None
-    return Schedule(tz, at, freq, day)
+    return ScheduleRequest(tz, at, freq, day)
 
 
 def check_max_papers(value: int | None, settings: Settings) -> int:

@@ -36,7 +36,7 @@ from digest.config import Settings
 from digest.delivery.base import SendResult, Transport
 from digest.delivery.breaker import CircuitBreaker
 from digest.delivery.dkim import DkimSigner, make_signer
-from digest.delivery.ratelimit import RateLimiter
+from digest.delivery.ratelimit import SendRateLimiter
 from digest.models import utcnow
 from digest.states import DigestStatus
 from digest.store.outbox import (
@@ -191,7 +191,7 @@ class Sender:
         self.first_pending_at = 0.0
         self.renewed_at = time.monotonic()
         self.deferred: set[int] = set()
-        self.limiter = RateLimiter(0, 0)
+        self.limiter = SendRateLimiter(0, 0)
         self.db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-db")
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -211,7 +211,7 @@ class Sender:
         release_dead_leases(self.engine, self.owner)
         cancel_for_inactive(self.engine)
         sent_recently = sent_in_last_hour(self.engine) if self.settings.rate_per_hour else 0
-        self.limiter = RateLimiter(
+        self.limiter = SendRateLimiter(
             self.settings.rate_per_second, self.settings.rate_per_hour, sent_recently
         )
         # A small first batch, so that sending starts at once; the rest follow in

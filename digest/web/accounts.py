@@ -24,7 +24,7 @@ from digest.rendering import make_environment, render_digest
 from digest.rendering.compose import items_from_outbox
 from digest.states import SubscriberStatus
 from digest.tokens import TokenError, read_token
-from digest.web.limits import Limits
+from digest.web.limits import SignupLimits
 from digest.web.mails import Mail, confirmation_mail, manage_mail
 from digest.web.topics import Topic, compose_profile, split_profile
 
@@ -80,7 +80,7 @@ class ProfileInput:
 class Accounts:
     settings: Settings
     engine: Engine
-    limits: Limits
+    limits: SignupLimits
     catalogue: list[Topic]
 
     # ------------------------------------------------------------ links

@@ -24,7 +24,7 @@ from digest.config import Settings
 from digest.delivery import Transport
 from digest.web.accounts import Accounts
 from digest.web.context import WebContext
-from digest.web.limits import DbRateLimiter, Limits, RateLimiter
+from digest.web.limits import DbRateLimiter, RateLimiter, SignupLimits
 from digest.web.mails import Mailer
 from digest.web.security import BodyLimit, Csrf, SecurityHeaders
 from digest.web.templating import make_web_environment
@@ -46,7 +46,7 @@ def create_app(
 
     env = make_web_environment(settings)
     catalogue = load_catalogue()
-    limits = Limits(settings, limiter or DbRateLimiter(engine))
+    limits = SignupLimits(settings, limiter or DbRateLimiter(engine))
     context = WebContext(
         settings=settings,
         engine=engine,

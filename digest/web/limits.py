@@ -65,7 +65,7 @@ def network_of(client_ip: str) -> str:
 
 
 @dataclass
-class Limits:
+class SignupLimits:
     """The two limits the sign-up flow applies, over one limiter."""
 
     settings: Settings
