@@ -28,8 +28,6 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from digest import pipeline, store, subscriptions
 from digest.config import Settings
@@ -39,6 +37,7 @@ from digest.logs import configure_logging
 from digest.models import Paper, Subscriber, utcnow
 from digest.startup import load_checked_settings
 from digest.states import DigestStatus, SubscriberStatus
+from digest.store import DatabaseError, Engine
 
 app = typer.Typer(
     name="digest",
@@ -102,12 +101,7 @@ def _engine(settings: Settings, repair: bool = False, schema: bool = True) -> En
             store.ensure_schema(engine)
         else:
             store.current_revision(engine)  # fails here, in one line, if unusable
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise ConfigError(
-            f"DIGEST_DATABASE_URL: cannot use {shown}: {_first_line(exc)} "
-            "(is the URL right and its driver installed?)"
-        ) from None
-    except SQLAlchemyError as exc:
+    except DatabaseError as exc:
         reason = _first_line(exc)
         if url.startswith("sqlite") and "locked" not in reason:
             raise ConfigError(f"DIGEST_DATABASE_URL: cannot open {shown}: {reason}") from None
@@ -734,7 +728,7 @@ def main() -> None:
         # Plain write: a console would wrap a long message over several lines.
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(exc.exit_code)
-    except SQLAlchemyError as exc:
+    except DatabaseError as exc:
         # The database failed mid-command (locked too long, disk full, server gone):
         # nothing was half-written (each write is one transaction); say so in one line.
         sys.stderr.write(f"error: database: {_first_line(exc)}\n")

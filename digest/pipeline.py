@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from digest import schedule, store
 from digest.config import Settings
 from digest.delivery import Transport, make_transport
@@ -25,6 +23,7 @@ from digest.models import Digest, Paper, Subscriber, utcnow
 from digest.rendering import Item, build_message, make_environment, render_digest
 from digest.sources import build_sources
 from digest.states import DigestStatus, FetchStatus, SubscriberStatus
+from digest.store import Engine
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from digest import store
 from digest.config import Settings, parse_hhmm, parse_timezone
 from digest.errors import InputError
 from digest.matching import KeywordQuery
 from digest.models import Subscriber, utcnow
 from digest.states import FREQUENCIES, WEEKDAYS, Frequency, SubscriberStatus, Weekday
+from digest.store import Engine
 
 MAX_KEYWORDS_CHARS = 4000
 

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Engine
-
 from digest.config import Settings
 from digest.delivery.base import SendResult, Transport
 from digest.delivery.breaker import CircuitBreaker
@@ -39,6 +37,7 @@ from digest.delivery.dkim import DkimSigner, make_signer
 from digest.delivery.ratelimit import SendRateLimiter
 from digest.models import utcnow
 from digest.states import DigestStatus
+from digest.store import Engine
 from digest.store.outbox import (
     Claimed,
     Outcome,

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from digest import store, subscriptions
 from digest.config import Settings
 from digest.errors import InputError, QueryError
@@ -23,6 +21,7 @@ from digest.models import Digest, Subscriber, utcnow
 from digest.rendering import make_environment, render_digest
 from digest.rendering.compose import items_from_outbox
 from digest.states import SubscriberStatus
+from digest.store import Engine
 from digest.tokens import TokenError, read_token
 from digest.web.limits import SignupLimits
 from digest.web.mails import Mail, confirmation_mail, manage_mail
