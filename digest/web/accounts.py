@@ -242,7 +242,7 @@ class Accounts:
             return None
         return manage_mail(self.settings, sub.email)
 
-    def delete(self, token: str) -> None:
+    def delete_account(self, token: str) -> None:
         sub = self.manage_subscriber(token)
         store.delete_subscriber(self.engine, sub.email)
         self.limits.forget_address(sub.email)

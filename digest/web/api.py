@@ -265,7 +265,7 @@ def delete(request: Request, token: str) -> Any:
     """Delete everything stored about the subscriber: profile, address, digests."""
     ctx = web(request)
     try:
-        ctx.accounts.delete(token)
+        ctx.accounts.delete_account(token)
     except InputError as exc:
         return error(exc)
     return Deleted()

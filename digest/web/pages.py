@@ -352,7 +352,7 @@ async def manage_action(
                 sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
                 errors = {"delete": "Tick the box to confirm that everything should go."}
                 return _manage_view(request, token, sub, errors=errors, status=400)
-            await run_in_threadpool(ctx.accounts.delete, token)
+            await run_in_threadpool(ctx.accounts.delete_account, token)
             return message_page(
                 request,
                 "Everything is deleted",
