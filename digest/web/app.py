@@ -21,6 +21,7 @@ from digest import store
 from digest.config import Settings
 from digest.delivery import Transport
 from digest.store import DatabaseError, Engine
+from digest.web import admin, api, pages
 from digest.web.accounts import Accounts
 from digest.web.context import WebContext
 from digest.web.limits import DbRateLimiter, RateLimiter, SignupLimits
@@ -41,8 +42,6 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app. `limiter` and `transport_factory` replace the database rate
     limiter and the configured mail transport (for another store or another relay)."""
-    from digest.web import admin, api, pages
-
     env = make_web_environment(settings)
     catalogue = load_catalogue()
     limits = SignupLimits(settings, limiter or DbRateLimiter(engine))
