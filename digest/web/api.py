@@ -260,8 +260,9 @@ def resend(request: Request, token: str, background: BackgroundTasks) -> Any:
     return Accepted()
 
 
-@router.delete("/manage/{token}", response_model=Deleted, responses=LINK_ERRORS)
-def delete(request: Request, token: str) -> Any:
+# name="delete": the route's OpenAPI operation id and summary as published.
+@router.delete("/manage/{token}", response_model=Deleted, responses=LINK_ERRORS, name="delete")
+def delete_subscription(request: Request, token: str) -> Any:
     """Delete everything stored about the subscriber: profile, address, digests."""
     ctx = web(request)
     try:
