@@ -19,7 +19,7 @@ from digest.models import utcnow
 from digest.subscriptions import new_subscriber
 from digest.web import create_app
 from digest.web.accounts import ProfileInput
-from digest.web.limits import DbRateLimiter, Limits, network_of
+from digest.web.limits import DbRateLimiter, SignupLimits, network_of
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -165,7 +165,7 @@ def test_an_ipv6_client_is_limited_per_64_not_per_address(settings, engine):
     assert network_of("2001:db8:0:1::1") != network_of("2001:db8::1")
     assert network_of("::ffff:192.0.2.7") == network_of("192.0.2.7") == "192.0.2.7"
     assert network_of("testclient") == "testclient"
-    limits = Limits(settings_with(settings, signup_limit_per_ip=2), DbRateLimiter(engine))
+    limits = SignupLimits(settings_with(settings, signup_limit_per_ip=2), DbRateLimiter(engine))
     assert limits.allow_signup("2001:db8::1")
     assert limits.allow_signup("2001:db8::2")
     assert not limits.allow_signup("2001:db8::3")
