@@ -36,7 +36,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.engine import Engine
 
 from digest import pipeline, schedule, store
 from digest.config import Settings
@@ -44,6 +43,8 @@ from digest.logs import configure_logging, log_event
 from digest.models import Subscriber, utcnow
 from digest.sources import parse_source_specs
 from digest.sources.registry import SOURCE_KINDS, FetchTiming, SourceRegistry
+from digest.states import SubscriberStatus
+from digest.store import Engine
 
 log = logging.getLogger("digest.scheduler")
 
@@ -317,9 +318,7 @@ class StoredJob:
 def _stored_jobs(engine: Engine) -> dict[str, StoredJob] | None:
     """The jobs in the job store, or None when no scheduler has ever run here (no
     job store)."""
-    from sqlalchemy import inspect
-
-    if not inspect(engine).has_table(JOBS_TABLE):
+    if not store.has_table(engine, JOBS_TABLE):
         return None
     jobstore = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)
     jobstore.start(BackgroundScheduler(timezone="UTC"), "default")
@@ -378,7 +377,7 @@ def status_info(engine: Engine, settings: Settings, now: datetime | None = None)
     """For `digest status`: last fetch per source, the scheduler's state and its
     stored next runs (none when no scheduler has run), next digests."""
     now = now or utcnow()
-    active = store.list_subscribers(engine, status="active")
+    active = store.list_subscribers(engine, status=SubscriberStatus.ACTIVE)
     stored = _stored_jobs(engine)
     # Only runs a scheduler stored: without one, nothing fetches or sends on its own.
     next_runs = [
