@@ -12,6 +12,7 @@ The public surface other stages use (the callers use nothing else):
 - `Weights.from_settings(settings)`: the operator's ranking weights,
 - `Match` with `.score`, `.hits`, `.terms()` and `.why()`,
 - `highlight_spans(text, match)`: the character spans of `text` to highlight,
+- `matched_authors(authors, match)`: which authors an `author:` term found,
 - `topic_named(text)`: the topic a `topic:NAME` term names (for the web forms).
 
 Lower level, for tests and benchmarks: `compile_profile` / `compile_stored` (a keyword
@@ -23,7 +24,7 @@ reference evaluator), `ranking` (scores and limits), `highlight`, `profiles` (pr
 values), `keywords` (the keyword language as a ranker), `matcher` (the seam, `rank`).
 """
 
-from digest.matching.highlight import highlight_spans
+from digest.matching.highlight import highlight_spans, matched_authors
 from digest.matching.index import match_all
 from digest.matching.matcher import ProfileKindError, rank
 from digest.matching.model import Hit, Limits, Match, Weights
@@ -49,6 +50,7 @@ __all__ = [
     "compile_stored",
     "highlight_spans",
     "match_all",
+    "matched_authors",
     "profile_from_input",
     "profile_of",
     "rank",

@@ -7,10 +7,15 @@ prefixes), so `LLM` highlights "large language models" and `robot*` highlights
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from digest.matching.model import Match
-from digest.matching.nodes import Form
+from digest.matching.nodes import Form, form_in
 from digest.matching.query import label_forms
-from digest.matching.text import stem, words
+from digest.matching.text import analyse, stem, words
+
+# Authors looked at for a followed name (the matcher saw them all; a card needs few).
+AUTHOR_SCAN = 10_000
 
 _TEXT_FIELDS = {"title", "abstract", "keyword"}
 
@@ -44,3 +49,22 @@ def highlight_spans(text: str, match: Match) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
+
+
+def matched_authors(authors: Sequence[str], match: Match | None) -> list[int]:
+    """Positions in `authors` of the names an `author:` term of `match` found, so a
+    card can always show (and mark) the person the subscriber follows, however long
+    the list. Compared word by word the way matching compares them (one name at a
+    time, never across two)."""
+    if match is None:
+        return []
+    labels = list(dict.fromkeys(h.term for h in match.hits if h.field == "author"))
+    forms = [form for label in labels for form in label_forms(label, False)]
+    if not forms:
+        return []
+    found = []
+    for i, name in enumerate(authors[:AUTHOR_SCAN]):
+        field = analyse(str(name))
+        if any(form_in(form, field) for form in forms):
+            found.append(i)
+    return found

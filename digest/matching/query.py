@@ -339,13 +339,15 @@ def compile_topic(name: str) -> Node:
 
 
 @lru_cache(maxsize=4096)
-def label_forms(label: str) -> tuple[Form, ...]:
-    """The alternatives of a term from its label as written (for highlighting)."""
+def label_forms(label: str, synonyms: bool = True) -> tuple[Form, ...]:
+    """The alternatives of a term from its label as written (for highlighting); an
+    author term has no synonyms (`synonyms=False`), as when it was compiled."""
     parser = Parser(label)
     try:
-        return parser.forms(parser.patterns(label, 0, 0))
+        patterns = parser.patterns(label, 0, 0)
     except QueryError:
         return ()
+    return parser.forms(patterns) if synonyms else (tuple(patterns),)
 
 
 def _compile(text: str) -> Profile:
