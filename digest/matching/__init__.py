@@ -13,6 +13,7 @@ The public surface other stages use (the callers use nothing else):
 - `Match` with `.score`, `.hits`, `.terms()` and `.why()`,
 - `highlight_spans(text, match)`: the character spans of `text` to highlight,
 - `matched_authors(authors, match)`: which authors an `author:` term found,
+- `readable_terms([(match, paper), ...])`: what matched, in words (for subjects),
 - `topic_named(text)`: the topic a `topic:NAME` term names (for the web forms).
 
 Lower level, for tests and benchmarks: `compile_profile` / `compile_stored` (a keyword
@@ -36,6 +37,7 @@ from digest.matching.profiles import (
     profile_of,
 )
 from digest.matching.query import compile_profile, compile_stored, topic_named
+from digest.matching.readable import readable_terms
 
 __all__ = [
     "Hit",
@@ -53,6 +55,7 @@ __all__ = [
     "matched_authors",
     "profile_from_input",
     "profile_of",
+    "readable_terms",
     "rank",
     "topic_named",
 ]

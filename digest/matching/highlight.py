@@ -20,7 +20,7 @@ AUTHOR_SCAN = 10_000
 _TEXT_FIELDS = {"title", "abstract", "keyword"}
 
 
-def _spans_of(form: Form, found: list[tuple[str, str, int, int]]) -> list[tuple[int, int]]:
+def form_spans(form: Form, found: list[tuple[str, str, int, int]]) -> list[tuple[int, int]]:
     out = []
     n = len(form)
     for i in range(len(found) - n + 1):
@@ -40,7 +40,7 @@ def highlight_spans(text: str, match: Match) -> list[tuple[int, int]]:
         return []
     found = [(w, stem(w), s, e) for w, s, e in words(text)]
     spans = sorted(
-        span for label in labels for form in label_forms(label) for span in _spans_of(form, found)
+        span for label in labels for form in label_forms(label) for span in form_spans(form, found)
     )
     merged: list[tuple[int, int]] = []
     for start, end in spans:
@@ -58,8 +58,12 @@ def matched_authors(authors: Sequence[str], match: Match | None) -> list[int]:
     time, never across two)."""
     if match is None:
         return []
-    labels = list(dict.fromkeys(h.term for h in match.hits if h.field == "author"))
-    forms = [form for label in labels for form in label_forms(label, False)]
+    return authors_named(authors, [h.term for h in match.hits if h.field == "author"])
+
+
+def authors_named(authors: Sequence[str], labels: Sequence[str]) -> list[int]:
+    """Positions in `authors` of the names the `author:` terms `labels` find."""
+    forms = [form for label in dict.fromkeys(labels) for form in label_forms(label, False)]
     if not forms:
         return []
     found = []
