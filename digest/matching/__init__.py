@@ -14,7 +14,8 @@ The public surface other stages use (the callers use nothing else):
 - `highlight_spans(text, match)`: the character spans of `text` to highlight,
 - `matched_authors(authors, match)`: which authors an `author:` term found,
 - `readable_terms([(match, paper), ...])`: what matched, in words (for subjects),
-- `topic_named(text)`: the topic a `topic:NAME` term names (for the web forms).
+- `topic_named(text)`: the topic a `topic:NAME` term names (for the web forms),
+- `query_warnings(text)`: likely slips in a query (a lower-case `and` read as a word).
 
 Lower level, for tests and benchmarks: `compile_profile` / `compile_stored` (a keyword
 query's compiled tree, `nodes.Profile`) and `match_all` (the keyword index itself).
@@ -36,7 +37,7 @@ from digest.matching.profiles import (
     profile_from_input,
     profile_of,
 )
-from digest.matching.query import compile_profile, compile_stored, topic_named
+from digest.matching.query import compile_profile, compile_stored, query_warnings, topic_named
 from digest.matching.readable import readable_terms
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "matched_authors",
     "profile_from_input",
     "profile_of",
+    "query_warnings",
     "readable_terms",
     "rank",
     "topic_named",

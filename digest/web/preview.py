@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from digest import store
 from digest.config import Settings
 from digest.errors import InputError, QueryError
-from digest.matching import Weights, profile_from_input, rank
+from digest.matching import Weights, profile_from_input, query_warnings, rank
 from digest.models import Paper
 from digest.preview import preview_papers
 
@@ -46,6 +46,7 @@ def preview(engine: Engine, settings: Settings, profile: str, max_papers: int) -
         "days": PREVIEW_DAYS,
         "considered": len(papers),
         "matched": len(matches),
+        "warnings": query_warnings(profile),  # shown above the list: likely slips
         "papers": [
             {
                 "id": m.paper_id,
