@@ -295,7 +295,7 @@ class PaperIndex:
 
 
 def _hits(stats: Mapping[str, TermStats], terms: Sequence[Term], i: int) -> list[Hit]:
-    out = []
+    out: list[Hit] = []
     for t in terms:
         field_bits = stats[t.key].field_bits
         out.extend(Hit(t.label, f, t.topic) for f in t.fields if field_bits[f] >> i & 1)
