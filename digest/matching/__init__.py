@@ -23,8 +23,8 @@ query's compiled tree, `nodes.Profile`) and `match_all` (the keyword index itsel
 Inside: `text` (analysis), `synonyms` and `topics` (editable data files), `query`
 (the language), `nodes` (compiled trees), `index` (the fast evaluator), `naive` (the
 reference evaluator), `ranking` (scores and limits), `highlight`, `readable` (matched
-terms as words, for subjects), `profiles` (profile
-values), `keywords` (the keyword language as a ranker), `matcher` (the seam, `rank`).
+terms as words, for subjects), `profiles` (profile values), `keywords` (the keyword
+language as a ranker), `matcher` (the seam, `rank`).
 """
 
 from digest.matching.highlight import highlight_spans, matched_authors
