@@ -12,7 +12,9 @@ The public surface other stages use (the callers use nothing else):
 - `Weights.from_settings(settings)`: the operator's ranking weights,
 - `Match` with `.score`, `.hits`, `.terms()` and `.why()`,
 - `highlight_spans(text, match)`: the character spans of `text` to highlight,
-- `topic_named(text)`: the topic a `topic:NAME` term names (for the web forms).
+- `topic_named(text)`: the topic a `topic:NAME` term names (for the web forms),
+- `IndexedPapers(papers)`: a paper set to rank many times; `rank` given one reuses
+  its index instead of building one per call (the web preview).
 
 Lower level, for tests and benchmarks: `compile_profile` / `compile_stored` (a keyword
 query's compiled tree, `nodes.Profile`) and `match_all` (the keyword index itself).
@@ -24,7 +26,7 @@ values), `keywords` (the keyword language as a ranker), `matcher` (the seam, `ra
 """
 
 from digest.matching.highlight import highlight_spans
-from digest.matching.index import match_all
+from digest.matching.index import IndexedPapers, match_all
 from digest.matching.matcher import ProfileKindError, rank
 from digest.matching.model import Hit, Limits, Match, Weights
 from digest.matching.profiles import (
@@ -38,6 +40,7 @@ from digest.matching.query import compile_profile, compile_stored, topic_named
 
 __all__ = [
     "Hit",
+    "IndexedPapers",
     "KeywordQuery",
     "Limits",
     "Match",

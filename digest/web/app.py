@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -26,6 +27,7 @@ from digest.web.accounts import Accounts
 from digest.web.context import WebContext
 from digest.web.limits import DbRateLimiter, Limits, RateLimiter
 from digest.web.mails import Mailer
+from digest.web.preview import PreviewGate
 from digest.web.security import BodyLimit, Csrf, SecurityHeaders
 from digest.web.templating import make_web_environment
 from digest.web.topics import load_catalogue
@@ -61,7 +63,15 @@ def create_app(
         catalogue=catalogue,
         timezones=sorted(zoneinfo.available_timezones()),
     )
+    gate = PreviewGate(settings, engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        gate.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="digest",
         version="1.0",
         summary="Sign up for a personal digest of new papers; manage it with signed links.",
@@ -69,6 +79,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.web = context
+    app.state.preview = gate
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, hsts=settings.base_url.startswith("https://"))
     app.include_router(pages.router)
