@@ -299,7 +299,7 @@ class IndexedPapers(Sequence[Any]):
     def __getitem__(self, i: Any) -> Any:
         return self._papers[i]
 
-    def index(self, weights: Weights) -> PaperIndex:
+    def index_for(self, weights: Weights) -> PaperIndex:
         with self._lock:
             index = self._indexes.get(weights)
             if index is None:
@@ -342,7 +342,7 @@ def _match_all(
     weights: Weights,
 ) -> dict[Any, list[Match]]:
     if isinstance(papers, IndexedPapers):
-        index = papers.index(weights)
+        index = papers.index_for(weights)
     else:
         index = PaperIndex(papers, weights)
     default = Limits()

@@ -170,7 +170,7 @@ def papers_version(engine: Engine) -> tuple[int, int, datetime | None]:
     with one cheap query instead of reading them all."""
     with Session(engine) as session:
         count, top, updated = session.exec(
-            select(func.count(Paper.seq), func.max(Paper.seq), func.max(Paper.updated_at))
+            select(func.count(), func.max(Paper.seq), func.max(Paper.updated_at))
         ).one()
         return int(count or 0), int(top or 0), updated
 
