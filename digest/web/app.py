@@ -25,6 +25,7 @@ from digest.config import Settings
 from digest.delivery import Transport
 from digest.web.accounts import Accounts
 from digest.web.context import WebContext
+from digest.web.head import HeadAsGet
 from digest.web.limits import DbRateLimiter, Limits, RateLimiter
 from digest.web.mails import Mailer
 from digest.web.preview import PreviewGate
@@ -82,9 +83,11 @@ def create_app(
     app.state.preview = gate
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, hsts=settings.base_url.startswith("https://"))
+    app.add_middleware(HeadAsGet)
     app.include_router(pages.router)
     app.include_router(api.router)
-    app.include_router(admin.router)
+    # the admin API answers 404 while DIGEST_ADMIN_TOKEN is empty; it is not advertised then
+    app.include_router(admin.router, include_in_schema=bool(settings.admin_token))
 
     @app.get("/healthz", include_in_schema=True, tags=["operations"])
     async def healthz() -> JSONResponse:
