@@ -43,8 +43,8 @@ class DeadlineH11Protocol(H11Protocol):
     _waiting_for: object = None  # the h11 state (IDLE or SEND_BODY) it is armed for
     _started = False  # a byte of the current request has arrived
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
-        super().connection_made(transport)  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
         self._track()
 
     def data_received(self, data: bytes) -> None:

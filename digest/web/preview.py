@@ -20,14 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from digest import store
 from digest.config import Settings
 from digest.errors import InputError, QueryError
 from digest.matching import IndexedPapers, Weights, profile_from_input, rank
 from digest.models import Paper
 from digest.preview import preview_papers
+from digest.store import Engine
 from digest.web.limits import MemoryRateLimiter, network_of
 
 PREVIEW_DAYS = 7
