@@ -23,7 +23,7 @@ from typing import Any
 from digest import store
 from digest.config import Settings
 from digest.errors import InputError, QueryError
-from digest.matching import IndexedPapers, Weights, profile_from_input, rank
+from digest.matching import IndexedPapers, Weights, profile_from_input, query_warnings, rank
 from digest.models import Paper
 from digest.preview import preview_papers
 from digest.store import Engine
@@ -92,6 +92,7 @@ def preview(
         "days": PREVIEW_DAYS,
         "considered": len(papers),
         "matched": len(matches),
+        "warnings": query_warnings(profile),  # shown above the list: likely slips
         "papers": [
             {
                 "id": m.paper_id,
