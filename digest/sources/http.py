@@ -161,7 +161,7 @@ class HostThrottle:
         self,
         min_interval: float,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.min_interval = min_interval
         self._clock = clock
@@ -192,7 +192,7 @@ class HttpClient:
         settings: Settings,
         min_interval: float = 0.0,
         max_connections: int | None = None,
-        sleep: Callable[[float], None] | None = None,
+        sleep: Callable[[float], object] | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.timeout = settings.http_timeout
