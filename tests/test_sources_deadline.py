@@ -15,11 +15,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from digest import pipeline
 from tests.conftest import REPO, Sink, free_port, run_cli, wait_for
 
 FEED_HEAD = b'<?xml version="1.0"?><rss version="2.0"><channel><title>slow</title>'
@@ -161,3 +163,21 @@ def test_serve_stops_promptly_on_sigterm_with_a_trickling_fetch_in_flight(
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_a_silent_server_is_cut_at_the_deadline_not_at_the_read_timeout(settings, engine):
+    """The read timeout (20 s here) is capped by what is left of the deadline."""
+    with TrickleServer(every=TRICKLE_FOR) as silent:
+        slow = replace(
+            settings,
+            sources=f"feed:{silent.url}",
+            http_timeout=20.0,
+            http_retries=3,
+            fetch_deadline_seconds=2.0,
+        )
+        [report] = pipeline.fetch_all(engine, slow)
+    assert report.failed
+    assert report.errors == [
+        f"gave up on {silent.url}: the fetch deadline of 2 s passed (DIGEST_FETCH_DEADLINE_SECONDS)"
+    ]
+    assert silent.served == 1

@@ -267,11 +267,14 @@ class HttpSession:
         """One request: the response, or (problem, seconds the server asked us to wait)."""
         shown = _shown(url)
         deadline = self.deadline
+        capped = False  # this attempt's timeout is what was left of the deadline
         try:
             with self._owner.throttle.slot(host):
                 deadline.check(shown)
                 # No single wait may outlast the deadline either.
-                timeout = httpx.Timeout(max(0.01, min(self._owner.timeout, deadline.remaining())))
+                left = deadline.remaining()
+                capped = left < self._owner.timeout
+                timeout = httpx.Timeout(max(0.01, min(self._owner.timeout, left)))
                 with self._client.stream(
                     "GET", url, params=params, headers=headers, timeout=timeout
                 ) as resp:
@@ -294,6 +297,8 @@ class HttpSession:
                     return Response(str(resp.url), status, dict(resp.headers), body, note), None
         except httpx.TimeoutException:
             deadline.check(shown)
+            if capped:
+                raise deadline.passed(shown) from None
             return f"timed out after {self._owner.timeout:g} s waiting for {shown}", None
         except httpx.TooManyRedirects:
             raise SourceError(f"too many redirects from {shown}") from None
