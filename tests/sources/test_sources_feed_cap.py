@@ -12,8 +12,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from replay_server import ReplayServer, Reply
 from sqlmodel import Session, func, select
-from test_sources_replay import ReplayServer, Reply
 
 from digest import pipeline, store
 from digest.models import Paper
