@@ -234,6 +234,9 @@ class Settings:
     http_timeout: float = 20.0
     http_retries: int = 3
     http_backoff: float = 1.0
+    fetch_deadline_seconds: float = 120.0
+    max_entries_per_fetch: int = 5000
+    max_feed_bytes: int = 32 * 1024 * 1024
     retry_base_seconds: float = 60.0
     retry_max_age_hours: float = 48.0
     max_bounces: int = 3
@@ -250,6 +253,11 @@ class Settings:
     admin_token: str = ""
     signup_limit_per_ip: int = 20
     mail_limit_per_address: int = 3
+    preview_limit_per_ip: int = 60
+    preview_queue: int = 8
+    preview_timeout: float = 5.0
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
     trusted_proxies: str = "127.0.0.1"
     weight_title: float = 3.0
     weight_abstract: float = 1.0
@@ -297,6 +305,9 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_HTTP_TIMEOUT": ("http_timeout", _float(0.1, 600)),
     "DIGEST_HTTP_RETRIES": ("http_retries", _int(0, 20)),
     "DIGEST_HTTP_BACKOFF": ("http_backoff", _float(0, 600)),
+    "DIGEST_FETCH_DEADLINE_SECONDS": ("fetch_deadline_seconds", _float(1, 86400)),
+    "DIGEST_MAX_ENTRIES_PER_FETCH": ("max_entries_per_fetch", _int(1, 1_000_000)),
+    "DIGEST_MAX_FEED_BYTES": ("max_feed_bytes", _int(1024, 1024 * 1024 * 1024)),
     "DIGEST_RETRY_BASE_SECONDS": ("retry_base_seconds", _float(0, 86400)),
     "DIGEST_RETRY_MAX_AGE_HOURS": ("retry_max_age_hours", _float(0, 24 * 30)),
     "DIGEST_MAX_BOUNCES": ("max_bounces", _int(1, 1000)),
@@ -313,6 +324,11 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_ADMIN_TOKEN": ("admin_token", _str),
     "DIGEST_SIGNUP_LIMIT_PER_IP": ("signup_limit_per_ip", _int(1, 1_000_000)),
     "DIGEST_MAIL_LIMIT_PER_ADDRESS": ("mail_limit_per_address", _int(1, 1000)),
+    "DIGEST_PREVIEW_LIMIT_PER_IP": ("preview_limit_per_ip", _int(1, 1_000_000)),
+    "DIGEST_PREVIEW_QUEUE": ("preview_queue", _int(1, 1000)),
+    "DIGEST_PREVIEW_TIMEOUT": ("preview_timeout", _float(0.1, 600)),
+    "DIGEST_HTTP_HEADER_TIMEOUT": ("http_header_timeout", _float(0.1, 3600)),
+    "DIGEST_HTTP_BODY_TIMEOUT": ("http_body_timeout", _float(0.1, 3600)),
     "DIGEST_TRUSTED_PROXIES": ("trusted_proxies", _str),
     "DIGEST_WEIGHT_TITLE": ("weight_title", _float(0, 1000)),
     "DIGEST_WEIGHT_ABSTRACT": ("weight_abstract", _float(0, 1000)),

@@ -56,6 +56,7 @@ from digest.store.papers import (
     merge_papers,
     papers_after,
     papers_by_ids,
+    papers_version,
     seq_first_seen_since,
 )
 from digest.store.rates import add_rate_event, count_rate_events, delete_rate_events
@@ -109,6 +110,7 @@ __all__ = [
     "normalise_email",
     "papers_after",
     "papers_by_ids",
+    "papers_version",
     "ping",
     "purge_unconfirmed",
     "retry_failed",

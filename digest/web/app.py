@@ -8,7 +8,8 @@ The pages, the JSON API and the admin API are routers over one `WebContext` kept
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,8 +24,10 @@ from digest.store import DatabaseError, Engine
 from digest.web import admin, api, pages
 from digest.web.accounts import Accounts
 from digest.web.context import WebContext
+from digest.web.head import HeadAsGet
 from digest.web.limits import DbRateLimiter, RateLimiter, SignupLimits
 from digest.web.mails import Mailer
+from digest.web.preview import PreviewGate
 from digest.web.security import BodyLimit, Csrf, SecurityHeaders
 from digest.web.templating import make_web_environment
 from digest.web.topics import load_catalogue
@@ -58,7 +61,15 @@ def create_app(
         catalogue=catalogue,
         timezones=list(canonical_timezones()),
     )
+    gate = PreviewGate(settings, engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        gate.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="digest",
         version="1.0",
         summary="Sign up for a personal digest of new papers; manage it with signed links.",
@@ -66,11 +77,14 @@ def create_app(
         redoc_url=None,
     )
     app.state.web = context
+    app.state.preview = gate
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, hsts=settings.base_url.startswith("https://"))
+    app.add_middleware(HeadAsGet)
     app.include_router(pages.router)
     app.include_router(api.router)
-    app.include_router(admin.router)
+    # the admin API answers 404 while DIGEST_ADMIN_TOKEN is empty; it is not advertised then
+    app.include_router(admin.router, include_in_schema=bool(settings.admin_token))
 
     @app.get("/healthz", include_in_schema=True, tags=["operations"])
     async def healthz() -> JSONResponse:
