@@ -9,10 +9,11 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from digest.errors import InputError
 from digest.models import Digest, Subscriber
+from digest.states import SubscriberStatus
 
 
 def normalise_email(address: str) -> str:
@@ -68,7 +69,7 @@ def list_subscribers(engine: Engine, status: str | None = None) -> list[Subscrib
         stmt = select(Subscriber)
         if status:
             stmt = stmt.where(Subscriber.status == status)
-        return list(session.exec(stmt.order_by(Subscriber.id)))
+        return list(session.exec(stmt.order_by(col(Subscriber.id))))
 
 
 def delete_subscriber(engine: Engine, email: str) -> bool:
@@ -77,7 +78,7 @@ def delete_subscriber(engine: Engine, email: str) -> bool:
         sub = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
         if sub is None:
             return False
-        session.exec(delete(Digest).where(Digest.subscriber_id == sub.id))
+        session.exec(delete(Digest).where(col(Digest.subscriber_id) == sub.id))
         session.delete(sub)
         session.commit()
         return True
@@ -87,9 +88,9 @@ def purge_unconfirmed(engine: Engine, before: datetime) -> int:
     """Forget sign-ups never confirmed and started before `before`; how many went."""
     stmt = (
         delete(Subscriber)
-        .where(Subscriber.status == "pending")
-        .where(Subscriber.confirmed_at.is_(None))
-        .where(Subscriber.created_at < before)
+        .where(col(Subscriber.status) == SubscriberStatus.PENDING)
+        .where(col(Subscriber.confirmed_at).is_(None))
+        .where(col(Subscriber.created_at) < before)
     )
     with Session(engine) as session:
         result = session.exec(stmt)

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from jinja2 import Environment
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from digest.config import Settings
 from digest.errors import InputError
 from digest.models import Subscriber
+from digest.store import DatabaseError, Engine
 from digest.web.accounts import Accounts
 from digest.web.mails import Mailer
 from digest.web.security import Csrf
@@ -38,7 +37,7 @@ class WebContext:
         work differs for known and new addresses, and its time must not show."""
         try:
             mail = await run_in_threadpool(self.accounts.register, sub)
-        except (InputError, SQLAlchemyError) as exc:
+        except (InputError, DatabaseError) as exc:
             log.warning("could not store a sign-up: %s", exc)
             return
         await self.mailer.send(mail)
