@@ -451,10 +451,9 @@ class Sender:
         b = self.breaker
         now = time.monotonic()
         if b.down_since is not None:
+            in_time = now + pause - b.down_since <= self.settings.relay_down_wait_seconds
             probe_at = utcnow() + timedelta(seconds=pause)
-            if now + pause - b.down_since <= self.settings.relay_down_wait_seconds and (
-                await self._db(count_due, self.engine, probe_at)
-            ):
+            if in_time and await self._db(count_due, self.engine, probe_at) > 0:
                 return False
             queued = await self._db(count_due, self.engine, None)
             due = await self._db(next_due_at, self.engine)
