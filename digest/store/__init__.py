@@ -50,7 +50,13 @@ from digest.store.papers import (
     papers_by_ids,
     seq_first_seen_since,
 )
-from digest.store.rates import add_rate_event, count_rate_events, delete_rate_events
+from digest.store.rates import (
+    add_rate_event,
+    count_rate_events,
+    delete_rate_events,
+    probe_write,
+    take_rate_slot,
+)
 from digest.store.sources import get_source_state, list_source_states, save_source_state
 from digest.store.status import delivery_status
 from digest.store.subscribers import (
@@ -60,6 +66,7 @@ from digest.store.subscribers import (
     list_subscribers,
     normalise_email,
     purge_unconfirmed,
+    store_signup,
     update_subscriber,
 )
 
@@ -99,11 +106,14 @@ __all__ = [
     "papers_after",
     "papers_by_ids",
     "ping",
+    "probe_write",
     "purge_unconfirmed",
     "retry_failed",
     "save_source_state",
     "seq_first_seen_since",
     "shown_url",
+    "store_signup",
+    "take_rate_slot",
     "update_subscriber",
     "upgrade",
 ]
