@@ -54,7 +54,6 @@ from digest.store.rates import (
     add_rate_event,
     count_rate_events,
     delete_rate_events,
-    probe_write,
     take_rate_slot,
 )
 from digest.store.sources import get_source_state, list_source_states, save_source_state
@@ -65,6 +64,7 @@ from digest.store.subscribers import (
     get_subscriber,
     list_subscribers,
     normalise_email,
+    probe_write,
     purge_unconfirmed,
     store_signup,
     update_subscriber,

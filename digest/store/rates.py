@@ -69,13 +69,3 @@ def take_rate_slot(engine: Engine, bucket: str, limit: int, since: datetime) -> 
             return False
         session.commit()
         return True
-
-
-def probe_write(engine: Engine) -> None:
-    """A write that is rolled back (the health check): raises SQLAlchemyError when
-    the database answers reads but refuses writes (read-only file, a full disk
-    SQLite notices at once, a broken file, a replica)."""
-    with Session(engine) as session:
-        session.add(RateEvent(bucket="healthz"))
-        session.flush()
-        session.rollback()

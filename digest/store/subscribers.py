@@ -152,3 +152,14 @@ def purge_unconfirmed(engine: Engine, before: datetime) -> int:
         result = session.exec(stmt)
         session.commit()
         return result.rowcount or 0
+
+
+def probe_write(engine: Engine) -> None:
+    """Write a throwaway subscriber row and roll it back (the health check): raises
+    SQLAlchemyError when the database answers reads but a sign-up could not be
+    stored (a read-only or broken file, a full disk SQLite notices at once, a
+    read-only replica)."""
+    with Session(engine) as session:
+        session.add(Subscriber(email="healthz-probe@invalid", keywords="healthz", status="pending"))
+        session.flush()
+        session.rollback()

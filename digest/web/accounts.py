@@ -130,7 +130,9 @@ class Accounts:
             raise LinkError("this link is not valid")
         sub_id = payload[1] if len(payload) == 3 else None
         sub = store.get_subscriber(self.engine, payload[0])
-        if sub is None or not made_for(sub, sub_id, issued) or sub.token_version != payload[-1]:
+        if sub is None or not made_for(sub, sub_id, issued):
+            raise LinkError("there is no sign-up for this link any more", "gone")
+        if sub.token_version != payload[-1]:
             raise LinkError("this confirmation link has been replaced by a newer one", "used")
         if sub.status in KNOWN_STATUSES:
             raise LinkError("this subscription is already confirmed", "used")
