@@ -28,8 +28,6 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from digest import pipeline, store, subscriptions
 from digest.config import Settings
@@ -38,6 +36,8 @@ from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
 from digest.models import Paper, Subscriber, utcnow
 from digest.startup import load_checked_settings
+from digest.states import DigestStatus, SubscriberStatus
+from digest.store import DatabaseError, Engine
 
 app = typer.Typer(
     name="digest",
@@ -101,12 +101,7 @@ def _engine(settings: Settings, repair: bool = False, schema: bool = True) -> En
             store.ensure_schema(engine)
         else:
             store.current_revision(engine)  # fails here, in one line, if unusable
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise ConfigError(
-            f"DIGEST_DATABASE_URL: cannot use {shown}: {_first_line(exc)} "
-            "(is the URL right and its driver installed?)"
-        ) from None
-    except SQLAlchemyError as exc:
+    except DatabaseError as exc:
         reason = _first_line(exc)
         if url.startswith("sqlite") and "locked" not in reason:
             raise ConfigError(f"DIGEST_DATABASE_URL: cannot open {shown}: {reason}") from None
@@ -280,7 +275,7 @@ def unsubscribe(email: Annotated[str, typer.Argument(help="The address to unsubs
     settings = _settings()
     address = store.normalise_email(email)
     store.update_subscriber(
-        _engine(settings), address, status="unsubscribed", unsubscribed_at=utcnow()
+        _engine(settings), address, status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=utcnow()
     )
     out.print(f"unsubscribed {address}")
 
@@ -461,13 +456,9 @@ def _print_schedule_status(data: dict[str, Any]) -> None:
 
 
 def _print_delivery_status(data: dict[str, Any]) -> None:
-    table = Table("edition", "pending", "sending", "sent", "retrying", "failed", "bounced", "empty")
+    table = Table("edition", *(s.value for s in DigestStatus))
     for e in data.get("editions", []):
-        table.add_row(
-            e["edition"],
-            *(str(e[k]) for k in ("pending", "sending", "sent", "retrying", "failed", "bounced")),
-            str(e["empty"]),
-        )
+        table.add_row(e["edition"], *(str(e[s]) for s in DigestStatus))
     out.print(table)
     if data.get("suspended_subscribers"):
         out.print(f"suspended subscribers: {data['suspended_subscribers']}")
@@ -737,7 +728,7 @@ def main() -> None:
         # Plain write: a console would wrap a long message over several lines.
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(exc.exit_code)
-    except SQLAlchemyError as exc:
+    except DatabaseError as exc:
         # The database failed mid-command (locked too long, disk full, server gone):
         # nothing was half-written (each write is one transaction); say so in one line.
         sys.stderr.write(f"error: database: {_first_line(exc)}\n")

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dotenv import dotenv_values
 
 from digest.errors import ConfigError
+from digest.states import SmtpSecurity
 
 _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")  # ASCII digits only
 
@@ -166,7 +167,7 @@ class Settings:
     smtp_port: int = 25
     smtp_username: str = ""
     smtp_password: str = ""
-    smtp_security: str = "none"
+    smtp_security: str = SmtpSecurity.NONE.value
     smtp_timeout: float = 30.0
     smtp_pool_size: int = 4
     transport: str = "smtp"
@@ -227,7 +228,7 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_SMTP_PORT": ("smtp_port", _int(1, 65535)),
     "DIGEST_SMTP_USERNAME": ("smtp_username", _str),
     "DIGEST_SMTP_PASSWORD": ("smtp_password", _str),
-    "DIGEST_SMTP_SECURITY": ("smtp_security", _choice("none", "starttls", "ssl")),
+    "DIGEST_SMTP_SECURITY": ("smtp_security", _choice(*SmtpSecurity)),
     "DIGEST_SMTP_TIMEOUT": ("smtp_timeout", _float(0.1, 3600)),
     "DIGEST_SMTP_POOL_SIZE": ("smtp_pool_size", _int(1, 64)),
     # The names are the transport registry's; `digest.startup` checks them.

@@ -15,6 +15,8 @@ from sqlalchemy import JSON, Column, ForeignKey, Integer, LargeBinary, UniqueCon
 from sqlalchemy.orm import relationship
 from sqlmodel import Field, Relationship, SQLModel
 
+from digest.states import DigestStatus, Frequency, SubscriberStatus
+
 
 def utcnow() -> datetime:
     """Aware UTC now; SQLModel stores aware datetimes and reads them back in UTC."""
@@ -52,16 +54,14 @@ class Subscriber(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(unique=True, index=True, max_length=320)
-    status: str = Field(
-        default="active", index=True
-    )  # pending|active|paused|suspended|unsubscribed
+    status: str = Field(default=SubscriberStatus.ACTIVE, index=True)  # a SubscriberStatus
     keywords: str
     max_papers: int = 20
     min_score: float | None = None
     timezone: str = "UTC"
     send_at: str = "07:00"
-    frequency: str = "daily"  # daily|weekly|weekdays
-    weekday: str | None = None  # mon..sun for weekly
+    frequency: str = Frequency.DAILY  # a Frequency
+    weekday: str | None = None  # a Weekday, for weekly
     notify_empty: bool = False
     bounces: int = 0
     last_paper_seq: int | None = None
@@ -86,8 +86,7 @@ class Digest(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
     edition: str = Field(index=True, max_length=32)  # subscriber-local date, YYYY-MM-DD
-    # pending|sending|sent|retrying|failed|bounced|empty|dry_run
-    status: str = Field(default="pending", index=True)
+    status: str = Field(default=DigestStatus.PENDING, index=True)  # a DigestStatus
     recipient: str = ""
     paper_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     explanations: dict[str, Any] = Field(
@@ -146,7 +145,7 @@ class SourceState(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=500)
     cursor: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     last_fetch_at: datetime | None = None
-    last_status: str | None = None  # ok|error
+    last_status: str | None = None  # a FetchStatus
     last_error: str | None = None
     last_counts: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from digest import schedule, store
 from digest.config import Settings
 from digest.delivery import Transport, make_transport
@@ -24,6 +22,8 @@ from digest.matching import Match, Weights, profile_of, rank
 from digest.models import Digest, Paper, Subscriber, utcnow
 from digest.rendering import Item, build_message, make_environment, render_digest
 from digest.sources import build_sources
+from digest.states import DigestStatus, FetchStatus, SubscriberStatus
+from digest.store import Engine
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +85,14 @@ def fetch_all(
                 log.debug("source %s crashed", source.name, exc_info=True)
             report.failed = True
             report.errors.append(message)
-            state.last_status, state.last_error = "error", message[:1000]
+            state.last_status, state.last_error = FetchStatus.ERROR, message[:1000]
         else:
             counts = store.merge_papers(engine, batch.records)
             report.new, report.updated, report.known = counts.new, counts.updated, counts.known
             report.skipped = counts.skipped
             report.errors.extend(batch.warnings)
             state.cursor = batch.cursor
-            state.last_status = "ok"
+            state.last_status = FetchStatus.OK
             state.last_error = "; ".join(batch.warnings)[:1000] or None
         state.last_counts = {
             "new": report.new,
@@ -130,7 +130,7 @@ def due_editions(
     `everyone` (`digest run --now`) makes every subscriber due with today's edition
     (their local date), so even then nobody gets two digests for one day.
     """
-    last = {} if everyone else store.last_editions(engine, [s.id for s in subscribers])
+    last = {} if everyone else store.last_editions(engine, [_stored_id(s) for s in subscribers])
     out: dict[int, str] = {}
     for sub in subscribers:
         plan, ok = schedule.checked(sub)
@@ -146,13 +146,20 @@ def due_editions(
                 using="UTC 07:00 daily",
             )
         if everyone:
-            out[sub.id] = schedule.edition_at(plan, now)
+            out[_stored_id(sub)] = schedule.edition_at(plan, now)
             continue
-        at, edition = last.get(sub.id, (None, None))
+        at, edition = last.get(_stored_id(sub)) or (None, None)
         slot = schedule.due_slot(plan, now, at, edition)
         if slot is not None:
-            out[sub.id] = slot.edition
+            out[_stored_id(sub)] = slot.edition
     return out
+
+
+def _stored_id(sub: Subscriber) -> int:
+    """The id of a subscriber read from the database: the model allows None only for a
+    row not inserted yet, which the pipeline never sees."""
+    assert sub.id is not None, "subscriber not stored"
+    return sub.id
 
 
 def _first_digest_seq(engine: Engine, settings: Settings, now: datetime) -> Callable[[], int]:
@@ -191,14 +198,15 @@ def build_editions(
     weights = Weights.from_settings(settings)
     top = store.max_paper_seq(engine)
     keys = {
-        s.id: (editions or {}).get(s.id) or schedule.edition_at(schedule.checked(s)[0], now)
+        _stored_id(s): (editions or {}).get(_stored_id(s))
+        or schedule.edition_at(schedule.checked(s)[0], now)
         for s in subscribers
     }
     done = store.editions_done(engine, keys)
     first_seq = _first_digest_seq(engine, settings, now)
     groups: dict[int, list[Subscriber]] = defaultdict(list)
     for sub in subscribers:
-        if (sub.id, keys[sub.id]) in done:
+        if (_stored_id(sub), keys[_stored_id(sub)]) in done:
             report.already += 1
             continue
         start = sub.last_paper_seq if sub.last_paper_seq is not None else first_seq()
@@ -211,7 +219,7 @@ def build_editions(
         rows: list[tuple[Subscriber, Digest]] = []
         for sub in subs:
             matches = results.get(sub.id, [])
-            edition = keys[sub.id]
+            edition = keys[_stored_id(sub)]
             row = Digest(
                 subscriber_id=sub.id,
                 edition=edition,
@@ -228,7 +236,7 @@ def build_editions(
                 except InputError as exc:
                     # One subscriber's bad data (an address a message cannot carry)
                     # fails that digest alone, visibly, and keeps their papers for later.
-                    row.status, row.last_error = "failed", str(exc)[:500]
+                    row.status, row.last_error = DigestStatus.FAILED, str(exc)[:500]
                     report.failed += 1
                     report.errors.append(f"{sub.email}: {exc}")
                     rows.append((sub, row))
@@ -240,7 +248,7 @@ def build_editions(
                 if dry_run:
                     report.previews.append((sub.email, row.message or b""))
             else:
-                row.status = "empty"
+                row.status = DigestStatus.EMPTY
                 report.empty += 1
             rows.append((sub, row))
             if progress:
@@ -291,7 +299,7 @@ class RunReport:
 
 
 def active_subscribers(engine: Engine) -> list[Subscriber]:
-    return store.list_subscribers(engine, status="active")
+    return store.list_subscribers(engine, status=SubscriberStatus.ACTIVE)
 
 
 def run_once(

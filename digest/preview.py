@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
-
 from digest import store
 from digest.config import Settings
 from digest.errors import DigestError, InputError
@@ -34,6 +32,7 @@ from digest.rendering import (
 )
 from digest.rendering.message import recipient
 from digest.sources.file import FileSource, sample_path
+from digest.store import Engine
 
 PREVIEW_ADDRESS = "preview@example.org"
 FORMATS = {"html": "html", "text": "txt", "eml": "eml"}

@@ -22,13 +22,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from digest.states import FREQUENCIES, WEEKDAYS, Frequency, Weekday
+
 # Weekly needs at most 7 days back; one more covers a slot pushed across midnight.
 _LOOKBACK_DAYS = 8
 
 
 class HasSchedule(Protocol):
-    """Anything carrying a schedule: a `Subscriber` row or `subscriptions.Schedule`."""
+    """Anything carrying a schedule: a `Subscriber` row or `subscriptions.ScheduleRequest`."""
 
     # Read-only properties, so that frozen dataclasses (`Schedule`) fit as well as rows.
     @property
@@ -55,7 +56,7 @@ class Schedule:
 
     timezone: str = "UTC"
     send_at: str = "07:00"
-    frequency: str = "daily"
+    frequency: str = Frequency.DAILY
     weekday: str | None = None
 
 
@@ -66,9 +67,12 @@ def checked(schedule: HasSchedule) -> tuple[Schedule, bool]:
     try:
         ZoneInfo(schedule.timezone)
         _hhmm(schedule.send_at)
-        if schedule.frequency not in ("daily", "weekly", "weekdays"):
+        if schedule.frequency not in FREQUENCIES:
             raise ValueError(schedule.frequency)
-        if schedule.frequency == "weekly" and (schedule.weekday or "mon") not in WEEKDAYS:
+        if (
+            schedule.frequency == Frequency.WEEKLY
+            and (schedule.weekday or Weekday.MON) not in WEEKDAYS
+        ):
             raise ValueError(schedule.weekday)
     except (ValueError, TypeError, AttributeError, OSError, ZoneInfoNotFoundError):
         return Schedule(), False
@@ -85,10 +89,10 @@ def as_utc(moment: datetime) -> datetime:
 
 def runs_on(day: date, frequency: str, weekday: str | None) -> bool:
     """Whether a schedule has a digest on this local calendar date."""
-    if frequency == "weekdays":
+    if frequency == Frequency.WEEKDAYS:
         return day.weekday() < 5
-    if frequency == "weekly":
-        return WEEKDAYS[day.weekday()] == (weekday or "mon")
+    if frequency == Frequency.WEEKLY:
+        return WEEKDAYS[day.weekday()] == (weekday or Weekday.MON)
     return True
 
 

@@ -36,7 +36,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.engine import Engine
 
 from digest import pipeline, schedule, store
 from digest.config import Settings
@@ -44,6 +43,8 @@ from digest.logs import configure_logging, log_event
 from digest.models import Subscriber, utcnow
 from digest.sources import parse_source_specs
 from digest.sources.registry import SOURCE_KINDS, FetchTiming, SourceRegistry
+from digest.states import SubscriberStatus
+from digest.store import Engine
 
 log = logging.getLogger("digest.scheduler")
 
@@ -307,9 +308,7 @@ def serve_forever(engine: Engine, settings: Settings) -> int:
 
 def _stored_next_runs(engine: Engine) -> dict[str, datetime | None]:
     """Next run of each job as the job store has it (empty if never started)."""
-    from sqlalchemy import inspect
-
-    if not inspect(engine).has_table(JOBS_TABLE):
+    if not store.has_table(engine, JOBS_TABLE):
         return {}
     jobstore = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)
     jobstore.start(BackgroundScheduler(timezone="UTC"), "default")
@@ -338,7 +337,7 @@ def _last_of(
 def status_info(engine: Engine, settings: Settings, now: datetime | None = None) -> dict:
     """For `digest status`: last fetch per source, next scheduled runs, next digests."""
     now = now or utcnow()
-    active = store.list_subscribers(engine, status="active")
+    active = store.list_subscribers(engine, status=SubscriberStatus.ACTIVE)
     stored = _stored_next_runs(engine)
     next_runs = []
     for spec in job_specs(settings):

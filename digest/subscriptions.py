@@ -11,24 +11,25 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from digest import store
 from digest.config import Settings, parse_hhmm, parse_timezone
 from digest.errors import InputError
 from digest.matching import KeywordQuery
 from digest.models import Subscriber, utcnow
+from digest.states import FREQUENCIES, WEEKDAYS, Frequency, SubscriberStatus, Weekday
+from digest.store import Engine
 
-FREQUENCIES = ("daily", "weekly", "weekdays")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_KEYWORDS_CHARS = 4000
 
 
 @dataclass
-class Schedule:
+class ScheduleRequest:
+    """A schedule as a subscriber asked for it, checked (see `check_schedule`); the
+    fields a `Subscriber` row stores. `digest.schedule` works out when it is due."""
+
     timezone: str
     send_at: str
-    frequency: str = "daily"
+    frequency: str = Frequency.DAILY
     weekday: str | None = None
 
 
@@ -47,7 +48,7 @@ def check_schedule(
     send_at: str | None = None,
     frequency: str | None = None,
     weekday: str | None = None,
-) -> Schedule:
+) -> ScheduleRequest:
     try:
         tz = parse_timezone(timezone) if timezone else settings.timezone
     except ValueError as exc:
@@ -57,7 +58,7 @@ def check_schedule(
     except ValueError as exc:
         raise InputError(f"--send-at: {exc}") from None
     # A weekday alone means weekly: `--weekday fri` should not be silently dropped.
-    freq = (frequency or ("weekly" if weekday else "daily")).strip().lower()
+    freq = (frequency or (Frequency.WEEKLY if weekday else Frequency.DAILY)).strip().lower()
     if freq not in FREQUENCIES:
         raise InputError(
             f"--frequency: expected one of {', '.join(FREQUENCIES)}, got {frequency!r}"
@@ -65,13 +66,13 @@ def check_schedule(
     day = weekday.strip().lower()[:3] if weekday else None
     if day is not None and day not in WEEKDAYS:
         raise InputError(f"--weekday: expected one of {', '.join(WEEKDAYS)}, got {weekday!r}")
-    if day is not None and freq != "weekly":
+    if day is not None and freq != Frequency.WEEKLY:
         raise InputError(f"--weekday: only applies to --frequency weekly, not {freq}")
-    if freq == "weekly" and day is None:
-        day = "mon"
-    if freq != "weekly":
+    if freq == Frequency.WEEKLY and day is None:
+        day = Weekday.MON
+    if freq != Frequency.WEEKLY:
         day = None
-    return Schedule(tz, at, freq, day)
+    return ScheduleRequest(tz, at, freq, day)
 
 
 def check_max_papers(value: int | None, settings: Settings) -> int:
@@ -97,7 +98,7 @@ def new_subscriber(
     email: str,
     keywords: str,
     *,
-    status: str = "active",
+    status: str = SubscriberStatus.ACTIVE,
     max_papers: int | None = None,
     min_score: float | None = None,
     timezone: str | None = None,
@@ -123,7 +124,7 @@ def new_subscriber(
         weekday=schedule.weekday,
         notify_empty=notify_empty,
         created_at=now,
-        confirmed_at=now if status == "active" else None,
+        confirmed_at=now if status == SubscriberStatus.ACTIVE else None,
     )
 
 
@@ -143,8 +144,10 @@ def change(engine: Engine, settings: Settings, email: str, **fields: Any) -> Sub
     if fields.get("keywords") is not None:
         changes["keywords"] = check_keywords(fields["keywords"])
     if any(fields.get(k) is not None for k in ("timezone", "send_at", "frequency", "weekday")):
-        freq = fields.get("frequency") or ("weekly" if fields.get("weekday") else current.frequency)
-        keep_day = freq.strip().lower() == "weekly"
+        freq = fields.get("frequency") or (
+            Frequency.WEEKLY if fields.get("weekday") else current.frequency
+        )
+        keep_day = freq.strip().lower() == Frequency.WEEKLY
         sched = check_schedule(
             settings,
             fields.get("timezone") or current.timezone,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import socket
 import subprocess
@@ -14,8 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
+from replay_server import ReplayServer
 
 from digest import store
 from digest.config import Settings, load_settings
@@ -110,6 +113,13 @@ def engine(settings: Settings):
     eng.dispose()
 
 
+@pytest.fixture
+def replay() -> Iterator[ReplayServer]:
+    """A replay HTTP server on loopback, for the source tests."""
+    with ReplayServer() as server:
+        yield server
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now, for a server a test starts."""
     with socket.socket() as probe:
@@ -185,6 +195,21 @@ def run_cli(
         timeout=timeout,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def clean_exit(res: CliResult, code: int) -> None:
+    """The command ended with `code` and without a traceback."""
+    assert res.code == code, (res.code, res.stdout[-2000:], res.stderr[-2000:])
+    assert "Traceback" not in res.stderr
+
+
+def strict_json(text: str) -> Any:
+    """Parse as standard JSON: `NaN` / `Infinity` are not JSON and must never appear."""
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ class TokenBucket:
         self.tokens -= 1
 
 
-class RateLimiter:
+class SendRateLimiter:
     def __init__(
         self,
         per_second: float,

@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Engine
-
 from digest.config import Settings
 from digest.delivery.base import SendResult, Transport
 from digest.delivery.breaker import CircuitBreaker
 from digest.delivery.dkim import DkimSigner, make_signer
-from digest.delivery.ratelimit import RateLimiter
+from digest.delivery.ratelimit import SendRateLimiter
 from digest.models import utcnow
+from digest.states import DigestStatus
+from digest.store import Engine
 from digest.store.outbox import (
     Claimed,
     Outcome,
@@ -119,10 +119,10 @@ def outcomes(
     for a in attempts:
         reply = a.result.reply[:500]
         if a.result.ok:
-            rows.append(Outcome(a.row.id, "sent", reply, None, a.at, None))
+            rows.append(Outcome(a.row.id, DigestStatus.SENT, reply, None, a.at, None))
             counts.sent += 1
         elif a.result.permanent:
-            rows.append(Outcome(a.row.id, "bounced", reply, reply, None, None))
+            rows.append(Outcome(a.row.id, DigestStatus.BOUNCED, reply, reply, None, None))
             bounces[a.row.subscriber_id] += 1
             counts.bounced += 1
         else:
@@ -131,10 +131,12 @@ def outcomes(
             )
             if a.at + delay > a.row.age_from + max_age:
                 gave_up = f"gave up after {a.row.attempts + 1} attempt(s): {reply}"[:500]
-                rows.append(Outcome(a.row.id, "failed", gave_up, gave_up, None, None))
+                rows.append(Outcome(a.row.id, DigestStatus.FAILED, gave_up, gave_up, None, None))
                 counts.gave_up += 1
             else:
-                rows.append(Outcome(a.row.id, "retrying", reply, reply, None, a.at + delay))
+                rows.append(
+                    Outcome(a.row.id, DigestStatus.RETRYING, reply, reply, None, a.at + delay)
+                )
                 counts.retrying_ids.append(a.row.id)
     return rows, bounces, counts
 
@@ -188,7 +190,7 @@ class Sender:
         self.first_pending_at = 0.0
         self.renewed_at = time.monotonic()
         self.deferred: set[int] = set()
-        self.limiter = RateLimiter(0, 0)
+        self.limiter = SendRateLimiter(0, 0)
         self.db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-db")
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -208,7 +210,7 @@ class Sender:
         release_dead_leases(self.engine, self.owner)
         cancel_for_inactive(self.engine)
         sent_recently = sent_in_last_hour(self.engine) if self.settings.rate_per_hour else 0
-        self.limiter = RateLimiter(
+        self.limiter = SendRateLimiter(
             self.settings.rate_per_second, self.settings.rate_per_hour, sent_recently
         )
         # A small first batch, so that sending starts at once; the rest follow in

@@ -17,6 +17,7 @@ import aiosmtplib
 
 from digest.config import Settings
 from digest.delivery.base import SendResult
+from digest.states import SmtpSecurity
 
 # Stages of one transaction; a failure before "data" cannot have delivered anything.
 _BEFORE_DATA = ("mail", "rcpt")
@@ -39,8 +40,8 @@ class SmtpTransport:
             hostname=s.smtp_host,
             port=s.smtp_port,
             timeout=s.smtp_timeout,
-            use_tls=s.smtp_security == "ssl",
-            start_tls=s.smtp_security == "starttls",
+            use_tls=s.smtp_security == SmtpSecurity.SSL,
+            start_tls=s.smtp_security == SmtpSecurity.STARTTLS,
             username=s.smtp_username or None,
             password=s.smtp_password or None,
         )

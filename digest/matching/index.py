@@ -35,7 +35,7 @@ from digest.matching.ranking import (
     min_units,
     rarity,
     score_of,
-    select,
+    select_top,
 )
 
 # Profiles matching fewer papers than this are ranked in plain Python; the rest in
@@ -214,7 +214,7 @@ class PaperIndex:
                 if c is not None:
                     s += c
             scored.append((score_of(s), i))
-        return select(scored, self.ids, limits)
+        return select_top(scored, self.ids, limits)
 
     def rank_many(
         self, jobs: Sequence[tuple[int, Sequence[TermStats], Limits]]
@@ -269,7 +269,7 @@ class PaperIndex:
         ]
 
     def hits(self, terms: Sequence[Term], i: int) -> list[Hit]:
-        out = []
+        out: list[Hit] = []
         for t in terms:
             field_bits = self._terms[t.key].field_bits
             out.extend(Hit(t.label, f, t.topic) for f in t.fields if field_bits[f] >> i & 1)

@@ -12,7 +12,7 @@ from typing import Any
 from digest.matching.documents import analyse_paper
 from digest.matching.model import Hit, Limits, Match, Weights
 from digest.matching.nodes import Profile
-from digest.matching.ranking import base_scores, contribution, rarity, score_of, select
+from digest.matching.ranking import base_scores, contribution, rarity, score_of, select_top
 
 
 def match_all_naive(
@@ -47,6 +47,6 @@ def match_all_naive(
                 found.extend(Hit(term.label, f, term.topic) for f in fields)
             scored.append((score_of(score), i))
             hits[i] = found
-        ranked = select(scored, ids, limits.get(key, Limits()))
+        ranked = select_top(scored, ids, limits.get(key, Limits()))
         out[key] = [Match(ids[i], s, hits[i]) for i, s in ranked]
     return out

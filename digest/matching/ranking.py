@@ -89,7 +89,7 @@ def base_scores(papers: Sequence[Any], weights: Weights) -> list[int]:
     return out
 
 
-def select(
+def select_top(
     scored: list[tuple[float, int]], ids: Sequence[str], limits: Limits
 ) -> list[tuple[int, float]]:
     """Rank (score, paper index) pairs: min_score, then best first, ties by id, capped."""

@@ -82,7 +82,7 @@ def paper_view(paper: Paper) -> PaperView:
 
 
 @dataclass(frozen=True)
-class Slot:
+class CardSlot:
     """Rendered text to splice into a page, with most of it already encoded.
 
     Quoted-printable works line by line, so `rest` (which starts and ends with a
@@ -94,7 +94,7 @@ class Slot:
     rest_qp: bytes
 
     @classmethod
-    def of(cls, text: str) -> Slot:
+    def of(cls, text: str) -> CardSlot:
         text = normalise_newlines(text)
         cut = text.find("\n")
         head, rest = (text, "\n") if cut < 0 else (text[:cut], text[cut:])
@@ -112,8 +112,8 @@ class Card:
     """A paper's rendered HTML and text, ready to splice, and what they add to the
     encoded message (for the size budget)."""
 
-    html: Slot
-    text: Slot
+    html: CardSlot
+    text: CardSlot
     cost: int
 
 
@@ -147,5 +147,5 @@ def _render_card(env: DigestEnvironment, paper: Paper, match: Match | None, why:
         if type(exc).__module__.startswith("digest"):
             raise
         raise describe_render_error(exc, "partials/card") from None
-    card_html, card_text = Slot.of(f"\n{html}\n"), Slot.of(text)
+    card_html, card_text = CardSlot.of(f"\n{html}\n"), CardSlot.of(text)
     return Card(card_html, card_text, len(card_html.rest_qp) + len(card_text.rest_qp) + 80)

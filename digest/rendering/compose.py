@@ -16,7 +16,7 @@ from digest.config import Settings
 from digest.errors import InputError
 from digest.matching import Hit, Match
 from digest.models import Paper
-from digest.rendering.cards import Card, Slot, make_card, view_of
+from digest.rendering.cards import Card, CardSlot, make_card, view_of
 from digest.rendering.encoding import (
     encode_body,
     header_text,
@@ -225,7 +225,7 @@ def _render_page(
     )
 
 
-def _splice(env: DigestEnvironment, page: str, slots: list[Slot]) -> tuple[str, bytes]:
+def _splice(env: DigestEnvironment, page: str, slots: list[CardSlot]) -> tuple[str, bytes]:
     """`page` with each `\\x00N\\x00` replaced by slot N: the text, and its
     quoted-printable encoding built from the slots' cached encodings."""
     pieces = _SLOT_RE.split(normalise_newlines(page))

@@ -3,7 +3,7 @@ last (the one clients prefer), and the headers bulk-mail rules ask for (RFC 8058
 one-click unsubscribe, List-Id, Message-ID, Date).
 
 Built as bytes from a per-settings skeleton instead of through `email.message`, which
-is several times slower; `tests/test_rendering_mime.py` parses every shape back with
+is several times slower; `tests/rendering/test_rendering_mime.py` parses every shape back with
 the `email` package to prove the bytes are what they should be.
 """
 

@@ -28,7 +28,14 @@ from digest.store.editions import (
     editions_done,
     last_editions,
 )
-from digest.store.engine import make_engine, ping, shown_url
+from digest.store.engine import (
+    DatabaseError,
+    Engine,
+    has_table,
+    make_engine,
+    ping,
+    shown_url,
+)
 from digest.store.legacy import add_missing_columns, move_digest_messages
 from digest.store.migrate import (
     HEAD,
@@ -72,6 +79,8 @@ from digest.store.subscribers import (
 
 __all__ = [
     "HEAD",
+    "DatabaseError",
+    "Engine",
     "NO_MESSAGE",
     "MergeCounts",
     "Revision",
@@ -92,6 +101,7 @@ __all__ = [
     "editions_done",
     "get_source_state",
     "get_subscriber",
+    "has_table",
     "history",
     "init_db",
     "last_editions",

@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from digest.models import Digest, Subscriber
+from digest.states import DigestStatus
 
 
 def digests_for_edition(engine: Engine, edition: str | None = None) -> list[Digest]:
@@ -20,7 +21,7 @@ def digests_for_edition(engine: Engine, edition: str | None = None) -> list[Dige
         stmt = select(Digest)
         if edition:
             stmt = stmt.where(Digest.edition == edition)
-        return list(session.exec(stmt.order_by(Digest.id)))
+        return list(session.exec(stmt.order_by(col(Digest.id))))
 
 
 def last_editions(engine: Engine, subscriber_ids: Sequence[int]) -> dict[int, tuple[datetime, str]]:
@@ -32,8 +33,8 @@ def last_editions(engine: Engine, subscriber_ids: Sequence[int]) -> dict[int, tu
             chunk = list(subscriber_ids[i : i + 500])
             stmt = (
                 select(Digest.subscriber_id, func.max(Digest.created_at), func.max(Digest.edition))
-                .where(Digest.subscriber_id.in_(chunk))
-                .group_by(Digest.subscriber_id)
+                .where(col(Digest.subscriber_id).in_(chunk))
+                .group_by(col(Digest.subscriber_id))
             )
             out.update({sid: (at, ed) for sid, at, ed in session.exec(stmt) if at is not None})
     return out
@@ -73,8 +74,8 @@ def editions_done(engine: Engine, keys: dict[int, str]) -> set[tuple[int, str]]:
         return set(
             session.exec(
                 select(Digest.subscriber_id, Digest.edition)
-                .where(Digest.subscriber_id.in_(list(keys)))
-                .where(Digest.edition.in_(set(keys.values())))
+                .where(col(Digest.subscriber_id).in_(list(keys)))
+                .where(col(Digest.edition).in_(set(keys.values())))
             )
         )
 
@@ -110,13 +111,15 @@ def _add_chunk(
         session.add(copy)
     # Watermarks in two statements per chunk, not one SELECT + UPDATE per subscriber.
     # A failed digest keeps its subscriber's watermark, so their papers wait.
-    advanced = [sub.id for sub, row in chunk if row.status != "failed"]
-    delivered = [sub.id for sub, row in chunk if row.status not in ("failed", "empty")]
+    advanced = [sub.id for sub, row in chunk if row.status != DigestStatus.FAILED]
+    delivered = [
+        sub.id for sub, row in chunk if row.status not in (DigestStatus.FAILED, DigestStatus.EMPTY)
+    ]
     if advanced:
         session.exec(
-            update(Subscriber).where(Subscriber.id.in_(advanced)).values(last_paper_seq=top)
+            update(Subscriber).where(col(Subscriber.id).in_(advanced)).values(last_paper_seq=top)
         )
     if delivered:
         session.exec(
-            update(Subscriber).where(Subscriber.id.in_(delivered)).values(last_digest_at=now)
+            update(Subscriber).where(col(Subscriber.id).in_(delivered)).values(last_digest_at=now)
         )

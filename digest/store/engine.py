@@ -1,15 +1,23 @@
 """Engine set-up: one engine per database URL, tuned so that the web app, the
-scheduler and a cron `digest run` can share one SQLite file; and the URL as shown."""
+scheduler and a cron `digest run` can share one SQLite file; and the URL as shown.
+
+`Engine` and `DatabaseError` are re-exported so that the rest of digest names the
+engine it passes around and the error it catches without importing SQLAlchemy."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
-from sqlmodel import create_engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import SQLAlchemyError as DatabaseError
+from sqlmodel import SQLModel, create_engine
+
+from digest.errors import ConfigError
+
+__all__ = ["DatabaseError", "Engine", "has_table", "make_engine", "ping", "shown_url", "table_of"]
 
 
 def shown_url(url: str) -> str:
@@ -21,9 +29,30 @@ def shown_url(url: str) -> str:
         return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a SQLModel class, for statements written against columns
+    (`table.c.status`); SQLModel's type hints do not declare `__table__`."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL and a busy timeout so that the web app,
-    the scheduler and a cron `digest run` can share one file."""
+    the scheduler and a cron `digest run` can share one file. A URL that names no
+    database we can use (malformed, unknown dialect, driver not installed) is a
+    ConfigError naming DIGEST_DATABASE_URL, password masked."""
+    try:
+        return _create(url)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ConfigError(
+            f"DIGEST_DATABASE_URL: cannot use {shown_url(url)}: {reason} "
+            "(is the URL right and its driver installed?)"
+        ) from None
+
+
+def _create(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -43,3 +72,8 @@ def ping(engine: Engine) -> None:
     """One round trip (the health check): raises SQLAlchemyError when the database is away."""
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def has_table(engine: Engine, name: str) -> bool:
+    """Whether the database holds a table called `name` (ours or another library's)."""
+    return inspect(engine).has_table(name)

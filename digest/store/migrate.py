@@ -38,6 +38,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x64696765  # "dige": one advisory lock for digest's schema upgrades
 
 
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic's filter: compare only our tables. Others share the database (the
+    scheduler's job store keeps its own table there) and are not ours to create or
+    drop. A table we stop modelling must be dropped by an explicit revision."""
+    return type_ != "table" or name in SQLModel.metadata.tables
+
+
 @dataclass
 class Revision:
     """One migration script, as `digest db history` lists it."""

@@ -34,13 +34,14 @@ from sqlalchemy import and_, bindparam, case, exists, func, or_, select, text, u
 from sqlalchemy.engine import Engine
 
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
+from digest.states import DUE_STATUSES, DigestStatus, SubscriberStatus
+from digest.store.engine import table_of
 
-DUE_STATUSES = ("pending", "retrying")
 NO_MESSAGE = "not sent: no rendered message is stored for this digest"
 
-_T = Digest.__table__
-_S = Subscriber.__table__
-_M = DigestMessage.__table__
+_T = table_of(Digest)
+_S = table_of(Subscriber)
+_M = table_of(DigestMessage)
 
 
 @dataclass
@@ -107,7 +108,7 @@ def release_dead_leases(engine: Engine, me: str) -> int:
     with engine.begin() as conn:
         owners = conn.execute(
             select(_T.c.lease_owner)
-            .where(_T.c.status == "sending")
+            .where(_T.c.status == DigestStatus.SENDING)
             .where(_T.c.lease_until >= now)
             .distinct()
         ).scalars()
@@ -121,13 +122,18 @@ def release_dead_leases(engine: Engine, me: str) -> int:
 
 def cancel_for_inactive(engine: Engine) -> int:
     """Digests queued for someone who since unsubscribed or was suspended: not sent."""
-    inactive = select(_S.c.id).where(_S.c.status.in_(("unsubscribed", "suspended")))
+    inactive = select(_S.c.id).where(
+        _S.c.status.in_((SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUSPENDED))
+    )
     with engine.begin() as conn:
         return conn.execute(
             update(_T)
             .where(_T.c.status.in_(DUE_STATUSES))
             .where(_T.c.subscriber_id.in_(inactive))
-            .values(status="failed", last_error="not sent: the subscriber is no longer active")
+            .values(
+                status=DigestStatus.FAILED,
+                last_error="not sent: the subscriber is no longer active",
+            )
         ).rowcount
 
 
@@ -140,7 +146,9 @@ def _due(now: datetime) -> Any:
 
 def _orphaned(now: datetime) -> Any:
     """A `sending` row without a live lease: its sender died before recording it."""
-    return and_(_T.c.status == "sending", or_(_T.c.lease_until.is_(None), _T.c.lease_until < now))
+    return and_(
+        _T.c.status == DigestStatus.SENDING, or_(_T.c.lease_until.is_(None), _T.c.lease_until < now)
+    )
 
 
 def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[Claimed]:
@@ -152,7 +160,7 @@ def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[
     """
     now = utcnow()
     lease = {
-        "status": "sending",
+        "status": DigestStatus.SENDING,
         "lease_owner": owner,
         "lease_until": now + timedelta(seconds=lease_seconds),
     }
@@ -190,7 +198,7 @@ def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[
                 update(_T)
                 .where(_T.c.id.in_(unsendable))
                 .values(
-                    status="failed",
+                    status=DigestStatus.FAILED,
                     last_error=NO_MESSAGE,
                     lease_owner=None,
                     lease_until=None,
@@ -209,7 +217,7 @@ def renew_leases(engine: Engine, owner: str, lease_seconds: float) -> None:
         conn.execute(
             update(_T)
             .where(_T.c.lease_owner == owner)
-            .where(_T.c.status == "sending")
+            .where(_T.c.status == DigestStatus.SENDING)
             .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
         )
 
@@ -223,9 +231,9 @@ def release(engine: Engine, ids: list[int], owner: str) -> None:
             update(_T)
             .where(_T.c.id.in_(ids))
             .where(_T.c.lease_owner == owner)
-            .where(_T.c.status == "sending")
+            .where(_T.c.status == DigestStatus.SENDING)
             .values(
-                status=case((_T.c.attempts > 0, "retrying"), else_="pending"),
+                status=case((_T.c.attempts > 0, DigestStatus.RETRYING), else_=DigestStatus.PENDING),
                 lease_owner=None,
                 lease_until=None,
             )
@@ -251,7 +259,7 @@ _RESULT_SQL = text(
     " last_error = COALESCE(:error, last_error), sent_at = COALESCE(:sent_at, sent_at),"
     " next_attempt_at = :next_at, lease_owner = NULL, lease_until = NULL,"
     " attempts = attempts + 1"
-    " WHERE id = :id AND lease_owner = :owner AND status = 'sending'"
+    f" WHERE id = :id AND lease_owner = :owner AND status = '{DigestStatus.SENDING}'"
 )
 
 
@@ -261,8 +269,9 @@ def _result_sql(dialect: Any) -> tuple[str, tuple[str, ...] | None, Callable[[An
     datetime: the batch then goes to the driver's executemany with no per-row work in
     SQLAlchemy (that work, on the database thread, took the GIL from the sends)."""
     compiled = _RESULT_SQL.compile(dialect=dialect)
+    order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
     to_db = _T.c.sent_at.type.dialect_impl(dialect).bind_processor(dialect)
-    return compiled.string, compiled.positiontup, to_db or (lambda value: value)
+    return compiled.string, order, to_db or (lambda value: value)
 
 
 def record(
@@ -314,8 +323,8 @@ def _count_bounces(conn: Any, bounces: Counter[int], max_bounces: int) -> int:
         update(_S)
         .where(_S.c.id.in_(list(bounces)))
         .where(_S.c.bounces >= max_bounces)
-        .where(_S.c.status == "active")
-        .values(status="suspended")
+        .where(_S.c.status == SubscriberStatus.ACTIVE)
+        .values(status=SubscriberStatus.SUSPENDED)
     ).rowcount
 
 
@@ -339,10 +348,10 @@ def sent_in_last_hour(engine: Engine) -> int:
 def retry_failed(engine: Engine, edition: str | None = None) -> int:
     """`digest retry`: put failed digests back in the outbox with a fresh retry age."""
     now = utcnow()
-    active = select(_S.c.id).where(_S.c.status == "active")
+    active = select(_S.c.id).where(_S.c.status == SubscriberStatus.ACTIVE)
     stmt = (
         update(_T)
-        .where(_T.c.status == "failed")
+        .where(_T.c.status == DigestStatus.FAILED)
         .where(_T.c.subscriber_id.in_(active))
         # A digest that failed before it was rendered has nothing to send again.
         .where(exists().where(_M.c.digest_id == _T.c.id))
@@ -352,6 +361,10 @@ def retry_failed(engine: Engine, edition: str | None = None) -> int:
     with engine.begin() as conn:
         return conn.execute(
             stmt.values(
-                status="retrying", next_attempt_at=now, retry_from=now, attempts=0, lease_until=None
+                status=DigestStatus.RETRYING,
+                next_attempt_at=now,
+                retry_from=now,
+                attempts=0,
+                lease_until=None,
             )
         ).rowcount

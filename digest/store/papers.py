@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from digest.models import Paper, utcnow
 from digest.records import PaperRecord, canonical_arxiv_id
@@ -96,8 +96,8 @@ def _merge_batch(engine: Engine, batch: dict[str, list[PaperRecord]]) -> MergeCo
         ids = list(batch)
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            for paper in session.exec(select(Paper).where(Paper.id.in_(chunk))):
-                existing[paper.id] = paper
+            for stored in session.exec(select(Paper).where(col(Paper.id).in_(chunk))):
+                existing[stored.id] = stored
         now = utcnow()
         for pid, recs in batch.items():
             paper = existing.get(pid)
@@ -134,8 +134,10 @@ def list_papers(engine: Engine, since: date | None = None, limit: int | None = N
         stmt = select(Paper)
         if since is not None:
             since_dt = datetime.combine(since, datetime.min.time(), tzinfo=UTC)
-            stmt = stmt.where((Paper.published >= since) | (Paper.first_seen >= since_dt))
-        stmt = stmt.order_by(Paper.first_seen.desc(), Paper.published.desc(), Paper.seq.desc())
+            stmt = stmt.where((col(Paper.published) >= since) | (col(Paper.first_seen) >= since_dt))
+        stmt = stmt.order_by(
+            col(Paper.first_seen).desc(), col(Paper.published).desc(), col(Paper.seq).desc()
+        )
         if limit:
             stmt = stmt.limit(limit)
         return list(session.exec(stmt))
@@ -144,17 +146,17 @@ def list_papers(engine: Engine, since: date | None = None, limit: int | None = N
 def papers_after(engine: Engine, after_seq: int, upto_seq: int | None = None) -> list[Paper]:
     """Papers first stored after watermark `after_seq` (and up to `upto_seq`), oldest first."""
     with Session(engine) as session:
-        stmt = select(Paper).where(Paper.seq > after_seq)
+        stmt = select(Paper).where(col(Paper.seq) > after_seq)
         if upto_seq is not None:
-            stmt = stmt.where(Paper.seq <= upto_seq)
-        return list(session.exec(stmt.order_by(Paper.seq)))
+            stmt = stmt.where(col(Paper.seq) <= upto_seq)
+        return list(session.exec(stmt.order_by(col(Paper.seq))))
 
 
 def papers_by_ids(engine: Engine, ids: Sequence[str]) -> dict[str, Paper]:
     with Session(engine) as session:
         out: dict[str, Paper] = {}
         for i in range(0, len(ids), 500):
-            for p in session.exec(select(Paper).where(Paper.id.in_(ids[i : i + 500]))):
+            for p in session.exec(select(Paper).where(col(Paper.id).in_(ids[i : i + 500]))):
                 out[p.id] = p
         return out
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from digest.models import RateEvent
 
@@ -34,9 +34,9 @@ def delete_rate_events(
     """Forget events in `buckets`, or all events older than `before`."""
     stmt = delete(RateEvent)
     if buckets:
-        stmt = stmt.where(RateEvent.bucket.in_(list(buckets)))
+        stmt = stmt.where(col(RateEvent.bucket).in_(list(buckets)))
     if before is not None:
-        stmt = stmt.where(RateEvent.created_at < before)
+        stmt = stmt.where(col(RateEvent.created_at) < before)
     with Session(engine) as session:
         session.exec(stmt)
         session.commit()

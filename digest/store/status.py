@@ -10,12 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from digest.models import Digest, Subscriber
+from digest.states import ERROR_STATUSES, DigestStatus, SubscriberStatus
+from digest.store.engine import table_of
 
-STATUSES = ("pending", "sending", "sent", "retrying", "failed", "bounced", "empty")
-ERROR_STATUSES = ("retrying", "failed", "bounced")
+STATUSES = tuple(DigestStatus)
 
-_T = Digest.__table__
-_S = Subscriber.__table__
+_T = table_of(Digest)
+_S = table_of(Subscriber)
 
 
 def delivery_status(engine: Engine, editions: int = 14, errors: int = 10) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def delivery_status(engine: Engine, editions: int = 14, errors: int = 10) -> dic
             .limit(errors)
         ).all()
         suspended = conn.execute(
-            select(func.count()).select_from(_S).where(_S.c.status == "suspended")
+            select(func.count()).select_from(_S).where(_S.c.status == SubscriberStatus.SUSPENDED)
         ).scalar_one()
     table: dict[str, dict[str, int]] = {k: dict.fromkeys(STATUSES, 0) for k in keys}
     for edition, status, n in counts:

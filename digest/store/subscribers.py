@@ -10,10 +10,12 @@ from sqlalchemy import case, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from digest.errors import InputError
 from digest.models import Digest, Subscriber
+from digest.states import SubscriberStatus
+from digest.store.engine import table_of
 
 MAX_LOCAL_PART = 64  # octets, RFC 5321
 MAX_ADDRESS = 254  # what fits a path of 256 octets with its angle brackets (RFC 5321)
@@ -67,7 +69,7 @@ def add_subscriber(engine: Engine, subscriber: Subscriber) -> Subscriber:
         return subscriber
 
 
-REPLACEABLE = ("pending", "unsubscribed")
+REPLACEABLE = (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED)
 PROFILE_FIELDS = ("keywords", "max_papers", "timezone", "send_at", "frequency", "weekday")
 
 
@@ -80,7 +82,7 @@ def store_signup(engine: Engine, subscriber: Subscriber) -> Subscriber:
     whatever the address (INSERT ... ON CONFLICT DO UPDATE), which writes one row in
     every case: atomic under concurrent sign-ups, and as long for a known address as
     for a new one, so the answer's timing does not tell which."""
-    table = Subscriber.__table__  # type: ignore[attr-defined]
+    table = table_of(Subscriber)
     values = {c.name: getattr(subscriber, c.name) for c in table.columns if c.name != "id"}
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     insert = dialect.insert(table).values(**values)
@@ -90,7 +92,7 @@ def store_signup(engine: Engine, subscriber: Subscriber) -> Subscriber:
         return case((replace, value), else_=table.c[name])
 
     changes = {name: new_if_replaced(name, insert.excluded[name]) for name in PROFILE_FIELDS}
-    changes["status"] = new_if_replaced("status", "pending")
+    changes["status"] = new_if_replaced("status", SubscriberStatus.PENDING)
     changes["token_version"] = new_if_replaced("token_version", table.c.token_version + 1)
     # A sign-up never confirmed restarts its week before it is forgotten.
     changes["created_at"] = case(
@@ -99,7 +101,7 @@ def store_signup(engine: Engine, subscriber: Subscriber) -> Subscriber:
     )
     stmt = insert.on_conflict_do_update(index_elements=[table.c.email], set_=changes)
     with Session(engine) as session:
-        session.exec(stmt)  # type: ignore[call-overload]
+        session.exec(stmt)
         session.commit()
     stored = get_subscriber(engine, subscriber.email)
     if stored is None:  # deleted by another request between the two statements
@@ -125,7 +127,7 @@ def list_subscribers(engine: Engine, status: str | None = None) -> list[Subscrib
         stmt = select(Subscriber)
         if status:
             stmt = stmt.where(Subscriber.status == status)
-        return list(session.exec(stmt.order_by(Subscriber.id)))
+        return list(session.exec(stmt.order_by(col(Subscriber.id))))
 
 
 def delete_subscriber(engine: Engine, email: str) -> bool:
@@ -134,7 +136,7 @@ def delete_subscriber(engine: Engine, email: str) -> bool:
         sub = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
         if sub is None:
             return False
-        session.exec(delete(Digest).where(Digest.subscriber_id == sub.id))
+        session.exec(delete(Digest).where(col(Digest.subscriber_id) == sub.id))
         session.delete(sub)
         session.commit()
         return True
@@ -144,9 +146,9 @@ def purge_unconfirmed(engine: Engine, before: datetime) -> int:
     """Forget sign-ups never confirmed and started before `before`; how many went."""
     stmt = (
         delete(Subscriber)
-        .where(Subscriber.status == "pending")
-        .where(Subscriber.confirmed_at.is_(None))
-        .where(Subscriber.created_at < before)
+        .where(col(Subscriber.status) == SubscriberStatus.PENDING)
+        .where(col(Subscriber.confirmed_at).is_(None))
+        .where(col(Subscriber.created_at) < before)
     )
     with Session(engine) as session:
         result = session.exec(stmt)
@@ -160,6 +162,9 @@ def probe_write(engine: Engine) -> None:
     stored (a read-only or broken file, a full disk SQLite notices at once, a
     read-only replica)."""
     with Session(engine) as session:
-        session.add(Subscriber(email="healthz-probe@invalid", keywords="healthz", status="pending"))
+        probe = Subscriber(
+            email="healthz-probe@invalid", keywords="healthz", status=SubscriberStatus.PENDING
+        )
+        session.add(probe)
         session.flush()
         session.rollback()

@@ -16,21 +16,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from digest import store, subscriptions
 from digest.config import Settings
 from digest.errors import InputError, QueryError
 from digest.models import Digest, Subscriber, utcnow
 from digest.rendering import make_environment, render_digest
 from digest.rendering.compose import items_from_outbox
+from digest.states import SubscriberStatus
+from digest.store import Engine
 from digest.tokens import TokenError, read_token_issued
-from digest.web.limits import Limits
+from digest.web.limits import SignupLimits
 from digest.web.mails import Mail, confirmation_mail, manage_mail
 from digest.web.topics import Topic, compose_profile, split_profile
 
 # A known address gets its manage link; these statuses count as "known".
-KNOWN_STATUSES = ("active", "paused", "suspended")
+KNOWN_STATUSES = (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED, SubscriberStatus.SUSPENDED)
 # A sign-up never confirmed is forgotten after this long (its link lives two days).
 UNCONFIRMED_KEPT = timedelta(days=7)
 
@@ -87,7 +87,7 @@ class ProfileInput:
 class Accounts:
     settings: Settings
     engine: Engine
-    limits: Limits
+    limits: SignupLimits
     catalogue: list[Topic]
 
     # ------------------------------------------------------------ links
@@ -136,7 +136,7 @@ class Accounts:
             raise LinkError("this confirmation link has been replaced by a newer one", "used")
         if sub.status in KNOWN_STATUSES:
             raise LinkError("this subscription is already confirmed", "used")
-        if sub.status != "pending":
+        if sub.status != SubscriberStatus.PENDING:
             raise LinkError("this confirmation link is no longer valid", "used")
         return sub
 
@@ -154,7 +154,7 @@ class Accounts:
             self.settings,
             address_typed,
             data.profile(self.catalogue),
-            status="pending",
+            status=SubscriberStatus.PENDING,
             max_papers=data.max_papers_number(),
             timezone=data.timezone,
             send_at=data.send_at,
@@ -191,7 +191,7 @@ class Accounts:
         return store.update_subscriber(
             self.engine,
             sub.email,
-            status="active",
+            status=SubscriberStatus.ACTIVE,
             confirmed_at=utcnow(),
             unsubscribed_at=None,
             last_paper_seq=None,
@@ -225,7 +225,7 @@ class Accounts:
     def set_status(self, token: str, status: str) -> Subscriber:
         sub = self.manage_subscriber(token)
         changes: dict[str, Any] = {"status": status}
-        if status == "active":
+        if status == SubscriberStatus.ACTIVE:
             changes.update(bounces=0, unsubscribed_at=None)
             if sub.confirmed_at is None:
                 changes["confirmed_at"] = utcnow()
@@ -237,7 +237,7 @@ class Accounts:
             return None
         return manage_mail(self.settings, sub.email, sub.id)
 
-    def delete(self, token: str) -> None:
+    def delete_account(self, token: str) -> None:
         sub = self.manage_subscriber(token)
         store.delete_subscriber(self.engine, sub.email)
         self.limits.forget_address(sub.email)
@@ -251,9 +251,13 @@ class Accounts:
         payload, issued = self._read_issued("unsubscribe", token)
         address, sub_id = link_target(payload)
         sub = store.get_subscriber(self.engine, address)
-        if sub is not None and made_for(sub, sub_id, issued) and sub.status != "unsubscribed":
+        if (
+            sub is not None
+            and made_for(sub, sub_id, issued)
+            and sub.status != SubscriberStatus.UNSUBSCRIBED
+        ):
             store.update_subscriber(
-                self.engine, address, status="unsubscribed", unsubscribed_at=utcnow()
+                self.engine, address, status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=utcnow()
             )
         return address
 

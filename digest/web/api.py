@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from digest.errors import InputError
 from digest.models import Subscriber
+from digest.states import SubscriberStatus
 from digest.web.accounts import (
     LinkError,
     MailBudgetSpent,
@@ -245,7 +246,7 @@ def change_subscription(request: Request, token: str, body: ProfilePatch) -> Any
 def pause(request: Request, token: str) -> Any:
     ctx = web(request)
     try:
-        return subscription_json(ctx, ctx.accounts.set_status(token, "paused"))
+        return subscription_json(ctx, ctx.accounts.set_status(token, SubscriberStatus.PAUSED))
     except InputError as exc:
         return error(exc)
 
@@ -254,7 +255,7 @@ def pause(request: Request, token: str) -> Any:
 def resume(request: Request, token: str) -> Any:
     ctx = web(request)
     try:
-        return subscription_json(ctx, ctx.accounts.set_status(token, "active"))
+        return subscription_json(ctx, ctx.accounts.set_status(token, SubscriberStatus.ACTIVE))
     except InputError as exc:
         return error(exc)
 
@@ -274,12 +275,13 @@ def resend(request: Request, token: str, background: BackgroundTasks) -> Any:
     return Accepted()
 
 
-@router.delete("/manage/{token}", response_model=Deleted, responses=LINK_ERRORS)
-def delete(request: Request, token: str) -> Any:
+# name="delete": the route's OpenAPI operation id and summary as published.
+@router.delete("/manage/{token}", response_model=Deleted, responses=LINK_ERRORS, name="delete")
+def delete_subscription(request: Request, token: str) -> Any:
     """Delete everything stored about the subscriber: profile, address, digests."""
     ctx = web(request)
     try:
-        ctx.accounts.delete(token)
+        ctx.accounts.delete_account(token)
     except InputError as exc:
         return error(exc)
     return Deleted()

@@ -13,8 +13,6 @@ from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -22,9 +20,11 @@ from starlette.responses import Response
 from digest import store
 from digest.config import Settings
 from digest.delivery import Transport
+from digest.store import DatabaseError, Engine
+from digest.web import admin, api, pages
 from digest.web.accounts import Accounts
 from digest.web.context import WebContext
-from digest.web.limits import DbRateLimiter, Limits, RateLimiter
+from digest.web.limits import DbRateLimiter, RateLimiter, SignupLimits
 from digest.web.mails import Mailer
 from digest.web.security import BodyLimit, Csrf, SecurityHeaders
 from digest.web.templating import make_web_environment
@@ -42,11 +42,9 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app. `limiter` and `transport_factory` replace the database rate
     limiter and the configured mail transport (for another store or another relay)."""
-    from digest.web import admin, api, pages
-
     env = make_web_environment(settings)
     catalogue = load_catalogue()
-    limits = Limits(settings, limiter or DbRateLimiter(engine))
+    limits = SignupLimits(settings, limiter or DbRateLimiter(engine))
     context = WebContext(
         settings=settings,
         engine=engine,
@@ -85,7 +83,7 @@ def create_app(
         ):
             try:
                 await run_in_threadpool(check, engine)
-            except SQLAlchemyError as exc:
+            except DatabaseError as exc:
                 log.error("health check: %s: %s", reason, exc)
                 return JSONResponse({"status": "degraded", "reason": reason}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -103,8 +101,8 @@ def create_app(
             exc.status_code,
         )
 
-    @app.exception_handler(SQLAlchemyError)
-    async def database_down(request: Request, exc: SQLAlchemyError) -> Response:
+    @app.exception_handler(DatabaseError)
+    async def database_down(request: Request, exc: DatabaseError) -> Response:
         """The database went away: a friendly 503 (with our headers), never a bare 500."""
         log.error("database error on %s: %s", request.url.path, exc)
         if request.url.path.startswith("/api/"):

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from jinja2 import Environment
-from sqlalchemy.engine import Engine
 
 from digest.config import Settings
+from digest.store import Engine
 from digest.web.accounts import Accounts
 from digest.web.mails import Mailer
 from digest.web.security import Csrf

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy.engine import Engine
-
 from digest import store
 from digest.config import Settings
 from digest.models import utcnow
+from digest.store import Engine
 
 IP_WINDOW = timedelta(hours=1)
 ADDRESS_WINDOW = timedelta(days=1)
@@ -77,7 +76,7 @@ def mailbox_of(address: str) -> str:
 
 
 @dataclass
-class Limits:
+class SignupLimits:
     """The two limits the sign-up flow applies, over one limiter."""
 
     settings: Settings

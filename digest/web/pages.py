@@ -18,7 +18,7 @@ from starlette.responses import Response
 from digest.errors import InputError
 from digest.models import Subscriber
 from digest.rendering import subscriber_links
-from digest.subscriptions import WEEKDAYS
+from digest.states import WEEKDAYS, Frequency, SubscriberStatus, Weekday
 from digest.web.accounts import (
     LinkError,
     MailBudgetSpent,
@@ -34,9 +34,9 @@ router = APIRouter(include_in_schema=False)
 
 FIELD_LIMITS = {"email": 320, "keywords": 4000, "timezone": 64, "send_at": 5}
 FREQUENCY_LABELS = {
-    "daily": "Every day",
-    "weekdays": "Monday to Friday",
-    "weekly": "Once a week",
+    Frequency.DAILY: "Every day",
+    Frequency.WEEKDAYS: "Monday to Friday",
+    Frequency.WEEKLY: "Once a week",
 }
 DONE_MESSAGES = {
     "saved": "Your changes are saved.",
@@ -143,7 +143,7 @@ def form_text(form: FormData, name: str) -> str:
 def profile_input(form: FormData) -> ProfileInput:
     """The form's fields; the weekday select only counts for a weekly digest (it is
     always sent, shown or not)."""
-    weekly = form_text(form, "frequency") in ("weekly", "")
+    weekly = form_text(form, "frequency") in (Frequency.WEEKLY, "")
     return ProfileInput(
         keywords=form_text(form, "keywords"),
         topics=[t for t in form.getlist("topics") if isinstance(t, str)][:100],
@@ -185,8 +185,8 @@ def default_values(request: Request) -> dict[str, Any]:
         "topics": [],
         "timezone": s.timezone,
         "send_at": s.send_at,
-        "frequency": "daily",
-        "weekday": "mon",
+        "frequency": Frequency.DAILY,
+        "weekday": Weekday.MON,
         "max_papers": s.max_papers,
     }
 
@@ -198,8 +198,8 @@ def typed_values(form: FormData, data: ProfileInput) -> dict[str, Any]:
         "topics": data.topics,
         "timezone": data.timezone or "",
         "send_at": data.send_at or "",
-        "frequency": data.frequency or "daily",
-        "weekday": data.weekday or "mon",
+        "frequency": data.frequency or Frequency.DAILY,
+        "weekday": data.weekday or Weekday.MON,
         "max_papers": data.max_papers or "",
     }
 
@@ -213,7 +213,7 @@ def subscriber_values(request: Request, sub: Subscriber) -> dict[str, Any]:
         "timezone": sub.timezone,
         "send_at": sub.send_at,
         "frequency": sub.frequency,
-        "weekday": sub.weekday or "mon",
+        "weekday": sub.weekday or Weekday.MON,
         "max_papers": sub.max_papers,
     }
 
@@ -382,7 +382,7 @@ async def manage_action(
                 sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
                 errors = {"delete": "Tick the box to confirm that everything should go."}
                 return _manage_view(request, token, sub, errors=errors, status=400)
-            await run_in_threadpool(ctx.accounts.delete, token)
+            await run_in_threadpool(ctx.accounts.delete_account, token)
             return message_page(
                 request,
                 "Everything is deleted",
@@ -395,7 +395,7 @@ async def manage_action(
             if mail is not None:
                 background.add_task(ctx.mailer.send, mail)
             return RedirectResponse(f"/manage/{token}?done=sent", status_code=303)
-        status = "paused" if action == "pause" else "active"
+        status = SubscriberStatus.PAUSED if action == "pause" else SubscriberStatus.ACTIVE
         await run_in_threadpool(ctx.accounts.set_status, token, status)
     except LinkError as exc:
         return link_error_page(request, exc)

@@ -6,14 +6,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from digest import store
 from digest.config import Settings
 from digest.errors import InputError, QueryError
 from digest.matching import Weights, profile_from_input, rank
 from digest.models import Paper
 from digest.preview import preview_papers
+from digest.store import Engine
 
 PREVIEW_DAYS = 7
 MAX_SHOWN = 50

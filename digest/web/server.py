@@ -14,11 +14,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
-from sqlalchemy.engine import Engine
 
 from digest.config import Settings
 from digest.errors import InputError
 from digest.logs import configure_logging, log_event
+from digest.store import Engine
 from digest.web.app import create_app
 
 log = logging.getLogger("digest.web")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -251,3 +252,56 @@ def test_many_matches_through_terms_that_match_nothing() -> None:
     papers = [paper(f"p{i:02d}", "diffusion", upvotes=i) for i in range(3 * NUMPY_FROM)]
     ranked = run("qqqq OR *", papers, Limits(5), recency=0.0)
     assert [m.paper_id for m in ranked] == ["p47", "p46", "p45", "p44", "p43"]
+
+
+def _paper(pid: str, **fields: object) -> SimpleNamespace:
+    base = dict(title="", abstract="", authors=[], categories=[], ai_keywords=[], upvotes=None) | {
+        "published": None
+    }
+    return SimpleNamespace(id=pid, **(base | fields))
+
+
+def test_index_and_naive_agree_on_edge_papers() -> None:
+    papers = [
+        _paper("p1"),
+        _paper(
+            "p2",
+            title="Schölkopf ﬁne LLMs",
+            abstract=None,
+            authors=["José Núñez", ""],
+            categories=["cs.LG", " "],
+            upvotes=5,
+            published=date(2026, 11, 24),
+        ),
+        _paper(
+            "p3",
+            title="½ models",
+            abstract="robot-arm",
+            authors=["Ａｎｄｒｅｗ"],
+            categories=["CS.CL"],
+        ),
+        _paper("p0", title="robots ROBOT", authors=None, categories=None, upvotes=-3),
+    ]
+    queries = [
+        "*",
+        "NOT *",
+        "-robot",
+        "cat:cs.*",
+        "cat:cs",
+        "author:núñez",
+        "author:andrew",
+        "fine",
+        "scholkopf",
+        '"robot arm"',
+        "robot*",
+        "½",
+        "NOT model AND NOT robot",
+    ]
+    profiles = {q: compile_profile(q) for q in queries}
+    fast, naive = match_all(profiles, papers), match_all_naive(profiles, papers)
+    assert fast == naive
+    # `*` ranks by popularity; equal scores go to the smaller id, deterministically.
+    assert [m.paper_id for m in fast["*"]] == ["p2", "p0", "p1", "p3"]
+    assert [m.paper_id for m in fast["-robot"]] == ["p2", "p1"]
+    assert [m.paper_id for m in fast["author:núñez"]] == ["p2"]
+    assert [m.paper_id for m in fast["author:andrew"]] == ["p3"]

@@ -372,3 +372,22 @@ def test_scheduler_only_mode_stops_on_sigterm(quiet_settings: Settings, engine, 
             for h in list(logging.getLogger(name).handlers):
                 logging.getLogger(name).removeHandler(h)
     assert [r.status for r in store.digests_for_edition(engine)] == ["sent"]
+
+
+def test_web_server_records_are_events_too() -> None:
+    stream = io.StringIO()
+    handler = configure_logging("json", "info", stream)
+    try:
+        try:
+            raise RuntimeError("boom\nsecond line")
+        except RuntimeError:
+            logging.getLogger("uvicorn.error").error("Exception in ASGI application",
+                                                     exc_info=sys.exc_info())  # fmt: skip
+        lines = stream.getvalue().splitlines()
+        assert len(lines) == 1
+        data = json.loads(lines[0])
+        assert data["event"] == "Exception in ASGI application"
+        assert data["level"] == "error" and "RuntimeError: boom" in data["error"]
+    finally:
+        for name in ("digest", "apscheduler", "uvicorn"):
+            logging.getLogger(name).removeHandler(handler)

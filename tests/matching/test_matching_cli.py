@@ -81,3 +81,14 @@ def test_editions_use_the_language_and_survive_a_legacy_profile(engine, settings
     assert 0 < len(explanations) <= 5
     assert all(e["why"].startswith("matched: ") for e in explanations.values())
     assert rows["old@example.org"].paper_ids  # read as the phrases it was written as
+
+
+def test_check_query_takes_a_leading_minus_as_the_query(cli) -> None:
+    # `-survey` is the language's exclusion; the CLI used to read it as an unknown option.
+    assert cli("fetch").code == 0
+    res = cli("check-query", "-survey", "--since", "2000-01-01", "--json")
+    assert res.code == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert rows and all("survey" not in r["title"].lower() for r in rows)
+    typo = cli("check-query", "--jsn", "diffusion")
+    assert typo.code == 2 and "Traceback" not in typo.stderr

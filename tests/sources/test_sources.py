@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
+from replay_server import FIXTURES, ReplayServer, Reply, fixture_bytes, json_reply, xml
 from sqlmodel import Session, select
-from test_sources_replay import FIXTURES, ReplayServer, Reply, fixture_bytes, json_reply, xml
 
 from digest import pipeline, store
 from digest.config import Settings, load_settings
@@ -29,12 +28,6 @@ TODAY = date(2024, 11, 18)
 HF_PATH = "/api/daily_papers"
 RSS_PATH = "/rss/cs.CL"
 API_PATH = "/api/query"
-
-
-@pytest.fixture(name="replay")
-def replay_server() -> Iterator[ReplayServer]:
-    with ReplayServer() as server:
-        yield server
 
 
 def make_settings(replay: ReplayServer, tmp_path: Path, **changes: object) -> Settings:
@@ -568,3 +561,12 @@ def test_huggingface_backfill_is_capped(replay: ReplayServer, tmp_path: Path):
     assert source.days({}, date(2024, 12, 1), TODAY) == ([], [])
     assert source.days({"last_date": "garbage"}, None, TODAY)[0] == [date(2024, 11, 17), TODAY]
     assert source.days({"last_date": "2030-01-01"}, None, TODAY)[0] == [TODAY]
+
+
+def test_replay_server_plays_replies_in_order_then_repeats_the_last(replay: ReplayServer):
+    import httpx
+
+    replay.route("/x", Reply(500), Reply(200, b"ok"))
+    codes = [httpx.get(replay.url + "/x").status_code for _ in range(3)]
+    assert codes == [500, 200, 200]
+    assert httpx.get(replay.url + "/nowhere").status_code == 404

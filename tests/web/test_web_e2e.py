@@ -188,7 +188,7 @@ def test_one_click_unsubscribe_without_cookies(server, engine, smtp_sink):
     pipeline.run_once(engine, server.settings, everyone=True)
     (mail,) = smtp_sink.messages()
     # The test server's base URL is plain http, so the message carries the link but
-    # not the RFC 8058 promise (HTTPS only; tests/test_rendering_mime.py checks it);
+    # not the RFC 8058 promise (HTTPS only; tests/rendering/test_rendering_mime.py checks it);
     # the endpoint must still behave as one-click, as a provider would use it.
     assert mail["List-Unsubscribe-Post"] is None
     target = one_click_url(mail)
@@ -254,3 +254,19 @@ def test_digest_web_and_serve_listen_and_stop_on_sigterm(command, env, tmp_path)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.chromium
+def test_the_live_preview_shows_the_parsers_own_message(server, browser):
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.fill("#keywords", "diffusion AND (")
+    box = page.locator("#preview-error")
+    box.wait_for(state="visible", timeout=10_000)
+    assert "never closed" in box.inner_text()
+    assert "(at character" in box.inner_text()
+    # Our own form still goes through in a real browser (it sends Origin: null).
+    page.fill("#keywords", "diffusion")
+    page.fill("#email", "ada@example.org")
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/check-your-inbox")

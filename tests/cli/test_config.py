@@ -8,12 +8,12 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from conftest import REPO, clean_exit
 
 from digest.config import _KEYS, ENV_KEYS, Settings, load_settings
 from digest.errors import ConfigError
 from digest.startup import load_checked_settings
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config.example.env"
 
 
@@ -104,3 +104,10 @@ def test_dotenv_that_is_not_utf8_is_a_config_error(tmp_path: Path):
     env_file.write_bytes(b"\xff\xfe\x00DIGEST_SMTP_PORT=25\n")
     with pytest.raises(ConfigError, match=r"\.env"):
         load_settings(environ={}, env_file=env_file)
+
+
+def test_a_dotenv_file_that_is_not_text_is_a_config_error(cli, tmp_path: Path):
+    (tmp_path / ".env").write_bytes(b"\xff\xfe\x00garbage\n")
+    res = cli("papers")
+    clean_exit(res, 2)
+    assert ".env" in res.stderr

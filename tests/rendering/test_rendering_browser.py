@@ -4,13 +4,12 @@ human to look at (under the test's output folder)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import REPO
 from test_rendering import render_golden
 from test_rendering_hostile import render_hostile
 
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "rendering"
+OUTPUT = REPO / "test-output" / "rendering"
 
 
 def open_page(browser, html: str, width: int, color_scheme: str = "light"):

@@ -232,3 +232,29 @@ def test_stored_profiles_from_before_the_language_still_work() -> None:
     legacy = compile_stored("Re: transformers, foo:bar")
     assert [t.label for t in legacy.terms] == ["Re: transformers", "foo:bar"]
     assert compile_stored("(((").terms == ()  # nothing to search: matches nothing
+
+
+@pytest.mark.parametrize(
+    ("query", "position"),
+    [("rob*t", 3), ('title:"deep rob*t"', 15), ("diffusion, gen*ai", 14)],
+)
+def test_wildcard_inside_a_word_is_an_error_not_a_phrase(query: str, position: int) -> None:
+    # `rob*t` used to be read silently as the phrase `rob* t`.
+    with pytest.raises(QueryError) as caught:
+        compile_profile(query)
+    assert caught.value.position == position
+    assert "may only end a word" in str(caught.value)
+
+
+def test_wildcard_before_a_separator_still_works() -> None:
+    assert compile_profile("robot*-arm").describe() == "{robot* arm} in title/abstract"
+
+
+def test_a_phrase_has_a_word_limit() -> None:
+    # A 1,300-word phrase cost ~0.16 s per paper whose abstract nearly repeats it.
+    from digest.matching.query import MAX_PHRASE_WORDS
+
+    compile_profile('"' + " ".join(["lm"] * MAX_PHRASE_WORDS) + '"')
+    with pytest.raises(QueryError) as caught:
+        compile_profile('diffusion, "' + " ".join(["lm"] * (MAX_PHRASE_WORDS + 1)) + '"')
+    assert caught.value.position == 11 and "at most" in str(caught.value)

@@ -7,8 +7,13 @@ import json
 
 import pytest
 import typer
+from conftest import clean_exit, strict_json
 
+from digest import cli as cli_module
+from digest import store
 from digest.cli import app
+from digest.config import Settings
+from digest.errors import ConfigError
 
 
 def assert_clean_error(res, *needles: str) -> None:
@@ -99,3 +104,74 @@ def test_every_command_explains_itself(cli):
         res = cli(name, "--help")
         assert res.code == 0, (name, res.stderr)
         assert len(res.stdout.strip().splitlines()) > 3
+
+
+def test_min_score_must_be_a_finite_non_negative_number(cli):
+    # inf was stored and `subscribers --json` then printed `Infinity`: not JSON.
+    res = cli("subscribe", "ada@example.org", "--keywords", "diffusion", "--min-score=nan")
+    clean_exit(res, 2)
+    assert "--min-score" in res.stderr
+    clean_exit(cli("subscribe", "ada@example.org", "--keywords", "diffusion"), 0)
+    clean_exit(cli("set", "ada@example.org", "--min-score=inf"), 2)
+    clean_exit(cli("set", "ada@example.org", "--min-score=-1"), 2)
+    clean_exit(cli("set", "ada@example.org", "--min-score=0.5"), 0)
+    rows = strict_json(cli("subscribers", "--json").stdout)
+    assert [r["min_score"] for r in rows] == [0.5]
+
+
+def test_listings_show_markup_literally_and_print_one_strict_json_array(cli):
+    # `[/red]` in a profile made rich raise MarkupError while drawing the table.
+    clean_exit(cli("subscribe", "ada@example.org", "--keywords", "[/red] language"), 0)
+    res = cli("subscribers", extra_env={"COLUMNS": "200"})
+    clean_exit(res, 0)
+    assert "[/red] language" in res.stdout
+    # A huge --limit overflowed SQLite's integer and crashed with a traceback.
+    clean_exit(cli("papers", "--limit", "99999999999999999999999"), 2)
+    for args in (
+        ["fetch", "--json"],
+        ["papers", "--json", "--since", "2000-01-01", "--limit", "3"],
+        ["subscribers", "--json"],
+        ["check-query", "language", "--json", "--since", "2000-01-01"],
+    ):
+        res = cli(*args)
+        clean_exit(res, 0)
+        data = strict_json(res.stdout)
+        assert isinstance(data, list) and data, args
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_naming_the_key(cli):
+    res = cli("init", extra_env={"DIGEST_DATABASE_URL": "sqlite:////proc/no-such-dir/d.db"})
+    clean_exit(res, 2)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: DIGEST_DATABASE_URL: ")
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:////etc/hostname", "nosuchdb://x/y", "mysql://u:pw@127.0.0.1:1/d"]
+)
+def test_a_database_url_that_cannot_be_used_is_a_config_error(url):
+    # Not a database, an unknown dialect, a driver not installed.
+    with pytest.raises(ConfigError, match="^DIGEST_DATABASE_URL: "):
+        cli_module._engine(Settings(database_url=url))
+
+
+def test_an_unreachable_database_server_exits_1_without_showing_the_password(cli):
+    # 1, not 2: a server that is down may come back, so cron and systemd retry.
+    url = "postgresql+psycopg://digest:s3cret-pw@127.0.0.1:1/digest"
+    res = cli("papers", extra_env={"DIGEST_DATABASE_URL": url})
+    clean_exit(res, 1)
+    assert "DIGEST_DATABASE_URL" in res.stderr and "127.0.0.1" in res.stderr
+    assert "s3cret-pw" not in res.stderr
+
+
+def test_shown_url_masks_only_the_password():
+    assert store.shown_url("postgresql+psycopg://u:pw@db/x") == "postgresql+psycopg://u:***@db/x"
+    assert store.shown_url("sqlite:///x[1].db") == "sqlite:///x[1].db"
+
+
+def test_a_folder_the_system_refuses_is_one_line_not_a_traceback(cli):
+    clean_exit(cli("subscribe", "ada@example.org", "--keywords", "language"), 0)
+    env = {"DIGEST_TRANSPORT": "file", "DIGEST_OUTBOX_DIR": "/proc/no-such-dir/outbox"}
+    res = cli("run", "--now", extra_env=env)
+    assert res.code in (1, 2) and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert "/proc/no-such-dir" in res.stderr

@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import text
+from sqlmodel import Session
 
-from digest import subscriptions
+from digest import store, subscriptions
+from digest.config import Settings
 from digest.errors import InputError
 
 
@@ -109,3 +112,39 @@ def test_run_sends_what_is_due_and_status_shows_the_schedule(cli, smtp_sink) -> 
     text = cli("status")
     assert text.code == 0, text.stderr
     assert "next digest: ada@example.org" in text.stdout
+
+
+def _break_schedule(settings: Settings, email: str) -> None:
+    engine = store.make_engine(settings.database_url)
+    with Session(engine) as session:
+        session.exec(  # a row written by hand or by an old version
+            text("UPDATE subscriber SET timezone = 'Mars/Olympus' WHERE email = :e").bindparams(
+                e=email
+            )
+        )
+        session.commit()
+    engine.dispose()
+
+
+def test_status_survives_a_row_with_an_unusable_schedule(cli, settings: Settings) -> None:
+    assert cli("subscribe", "bad@example.org", "-k", "diffusion").code == 0
+    assert cli("subscribe", "ok@example.org", "-k", "diffusion").code == 0
+    _break_schedule(settings, "bad@example.org")
+    plain = cli("status")
+    assert plain.code == 0, plain.stderr
+    assert "Traceback" not in plain.stderr
+    data = json.loads(cli("status", "--json").stdout)
+    assert {d["email"] for d in data["next_digests"]} == {"bad@example.org", "ok@example.org"}
+
+
+def test_run_logs_one_json_object_per_line(cli, settings: Settings, smtp_sink) -> None:
+    assert cli("subscribe", "bad@example.org", "-k", "diffusion").code == 0
+    _break_schedule(settings, "bad@example.org")
+    result = cli("run", extra_env={"DIGEST_LOG_FORMAT": "json"})
+    assert result.code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines, "the unusable schedule is worth a warning"
+    events = [json.loads(line) for line in lines]  # every line is one JSON object
+    warning = next(ev for ev in events if ev["event"] == "schedule.unusable")
+    assert warning["level"] == "warning" and warning["timezone"] == "Mars/Olympus"
+    assert len(smtp_sink.messages()) == 1  # and the row still got its digest

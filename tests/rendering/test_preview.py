@@ -17,7 +17,8 @@ import html5lib
 import pytest
 from conftest import wait_for
 
-from digest.errors import InputError
+from digest.errors import InputError, QueryError
+from digest.matching import compile_profile
 from digest.preview import PreviewServer, render_preview
 
 
@@ -173,3 +174,17 @@ def test_preview_without_a_profile_is_the_trending_digest(cli):
     assert "TÜLU 3" in res.stdout or "Language Model Can Listen" in res.stdout
     empty = cli("preview", "--keywords", "  ")
     assert empty.code == 2 and "empty" in empty.stderr
+
+
+def test_preview_of_a_legacy_subscriber_profile_renders_like_the_pipeline(engine, settings) -> None:
+    # A profile stored before the language grew operators is read by the pipeline with
+    # compile_stored; preview used to refuse it with a query error instead.
+    from digest import store
+    from digest.models import Subscriber
+    from digest.preview import render_preview
+
+    store.add_subscriber(engine, Subscriber(email="old@example.org", keywords='diffusion, "robot'))
+    with pytest.raises(QueryError):
+        compile_profile('diffusion, "robot')
+    text = render_preview(engine, settings, "old@example.org", None, "text").decode()
+    assert "matched: diffusion" in text

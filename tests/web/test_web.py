@@ -18,7 +18,7 @@ from digest import store
 from digest.models import Subscriber, utcnow
 from digest.tokens import make_token
 from digest.web import create_app
-from digest.web.limits import DbRateLimiter, Limits
+from digest.web.limits import DbRateLimiter, SignupLimits
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -362,7 +362,7 @@ def test_manage_page_edits_pauses_resends_and_deletes(client, engine, settings, 
     (mail,) = smtp_sink.messages()
     assert mail["Subject"] == "Your paper digest link" and "manage" in links(mail)
 
-    bucket = Limits(settings, DbRateLimiter(engine)).address_bucket("ada@example.org")
+    bucket = SignupLimits(settings, DbRateLimiter(engine)).address_bucket("ada@example.org")
     since = utcnow() - timedelta(days=1)
     assert store.count_rate_events(engine, bucket, since) == 1
 

@@ -1,4 +1,5 @@
-"""A real HTTP server on loopback that replays recorded responses, for the source tests.
+"""A real HTTP server on loopback that replays recorded responses, for the source tests
+(the `replay` fixture in conftest.py starts one per test).
 
 Routes are matched on the path and, optionally, a subset of the query string; each
 route plays its replies in order and then repeats the last one. Every request is
@@ -10,13 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
-
-import pytest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sources"
 
@@ -123,18 +121,3 @@ class ReplayServer:
         self.stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
-
-
-@pytest.fixture
-def replay() -> Iterator[ReplayServer]:
-    with ReplayServer() as server:
-        yield server
-
-
-def test_replay_server_plays_replies_in_order_then_repeats_the_last(replay: ReplayServer):
-    import httpx
-
-    replay.route("/x", Reply(500), Reply(200, b"ok"))
-    codes = [httpx.get(replay.url + "/x").status_code for _ in range(3)]
-    assert codes == [500, 200, 200]
-    assert httpx.get(replay.url + "/nowhere").status_code == 404

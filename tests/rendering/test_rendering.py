@@ -12,6 +12,7 @@ from pathlib import Path
 import html5lib
 import pytest
 import time_machine
+from conftest import REPO
 
 from digest.config import Settings
 from digest.errors import DigestError
@@ -172,8 +173,7 @@ def test_designer_overrides_one_partial(tmp_path: Path) -> None:
         '<p class="footer-note">Sent by the lab. <a href="{{ links.unsubscribe }}">Leave</a></p>\n'
     )
     (tmp_path / "email.css").write_text(
-        (Path(__file__).resolve().parent.parent / "templates" / "email.css").read_text()
-        + "\n.footer-note { color: #7c2d12; }\n"
+        (REPO / "templates" / "email.css").read_text() + "\n.footer-note { color: #7c2d12; }\n"
     )
     html = render_golden(make_settings(templates_dir=tmp_path)).html
     assert "Sent by the lab." in html and "Manage preferences" not in html
@@ -206,3 +206,36 @@ def test_template_runtime_error_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_templates_dir_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DigestError, match="DIGEST_TEMPLATES_DIR: .* is not a folder"):
         make_environment(make_settings(templates_dir=tmp_path / "nope"))
+
+
+def test_one_upvote_is_singular_in_both_parts() -> None:
+    settings = Settings(base_url="https://digest.example.org", secret_key="k")
+    paper = Paper(seq=1, id="2411.00001", title="One vote", abstract="A.", upvotes=1)
+    rendered = render_digest(
+        make_environment(settings),
+        settings,
+        "r@example.org",
+        [Item(paper, Match(paper.id, 1.0, [Hit("vote", "title")]))],
+        date(2026, 11, 24),
+    )
+    for part in (rendered.text, rendered.html):
+        assert "1 upvote" in part and "1 upvotes" not in part
+
+
+def test_render_without_a_digest_key_has_no_view_link() -> None:
+    # render_digest(digest_key=None) used to fail in the templates on `links.view`.
+    settings = Settings(base_url="https://digest.example.org", secret_key="k")
+    papers = [
+        Paper(seq=i, id=f"2411.{i:05d}", title=f"P {i}", abstract="A." * 9000) for i in range(60)
+    ]
+    rendered = render_digest(
+        make_environment(settings),
+        settings,
+        "r@example.org",
+        [Item(p, Match(p.id, 1.0, [])) for p in papers],
+        date(2026, 11, 24),
+    )
+    assert "/view/" not in rendered.html and "/view/" not in rendered.text
+    assert "View in" not in rendered.html
+    assert rendered.shown < rendered.total == 60
+    assert "/manage/" in rendered.html.split("more papers")[0].rsplit("href=", 1)[-1]

@@ -4,19 +4,15 @@ arXiv pointed (by the URL settings) at a replay server on loopback, a real SQLit
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from test_sources_replay import ReplayServer, Reply, json_reply, xml
+from conftest import clean_exit
+from replay_server import ReplayServer, Reply, json_reply, xml
 
 HF_PATH = "/api/daily_papers"
 RSS_PATH = "/rss/cs.CL"
-
-
-@pytest.fixture(name="replay")
-def replay_server() -> Iterator[ReplayServer]:
-    with ReplayServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -171,3 +167,13 @@ def test_a_bad_source_spec_is_a_usage_error(cli, fetch_env: dict[str, str]):
     result = cli("fetch", extra_env={**fetch_env, "DIGEST_SOURCES": "arxiv:cs.CL;drop"})
     assert result.code == 2
     assert "DIGEST_SOURCES" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_source_error_holding_markup_is_printed_by_run_and_status(cli, tmp_path: Path):
+    # The path becomes the error text; `[/]` in it crashed rich in `run` and `status`.
+    missing = tmp_path / "[" / "]nope.jsonl"
+    env = {"DIGEST_SOURCES": f"file:{missing}"}
+    res = cli("run", "--dry-run", extra_env=env)
+    clean_exit(res, 1)
+    assert "failed" in res.stderr and "]nope.jsonl" in res.stderr
+    clean_exit(cli("status", extra_env=env), 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -188,3 +188,15 @@ def test_every_local_day_gets_exactly_one_digest(zone, hour, minute, quarter) ->
                 sl.at.astimezone(tz).utcoffset()
                 != (sl.at - timedelta(seconds=1)).astimezone(tz).utcoffset()
             )
+
+
+def test_upcoming_slot_skips_an_edition_taken_before_a_move_west() -> None:
+    tokyo = schedule.Schedule("Asia/Tokyo", "07:30")
+    sent = utc(2026, 3, 9, 22, 30)  # 07:30 in Tokyo on 10 March
+    honolulu = replace(tokyo, timezone="Pacific/Honolulu")
+    after = sent + timedelta(hours=1)
+    # Honolulu's 10 March morning comes later, but 10 March is the edition they had.
+    slot = schedule.upcoming_slot(honolulu, after, sent, "2026-03-10")
+    assert slot.edition == "2026-03-11"
+    assert schedule.due_slot(honolulu, slot.at - timedelta(days=1), sent, "2026-03-10") is None
+    assert schedule.due_slot(honolulu, slot.at, sent, "2026-03-10") == slot

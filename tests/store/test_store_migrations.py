@@ -15,13 +15,17 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from conftest import FIXTURES
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import SQLModel
 
 from digest import store
-from digest.store.migrate import MIGRATIONS
+from digest.scheduler import JOBS_TABLE
+from digest.store.migrate import MIGRATIONS, include_name
 
-LEGACY = Path(__file__).parent / "fixtures" / "db" / "legacy-0.1.0.db"
+LEGACY = FIXTURES / "db" / "legacy-0.1.0.db"
 TABLES = ("paper", "subscriber", "digest", "digestmessage", "sourcestate", "rateevent")
 
 
@@ -38,7 +42,8 @@ def table_contents(db: Path) -> dict[str, list[tuple]]:
 
 def schema_diff(engine) -> list:
     with engine.connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        return compare_metadata(context, SQLModel.metadata)
 
 
 def test_head_constant_is_the_newest_script():
@@ -111,6 +116,25 @@ def test_models_and_migrations_agree_on_postgresql(postgres_url):
     store.upgrade(engine)
     assert store.current_revision(engine) == store.HEAD
     assert schema_diff(engine) == []
+    engine.dispose()
+
+
+def test_the_scheduler_job_table_is_not_a_schema_difference(tmp_path):
+    """APScheduler keeps its jobs in a table of its own in our database: the models
+    and the migrations still agree, and an upgrade leaves that table alone."""
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'served.db'}")
+    store.upgrade(engine)
+    jobstore = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)
+    jobstore.start(BackgroundScheduler(timezone="UTC"), "default")
+    jobstore.shutdown()
+    assert JOBS_TABLE in sa_inspect(engine).get_table_names()
+    with engine.connect() as conn:
+        unfiltered = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    # what the filter is for: unfiltered, Alembic would drop the job table
+    assert ("remove_table", JOBS_TABLE) in [(d[0], getattr(d[1], "name", None)) for d in unfiltered]
+    assert schema_diff(engine) == []
+    store.upgrade(engine)
+    assert JOBS_TABLE in sa_inspect(engine).get_table_names()
     engine.dispose()
 
 

@@ -1,0 +1,71 @@
+"""The named values digest stores and prints: statuses, frequencies, weekdays, SMTP
+security. One home, so a new status is added in one place.
+
+They are `StrEnum`s: a member *is* its string (`DigestStatus.SENT == "sent"`), so the
+database columns stay plain strings (no schema change), and JSON, f-strings and
+templates print the bare value.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DigestStatus(StrEnum):
+    """Where one outbox row (a subscriber's digest of one edition) stands."""
+
+    PENDING = "pending"  # built, waiting to be claimed
+    SENDING = "sending"  # claimed under a lease
+    SENT = "sent"
+    RETRYING = "retrying"  # a temporary failure; due again later
+    FAILED = "failed"  # gave up, or could not be built
+    BOUNCED = "bounced"  # the server refused the address for good
+    EMPTY = "empty"  # nothing matched: recorded, not sent
+
+
+# Rows a sender may claim, and rows `digest status` lists as errors.
+DUE_STATUSES = (DigestStatus.PENDING, DigestStatus.RETRYING)
+ERROR_STATUSES = (DigestStatus.RETRYING, DigestStatus.FAILED, DigestStatus.BOUNCED)
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"  # signed up on the web, not confirmed yet
+    ACTIVE = "active"
+    PAUSED = "paused"  # by the subscriber
+    SUSPENDED = "suspended"  # by us, after bounces
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class FetchStatus(StrEnum):
+    """How a source's last fetch went."""
+
+    OK = "ok"
+    ERROR = "error"
+
+
+class Frequency(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    WEEKDAYS = "weekdays"  # Monday to Friday
+
+
+class Weekday(StrEnum):
+    """Three-letter days, in `date.weekday()` order (Monday is 0)."""
+
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+FREQUENCIES = tuple(Frequency)
+WEEKDAYS = tuple(Weekday)
+
+
+class SmtpSecurity(StrEnum):
+    NONE = "none"
+    STARTTLS = "starttls"
+    SSL = "ssl"
