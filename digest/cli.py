@@ -589,12 +589,15 @@ def check_query(
     ] = False,
 ) -> None:
     """Explain how a query is understood and what it would have matched among the stored
-    papers, in rank order. An invalid query exits 2 with the error and its position."""
+    papers, in rank order. An invalid query exits 2 with the error and its position.
+    Likely slips (a lower-case `and` read as a word) are warned about: under --json as
+    `{"warnings": [...]}` on stderr, so stdout stays the array of matches."""
     from datetime import timedelta
 
     from digest import matching
 
     profile = matching.profile_from_input(query)
+    warnings = matching.query_warnings(query)
     settings = _settings()
     day = _parse_date(since, "--since") or (utcnow().date() - timedelta(days=7))
     rows = store.list_papers(_engine(settings), day)
@@ -615,8 +618,12 @@ def check_query(
                 for m in matches
             ]
         )
+        if warnings:
+            sys.stderr.write(json.dumps({"warnings": warnings}, ensure_ascii=False) + "\n")
         return
     typer.echo(f"understood as: {profile.describe()}")
+    for warning in warnings:
+        typer.echo(f"warning: {warning}")
     typer.echo(f"matched {len(matches)} of {len(rows)} papers since {day.isoformat()}")
     for rank, m in enumerate(matches, 1):
         title = " ".join(by_id[m.paper_id].title.split())[:90]

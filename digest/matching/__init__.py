@@ -12,18 +12,22 @@ The public surface other stages use (the callers use nothing else):
 - `Weights.from_settings(settings)`: the operator's ranking weights,
 - `Match` with `.score`, `.hits`, `.terms()` and `.why()`,
 - `highlight_spans(text, match)`: the character spans of `text` to highlight,
-- `topic_named(text)`: the topic a `topic:NAME` term names (for the web forms).
+- `matched_authors(authors, match)`: which authors an `author:` term found,
+- `readable_terms([(match, paper), ...])`: what matched, in words (for subjects),
+- `topic_named(text)`: the topic a `topic:NAME` term names (for the web forms),
+- `query_warnings(text)`: likely slips in a query (a lower-case `and` read as a word).
 
 Lower level, for tests and benchmarks: `compile_profile` / `compile_stored` (a keyword
 query's compiled tree, `nodes.Profile`) and `match_all` (the keyword index itself).
 
 Inside: `text` (analysis), `synonyms` and `topics` (editable data files), `query`
 (the language), `nodes` (compiled trees), `index` (the fast evaluator), `naive` (the
-reference evaluator), `ranking` (scores and limits), `highlight`, `profiles` (profile
-values), `keywords` (the keyword language as a ranker), `matcher` (the seam, `rank`).
+reference evaluator), `ranking` (scores and limits), `highlight`, `readable` (matched
+terms as words, for subjects), `profiles` (profile values), `keywords` (the keyword
+language as a ranker), `matcher` (the seam, `rank`).
 """
 
-from digest.matching.highlight import highlight_spans
+from digest.matching.highlight import highlight_spans, matched_authors
 from digest.matching.index import match_all
 from digest.matching.matcher import ProfileKindError, rank
 from digest.matching.model import Hit, Limits, Match, Weights
@@ -34,7 +38,8 @@ from digest.matching.profiles import (
     profile_from_input,
     profile_of,
 )
-from digest.matching.query import compile_profile, compile_stored, topic_named
+from digest.matching.query import compile_profile, compile_stored, query_warnings, topic_named
+from digest.matching.readable import readable_terms
 
 __all__ = [
     "Hit",
@@ -49,8 +54,11 @@ __all__ = [
     "compile_stored",
     "highlight_spans",
     "match_all",
+    "matched_authors",
     "profile_from_input",
     "profile_of",
+    "query_warnings",
+    "readable_terms",
     "rank",
     "topic_named",
 ]

@@ -269,11 +269,49 @@ class PaperIndex:
         ]
 
     def hits(self, terms: Sequence[Term], i: int) -> list[Hit]:
-        out: list[Hit] = []
-        for t in terms:
-            field_bits = self._terms[t.key].field_bits
-            out.extend(Hit(t.label, f, t.topic) for f in t.fields if field_bits[f] >> i & 1)
+        return _hits(self._terms, terms, i)
+
+    def scoped(self, profile: Profile, bits: int) -> tuple[list[TermStats], ScopedHits]:
+        """The stats of a scoped profile's terms cut to the matched papers where each
+        term is live (its clause satisfied), and the explainer that reads them: a term
+        found in a paper through a failed AND clause neither scores nor explains it."""
+        live: dict[str, int] = {}
+        profile.root.live_bits(self, bits, live)
+        cut: dict[str, TermStats] = {}
+        for t in profile.terms:
+            st = self.stats(t)
+            keep = live.get(t.key, 0)
+            cut[t.key] = st if not st.any & bits & ~keep else self._restrict(st, keep)
+        return [cut[t.key] for t in profile.terms], ScopedHits(cut)
+
+    def _restrict(self, st: TermStats, keep: int) -> TermStats:
+        """`st` on the papers of `keep` only (same contributions, fewer papers)."""
+        out = TermStats({f: b & keep for f, b in st.field_bits.items()})
+        on = self.mask(keep)[st.idx].astype(bool)
+        out.idx, out.vals = st.idx[on], st.vals[on]
+        out.size = len(out.idx)
+        out.contrib = {i: c for i, c in st.contrib.items() if keep >> i & 1}  # type: ignore[union-attr]
         return out
+
+
+def _hits(stats: Mapping[str, TermStats], terms: Sequence[Term], i: int) -> list[Hit]:
+    out: list[Hit] = []
+    for t in terms:
+        field_bits = stats[t.key].field_bits
+        out.extend(Hit(t.label, f, t.topic) for f in t.fields if field_bits[f] >> i & 1)
+    return out
+
+
+class ScopedHits:
+    """Explains a scoped profile's matches from its terms' cut stats (see `scoped`)."""
+
+    __slots__ = ("stats",)
+
+    def __init__(self, stats: dict[str, TermStats]) -> None:
+        self.stats = stats
+
+    def hits(self, terms: Sequence[Term], i: int) -> list[Hit]:
+        return _hits(self.stats, terms, i)
 
 
 @contextmanager
@@ -314,6 +352,7 @@ def _match_all(
     batch: list[tuple[int, Sequence[TermStats], Limits]] = []
     batch_keys: list[tuple[str, int, float | None]] = []
     job_of: dict[Any, tuple[str, int, float | None]] = {}
+    explainer: dict[tuple[str, int, float | None], Any] = {}
     stats_of = index.stats
     for profile_key, profile in profiles.items():
         lim = limits.get(profile_key, default)
@@ -324,7 +363,10 @@ def _match_all(
         if not bits:
             done[job] = []
             continue
-        stats = [stats_of(t) for t in profile.terms]
+        if profile.scoped:
+            stats, explainer[job] = index.scoped(profile, bits)
+        else:
+            stats = [stats_of(t) for t in profile.terms]
         if bits.bit_count() < NUMPY_FROM:
             done[job] = index.rank(bits, stats, lim)
         else:
@@ -336,6 +378,7 @@ def _match_all(
     lazy = Match.lazy
     out: dict[Any, list[Match]] = {}
     for key, profile in profiles.items():
-        terms = profile.terms
-        out[key] = [lazy(ids[i], s, index, terms, i) for i, s in done[job_of[key]]]
+        terms, job = profile.terms, job_of[key]
+        source = explainer.get(job, index)
+        out[key] = [lazy(ids[i], s, source, terms, i) for i, s in done[job]]
     return out

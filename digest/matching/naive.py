@@ -1,7 +1,8 @@
 """The reference evaluator: every profile against every paper, one by one.
 
 It is slow on purpose (papers x profiles x terms) and simple enough to trust; the
-index must give exactly its results (see tests and bench/match.py).
+index must give exactly its results (see tests and bench/match.py). A term scores and
+explains a paper only when it is live there: found in a clause that is satisfied.
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ def match_all_naive(
         scored: list[tuple[float, int]] = []
         hits: dict[int, list[Hit]] = {}
         for i, doc in enumerate(docs):
-            if not profile.root.test(doc):
+            live = profile.root.live_keys(doc)
+            if live is None:
                 continue
             score = base[i]
             found: list[Hit] = []
             for term in profile.terms:
+                if term.key not in live:  # found only in a clause that failed
+                    continue
                 fields = term.fields_in(doc)
                 if not fields:
                     continue

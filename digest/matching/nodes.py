@@ -92,6 +92,24 @@ class Node:
     def leaves(self, negated: bool = False) -> list[tuple[Term, bool]]:
         raise NotImplementedError
 
+    def live_keys(self, doc: Doc) -> set[str] | None:
+        """None when this node is not satisfied by `doc`; otherwise the keys of the
+        terms that satisfied it: the terms of its satisfied clauses, outside any NOT.
+        Only these may score or explain a match (the naive reference)."""
+        raise NotImplementedError
+
+    def live_bits(self, ix: BitIndex, ctx: int, out: dict[str, int]) -> None:
+        """The same over all papers at once: `ctx` holds the papers where this node
+        and every clause above it are satisfied; each term's key gets the papers where
+        it is live (or-ed into `out`)."""
+        raise NotImplementedError
+
+    def needs_scope(self, under_or: bool) -> bool:
+        """Whether a term below can match a paper the profile matched without its own
+        clause being satisfied (an AND below an OR); when none can, a term is live
+        wherever it matches a matched paper and the index skips `live_bits`."""
+        raise NotImplementedError
+
 
 class Leaf(Node):
     __slots__ = ("term", "key")
@@ -113,6 +131,15 @@ class Leaf(Node):
     def leaves(self, negated: bool = False) -> list[tuple[Term, bool]]:
         return [(self.term, negated)]
 
+    def live_keys(self, doc: Doc) -> set[str] | None:
+        return {self.key} if self.term.fields_in(doc) else None
+
+    def live_bits(self, ix: BitIndex, ctx: int, out: dict[str, int]) -> None:
+        out[self.key] = out.get(self.key, 0) | ctx
+
+    def needs_scope(self, under_or: bool) -> bool:
+        return False
+
 
 class Everything(Node):
     """`*`: every paper."""
@@ -130,6 +157,15 @@ class Everything(Node):
 
     def leaves(self, negated: bool = False) -> list[tuple[Term, bool]]:
         return []
+
+    def live_keys(self, doc: Doc) -> set[str] | None:
+        return set()
+
+    def live_bits(self, ix: BitIndex, ctx: int, out: dict[str, int]) -> None:
+        return None
+
+    def needs_scope(self, under_or: bool) -> bool:
+        return False
 
 
 class Not(Node):
@@ -149,6 +185,16 @@ class Not(Node):
 
     def leaves(self, negated: bool = False) -> list[tuple[Term, bool]]:
         return self.child.leaves(True)
+
+    def live_keys(self, doc: Doc) -> set[str] | None:
+        # An excluded term never explains a match, however many NOTs wrap it.
+        return None if self.child.test(doc) else set()
+
+    def live_bits(self, ix: BitIndex, ctx: int, out: dict[str, int]) -> None:
+        return None
+
+    def needs_scope(self, under_or: bool) -> bool:
+        return False
 
 
 class And(Node):
@@ -179,6 +225,24 @@ class And(Node):
     def leaves(self, negated: bool = False) -> list[tuple[Term, bool]]:
         return [x for c in self.children for x in c.leaves(negated)]
 
+    def live_keys(self, doc: Doc) -> set[str] | None:
+        out: set[str] = set()
+        for child in self.children:
+            keys = child.live_keys(doc)
+            if keys is None:
+                return None
+            out |= keys
+        return out
+
+    def live_bits(self, ix: BitIndex, ctx: int, out: dict[str, int]) -> None:
+        for child in self.children:  # where the AND holds, every child holds
+            child.live_bits(ix, ctx, out)
+
+    def needs_scope(self, under_or: bool) -> bool:
+        if under_or and any(not negated for _, negated in self.leaves()):
+            return True
+        return any(child.needs_scope(under_or) for child in self.children)
+
 
 class Or(Node):
     __slots__ = ("children",)
@@ -201,18 +265,35 @@ class Or(Node):
     def leaves(self, negated: bool = False) -> list[tuple[Term, bool]]:
         return [x for c in self.children for x in c.leaves(negated)]
 
+    def live_keys(self, doc: Doc) -> set[str] | None:
+        found = [keys for c in self.children if (keys := c.live_keys(doc)) is not None]
+        return set().union(*found) if found else None
+
+    def live_bits(self, ix: BitIndex, ctx: int, out: dict[str, int]) -> None:
+        for child in self.children:  # a child speaks only where it holds itself
+            sub = ctx & child.bits(ix)
+            if sub:
+                child.live_bits(ix, sub, out)
+
+    def needs_scope(self, under_or: bool) -> bool:
+        return any(child.needs_scope(True) for child in self.children)
+
 
 @dataclass(frozen=True, eq=False)
 class Profile:
     """A compiled profile: parse once, evaluate every edition.
 
     `terms` are the terms outside any NOT, deduplicated, in the order written: a
-    matched paper's score and explanation come from exactly these.
+    matched paper's score and explanation come from those of them that are live in it
+    (found in a clause that is itself satisfied, see `Node.live_keys`). `scoped` says
+    whether that can differ from "found in it" (an AND below an OR), so the index
+    computes liveness only for the profiles that need it.
     """
 
     text: str
     root: Node
     terms: tuple[Term, ...]
+    scoped: bool = False
 
     @classmethod
     def from_root(cls, text: str, root: Node) -> Profile:
@@ -220,7 +301,7 @@ class Profile:
         for term, negated in root.leaves():
             if not negated and term.key not in seen:
                 seen[term.key] = term
-        return cls(text, root, tuple(seen.values()))
+        return cls(text, root, tuple(seen.values()), root.needs_scope(False))
 
     @property
     def everything(self) -> bool:

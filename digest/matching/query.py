@@ -263,13 +263,14 @@ class Parser:
         out: list[Pattern] = []
         star_ok: set[int] = set()
         starts = {s for _, s, _ in words(raw)}
-        for word, s, e in words(raw):
+        found = list(words(raw))
+        for k, (word, s, e) in enumerate(found):
             prefix = raw[e : e + 1] == "*"
             if prefix and e + 1 in starts:  # `rob*t` is not `rob* t`
                 raise self.error("'*' may only end a word (as in robot*)", start + e)
             if prefix:
                 star_ok.add(e)
-                if len(word) < MIN_PREFIX:
+                if _joined_length(raw, found, k) < MIN_PREFIX:
                     raise self.error(
                         f"a wildcard needs at least {MIN_PREFIX} letters before '*'", start + s
                     )
@@ -323,6 +324,45 @@ class Parser:
         return compile_topic(name)
 
 
+def _joined_length(raw: str, found: list[tuple[str, int, int]], k: int) -> int:
+    """Letters and digits of word `k` together with the words joined to it without a
+    space (`GPT-4V*`: the tokeniser splits on `-`, but `gpt 4v*` as a phrase is as
+    specific as the whole word, so it counts 5, not 2)."""
+    total = len(found[k][0])
+    while k > 0 and not any(c.isspace() for c in raw[found[k - 1][2] : found[k][1]]):
+        k -= 1
+        total += len(found[k][0])
+    return total
+
+
+OPERATOR_WORDS = {
+    "and": "'{w}' is read as a word; write AND to combine terms",
+    "or": "'{w}' is read as a word; write OR (or a comma) for either term",
+    "not": "'{w}' is read as a word; write NOT (or -) to exclude a term",
+}
+
+
+def query_warnings(text: str) -> list[str]:
+    """What a query probably does not mean: a lower-case `and` / `or` / `not` is a
+    word the paper must contain, not an operator. Quoted or fielded words (`"salt and
+    pepper"`, `title:not`) are deliberate and not reported. Empty for a query that
+    does not lex (its error says more)."""
+    try:
+        tokens = lex(text)
+    except QueryError:
+        return []
+    out: list[str] = []
+    for before, tok in zip([None, *tokens], tokens, strict=False):
+        if tok.kind != "WORD" or (before is not None and before.kind == "FIELD"):
+            continue
+        hint = OPERATOR_WORDS.get(tok.value.lower())
+        if hint is not None:
+            message = hint.format(w=tok.value)
+            if message not in out:
+                out.append(message)
+    return out
+
+
 @lru_cache(maxsize=1 << 16)
 def _leaf(kind: str, value: str, field: str | None, topic: str | None) -> Node:
     """One term, compiled once and shared by every profile that writes it the same way
@@ -339,13 +379,15 @@ def compile_topic(name: str) -> Node:
 
 
 @lru_cache(maxsize=4096)
-def label_forms(label: str) -> tuple[Form, ...]:
-    """The alternatives of a term from its label as written (for highlighting)."""
+def label_forms(label: str, synonyms: bool = True) -> tuple[Form, ...]:
+    """The alternatives of a term from its label as written (for highlighting); an
+    author term has no synonyms (`synonyms=False`), as when it was compiled."""
     parser = Parser(label)
     try:
-        return parser.forms(parser.patterns(label, 0, 0))
+        patterns = parser.patterns(label, 0, 0)
     except QueryError:
         return ()
+    return parser.forms(patterns) if synonyms else (tuple(patterns),)
 
 
 def _compile(text: str) -> Profile:

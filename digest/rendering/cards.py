@@ -10,7 +10,7 @@ from digest.matching import Match
 from digest.models import Paper
 from digest.rendering.encoding import normalise_newlines, quoted_printable
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
-from digest.rendering.highlight import highlight_parts
+from digest.rendering.highlight import author_parts, highlight_parts
 from digest.rendering.text import (
     CATEGORY_LIMIT,
     TITLE_LIMIT,
@@ -138,6 +138,8 @@ def _render_card(env: DigestEnvironment, paper: Paper, match: Match | None, why:
         "paper": view,
         "why": shorten(clean(why, WHY_LIMIT * 2), WHY_LIMIT),
         "title_parts": highlight_parts(view.title, match),
+        # the followed author is always on the line, marked, however long the list
+        "author_parts": author_parts(paper.authors, match),
         "summary_parts": highlight_parts(view.summary, match),
     }
     try:

@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from digest.config import Settings
 from digest.errors import InputError
-from digest.matching import Hit, Match
+from digest.matching import Hit, Match, readable_terms
 from digest.models import Paper
 from digest.rendering.cards import Card, CardSlot, make_card, view_of
 from digest.rendering.encoding import (
@@ -97,18 +97,11 @@ def subscriber_links(
     return links
 
 
-def topics_of(terms: Sequence[tuple[str, ...]], limit: int = 3) -> list[str]:
-    """The first `limit` distinct matched terms across the digest, in order."""
-    seen: dict[str, None] = {}
-    for item_terms in terms:
-        for term in item_terms:
-            if term not in seen:
-                seen[term] = None
-                if len(seen) == limit:
-                    break
-        if len(seen) == limit:
-            break
-    return [shorten(clean(t, 200), 40) for t in seen]
+def topics_of(items: Sequence[Item], limit: int = 3) -> list[str]:
+    """The first `limit` distinct things the digest matched, in words a reader uses:
+    topic titles, "agents" for `agent*`, "papers by Yann LeCun", never query syntax."""
+    found = [(i.match, i.paper) for i in items[:MAX_ITEMS] if i.match]
+    return [shorten(clean(t, 200), 60) for t in readable_terms(found, limit)]
 
 
 def make_subject(
@@ -120,7 +113,7 @@ def make_subject(
     """`7 new papers: diffusion, robot learning - 24 Nov` from DIGEST_SUBJECT_TEMPLATE
     (fields {count}, {topics}, {date}); one safe header line of at most 200 chars."""
     if topics is None:
-        topics = topics_of([tuple(i.match.terms()) if i.match else () for i in items])
+        topics = topics_of(items)
     topic_text = ", ".join(topics[:3]) or "today's papers"
     try:
         subject = settings.subject_template.format(
@@ -173,7 +166,7 @@ def render_digest(
             break
         cards.append(card)
         spent += card.cost
-    topics = topics_of(terms, 5)
+    topics = topics_of(items, 5)
     context: dict[str, Any] = {
         "edition": edition,
         "date_label": f"{edition:%A} {edition.day} {edition:%B %Y}",

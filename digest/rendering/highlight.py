@@ -4,11 +4,16 @@ template and autoescaping covers every piece."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from markupsafe import Markup, escape
 
-from digest.matching import Match, highlight_spans
+from digest.matching import Match, highlight_spans, matched_authors
+from digest.rendering.text import AUTHOR_NAME_LIMIT, clean, shorten
+
+# At most this many followed authors are pulled forward out of a long list.
+MAX_MARKED_AUTHORS = 3
 
 
 class Part(NamedTuple):
@@ -32,6 +37,36 @@ def highlight_parts(text: str, match: Match | None) -> list[Part]:
         pos = end
     if pos < len(text):
         parts.append(Part(text[pos:], False))
+    return parts
+
+
+def author_parts(
+    authors: Sequence[str], match: Match | None, keep: int = 3, total_limit: int = 5
+) -> list[Part]:
+    """The author line as parts, the names an `author:` term matched marked: the whole
+    list up to `total_limit` names, else the first `keep` and every matched name
+    wherever it stands, the gaps shown as `...` and the rest counted, e.g.
+    `Mido Assran, Adrien Bardes, David Fan ... Yann LeCun, +25`. Without a matched
+    author beyond the first names it reads as before: `A, B, C ... +12`."""
+    marked = set(matched_authors(authors, match)) if match is not None else set()
+    if len(authors) <= total_limit:
+        shown = list(range(len(authors)))
+    else:
+        pulled = sorted(i for i in marked if i >= keep)[:MAX_MARKED_AUTHORS]
+        shown = [*range(min(keep, len(authors))), *pulled]
+    parts: list[Part] = []
+    last = -1
+    for i in shown:
+        name = shorten(clean(str(authors[i]), AUTHOR_NAME_LIMIT * 2), AUTHOR_NAME_LIMIT)
+        if not name:
+            continue
+        if parts:
+            parts.append(Part(", " if i == last + 1 else " ... ", False))
+        parts.append(Part(name, i in marked))
+        last = i
+    hidden = len(authors) - len(shown)
+    if hidden > 0 and parts:
+        parts.append(Part(f", +{hidden}" if last == len(authors) - 1 else f" ... +{hidden}", False))
     return parts
 
 

@@ -117,6 +117,8 @@ class PreviewOut(BaseModel):
     considered: int
     matched: int
     papers: list[PreviewPaper]
+    # Likely slips in the profile ("'and' is read as a word; write AND ..."), in order.
+    warnings: list[str] = []
 
 
 class TopicOut(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 from digest import store
 from digest.config import Settings
 from digest.errors import InputError, QueryError
-from digest.matching import Weights, profile_from_input, rank
+from digest.matching import Weights, profile_from_input, query_warnings, rank
 from digest.models import Paper
 from digest.preview import preview_papers
 from digest.store import Engine
@@ -45,6 +45,7 @@ def preview(engine: Engine, settings: Settings, profile: str, max_papers: int) -
         "days": PREVIEW_DAYS,
         "considered": len(papers),
         "matched": len(matches),
+        "warnings": query_warnings(profile),  # shown above the list: likely slips
         "papers": [
             {
                 "id": m.paper_id,

@@ -1,0 +1,85 @@
+"""Matched terms in the words a reader uses, for a subject line or a heading.
+
+The query language is for writing profiles, not for reading mail: a subject that says
+"agent*, topic:ai-safety, author:\"Yann LeCun\"" shows syntax. Here a topic becomes its
+title, a prefix the word it most often matched in the digest ("agents"), an author
+"papers by Yann LeCun", a category its name ("cs.CL"), a phrase its words.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from digest.matching import topics as topic_catalogue
+from digest.matching.highlight import authors_named, form_spans
+from digest.matching.model import Hit, Match
+from digest.matching.query import label_forms
+from digest.matching.text import stem, words
+
+# Characters of a field searched for the words a prefix matched (fields are bounded
+# when shown; a hostile abstract must not make a subject expensive).
+SCAN = 8000
+_TEXT_FIELDS = {"title": ("title",), "abstract": ("abstract",), "keyword": ("ai_keywords",)}
+
+
+def readable_terms(found: Sequence[tuple[Match, Any]], limit: int = 3) -> list[str]:
+    """The first `limit` distinct things the digest's matches were found by, in
+    digest order, as words: `found` is (match, paper) for each item."""
+    out: dict[str, None] = {}
+    for match, paper in found:
+        for hit in match.hits:
+            word = _readable(hit, paper, found)
+            if word and word not in out:
+                out[word] = None
+                if len(out) == limit:
+                    return list(out)
+    return list(out)
+
+
+def _readable(hit: Hit, paper: Any, found: Sequence[tuple[Match, Any]]) -> str:
+    topic = topic_catalogue.load_catalogue().get(hit.topic or "")
+    if topic is not None:  # (a topic since removed from the catalogue: its words)
+        return topic.title
+    if hit.field == "author":
+        authors = list(getattr(paper, "authors", None) or [])
+        named = [authors[i] for i in authors_named(authors, [hit.term])]
+        return f"papers by {' '.join(str(named[0] if named else hit.term).split())}"
+    if hit.field == "category":
+        return hit.term.rstrip("*").rstrip(".")
+    if "*" in hit.term:
+        return _most_matched(hit.term, found) or hit.term.replace("*", "…")
+    return hit.term
+
+
+def _most_matched(label: str, found: Sequence[tuple[Match, Any]]) -> str | None:
+    """The text a prefix term matched most often in the digest's papers ("agents" for
+    `agent*`), as written there but with a capital that only starts a sentence dropped."""
+    forms = label_forms(label)
+    counts: Counter[str] = Counter()
+    for match, paper in found:
+        fields = {h.field for h in match.hits if h.term == label}
+        for field in fields & _TEXT_FIELDS.keys():
+            for attr in _TEXT_FIELDS[field]:
+                for text in _texts(getattr(paper, attr, None)):
+                    counts.update(_matched_text(text[:SCAN], forms))
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value or []]
+
+
+def _matched_text(text: str, forms: Sequence[Any]) -> list[str]:
+    found = [(w, stem(w), s, e) for w, s, e in words(text)]
+    out = []
+    for form in forms:
+        for start, end in form_spans(form, found):
+            shown = " ".join(text[start:end].split())
+            if shown[:1].isupper() and shown[1:] == shown[1:].lower():
+                shown = shown[0].lower() + shown[1:]
+            out.append(shown)
+    return out
