@@ -194,6 +194,9 @@ class Settings:
     http_timeout: float = 20.0
     http_retries: int = 3
     http_backoff: float = 1.0
+    fetch_deadline_seconds: float = 120.0
+    max_entries_per_fetch: int = 5000
+    max_feed_bytes: int = 32 * 1024 * 1024
     retry_base_seconds: float = 60.0
     retry_max_age_hours: float = 48.0
     max_bounces: int = 3
@@ -257,6 +260,9 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_HTTP_TIMEOUT": ("http_timeout", _float(0.1, 600)),
     "DIGEST_HTTP_RETRIES": ("http_retries", _int(0, 20)),
     "DIGEST_HTTP_BACKOFF": ("http_backoff", _float(0, 600)),
+    "DIGEST_FETCH_DEADLINE_SECONDS": ("fetch_deadline_seconds", _float(1, 86400)),
+    "DIGEST_MAX_ENTRIES_PER_FETCH": ("max_entries_per_fetch", _int(1, 1_000_000)),
+    "DIGEST_MAX_FEED_BYTES": ("max_feed_bytes", _int(1024, 1024 * 1024 * 1024)),
     "DIGEST_RETRY_BASE_SECONDS": ("retry_base_seconds", _float(0, 86400)),
     "DIGEST_RETRY_MAX_AGE_HOURS": ("retry_max_age_hours", _float(0, 24 * 30)),
     "DIGEST_MAX_BOUNCES": ("max_bounces", _int(1, 1000)),

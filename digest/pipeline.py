@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,13 +68,18 @@ def fetch_all(
     since: date | None = None,
     spec: str | None = None,
     track: Tracker = no_tracking,
+    stop: threading.Event | None = None,
 ) -> list[SourceReport]:
     """Fetch every configured source; one failing source never stops the others, and
-    a source's papers and cursor are saved together only when its fetch succeeded."""
+    a source's papers and cursor are saved together only when its fetch succeeded.
+    Each fetch ends by DIGEST_FETCH_DEADLINE_SECONDS; setting `stop` (a shutdown) ends
+    the one in flight at once and skips the rest."""
     reports = []
-    sources = build_sources(settings, spec)
+    sources = build_sources(settings, spec, stop=stop)
     advance = track("fetching sources", len(sources))
     for source in sources:
+        if stop is not None and stop.is_set():
+            break
         report = SourceReport(source.name)
         state = store.get_source_state(engine, source.name)
         state.last_fetch_at = utcnow()

@@ -134,6 +134,9 @@ class Runtime:
     # keeps two threads from merging the same new paper or building the same edition.
     fetch_lock: threading.Lock = field(default_factory=threading.Lock)
     send_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set on shutdown: a fetch in flight stops at its next chunk or wait, so SIGTERM is
+    # not held up by a slow feed (sends in flight still finish and are recorded).
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 # Jobs are stored by reference and rebuilt after a restart, so they find the engine
@@ -150,7 +153,7 @@ def _current() -> Runtime:
 def fetch_job(spec: str) -> None:
     rt = _current()
     with rt.fetch_lock:
-        reports = pipeline.fetch_all(rt.engine, rt.settings, spec=spec)
+        reports = pipeline.fetch_all(rt.engine, rt.settings, spec=spec, stop=rt.stopping)
     for report in reports:
         log_event(
             log,
@@ -273,9 +276,11 @@ def start_scheduler(engine: Engine, settings: Settings, catch_up: bool = True) -
 
 
 def stop_scheduler(scheduler: Any) -> None:
-    """Stop taking new runs and wait for running jobs, so in-flight sends finish and
-    are recorded before the process exits."""
+    """Stop taking new runs, stop the fetches in flight, and wait for running jobs, so
+    in-flight sends finish and are recorded before the process exits."""
     global _runtime
+    if _runtime is not None:
+        _runtime.stopping.set()
     if scheduler.running:
         scheduler.shutdown(wait=True)
     _runtime = None

@@ -15,6 +15,7 @@ one file plus one `SourceKind` in `digest.sources.registry`, which everything he
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from digest.config import Settings
@@ -96,10 +97,14 @@ def build_source(
 
 
 def build_sources(
-    settings: Settings, spec: str | None = None, kinds: SourceRegistry = SOURCE_KINDS
+    settings: Settings,
+    spec: str | None = None,
+    kinds: SourceRegistry = SOURCE_KINDS,
+    stop: threading.Event | None = None,
 ) -> list[Source]:
     """Every configured source, sharing one set of HTTP clients (and so one arXiv
-    interval). A repeated spec is read once."""
+    interval). A repeated spec is read once. Setting `stop` (the service shutting down)
+    ends their fetches at the next chunk or wait."""
     specs = list(
         dict.fromkeys(parse_source_specs(spec if spec is not None else settings.sources, kinds))
     )
@@ -107,12 +112,12 @@ def build_sources(
         raise ConfigError("DIGEST_SOURCES: expected at least one source")
     clients = None
     if any(kind is None or kind.needs_http for kind in map(kinds.kind_of, specs)):
-        clients = _clients(settings)
+        clients = _clients(settings, stop)
     return [build_source(s, settings, clients, kinds) for s in specs]
 
 
-def _clients(settings: Settings) -> SourceClients:
+def _clients(settings: Settings, stop: threading.Event | None = None) -> SourceClients:
     # Imported here for start-up cost only (httpx): most commands never fetch.
     from digest.sources.http import SourceClients
 
-    return SourceClients(settings)
+    return SourceClients(settings, stop)

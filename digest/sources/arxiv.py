@@ -33,9 +33,11 @@ from digest.sources.base import (
     require_some_readable,
 )
 from digest.sources.feed import (
+    cap_entries,
     conditional_headers,
     entry_authors,
     entry_date,
+    get_feed,
     parse_feed,
     validators,
 )
@@ -134,6 +136,7 @@ class ArxivSource:
         today: Callable[[], date] | None = None,
     ) -> None:
         self.categories = categories
+        self.settings = settings
         self.name = "arxiv:" + "+".join(categories)
         self.rss_url = settings.arxiv_rss_url
         self.api_url = settings.arxiv_api_url
@@ -148,17 +151,20 @@ class ArxivSource:
 
     def _listing(self, session: HttpSession, cursor: dict[str, Any]) -> FetchBatch:
         url = f"{self.rss_url}/{quote('+'.join(self.categories), safe='+.-')}"
-        resp = session.get(url, headers=conditional_headers(cursor))
+        resp = get_feed(session, url, self.settings, conditional_headers(cursor))
         if resp.status == 304:
             return FetchBatch(cursor=dict(cursor))
         parsed = parse_feed(resp, url)
+        items, cut = cap_entries(parsed.entries, resp, self.settings.max_entries_per_fetch)
         batch = FetchBatch(cursor=validators(resp))
-        for n, item in enumerate(parsed.entries, start=1):
+        for n, item in enumerate(items, start=1):
             try:
                 batch.records.append(record_from_listing_item(item, self.name))
             except ValueError as exc:
                 batch.warnings.append(f"item {n}: {exc}")
-        require_some_readable(len(parsed.entries), batch.warnings, "listing items")
+        require_some_readable(len(items), batch.warnings, "listing items")
+        if cut:
+            batch.warnings.insert(0, cut)
         return batch
 
     def _backfill(self, session: HttpSession, cursor: dict[str, Any], since: date) -> FetchBatch:

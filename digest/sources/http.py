@@ -7,6 +7,13 @@ interval between two requests to the same host, measured from the end of one res
 to the start of the next, which is what arXiv's terms ask for ("no more than one
 request every three seconds, one connection at a time").
 
+Each `session()` (one per fetch) also has a total deadline,
+`DIGEST_FETCH_DEADLINE_SECONDS`: httpx's timeouts are per network operation, so a
+server sending a byte every few seconds would otherwise hold a fetch (and every digest
+waiting behind it) forever. Bodies are streamed and the deadline, and a stop event set
+when the service shuts down, are checked between chunks, between retries and while
+waiting for a host's interval.
+
 Failures surface as `SourceError` with one line a user can act on; a caller never sees
 an httpx exception.
 """
@@ -21,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr, parsedate_to_datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -46,12 +54,85 @@ def user_agent(settings: Settings) -> str:
 
 @dataclass(frozen=True)
 class Response:
-    """A fully read response; sources parse `content` and never hold a connection."""
+    """A fully read response; sources parse `content` and never hold a connection.
+    `note` says what a `BodyReader` cut from the body ("" when nothing)."""
 
     url: str
     status: int
     headers: Mapping[str, str]
     content: bytes
+    note: str = ""
+
+
+class BodyReader(Protocol):
+    """Takes a response body chunk by chunk, so a source can stop reading early (a feed
+    past its entry cap) instead of holding the whole body in memory."""
+
+    def feed(self, chunk: bytes) -> bool:
+        """Take one chunk; False when nothing more is wanted."""
+        ...
+
+    def finish(self) -> tuple[bytes, str]:
+        """The body to parse, and a note saying what was cut ("" when nothing)."""
+        ...
+
+
+class CappedReader:
+    """The default reader: the whole body, refused past MAX_BODY_BYTES."""
+
+    def __init__(self, shown: str) -> None:
+        self._shown = shown
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> bool:
+        self._size += len(chunk)
+        if self._size > MAX_BODY_BYTES:
+            raise SourceError(f"response from {self._shown} is larger than {MAX_BODY_BYTES} bytes")
+        self._chunks.append(chunk)
+        return True
+
+    def finish(self) -> tuple[bytes, str]:
+        return b"".join(self._chunks), ""
+
+
+class Deadline:
+    """When one fetch must be over, and the event that ends it sooner (the service
+    shutting down). Both end a fetch with a SourceError, never retried."""
+
+    def __init__(
+        self, seconds: float, stop: threading.Event, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self.stop = stop
+        self._clock = clock
+        self._ends = clock() + seconds
+
+    def remaining(self) -> float:
+        return self._ends - self._clock()
+
+    def check(self, shown: str) -> None:
+        """Raise if the fetch must end now."""
+        if self.stop.is_set():
+            raise SourceError(f"stopped reading {shown}: the service is shutting down")
+        if self.remaining() <= 0:
+            raise self.passed(shown)
+
+    def passed(self, shown: str) -> SourceError:
+        return SourceError(
+            f"gave up on {shown}: the fetch deadline of {self.seconds:g} s passed "
+            "(DIGEST_FETCH_DEADLINE_SECONDS)"
+        )
+
+    def pause(self, seconds: float, shown: str, sleep: Callable[[float], object] | None) -> None:
+        """Wait before a retry, unless the wait would outlast the deadline or the
+        service stops meanwhile."""
+        if seconds >= self.remaining():
+            raise self.passed(shown)
+        if sleep is not None:
+            sleep(seconds)
+        elif self.stop.wait(seconds):
+            self.check(shown)
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -80,7 +161,7 @@ class HostThrottle:
         self,
         min_interval: float,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.min_interval = min_interval
         self._clock = clock
@@ -111,18 +192,23 @@ class HttpClient:
         settings: Settings,
         min_interval: float = 0.0,
         max_connections: int | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.timeout = settings.http_timeout
         self.retries = settings.http_retries
         self.backoff = settings.http_backoff
+        self.deadline_seconds = settings.fetch_deadline_seconds
         self.user_agent = user_agent(settings)
         self.max_connections = max_connections
-        self.throttle = HostThrottle(min_interval, sleep=sleep)
-        self.sleep = sleep
+        # Set when the service shuts down: every wait and every body chunk checks it.
+        self.stop = stop or threading.Event()
+        self.throttle = HostThrottle(min_interval, sleep=sleep or self.stop.wait)
+        self.sleep = sleep  # None: wait on `stop`, so a shutdown cuts a backoff short
 
     @contextmanager
     def session(self) -> Iterator[HttpSession]:
+        """One fetch: a connection pool and the fetch's deadline, which starts now."""
         limits = (
             httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=1)
             if self.max_connections
@@ -135,34 +221,38 @@ class HttpClient:
             follow_redirects=True,
             max_redirects=5,
         ) as client:
-            yield HttpSession(self, client)
+            yield HttpSession(self, client, Deadline(self.deadline_seconds, self.stop))
 
 
 class HttpSession:
     """One open connection pool; `get` retries and throttles, then reads the body."""
 
-    def __init__(self, owner: HttpClient, client: httpx.Client) -> None:
+    def __init__(self, owner: HttpClient, client: httpx.Client, deadline: Deadline) -> None:
         self._owner = owner
         self._client = client
+        self.deadline = deadline
 
     def get(
         self,
         url: str,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        reader: Callable[[str], BodyReader] = CappedReader,
     ) -> Response:
-        """GET `url`; a 2xx or 304 is returned, anything else raises SourceError."""
+        """GET `url`; a 2xx or 304 is returned, anything else raises SourceError.
+        `reader(shown_url)` makes what takes a 2xx body (one per attempt)."""
         owner = self._owner
         host = urlsplit(url).netloc
         attempts = owner.retries + 1
         problem = ""
         for attempt in range(attempts):
-            outcome, wait = self._attempt(url, host, params, headers)
+            outcome, wait = self._attempt(url, host, params, headers, reader)
             if isinstance(outcome, Response):
                 return outcome
             problem = outcome
             if attempt + 1 < attempts:
-                owner.sleep(wait if wait is not None else self._backoff(attempt))
+                delay = wait if wait is not None else self._backoff(attempt)
+                self.deadline.pause(delay, _shown(url), owner.sleep)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         raise SourceError(f"{problem}{tries}")
 
@@ -172,28 +262,43 @@ class HttpSession:
         host: str,
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
+        reader: Callable[[str], BodyReader],
     ) -> tuple[Response | str, float | None]:
         """One request: the response, or (problem, seconds the server asked us to wait)."""
         shown = _shown(url)
+        deadline = self.deadline
+        capped = False  # this attempt's timeout is what was left of the deadline
         try:
-            with (
-                self._owner.throttle.slot(host),
-                self._client.stream("GET", url, params=params, headers=headers) as resp,
-            ):
-                status = resp.status_code
-                body = _read_capped(resp, shown)  # read even an error: keeps the connection
-                if status in RETRY_STATUSES:
-                    wait = retry_after_seconds(resp.headers.get("Retry-After"))
-                    if wait is not None and wait > MAX_RETRY_AFTER:
-                        raise SourceError(
-                            f"HTTP {status} from {shown}: the server asks to retry "
-                            f"after {wait:.0f} s; giving up for this run"
-                        )
-                    return f"HTTP {status} from {shown}", wait
-                if not (200 <= status < 300 or status == 304):
-                    raise SourceError(f"HTTP {status} from {shown}")
-                return Response(str(resp.url), status, dict(resp.headers), body), None
+            with self._owner.throttle.slot(host):
+                deadline.check(shown)
+                # No single wait may outlast the deadline either.
+                left = deadline.remaining()
+                capped = left < self._owner.timeout
+                timeout = httpx.Timeout(max(0.01, min(self._owner.timeout, left)))
+                with self._client.stream(
+                    "GET", url, params=params, headers=headers, timeout=timeout
+                ) as resp:
+                    status = resp.status_code
+                    # Read even an error body: it keeps the connection for the next try.
+                    ok = 200 <= status < 300
+                    body, note = _read(
+                        resp, reader(shown) if ok else CappedReader(shown), deadline, shown
+                    )
+                    if status in RETRY_STATUSES:
+                        wait = retry_after_seconds(resp.headers.get("Retry-After"))
+                        if wait is not None and wait > MAX_RETRY_AFTER:
+                            raise SourceError(
+                                f"HTTP {status} from {shown}: the server asks to retry "
+                                f"after {wait:.0f} s; giving up for this run"
+                            )
+                        return f"HTTP {status} from {shown}", wait
+                    if not (ok or status == 304):
+                        raise SourceError(f"HTTP {status} from {shown}")
+                    return Response(str(resp.url), status, dict(resp.headers), body, note), None
         except httpx.TimeoutException:
+            deadline.check(shown)
+            if capped:
+                raise deadline.passed(shown) from None
             return f"timed out after {self._owner.timeout:g} s waiting for {shown}", None
         except httpx.TooManyRedirects:
             raise SourceError(f"too many redirects from {shown}") from None
@@ -207,15 +312,16 @@ class HttpSession:
         return min(MAX_BACKOFF, base + random.uniform(0, self._owner.backoff / 2))
 
 
-def _read_capped(resp: httpx.Response, shown: str) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
+def _read(
+    resp: httpx.Response, reader: BodyReader, deadline: Deadline, shown: str
+) -> tuple[bytes, str]:
+    """Stream the body into `reader`, checking the deadline and the stop event between
+    chunks: a trickling server cannot hold the fetch past its deadline."""
     for chunk in resp.iter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise SourceError(f"response from {shown} is larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        deadline.check(shown)
+        if not reader.feed(chunk):
+            break
+    return reader.finish()
 
 
 def _shown(url: str) -> str:
@@ -228,8 +334,8 @@ class SourceClients:
     """The clients one fetch run shares: arXiv's throttled one (every `arxiv:` source
     goes through it, so two category sets still respect one interval) and a plain one."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.web = HttpClient(settings)
+    def __init__(self, settings: Settings, stop: threading.Event | None = None) -> None:
+        self.web = HttpClient(settings, stop=stop)
         self.arxiv = HttpClient(
-            settings, min_interval=settings.arxiv_min_interval, max_connections=1
+            settings, min_interval=settings.arxiv_min_interval, max_connections=1, stop=stop
         )
