@@ -213,6 +213,11 @@ class Settings:
     admin_token: str = ""
     signup_limit_per_ip: int = 20
     mail_limit_per_address: int = 3
+    preview_limit_per_ip: int = 60
+    preview_queue: int = 8
+    preview_timeout: float = 5.0
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
     trusted_proxies: str = "127.0.0.1"
     weight_title: float = 3.0
     weight_abstract: float = 1.0
@@ -279,6 +284,11 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_ADMIN_TOKEN": ("admin_token", _str),
     "DIGEST_SIGNUP_LIMIT_PER_IP": ("signup_limit_per_ip", _int(1, 1_000_000)),
     "DIGEST_MAIL_LIMIT_PER_ADDRESS": ("mail_limit_per_address", _int(1, 1000)),
+    "DIGEST_PREVIEW_LIMIT_PER_IP": ("preview_limit_per_ip", _int(1, 1_000_000)),
+    "DIGEST_PREVIEW_QUEUE": ("preview_queue", _int(1, 1000)),
+    "DIGEST_PREVIEW_TIMEOUT": ("preview_timeout", _float(0.1, 600)),
+    "DIGEST_HTTP_HEADER_TIMEOUT": ("http_header_timeout", _float(0.1, 3600)),
+    "DIGEST_HTTP_BODY_TIMEOUT": ("http_body_timeout", _float(0.1, 3600)),
     "DIGEST_TRUSTED_PROXIES": ("trusted_proxies", _str),
     "DIGEST_WEIGHT_TITLE": ("weight_title", _float(0, 1000)),
     "DIGEST_WEIGHT_ABSTRACT": ("weight_abstract", _float(0, 1000)),

@@ -15,7 +15,9 @@ The public surface other stages use (the callers use nothing else):
 - `matched_authors(authors, match)`: which authors an `author:` term found,
 - `readable_terms([(match, paper), ...])`: what matched, in words (for subjects),
 - `topic_named(text)`: the topic a `topic:NAME` term names (for the web forms),
-- `query_warnings(text)`: likely slips in a query (a lower-case `and` read as a word).
+- `query_warnings(text)`: likely slips in a query (a lower-case `and` read as a word),
+- `IndexedPapers(papers)`: a paper set to rank many times; `rank` given one reuses
+  its index instead of building one per call (the web preview).
 
 Lower level, for tests and benchmarks: `compile_profile` / `compile_stored` (a keyword
 query's compiled tree, `nodes.Profile`) and `match_all` (the keyword index itself).
@@ -28,7 +30,7 @@ language as a ranker), `matcher` (the seam, `rank`).
 """
 
 from digest.matching.highlight import highlight_spans, matched_authors
-from digest.matching.index import match_all
+from digest.matching.index import IndexedPapers, match_all
 from digest.matching.matcher import ProfileKindError, rank
 from digest.matching.model import Hit, Limits, Match, Weights
 from digest.matching.profiles import (
@@ -43,6 +45,7 @@ from digest.matching.readable import readable_terms
 
 __all__ = [
     "Hit",
+    "IndexedPapers",
     "KeywordQuery",
     "Limits",
     "Match",

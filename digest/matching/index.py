@@ -17,6 +17,7 @@ papers x profiles x terms. `bench/match.py` measures it against `naive.py`.
 from __future__ import annotations
 
 import gc
+import threading
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -294,6 +295,38 @@ class PaperIndex:
         return out
 
 
+class IndexedPapers(Sequence[Any]):
+    """A paper set ranked again and again (the web's live preview): pass it to `rank`
+    in place of the list, and the keyword index is built once per weights and reused
+    by every later call, instead of once per call. `rank` answers exactly as for the
+    plain list. `builds` counts the indexes built, so callers and tests can see reuse.
+
+    Thread-safe: the build happens under a lock; an index's lazy per-term caches are
+    only ever filled with the same values, so concurrent readers agree.
+    """
+
+    def __init__(self, papers: Sequence[Any]) -> None:
+        self._papers = tuple(papers)
+        self._indexes: dict[Weights, PaperIndex] = {}
+        self._lock = threading.Lock()
+        self.builds = 0
+
+    def __len__(self) -> int:
+        return len(self._papers)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._papers[i]
+
+    def index_for(self, weights: Weights) -> PaperIndex:
+        with self._lock:
+            index = self._indexes.get(weights)
+            if index is None:
+                with _gc_paused():
+                    index = self._indexes[weights] = PaperIndex(self._papers, weights)
+                self.builds += 1
+            return index
+
+
 def _hits(stats: Mapping[str, TermStats], terms: Sequence[Term], i: int) -> list[Hit]:
     out: list[Hit] = []
     for t in terms:
@@ -346,7 +379,10 @@ def _match_all(
     limits: Mapping[Any, Limits],
     weights: Weights,
 ) -> dict[Any, list[Match]]:
-    index = PaperIndex(papers, weights)
+    if isinstance(papers, IndexedPapers):
+        index = papers.index_for(weights)
+    else:
+        index = PaperIndex(papers, weights)
     default = Limits()
     done: dict[tuple[str, int, float | None], list[tuple[int, float]]] = {}
     batch: list[tuple[int, Sequence[TermStats], Limits]] = []

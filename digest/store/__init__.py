@@ -55,6 +55,7 @@ from digest.store.papers import (
     merge_papers,
     papers_after,
     papers_by_ids,
+    papers_version,
     seq_first_seen_since,
 )
 from digest.store.rates import (
@@ -115,6 +116,7 @@ __all__ = [
     "normalise_email",
     "papers_after",
     "papers_by_ids",
+    "papers_version",
     "ping",
     "probe_write",
     "purge_unconfirmed",

@@ -166,6 +166,17 @@ def max_paper_seq(engine: Engine) -> int:
         return session.exec(select(func.max(Paper.seq))).one() or 0
 
 
+def papers_version(engine: Engine) -> tuple[int, int, datetime | None]:
+    """(count, highest seq, latest update) of the papers table: changes whenever a
+    paper is stored, updated or removed, so a cache of papers can tell it is stale
+    with one cheap query instead of reading them all."""
+    with Session(engine) as session:
+        count, top, updated = session.exec(
+            select(func.count(), func.max(Paper.seq), func.max(Paper.updated_at))
+        ).one()
+        return int(count or 0), int(top or 0), updated
+
+
 def seq_first_seen_since(engine: Engine, moment: datetime) -> int:
     """The watermark just before the first paper seen at or after `moment`."""
     with Session(engine) as session:

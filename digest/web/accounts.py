@@ -35,12 +35,15 @@ KNOWN_STATUSES = (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED, SubscriberSt
 UNCONFIRMED_KEPT = timedelta(days=7)
 
 
+MAX_ID = 2**31 - 1  # the largest id column value (INTEGER: 32 bits on PostgreSQL)
+
+
 class LinkError(InputError):
     """A link that is forged, expired, replayed or no longer points at anything."""
 
     def __init__(self, message: str, reason: str = "invalid") -> None:
         super().__init__(message)
-        self.reason = reason  # invalid | expired | used | gone
+        self.reason = reason  # invalid | expired | used | gone | missing
 
 
 class TooManyRequests(InputError):
@@ -268,6 +271,8 @@ class Accounts:
         sub_id, _, edition = key.partition(":") if isinstance(key, str) else ("", "", "")
         if not sub_id.isdigit() or not edition:
             raise LinkError("this link is not valid")
+        if int(sub_id) > MAX_ID:  # signed by us, yet no row can have it: nothing here
+            raise LinkError("there is no such digest", "missing")
         row = store.digest_for(self.engine, int(sub_id), edition)
         if row is None or not row.message:
             raise LinkError("this digest is no longer stored", "gone")

@@ -24,7 +24,7 @@ from digest.web.accounts import (
     field_errors,
 )
 from digest.web.context import WebContext, web
-from digest.web.preview import error_json, preview
+from digest.web.preview import PreviewGate, Refused, error_json
 from digest.web.topics import split_profile
 
 router = APIRouter(prefix="/api", tags=["subscriptions"])
@@ -299,13 +299,29 @@ def unsubscribe(request: Request, token: str) -> Any:
     return Unsubscribed()
 
 
-@router.post("/preview", response_model=PreviewOut, responses=ERRORS)
-def preview_profile(request: Request, body: Annotated[PreviewIn, Body()]) -> Any:
-    """Which of the last days' papers this profile would have matched."""
+PREVIEW_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    429: {"model": ErrorOut, "description": "Too many previews from this address"},
+    503: {"model": ErrorOut, "description": "The preview is busy or took too long"},
+}
+
+
+@router.post("/preview", response_model=PreviewOut, responses=PREVIEW_ERRORS)
+async def preview_profile(request: Request, body: Annotated[PreviewIn, Body()]) -> Any:
+    """Which of the last days' papers this profile would have matched. Limited per
+    client (429) and run on a bounded worker (503 when busy), with Retry-After."""
     ctx = web(request)
+    gate: PreviewGate = request.app.state.preview
+    ip = request.client.host if request.client else "unknown"
     try:
         profile = ProfileInput(keywords=body.keywords, topics=body.topics).profile(ctx.catalogue)
-        return preview(ctx.engine, ctx.settings, profile, body.max_papers)
+        return await gate.run(ip, profile, body.max_papers)
+    except Refused as exc:
+        return JSONResponse(
+            {"error": exc.message},
+            status_code=exc.status,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     except InputError as exc:
         return error(exc)
 

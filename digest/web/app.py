@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -24,8 +25,10 @@ from digest.store import DatabaseError, Engine
 from digest.web import admin, api, pages
 from digest.web.accounts import Accounts
 from digest.web.context import WebContext
+from digest.web.head import HeadAsGet
 from digest.web.limits import DbRateLimiter, RateLimiter, SignupLimits
 from digest.web.mails import Mailer
+from digest.web.preview import PreviewGate
 from digest.web.security import BodyLimit, Csrf, SecurityHeaders
 from digest.web.templating import make_web_environment
 from digest.web.topics import load_catalogue
@@ -59,7 +62,15 @@ def create_app(
         catalogue=catalogue,
         timezones=sorted(zoneinfo.available_timezones()),
     )
+    gate = PreviewGate(settings, engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        gate.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="digest",
         version="1.0",
         summary="Sign up for a personal digest of new papers; manage it with signed links.",
@@ -67,11 +78,14 @@ def create_app(
         redoc_url=None,
     )
     app.state.web = context
+    app.state.preview = gate
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, hsts=settings.base_url.startswith("https://"))
+    app.add_middleware(HeadAsGet)
     app.include_router(pages.router)
     app.include_router(api.router)
-    app.include_router(admin.router)
+    # the admin API answers 404 while DIGEST_ADMIN_TOKEN is empty; it is not advertised then
+    app.include_router(admin.router, include_in_schema=bool(settings.admin_token))
 
     @app.get("/healthz", include_in_schema=True, tags=["operations"])
     async def healthz() -> JSONResponse:

@@ -11,6 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -103,3 +107,49 @@ class SignupLimits:
 
     def forget_address(self, address: str) -> None:
         self.limiter.forget([self.address_bucket(address)])
+
+
+class MemoryRateLimiter:
+    """A `RateLimiter` in process memory, for limits checked on every keystroke (the
+    live preview): a database write per check would cost more than the work it
+    guards, and these counts need not survive a restart. Sliding window per bucket;
+    buckets idle for a whole window are dropped, so memory follows the active clients.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._events: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+        self._swept = clock()
+
+    def allow(self, bucket: str, limit: int, window: timedelta) -> bool:
+        now, span = self.clock(), window.total_seconds()
+        with self._lock:
+            self._sweep(now, span)
+            events = self._events.setdefault(bucket, deque())
+            while events and events[0] <= now - span:
+                events.popleft()
+            if len(events) >= limit:
+                return False
+            events.append(now)
+            return True
+
+    def retry_after(self, bucket: str, window: timedelta) -> int:
+        """Whole seconds until `bucket` has room again (for a Retry-After header)."""
+        with self._lock:
+            events = self._events.get(bucket)
+            if not events:
+                return 1
+            return max(1, math.ceil(events[0] + window.total_seconds() - self.clock()))
+
+    def forget(self, buckets: Sequence[str]) -> None:
+        with self._lock:
+            for bucket in buckets:
+                self._events.pop(bucket, None)
+
+    def _sweep(self, now: float, span: float) -> None:
+        if now - self._swept < span:
+            return
+        self._swept = now
+        for bucket in [b for b, ev in self._events.items() if not ev or ev[-1] <= now - span]:
+            del self._events[bucket]

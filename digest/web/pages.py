@@ -100,6 +100,11 @@ LINK_PAGES = {
         "There is no subscription for this link. It may have been deleted.",
         410,
     ),
+    "missing": (
+        "Nothing at this link",
+        "There is no digest for this link. Use the link in the most recent email from us.",
+        404,
+    ),
 }
 
 

@@ -20,6 +20,7 @@ from digest.errors import InputError
 from digest.logs import configure_logging, log_event
 from digest.store import Engine
 from digest.web.app import create_app
+from digest.web.deadlines import with_deadlines
 
 log = logging.getLogger("digest.web")
 
@@ -41,6 +42,8 @@ def run_web(
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
         server_header=False,
+        # slow clients: deadlines for a request's headers and body (uvicorn has none)
+        http=with_deadlines(settings.http_header_timeout, settings.http_body_timeout),
         log_config=None,
         log_level=settings.log_level,
         access_log=False,
