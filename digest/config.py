@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 from digest.errors import ConfigError
 from digest.states import SmtpSecurity
 
-_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")  # ASCII digits only
 
 
 def parse_hhmm(value: str) -> str:
