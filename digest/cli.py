@@ -412,7 +412,13 @@ def run(
     engine = _engine(settings)
     with _progress() as track:
         report = pipeline.run_once(
-            engine, settings, dry_run=dry_run, fetch=not no_fetch, everyone=now, track=track
+            engine,
+            settings,
+            dry_run=dry_run,
+            fetch=not no_fetch,
+            everyone=now,
+            track=track,
+            say=_say,
         )
     _print_run(report, dry_run)
     if not report.ok:
@@ -442,6 +448,11 @@ def _print_run(report: pipeline.RunReport, dry_run: bool) -> None:
         _print_send(report.send)
 
 
+def _say(text: str) -> None:
+    """What sending waits for, on stderr as it happens (never a silent wait)."""
+    err.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 def _print_send(send: SendReport) -> None:
     out.print(
         f"sent: {send.sent}, failed: {send.failed} (bounced: {send.bounced}, "
@@ -451,9 +462,9 @@ def _print_send(send: SendReport) -> None:
     if send.suspended:
         out.print(f"subscribers suspended after too many bounces: {send.suspended}")
     if send.stopped:
-        err.print(f"stopped early: {send.stopped}", highlight=False, markup=False)
+        err.print(f"stopped early: {send.stopped}", highlight=False, markup=False, soft_wrap=True)
     for e in send.errors[:20]:
-        err.print(f"  {e}", highlight=False, markup=False)
+        err.print(f"  {e}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -542,11 +553,14 @@ def retry(
         bool, typer.Option("--no-send", help="Only queue them; the next run sends.")
     ] = False,
 ) -> None:
-    """Push failed digests back into the outbox (with a fresh retry schedule) and send."""
+    """Push failed digests back into the outbox (with a fresh retry schedule), make
+    digests waiting to retry due now, and send them at once."""
     if edition is not None:
         _parse_date(edition, "--edition")
     settings = _settings()
-    pushed, send = pipeline.retry_failed(_engine(settings), settings, edition, send=not no_send)
+    pushed, send = pipeline.retry_failed(
+        _engine(settings), settings, edition, send=not no_send, say=_say
+    )
     out.print(f"pushed back to the outbox: {pushed}")
     if not no_send:
         _print_send(send)

@@ -26,7 +26,7 @@ from dotenv import dotenv_values
 from digest.errors import ConfigError
 from digest.states import SmtpSecurity
 
-_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")  # ASCII digits only
 
 
 def parse_hhmm(value: str) -> str:
@@ -243,6 +243,7 @@ class Settings:
     rate_per_second: float = 0.0
     rate_per_hour: int = 0
     breaker_threshold: int = 20
+    relay_down_wait_seconds: float = 20.0
     lease_seconds: float = 300.0
     run_retry_window_seconds: float = 300.0
     dkim_key_file: Path | None = None
@@ -314,6 +315,7 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_RATE_PER_SECOND": ("rate_per_second", _float(0, 100000)),
     "DIGEST_RATE_PER_HOUR": ("rate_per_hour", _int(0, 100_000_000)),
     "DIGEST_BREAKER_THRESHOLD": ("breaker_threshold", _int(1, 100000)),
+    "DIGEST_RELAY_DOWN_WAIT_SECONDS": ("relay_down_wait_seconds", _float(0, 3600)),
     "DIGEST_LEASE_SECONDS": ("lease_seconds", _float(1, 86400)),
     "DIGEST_RUN_RETRY_WINDOW_SECONDS": ("run_retry_window_seconds", _float(0, 86400)),
     "DIGEST_DKIM_KEY_FILE": ("dkim_key_file", _optional_path),

@@ -317,9 +317,11 @@ def run_once(
     now: datetime | None = None,
     everyone: bool = False,
     track: Tracker = no_tracking,
+    say: Callable[[str], None] | None = None,
 ) -> RunReport:
     """Fetch, build the edition of every subscriber whose digest has come due (all of
-    them with `everyone`), then send every outbox row that is due, retries included."""
+    them with `everyone`), then send every outbox row that is due, retries included.
+    `say` hears what sending waits for (a dead relay, a retry), as it happens."""
     fetched = fetch_all(engine, settings, track=track) if fetch else []
     now = now or utcnow()
     subs = active_subscribers(engine)
@@ -332,7 +334,7 @@ def run_once(
     if dry_run:
         return RunReport(fetched, built, SendReport(), not_due)
     done_sending = track("sending", None)
-    sent = asyncio.run(send_due(engine, settings, transport or make_transport(settings)))
+    sent = asyncio.run(send_due(engine, settings, transport or make_transport(settings), say=say))
     done_sending(sent.sent + sent.failed)
     return RunReport(fetched, built, sent, not_due)
 
@@ -343,9 +345,13 @@ def retry_failed(
     edition: str | None = None,
     send: bool = True,
     transport: Transport | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[int, SendReport]:
-    """`digest retry`: put failed digests back in the outbox, then send what is due."""
+    """`digest retry`: put failed digests back in the outbox and make waiting retries
+    due now, then send them at once (no waiting for their retry time)."""
     pushed = store.retry_failed(engine, edition)
     if not send:
         return pushed, SendReport()
-    return pushed, asyncio.run(send_due(engine, settings, transport or make_transport(settings)))
+    return pushed, asyncio.run(
+        send_due(engine, settings, transport or make_transport(settings), say=say)
+    )

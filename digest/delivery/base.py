@@ -8,11 +8,13 @@ from typing import Protocol
 
 @dataclass
 class SendResult:
-    """What the far side said. `permanent` failures (5xx) are never retried."""
+    """What the far side said. `permanent` failures (5xx) are never retried;
+    `relay_down`: the relay itself was not reached (nothing to learn about the message)."""
 
     ok: bool
     reply: str = ""
     permanent: bool = False
+    relay_down: bool = False
 
 
 class Transport(Protocol):

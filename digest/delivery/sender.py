@@ -9,18 +9,26 @@ Guarantees, and what gives them:
   `digest run` beside `digest serve`) never hold the same row.
 - Never lost: a row whose sender died stays `sending` with a lease; it is claimed
   again when the lease runs out, or at once when the owner was a process on this
-  machine that no longer exists. So a crash can only duplicate a message the server
-  had accepted in the last moments before it, whose result was not recorded yet.
+  machine that no longer exists.
+- Few duplicates after a crash: a connection's result is committed before that
+  connection carries its next message (a send task ends only when its result is
+  recorded, and at most `pool` tasks run). So a crash duplicates at most one message
+  per connection: the one the server accepted just before it. Results are written by
+  group commit: one writer takes everything that finished while the previous commit
+  ran, in one executemany, so the commits keep pace with any number of connections.
 - Fast: claims and results rewrite small rows (the message bytes live in their own
-  table and are read once per claimed batch); results are written in batches (one
-  executemany per RECORD_BATCH results or RECORD_EVERY seconds, whichever first);
-  database work runs in a thread beside the sends, and only a bounded number of rows
-  (with their messages) is in memory.
+  table and are read once per claimed batch); database work runs in a thread beside
+  the sends, and only a bounded number of rows (with their messages) is in memory.
+- Never silent: a dead relay (no connection at all) stops the run after a few quick
+  probes (DIGEST_RELAY_DOWN_WAIT_SECONDS), and every wait says what it waits for and
+  until when, through `say` (the CLI prints it on stderr; the scheduler logs it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import time
 from collections import Counter, deque
@@ -35,6 +43,7 @@ from digest.delivery.base import SendResult, Transport
 from digest.delivery.breaker import CircuitBreaker
 from digest.delivery.dkim import DkimSigner, make_signer
 from digest.delivery.ratelimit import SendRateLimiter
+from digest.logs import log_event
 from digest.models import utcnow
 from digest.states import DigestStatus
 from digest.store import Engine
@@ -43,6 +52,7 @@ from digest.store.outbox import (
     Outcome,
     cancel_for_inactive,
     claim,
+    count_due,
     make_owner,
     next_due_at,
     release,
@@ -53,11 +63,12 @@ from digest.store.outbox import (
 from digest.store.outbox import record as record_outcomes
 
 CLAIM_BATCH = 200
-RECORD_BATCH = 200
-RECORD_EVERY = 0.2  # seconds: the most a crash can leave unrecorded
+RECORD_EVERY = 0.2  # seconds between wake-ups while every connection is stuck
 MAX_ERRORS_KEPT = 100
+RELAY_FIRST_PROBE = 2.0  # seconds: then 4, 8, ... while DIGEST_RELAY_DOWN_WAIT_SECONDS lasts
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,15 +83,27 @@ class SendReport:
     suspended: int = 0
     breaker_trips: int = 0
     stopped: str = ""  # why the run stopped with work left (breaker, rate limit)
-    errors: list[str] = field(default_factory=list)
+    # reply -> (how many sends got it, the first recipient that did)
+    error_counts: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
         return self.bounced + self.gave_up + self.deferred
 
-    def note_error(self, text: str) -> None:
-        if len(self.errors) < MAX_ERRORS_KEPT:
-            self.errors.append(text)
+    def note_error(self, recipient: str, reply: str) -> None:
+        """Count a failed send; identical replies collapse into one line (a dead relay
+        gives the same reply for every message: one line with a count says it all)."""
+        count, first = self.error_counts.get(reply, (0, recipient))
+        if count or len(self.error_counts) < MAX_ERRORS_KEPT:
+            self.error_counts[reply] = (count + 1, first)
+
+    @property
+    def errors(self) -> list[str]:
+        """One line per distinct reply: `reader@x: 550 ...`, or `17 x 421 ...`."""
+        return [
+            f"{first}: {reply}" if count == 1 else f"{count} x {reply}"
+            for reply, (count, first) in self.error_counts.items()
+        ]
 
 
 @dataclass
@@ -88,6 +111,8 @@ class Attempt:
     row: Claimed
     result: SendResult
     at: datetime
+    # Done once the result is committed: the connection may then take its next message.
+    recorded: asyncio.Future[None] | None = None
 
 
 # ---------------------------------------------------------------- results
@@ -169,8 +194,10 @@ class Sender:
         signer: DkimSigner | None,
         pool: int,
         rng: random.Random | None = None,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.say = say or _log_say
         self.settings = settings
         self.transport = transport
         self.signer = signer
@@ -180,14 +207,17 @@ class Sender:
         self.report = SendReport()
         self.deadline = time.monotonic() + settings.run_retry_window_seconds
         self.lease = settings.lease_seconds
-        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.retry_base_seconds)
+        self.breaker = CircuitBreaker(
+            settings.breaker_threshold, settings.retry_base_seconds, relay_pause=RELAY_FIRST_PROBE
+        )
+        self.relay = getattr(transport, "relay", "the relay")
         self.buffer: deque[Claimed] = deque()
         self.prefetch: asyncio.Task[list[Claimed]] | None = None
         self.in_flight: dict[asyncio.Task[None], Claimed] = {}
         self.waiter: asyncio.Future[None] | None = None
         self.pending: list[Attempt] = []
         self.flushing: asyncio.Task[None] | None = None
-        self.first_pending_at = 0.0
+        self.write_error: BaseException | None = None
         self.renewed_at = time.monotonic()
         self.deferred: set[int] = set()
         self.limiter = SendRateLimiter(0, 0)
@@ -237,7 +267,7 @@ class Sender:
             if self.prefetch is not None:
                 self.buffer.extend(await self.prefetch)
                 self.prefetch = None
-            await self._flush(wait=True)
+            await self._flush()
             await self._db(release, self.engine, [r.id for r in self.buffer], self.owner)
             self.buffer.clear()
             await self.transport.close()
@@ -257,7 +287,7 @@ class Sender:
                 if self.in_flight:
                     await self._wait_for_a_send()
                     continue
-                await self._flush(wait=True)
+                await self._flush()
                 if not await self._wait_for_retry():
                     return
                 continue
@@ -304,14 +334,19 @@ class Sender:
             raise
         except Exception as exc:  # a signing or transport bug must not lose the row
             result = SendResult(False, f"transport error: {type(exc).__name__}: {exc}")
-        self.breaker.record(result.ok)
+        self.breaker.record(result.ok, result.relay_down, result.reply)
         self.report.attempts += 1
         if not result.ok:
-            self.report.note_error(f"{row.recipient}: {result.reply}")
-        if not self.pending:
-            self.first_pending_at = time.monotonic()
+            self.report.note_error(row.recipient, result.reply)
         row.message = b""  # sent: the bytes need not wait in memory for the record
-        self.pending.append(Attempt(row, result, utcnow()))
+        attempt = Attempt(row, result, utcnow(), asyncio.get_running_loop().create_future())
+        self.pending.append(attempt)
+        self._start_writer()
+        assert attempt.recorded is not None
+        # This task holds its connection's place in the pool until the result is
+        # committed: a crash then finds at most one unrecorded message per connection.
+        with contextlib.suppress(Exception):  # a failed write is raised by the loop
+            await attempt.recorded
 
     async def _next_row(self) -> Claimed | None:
         """The next claimed row; claims the following batch in the background."""
@@ -333,28 +368,42 @@ class Sender:
         return await self._db(claim, self.engine, CLAIM_BATCH, self.owner, self.lease)
 
     async def _housekeeping(self) -> None:
+        if self.write_error is not None:
+            raise self.write_error
         now = time.monotonic()
-        if self.pending and (
-            len(self.pending) >= RECORD_BATCH or now - self.first_pending_at >= RECORD_EVERY
-        ):
-            await self._flush(wait=False)
         if now - self.renewed_at >= self.lease / 3:
             self.renewed_at = now
             await self._db(renew_leases, self.engine, self.owner, self.lease)
 
-    async def _flush(self, wait: bool) -> None:
-        """Record pending results; one flush at a time, in a thread beside the sends."""
-        if self.flushing is not None:
-            if not self.flushing.done() and not wait:
-                return
-            await self.flushing
-            self.flushing = None
-        if self.pending:
+    def _start_writer(self) -> None:
+        """Group commit: one writer at a time; it takes whatever finished meanwhile."""
+        if self.flushing is None or self.flushing.done():
+            self.flushing = asyncio.create_task(self._writer())
+
+    async def _writer(self) -> None:
+        while self.pending and self.write_error is None:
             batch, self.pending = self.pending, []
-            self.flushing = asyncio.create_task(self._write(batch))
-        if wait and self.flushing is not None:
-            await self.flushing
-            self.flushing = None
+            try:
+                await self._write(batch)
+            except Exception as exc:  # surfaced by the loop; the rows keep their lease
+                self.write_error = exc
+                for a in batch + self.pending:
+                    _settle(a.recorded, exc)
+                self.pending = []
+                _wake(self.waiter)
+                return
+            for a in batch:
+                _settle(a.recorded)
+
+    async def _flush(self) -> None:
+        """Until every result so far is committed."""
+        while self.flushing is not None and not self.flushing.done():
+            await asyncio.shield(self.flushing)
+        if self.pending:
+            self._start_writer()
+            await self._flush()
+        if self.write_error is not None:
+            raise self.write_error
 
     async def _write(self, batch: list[Attempt]) -> None:
         got = await self._db(record, self.engine, batch, self.owner, self.settings, self.rng)
@@ -370,7 +419,7 @@ class Sender:
         """Pause while the breaker is open, then probe with one message."""
         while self.in_flight:
             await self._wait_for_a_send()
-        await self._flush(wait=True)
+        await self._flush()
         if self.prefetch is not None:
             self.buffer.extend(await self.prefetch)
             self.prefetch = None
@@ -380,11 +429,9 @@ class Sender:
         if not self.breaker.is_open:
             return True
         pause = self.breaker.seconds_to_probe()
-        if time.monotonic() + pause > self.deadline:
-            self.report.stopped = (
-                f"circuit breaker: {self.breaker.failures} sends in a row failed; paused"
-            )
+        if await self._give_up(pause):
             return False
+        self._say_waiting(pause)
         await asyncio.sleep(pause)
         self.breaker.start_probe()
         row = await self._next_row_for_probe()
@@ -394,8 +441,49 @@ class Sender:
         self._start(row)
         while self.in_flight:
             await self._wait_for_a_send()
-        await self._flush(wait=True)
+        await self._flush()
         return True
+
+    async def _give_up(self, pause: float) -> bool:
+        """Whether to stop rather than wait `pause` for the next probe: past the run's
+        window, or (the relay not even reachable) past DIGEST_RELAY_DOWN_WAIT_SECONDS or
+        with nothing due to probe it with by then."""
+        b = self.breaker
+        now = time.monotonic()
+        if b.down_since is not None:
+            in_time = now + pause - b.down_since <= self.settings.relay_down_wait_seconds
+            probe_at = utcnow() + timedelta(seconds=pause)
+            if in_time and await self._db(count_due, self.engine, probe_at) > 0:
+                return False
+            queued = await self._db(count_due, self.engine, None)
+            due = await self._db(next_due_at, self.engine)
+            when = f", next try at {due:%H:%M:%S} UTC" if due and due > utcnow() else ""
+            self.report.stopped = (
+                f"SMTP relay {self.relay} unreachable ({b.last_reply}); giving up for this "
+                f"run: {queued} digest(s) stay queued for the next run{when}"
+            )
+            return True
+        if now + pause <= self.deadline:
+            return False
+        self.report.stopped = (
+            f"circuit breaker: {b.failures} sends in a row failed (last: {b.last_reply}); "
+            "the digests stay queued for the next run"
+        )
+        return True
+
+    def _say_waiting(self, pause: float) -> None:
+        b = self.breaker
+        at = _clock(pause)
+        if b.down_since is not None:
+            self.say(
+                f"SMTP relay {self.relay} unreachable ({b.last_reply}); "
+                f"next try at {at} (attempt {b.trips + 1})"
+            )
+        else:
+            self.say(
+                f"circuit breaker open: {b.failures} sends in a row failed "
+                f"(last: {b.last_reply}); next try at {at}"
+            )
 
     async def _next_row_for_probe(self) -> Claimed | None:
         rows = await self._db(claim, self.engine, 1, self.owner, self.lease)
@@ -409,8 +497,31 @@ class Sender:
         wait = max(0.0, (due - utcnow()).total_seconds())
         if time.monotonic() + wait > self.deadline:
             return False
+        if wait >= 1:
+            self.say(
+                f"waiting for {len(self.deferred) or 'the'} deferred digest(s) to come due "
+                f"again; next try at {_clock(wait)} "
+                f"(DIGEST_RUN_RETRY_WINDOW_SECONDS; `digest retry` sends them now)"
+            )
         await asyncio.sleep(min(wait + 0.005, max(0.0, self.deadline - time.monotonic())))
         return True
+
+
+def _log_say(text: str) -> None:
+    log_event(log, "delivery.waiting", logging.WARNING, detail=text)
+
+
+def _clock(seconds_from_now: float) -> str:
+    """`07:31:05 UTC`: when a wait of `seconds_from_now` ends."""
+    return (utcnow() + timedelta(seconds=seconds_from_now)).strftime("%H:%M:%S UTC")
+
+
+def _settle(future: asyncio.Future[None] | None, error: BaseException | None = None) -> None:
+    if future is not None and not future.done():
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:
@@ -424,8 +535,10 @@ async def send_due(
     transport: Transport,
     pool: int | None = None,
     rng: random.Random | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> SendReport:
-    """Send every due digest (and retries coming due within the run's window)."""
+    """Send every due digest (and retries coming due within the run's window); `say`
+    hears every wait (what for, until when); by default it is logged."""
     signer = make_signer(settings)
     width = pool or getattr(transport, "pool_size", None) or settings.smtp_pool_size
-    return await Sender(engine, settings, transport, signer, width, rng).run()
+    return await Sender(engine, settings, transport, signer, width, rng, say).run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 from email.utils import parseaddr
 
 import aiosmtplib
@@ -32,6 +33,7 @@ class SmtpTransport:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pool_size = settings.smtp_pool_size
+        self.relay = f"{settings.smtp_host}:{settings.smtp_port}"  # for what the run says
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP | None] | None = None
 
     def _new_client(self) -> aiosmtplib.SMTP:
@@ -83,10 +85,14 @@ class SmtpTransport:
                     # The relay refused us as a whole (greeting, STARTTLS, AUTH): not the
                     # recipient's fault, so it is retried, never counted as a bounce.
                     _drop(conn)
-                    return None, SendResult(False, f"connect: {exc.code} {exc.message}")
+                    return None, SendResult(
+                        False, f"connect: {exc.code} {exc.message}", relay_down=True
+                    )
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                     _drop(conn)
-                    return None, SendResult(False, f"connect: {_describe(exc)}")
+                    return None, SendResult(
+                        False, f"connect: {_describe_connect(exc)}", relay_down=True
+                    )
             stage = "mail"
             try:
                 options, encoding = _mail_options(conn, envelope_from, recipient, message)
@@ -182,6 +188,17 @@ def _drop(client: aiosmtplib.SMTP | None) -> None:
 
 def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError | aiosmtplib.SMTPTimeoutError)
+
+
+def _describe_connect(exc: BaseException) -> str:
+    """`Connection refused`, not aiosmtplib's sentence with the address in it twice:
+    the system's words for the error under the exception, when there is one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    return _describe(exc)
 
 
 def _describe(exc: BaseException) -> str:

@@ -24,7 +24,7 @@ from digest.rendering.encoding import (
 )
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
 from digest.rendering.text import clean, shorten
-from digest.tokens import make_token
+from digest.tokens import make_token, subscriber_payload
 
 MESSAGE_LIMIT = 100_000
 HEADER_RESERVE = 3_000
@@ -73,13 +73,24 @@ class RenderedDigest:
         return len(self.text_body[1]) + len(self.html_body[1]) + HEADER_RESERVE
 
 
-def subscriber_links(settings: Settings, email_addr: str, digest_key: str | None) -> dict[str, str]:
-    """Every link an email carries, built on DIGEST_BASE_URL with signed tokens."""
+def subscriber_links(
+    settings: Settings,
+    email_addr: str,
+    digest_key: str | None,
+    subscriber_id: int | None = None,
+) -> dict[str, str]:
+    """Every link an email carries, built on DIGEST_BASE_URL with signed tokens. The
+    manage and unsubscribe tokens name the subscriber's row (given, or read from the
+    digest key `<id>:<edition>`), so they die with it."""
     base = settings.base_url
     secret = settings.secret_key
+    if subscriber_id is None and digest_key:
+        head = digest_key.partition(":")[0]
+        subscriber_id = int(head) if head.isdigit() else None
+    who = subscriber_payload(email_addr, subscriber_id)
     links = {
-        "unsubscribe": f"{base}/unsubscribe/{make_token(secret, 'unsubscribe', email_addr)}",
-        "manage": f"{base}/manage/{make_token(secret, 'manage', email_addr)}",
+        "unsubscribe": f"{base}/unsubscribe/{make_token(secret, 'unsubscribe', who)}",
+        "manage": f"{base}/manage/{make_token(secret, 'manage', who)}",
     }
     if digest_key:
         links["view"] = f"{base}/view/{make_token(secret, 'view', digest_key)}"

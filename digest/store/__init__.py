@@ -59,7 +59,12 @@ from digest.store.papers import (
     papers_version,
     seq_first_seen_since,
 )
-from digest.store.rates import add_rate_event, count_rate_events, delete_rate_events
+from digest.store.rates import (
+    add_rate_event,
+    count_rate_events,
+    delete_rate_events,
+    take_rate_slot,
+)
 from digest.store.sources import get_source_state, list_source_states, save_source_state
 from digest.store.status import delivery_status
 from digest.store.subscribers import (
@@ -68,7 +73,9 @@ from digest.store.subscribers import (
     get_subscriber,
     list_subscribers,
     normalise_email,
+    probe_write,
     purge_unconfirmed,
+    store_signup,
     update_subscriber,
 )
 
@@ -112,12 +119,15 @@ __all__ = [
     "papers_by_ids",
     "papers_version",
     "ping",
+    "probe_write",
     "purge_unconfirmed",
     "retry_failed",
     "save_source_state",
     "seq_first_seen_since",
     "shown_url",
     "missing_sqlite_file",
+    "store_signup",
+    "take_rate_slot",
     "update_subscriber",
     "upgrade",
 ]

@@ -337,6 +337,15 @@ def next_due_at(engine: Engine) -> datetime | None:
     return _aware(value)
 
 
+def count_due(engine: Engine, by: datetime | None = None) -> int:
+    """How many digests wait to be sent: due by `by`, or at any time (None)."""
+    stmt = select(func.count()).select_from(_T).where(_T.c.status.in_(DUE_STATUSES))
+    if by is not None:
+        stmt = stmt.where(or_(_T.c.next_attempt_at.is_(None), _T.c.next_attempt_at <= by))
+    with engine.connect() as conn:
+        return conn.execute(stmt).scalar_one()
+
+
 def sent_in_last_hour(engine: Engine) -> int:
     since = utcnow() - timedelta(hours=1)
     with engine.connect() as conn:
@@ -346,8 +355,18 @@ def sent_in_last_hour(engine: Engine) -> int:
 
 
 def retry_failed(engine: Engine, edition: str | None = None) -> int:
-    """`digest retry`: put failed digests back in the outbox with a fresh retry age."""
+    """`digest retry`: put failed digests back in the outbox with a fresh retry age,
+    and make retries waiting for their time due now (the operator says: try now).
+    Returns how many digests are due now because of it."""
     now = utcnow()
+    waiting = (
+        update(_T)
+        .where(_T.c.status == DigestStatus.RETRYING)
+        .where(_T.c.next_attempt_at > now)
+        .values(next_attempt_at=now)
+    )
+    if edition:
+        waiting = waiting.where(_T.c.edition == edition)
     active = select(_S.c.id).where(_S.c.status == SubscriberStatus.ACTIVE)
     stmt = (
         update(_T)
@@ -359,7 +378,7 @@ def retry_failed(engine: Engine, edition: str | None = None) -> int:
     if edition:
         stmt = stmt.where(_T.c.edition == edition)
     with engine.begin() as conn:
-        return conn.execute(
+        pushed = conn.execute(
             stmt.values(
                 status=DigestStatus.RETRYING,
                 next_attempt_at=now,
@@ -368,3 +387,4 @@ def retry_failed(engine: Engine, edition: str | None = None) -> int:
                 lease_until=None,
             )
         ).rowcount
+        return pushed + conn.execute(waiting).rowcount

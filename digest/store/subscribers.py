@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete
+from sqlalchemy import case, delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -14,6 +15,10 @@ from sqlmodel import Session, col, select
 from digest.errors import InputError
 from digest.models import Digest, Subscriber
 from digest.states import SubscriberStatus
+from digest.store.engine import table_of
+
+MAX_LOCAL_PART = 64  # octets, RFC 5321
+MAX_ADDRESS = 254  # what fits a path of 256 octets with its angle brackets (RFC 5321)
 
 
 def normalise_email(address: str) -> str:
@@ -30,7 +35,20 @@ def normalise_email(address: str) -> str:
         info = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InputError(f"invalid email address {address[:80]!r}: {exc}") from None
-    return (info.ascii_email or info.normalized).lower()
+    stored = (info.ascii_email or info.normalized).lower()
+    local = stored.rpartition("@")[0]
+    # RFC 5321 4.5.3.1: a relay refuses longer ones, so every send would fail.
+    if len(local) > MAX_LOCAL_PART:
+        raise InputError(
+            f"invalid email address {address[:80]!r}: the part before the @ has "
+            f"{len(local)} characters, at most {MAX_LOCAL_PART} are allowed"
+        )
+    if len(stored) > MAX_ADDRESS:
+        raise InputError(
+            f"invalid email address {address[:80]!r}: it has {len(stored)} characters, "
+            f"at most {MAX_ADDRESS} are allowed"
+        )
+    return stored
 
 
 def get_subscriber(engine: Engine, email: str) -> Subscriber | None:
@@ -49,6 +67,46 @@ def add_subscriber(engine: Engine, subscriber: Subscriber) -> Subscriber:
             raise InputError(f"{subscriber.email} is already subscribed") from None
         session.refresh(subscriber)
         return subscriber
+
+
+REPLACEABLE = (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED)
+PROFILE_FIELDS = ("keywords", "max_papers", "timezone", "send_at", "frequency", "weekday")
+
+
+def store_signup(engine: Engine, subscriber: Subscriber) -> Subscriber:
+    """Store the pending sign-up `subscriber`; the row as stored.
+
+    A new address gets a row. A row still pending, or unsubscribed, takes the new
+    profile, becomes pending and gets a new `token_version` (older confirmation links
+    die). Any other row (a confirmed subscription) is left as it was. One statement
+    whatever the address (INSERT ... ON CONFLICT DO UPDATE), which writes one row in
+    every case: atomic under concurrent sign-ups, and as long for a known address as
+    for a new one, so the answer's timing does not tell which."""
+    table = table_of(Subscriber)
+    values = {c.name: getattr(subscriber, c.name) for c in table.columns if c.name != "id"}
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(table).values(**values)
+    replace = table.c.status.in_(REPLACEABLE)
+
+    def new_if_replaced(name: str, value: Any) -> Any:
+        return case((replace, value), else_=table.c[name])
+
+    changes = {name: new_if_replaced(name, insert.excluded[name]) for name in PROFILE_FIELDS}
+    changes["status"] = new_if_replaced("status", SubscriberStatus.PENDING)
+    changes["token_version"] = new_if_replaced("token_version", table.c.token_version + 1)
+    # A sign-up never confirmed restarts its week before it is forgotten.
+    changes["created_at"] = case(
+        (replace & table.c.confirmed_at.is_(None), insert.excluded.created_at),
+        else_=table.c.created_at,
+    )
+    stmt = insert.on_conflict_do_update(index_elements=[table.c.email], set_=changes)
+    with Session(engine) as session:
+        session.exec(stmt)
+        session.commit()
+    stored = get_subscriber(engine, subscriber.email)
+    if stored is None:  # deleted by another request between the two statements
+        raise InputError(f"no subscriber with address {subscriber.email}")
+    return stored
 
 
 def update_subscriber(engine: Engine, email: str, **changes: Any) -> Subscriber:
@@ -96,3 +154,17 @@ def purge_unconfirmed(engine: Engine, before: datetime) -> int:
         result = session.exec(stmt)
         session.commit()
         return result.rowcount or 0
+
+
+def probe_write(engine: Engine) -> None:
+    """Write a throwaway subscriber row and roll it back (the health check): raises
+    SQLAlchemyError when the database answers reads but a sign-up could not be
+    stored (a read-only or broken file, a full disk SQLite notices at once, a
+    read-only replica)."""
+    with Session(engine) as session:
+        probe = Subscriber(
+            email="healthz-probe@invalid", keywords="healthz", status=SubscriberStatus.PENDING
+        )
+        session.add(probe)
+        session.flush()
+        session.rollback()

@@ -3,7 +3,9 @@ sign up, confirm, change, pause, resume, unsubscribe, delete, and read a sent di
 
 Every action that needs an identity takes a signed link token (no passwords). Sign-up
 answers the same whether the address is new or known: a known address is sent its
-manage link instead of a second confirmation, and nothing about it changes.
+manage link instead of a second confirmation, and nothing about it changes. The
+sign-up is stored before the answer (the same one-row write for every address); only
+the mail is sent after it. Links name the subscriber's row, so they die with it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import email
 import email.policy
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from digest import store, subscriptions
@@ -22,7 +24,7 @@ from digest.rendering import make_environment, render_digest
 from digest.rendering.compose import items_from_outbox
 from digest.states import SubscriberStatus
 from digest.store import Engine
-from digest.tokens import TokenError, read_token
+from digest.tokens import TokenError, read_token_issued
 from digest.web.limits import SignupLimits
 from digest.web.mails import Mail, confirmation_mail, manage_mail
 from digest.web.topics import Topic, compose_profile, split_profile
@@ -46,6 +48,12 @@ class LinkError(InputError):
 
 class TooManyRequests(InputError):
     pass
+
+
+class MailBudgetSpent(InputError):
+    """The mailbox had its mails for today. Said to the visitor (not swallowed): the
+    owner must learn that a message is already waiting. It tells no more than that
+    someone asked for this mailbox lately, the same for known and new addresses."""
 
 
 @dataclass
@@ -88,20 +96,25 @@ class Accounts:
     # ------------------------------------------------------------ links
 
     def _read(self, purpose: str, token: str) -> Any:
+        return self._read_issued(purpose, token)[0]
+
+    def _read_issued(self, purpose: str, token: str) -> tuple[Any, datetime]:
         if not isinstance(token, str) or not 10 <= len(token) <= 2000:
             raise LinkError("this link is not valid")
         try:
-            return read_token(self.settings.secret_key, purpose, token)
+            return read_token_issued(self.settings.secret_key, purpose, token)
         except TokenError as exc:
             reason = "expired" if "expired" in str(exc) else "invalid"
             raise LinkError(str(exc), reason) from None
 
     def _subscriber_for(self, purpose: str, token: str) -> Subscriber:
-        address = self._read(purpose, token)
-        if not isinstance(address, str):
-            raise LinkError("this link is not valid")
+        """The subscription a manage or unsubscribe link was made for, and only that
+        one: a later sign-up of the same address is another row (ids are never
+        reused), and the link dies with the row it named."""
+        payload, issued = self._read_issued(purpose, token)
+        address, sub_id = link_target(payload)
         sub = store.get_subscriber(self.engine, address)
-        if sub is None:
+        if sub is None or not made_for(sub, sub_id, issued):
             raise LinkError("there is no subscription for this link any more", "gone")
         return sub
 
@@ -110,16 +123,19 @@ class Accounts:
 
     def confirm_target(self, token: str) -> Subscriber:
         """The pending subscriber a confirm link is for, checked but not changed."""
-        payload = self._read("confirm", token)
+        payload, issued = self._read_issued("confirm", token)
         if not (
             isinstance(payload, list)
-            and len(payload) == 2
+            and len(payload) in (2, 3)
             and isinstance(payload[0], str)
-            and isinstance(payload[1], int)
+            and all(isinstance(p, int) and not isinstance(p, bool) for p in payload[1:])
         ):
             raise LinkError("this link is not valid")
+        sub_id = payload[1] if len(payload) == 3 else None
         sub = store.get_subscriber(self.engine, payload[0])
-        if sub is None or sub.token_version != payload[1]:
+        if sub is None or not made_for(sub, sub_id, issued):
+            raise LinkError("there is no sign-up for this link any more", "gone")
+        if sub.token_version != payload[-1]:
             raise LinkError("this confirmation link has been replaced by a newer one", "used")
         if sub.status in KNOWN_STATUSES:
             raise LinkError("this subscription is already confirmed", "used")
@@ -129,21 +145,14 @@ class Accounts:
 
     # ------------------------------------------------------------ sign-up
 
-    def signup(self, address_typed: str, data: ProfileInput, client_ip: str) -> Mail | None:
-        """Validate, then create or refresh a pending subscription; the mail to send.
+    def signup(self, address_typed: str, data: ProfileInput, client_ip: str) -> Mail:
+        """Validate, apply the limits, store; the mail to send."""
+        return self.register(self.check_signup(address_typed, data, client_ip))
 
-        Returns None when the address already had its mails for today: the visitor
-        gets the same answer, the mailbox gets nothing more.
-        """
-        sub = self.check_signup(address_typed, data, client_ip)
-        return None if sub is None else self.register(sub)
-
-    def check_signup(
-        self, address_typed: str, data: ProfileInput, client_ip: str
-    ) -> Subscriber | None:
-        """The part of a sign-up the visitor waits for: validation and the limits,
-        none of which depends on whether the address is known. Web routes run
-        `register` after answering, so not even the response time tells."""
+    def check_signup(self, address_typed: str, data: ProfileInput, client_ip: str) -> Subscriber:
+        """Validation and the limits, none of which depends on whether the address is
+        known: the same SQL runs for every address. MailBudgetSpent when the mailbox
+        had its mails for today."""
         sub = subscriptions.new_subscriber(
             self.settings,
             address_typed,
@@ -158,41 +167,27 @@ class Accounts:
         if not self.limits.allow_signup(client_ip):
             raise TooManyRequests("too many sign-ups from your network; please try again later")
         if not self.limits.allow_mail(sub.email):
-            return None
+            raise MailBudgetSpent(
+                "a message was sent to this address recently; look for it in your inbox "
+                "and spam folder (its link works for two days), or try again tomorrow"
+            )
         return sub
 
     def register(self, sub: Subscriber) -> Mail:
-        """Create or refresh the pending subscription `sub` (validated by
-        `check_signup`); the mail to send: a confirmation, or a known address's
-        manage link."""
+        """Store the sign-up `sub` (validated by `check_signup`) before the visitor is
+        answered, so an accepted sign-up is never lost; the mail to send, which the
+        routes send after answering: a confirmation, or a known address's manage link.
+
+        Every address costs the same statements here (`store.store_signup` writes one
+        row whether or not the address is known). A later sign-up for a pending
+        address replaces its profile and voids the earlier confirmation link, never
+        silently: the earlier link says it was replaced, and the confirm page shows
+        the profile being confirmed and that it replaced an earlier one."""
         store.purge_unconfirmed(self.engine, utcnow() - UNCONFIRMED_KEPT)
-        existing = store.get_subscriber(self.engine, sub.email)
-        if existing is None:
-            try:
-                created = store.add_subscriber(self.engine, sub)
-                return confirmation_mail(self.settings, created.email, created.token_version)
-            except InputError:  # created by a concurrent request a moment ago
-                existing = store.get_subscriber(self.engine, sub.email)
-                if existing is None:
-                    raise
-        if existing.status in KNOWN_STATUSES:
-            return manage_mail(self.settings, existing.email)
-        version = existing.token_version + 1
-        restarted = {"created_at": utcnow()} if existing.confirmed_at is None else {}
-        store.update_subscriber(
-            self.engine,
-            existing.email,
-            **restarted,
-            status=SubscriberStatus.PENDING,
-            keywords=sub.keywords,
-            max_papers=sub.max_papers,
-            timezone=sub.timezone,
-            send_at=sub.send_at,
-            frequency=sub.frequency,
-            weekday=sub.weekday,
-            token_version=version,
-        )
-        return confirmation_mail(self.settings, existing.email, version)
+        stored = store.store_signup(self.engine, sub)
+        if stored.status in KNOWN_STATUSES:
+            return manage_mail(self.settings, stored.email, stored.id)
+        return confirmation_mail(self.settings, stored.email, stored.id, stored.token_version)
 
     def confirm(self, token: str) -> Subscriber:
         sub = self.confirm_target(token)
@@ -243,7 +238,7 @@ class Accounts:
         sub = self.manage_subscriber(token)
         if not self.limits.allow_mail(sub.email):
             return None
-        return manage_mail(self.settings, sub.email)
+        return manage_mail(self.settings, sub.email, sub.id)
 
     def delete_account(self, token: str) -> None:
         sub = self.manage_subscriber(token)
@@ -251,16 +246,19 @@ class Accounts:
         self.limits.forget_address(sub.email)
 
     def unsubscribe_target(self, token: str) -> str:
-        address = self._read("unsubscribe", token)
-        if not isinstance(address, str):
-            raise LinkError("this link is not valid")
-        return address
+        return link_target(self._read("unsubscribe", token))[0]
 
     def unsubscribe(self, token: str) -> str:
-        """Takes effect at once; an address no longer stored is unsubscribed already."""
-        address = self.unsubscribe_target(token)
+        """Takes effect at once; an address no longer stored is unsubscribed already,
+        and a link made for a deleted subscription leaves a later one alone."""
+        payload, issued = self._read_issued("unsubscribe", token)
+        address, sub_id = link_target(payload)
         sub = store.get_subscriber(self.engine, address)
-        if sub is not None and sub.status != SubscriberStatus.UNSUBSCRIBED:
+        if (
+            sub is not None
+            and made_for(sub, sub_id, issued)
+            and sub.status != SubscriberStatus.UNSUBSCRIBED
+        ):
             store.update_subscriber(
                 self.engine, address, status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=utcnow()
             )
@@ -306,6 +304,36 @@ class Accounts:
             size_limit=None,
         )
         return rendered.html
+
+
+def link_target(payload: Any) -> tuple[str, int | None]:
+    """The address and row id a manage or unsubscribe token names; links made before
+    ids were added carry the address alone."""
+    if isinstance(payload, str):
+        return payload, None
+    if (
+        isinstance(payload, list)
+        and len(payload) == 2
+        and isinstance(payload[0], str)
+        and isinstance(payload[1], int)
+        and not isinstance(payload[1], bool)
+    ):
+        return payload[0], payload[1]
+    raise LinkError("this link is not valid")
+
+
+def made_for(sub: Subscriber, sub_id: int | None, issued: datetime) -> bool:
+    """Whether a link naming `sub_id` (None: an address-only link), made at `issued`,
+    belongs to the row `sub`. An address-only link must not predate the row: tokens
+    count whole seconds, so the row's creation second is compared."""
+    if sub_id is not None:
+        return sub.id == sub_id
+    created = sub.created_at
+    if created is None:
+        return True
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return issued >= created.replace(microsecond=0)
 
 
 def field_errors(exc: InputError) -> dict[str, str]:

@@ -16,7 +16,13 @@ from pydantic import BaseModel, Field, StringConstraints
 from digest.errors import InputError
 from digest.models import Subscriber
 from digest.states import SubscriberStatus
-from digest.web.accounts import LinkError, ProfileInput, TooManyRequests, field_errors
+from digest.web.accounts import (
+    LinkError,
+    MailBudgetSpent,
+    ProfileInput,
+    TooManyRequests,
+    field_errors,
+)
 from digest.web.context import WebContext, web
 from digest.web.preview import PreviewGate, Refused, error_json
 from digest.web.topics import split_profile
@@ -182,20 +188,29 @@ def _input(body: ScheduleFields, keywords: str | None, topics: list[str] | None)
     "/subscriptions",
     status_code=202,
     response_model=Accepted,
-    responses={**ERRORS, 429: {"model": ErrorOut, "description": "Too many sign-ups"}},
+    responses={
+        **ERRORS,
+        429: {
+            "model": ErrorOut,
+            "description": "Too many sign-ups from the network, or the address was sent "
+            "its messages for today (field: email)",
+        },
+    },
 )
 def sign_up(request: Request, body: SignupIn, background: BackgroundTasks) -> Any:
     """Start a subscription: a confirmation email goes to the address (double opt-in)."""
     ctx = web(request)
     ip = request.client.host if request.client else "unknown"
     try:
-        sub = ctx.accounts.check_signup(body.email, _input(body, body.keywords, body.topics), ip)
+        # Stored before answering; a failed write answers 503, never a lost 202.
+        mail = ctx.accounts.signup(body.email, _input(body, body.keywords, body.topics), ip)
+    except MailBudgetSpent as exc:
+        return JSONResponse({"error": str(exc), "field": "email"}, status_code=429)
     except TooManyRequests as exc:
         return JSONResponse({"error": str(exc)}, status_code=429)
     except InputError as exc:
         return error(exc)
-    if sub is not None:
-        background.add_task(ctx.finish_signup, sub)
+    background.add_task(ctx.mailer.send, mail)
     return Accepted()
 
 

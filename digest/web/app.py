@@ -88,11 +88,17 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=True, tags=["operations"])
     async def healthz() -> JSONResponse:
-        """200 while the database answers, 503 when it does not."""
-        try:
-            await run_in_threadpool(store.ping, engine)
-        except DatabaseError:
-            return JSONResponse({"status": "unavailable"}, status_code=503)
+        """200 while the database answers and takes writes (one rolled back); 503
+        `degraded` with a reason when not: a sign-up would fail."""
+        for check, reason in (
+            (store.ping, "the database does not answer"),
+            (store.probe_write, "the database refuses writes"),
+        ):
+            try:
+                await run_in_threadpool(check, engine)
+            except DatabaseError as exc:
+                log.error("health check: %s: %s", reason, exc)
+                return JSONResponse({"status": "degraded", "reason": reason}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     @app.exception_handler(StarletteHTTPException)

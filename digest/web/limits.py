@@ -1,5 +1,5 @@
 """Rate limits against subscription bombing: sign-ups per client IP, and mails per
-address. Counts live in the database (table `rateevent`), so they hold across
+mailbox (`+tag` variants of one address share one budget). Counts live in the database (table `rateevent`), so they hold across
 restarts and across several web workers; any object with the same two methods can
 stand in (`create_app(..., limiter=...)`).
 
@@ -46,10 +46,7 @@ class DbRateLimiter:
     def allow(self, bucket: str, limit: int, window: timedelta) -> bool:
         now = self.clock()
         store.delete_rate_events(self.engine, before=now - max(KEEP, window))
-        if store.count_rate_events(self.engine, bucket, now - window) >= limit:
-            return False
-        store.add_rate_event(self.engine, bucket)
-        return True
+        return store.take_rate_slot(self.engine, bucket, limit, now - window)
 
     def forget(self, buckets: Sequence[str]) -> None:
         store.delete_rate_events(self.engine, buckets)
@@ -67,6 +64,21 @@ def network_of(client_ip: str) -> str:
     return str(getattr(address, "ipv4_mapped", None) or address)
 
 
+# Providers where dots in the local part do not matter (a.b@gmail.com is ab@gmail.com).
+DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def mailbox_of(address: str) -> str:
+    """The mailbox an address delivers to, as an abuse desk counts: `+tag` folded away
+    (ada+x@d and ada+y@d both reach ada@d), and dots too where the provider ignores
+    them. Only for counting: mail still goes to the address as given."""
+    local, _, domain = address.lower().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in DOTLESS_DOMAINS:
+        local = local.replace(".", "") or local
+    return f"{local}@{domain}"
+
+
 @dataclass
 class SignupLimits:
     """The two limits the sign-up flow applies, over one limiter."""
@@ -80,7 +92,8 @@ class SignupLimits:
         return f"{kind}:{digest[:40]}"
 
     def address_bucket(self, address: str) -> str:
-        return self._bucket("mail", address)
+        """One budget per mailbox, however the address is spelt."""
+        return self._bucket("mail", mailbox_of(address))
 
     def allow_signup(self, client_ip: str) -> bool:
         return self.limiter.allow(

@@ -37,17 +37,22 @@ class Mail:
     links: dict[str, str]
 
 
-def confirm_link(settings: Settings, address: str, version: int) -> str:
-    token = make_token(settings.secret_key, "confirm", [address, version])
+def confirm_link(settings: Settings, address: str, subscriber_id: int | None, version: int) -> str:
+    """The token names the row and its `token_version`: a newer sign-up, or a new row
+    for the address after a delete, voids it."""
+    token = make_token(settings.secret_key, "confirm", [address, subscriber_id, version])
     return f"{settings.base_url}/confirm/{token}"
 
 
-def confirmation_mail(settings: Settings, address: str, version: int) -> Mail:
-    return Mail("confirm", address, {"confirm": confirm_link(settings, address, version)})
+def confirmation_mail(
+    settings: Settings, address: str, subscriber_id: int | None, version: int
+) -> Mail:
+    link = confirm_link(settings, address, subscriber_id, version)
+    return Mail("confirm", address, {"confirm": link})
 
 
-def manage_mail(settings: Settings, address: str) -> Mail:
-    return Mail("manage", address, subscriber_links(settings, address, None))
+def manage_mail(settings: Settings, address: str, subscriber_id: int | None) -> Mail:
+    return Mail("manage", address, subscriber_links(settings, address, None, subscriber_id))
 
 
 def build(settings: Settings, env: Environment, mail: Mail) -> EmailMessage:

@@ -19,7 +19,13 @@ from digest.errors import InputError
 from digest.models import Subscriber
 from digest.rendering import subscriber_links
 from digest.states import WEEKDAYS, Frequency, SubscriberStatus, Weekday
-from digest.web.accounts import LinkError, ProfileInput, TooManyRequests, field_errors
+from digest.web.accounts import (
+    LinkError,
+    MailBudgetSpent,
+    ProfileInput,
+    TooManyRequests,
+    field_errors,
+)
 from digest.web.context import web
 from digest.web.security import CSRF_FIELD, DIGEST_VIEW_CSP, HONEYPOT_FIELD, honeypot_filled
 from digest.web.topics import split_profile
@@ -237,8 +243,10 @@ async def signup_submit(request: Request, background: BackgroundTasks) -> Respon
         return RedirectResponse("/check-your-inbox", status_code=303)
     data = profile_input(form)
     try:
-        sub = await run_in_threadpool(
-            ctx.accounts.check_signup, form_text(form, "email"), data, client_ip(request)
+        # Stored before answering (a failed write is a 503 page, not a lost sign-up);
+        # only the mail goes out after the answer.
+        mail = await run_in_threadpool(
+            ctx.accounts.signup, form_text(form, "email"), data, client_ip(request)
         )
     except TooManyRequests:
         return message_page(
@@ -247,11 +255,21 @@ async def signup_submit(request: Request, background: BackgroundTasks) -> Respon
             "We received many sign-ups from your network in the last hour. Please try again later.",
             429,
         )
+    except MailBudgetSpent:
+        return message_page(
+            request,
+            "We sent you a message recently",
+            "A message for this address went out a short while ago: look for it in your "
+            "inbox and in your spam folder (its link works for two days). To protect "
+            f"mailboxes we send at most {ctx.settings.mail_limit_per_address} messages a "
+            "day to one address, so please try again tomorrow if nothing arrived.",
+            429,
+            ("/", "Back to the sign-up page"),
+        )
     except InputError as exc:
         context = form_context(request, typed_values(form, data), field_errors(exc))
         return render(request, "signup.html", context, 400)
-    if sub is not None:
-        background.add_task(ctx.finish_signup, sub)
+    background.add_task(ctx.mailer.send, mail)
     return RedirectResponse("/check-your-inbox", status_code=303)
 
 
@@ -275,7 +293,19 @@ async def confirm_page(request: Request, token: str) -> Response:
         sub = await run_in_threadpool(web(request).accounts.confirm_target, token)
     except LinkError as exc:
         return link_error_page(request, exc)
-    return render(request, "confirm.html", {"email": sub.email, "token": token})
+    keywords, topics = split_profile(sub.keywords, web(request).catalogue)
+    labels = {t.name: t.label for t in web(request).catalogue}
+    context = {
+        "email": sub.email,
+        "token": token,
+        "sub": sub,
+        "keywords": keywords,
+        "topics": [labels.get(t, t) for t in topics],
+        "frequencies": FREQUENCY_LABELS,
+        # Each later sign-up for the address bumps the version: say the profile changed.
+        "replaced": sub.token_version > 0,
+    }
+    return render(request, "confirm.html", context)
 
 
 @router.post("/confirm/{token}", response_class=HTMLResponse)
@@ -288,7 +318,7 @@ async def confirm_submit(request: Request, token: str) -> Response:
         sub = await run_in_threadpool(ctx.accounts.confirm, token)
     except LinkError as exc:
         return link_error_page(request, exc)
-    manage = subscriber_links(ctx.settings, sub.email, None)["manage"]
+    manage = subscriber_links(ctx.settings, sub.email, None, sub.id)["manage"]
     return render(
         request,
         "confirmed.html",

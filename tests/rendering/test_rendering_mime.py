@@ -67,7 +67,7 @@ def test_message_parses_back_with_both_parts_and_headers() -> None:
     https, mailto = (u.strip().strip("<>") for u in str(msg["List-Unsubscribe"]).split(","))
     assert https.startswith("https://digest.example.org/unsubscribe/")
     token = https.rsplit("/", 1)[1]
-    assert read_token("test-secret", "unsubscribe", token) == "reader@example.org"
+    assert read_token("test-secret", "unsubscribe", token) == ["reader@example.org", 7]
     assert mailto == "mailto:digest+unsubscribe@example.org?subject=unsubscribe"
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
     assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF everywhere, no bare LF
