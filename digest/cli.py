@@ -1,7 +1,8 @@
 """The `digest` command line. Each command is a thin layer over `digest.pipeline` and
 `digest.store`: parse arguments, call one function, print a table or JSON.
 
-Exit codes: 0 ok, 1 finished with failures, 2 bad usage or bad input.
+Exit codes: 0 ok, 1 finished with failures, 2 bad usage or bad input, 3 `web` /
+`serve` could not listen (the port is in use).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from digest.delivery.sender import SendReport
 from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
 from digest.models import Paper, Subscriber, utcnow
-from digest.startup import load_checked_settings
+from digest.startup import load_checked_settings, warn_default_sources, warn_unknown_settings
 from digest.states import DigestStatus, SubscriberStatus
 from digest.store import DatabaseError, Engine
 
@@ -70,6 +71,31 @@ MaxPapersOpt = Annotated[int | None, typer.Option("--max-papers", help="Papers p
 MinScoreOpt = Annotated[float | None, typer.Option("--min-score", help="Relevance floor.")]
 
 
+def _version(show: bool) -> None:
+    """`digest --version`: the installed distribution's version (importlib.metadata)."""
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("digest")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            number = "unknown (not installed)"
+        typer.echo(f"digest {number}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main_options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Email researchers a personal daily digest of new papers."""
+
+
 def _settings() -> Settings:
     return load_checked_settings()
 
@@ -86,13 +112,22 @@ def _first_line(exc: BaseException) -> str:
     return (str(reason).strip().splitlines() or [type(reason).__name__])[0][:300]
 
 
-def _engine(settings: Settings, repair: bool = False, schema: bool = True) -> Engine:
+def _engine(
+    settings: Settings, repair: bool = False, schema: bool = True, create: bool = False
+) -> Engine:
     """The engine, with the schema created or upgraded (`repair`, for `digest init`:
     and mended, see `store.init_db`; `schema=False`, for `digest db`: left as it is);
     a database that cannot be used is one clear line naming DIGEST_DATABASE_URL
-    (password masked), not a traceback."""
+    (password masked), not a traceback. Only `init` (and `db upgrade`, `create`) may
+    create a SQLite file: anywhere else a missing file means the wrong directory or
+    URL, and an empty new database would mail nobody without a word."""
     url = settings.database_url
     shown = store.shown_url(url)
+    missing = None if repair or create else store.missing_sqlite_file(url)
+    if missing is not None:
+        raise ConfigError(
+            f"no database at {missing}; run `digest init` first, or set DIGEST_DATABASE_URL"
+        )
     try:
         engine = store.make_engine(url)
         if repair:
@@ -251,6 +286,9 @@ def set_(
     ] = None,
 ) -> None:
     """Change an existing subscription; only the options given change."""
+    given = (keywords, max_papers, min_score, timezone, send_at, frequency, weekday, notify_empty)
+    if all(v is None for v in given):
+        raise InputError("nothing to change; give at least one option (see digest set --help)")
     settings = _settings()
     sub = subscriptions.change(
         _engine(settings),
@@ -368,6 +406,8 @@ def run(
     own zone, time and frequency) and has not been sent. Safe to run from cron every
     few minutes: nobody gets a digest twice, and after downtime one catch-up digest."""
     settings = _settings()
+    if not no_fetch:
+        warn_default_sources()
     configure_logging(settings.log_format, settings.log_level)  # warnings as events
     engine = _engine(settings)
     with _progress() as track:
@@ -456,14 +496,33 @@ def _print_schedule_status(data: dict[str, Any]) -> None:
             escape((s["last_error"] or "")[:80]),
         )
     out.print(sources)
-    for job in data.get("next_runs", []):
-        out.print(f"next {job['job']}: {job['next_run_at']}", highlight=False)
+    _print_scheduler(data.get("scheduler") or {}, data.get("next_runs", []))
     for d in data.get("next_digests", [])[:5]:
         out.print(f"next digest: {d['email']} at {d['at']} ({d['edition']})", highlight=False)
     last = data.get("last_edition")
     if last:
         counts = ", ".join(f"{k} {v}" for k, v in last.items() if k != "edition" and v)
         out.print(f"last edition {last['edition']}: {counts}", highlight=False, markup=False)
+
+
+def _print_scheduler(state: dict[str, Any], next_runs: list[dict[str, Any]]) -> None:
+    """The truth about the scheduler: none ever ran, or when it was last alive and
+    its stored next runs (flagged when overdue, i.e. it is not running now)."""
+    if not state.get("has_run"):
+        out.print(
+            "scheduler: no scheduler has run (start `digest serve`, or call `digest run` "
+            "from cron); nothing is fetched or sent on its own",
+            highlight=False,
+            markup=False,
+        )
+        return
+    alive = state.get("last_alive_at")
+    line = f"scheduler: last alive at {alive}" if alive else "scheduler: has run"
+    if state.get("overdue"):
+        line += "; its runs are overdue, so it is not running now"
+    out.print(line, highlight=False, markup=False)
+    for job in next_runs:
+        out.print(f"next {job['job']}: {job['next_run_at']}", highlight=False)
 
 
 def _print_delivery_status(data: dict[str, Any]) -> None:
@@ -655,6 +714,7 @@ def serve(host: HostOpt = None, port: PortOpt = None) -> None:
     from digest.web.server import run_web
 
     settings = _settings()
+    warn_default_sources()
     raise typer.Exit(run_web(_engine(settings), settings, host, port, with_scheduler=True))
 
 
@@ -665,6 +725,7 @@ def web(host: HostOpt = None, port: PortOpt = None) -> None:
     from digest.web.server import run_web
 
     settings = _settings()
+    warn_default_sources()  # the live preview shows the papers a `digest fetch` stored
     raise typer.Exit(run_web(_engine(settings), settings, host, port))
 
 
@@ -715,7 +776,7 @@ def db_current(as_json: JsonObjOpt = False) -> None:
 def db_upgrade(revision: Annotated[str, typer.Argument(help="A revision id.")] = "head") -> None:
     """Upgrade the database to REVISION (default: head, the newest)."""
     settings = _settings()
-    engine = _engine(settings, schema=False)
+    engine = _engine(settings, schema=False, create=True)
     store.upgrade(engine, revision)
     typer.echo(f"database at {store.current_revision(engine) or 'base'}")
 
@@ -743,6 +804,7 @@ def db_history(as_json: JsonOpt = False) -> None:
 
 
 def main() -> None:
+    warn_unknown_settings()  # here: once per process, whatever the command
     try:
         app(prog_name="digest")
     except DigestError as exc:

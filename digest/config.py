@@ -7,13 +7,18 @@ can print it and exit 2 instead of failing deep inside a run.
 
 from __future__ import annotations
 
+import difflib
+import functools
+import importlib.resources
 import os
 import re
-from collections.abc import Callable, Mapping
+import sys
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -31,8 +36,42 @@ def parse_hhmm(value: str) -> str:
     return value.strip()
 
 
+@functools.cache
+def canonical_timezones() -> tuple[str, ...]:
+    """The zones to offer in a picker, sorted: the zones tzdata defines (its `Z`
+    lines) and each country's zone in `zone.tab`, plus UTC, but none of the old names
+    kept only as links (`Africa/Asmera`, `US/Eastern`). `zone.tab` brings back the
+    merged zones people still look for (`Europe/Amsterdam` is a link since 2022).
+    Every available name is still accepted when typed (`parse_timezone`)."""
+    available = zoneinfo.available_timezones()
+    folder = importlib.resources.files("tzdata") / "zoneinfo"
+    defined = {
+        line.split()[1]
+        for line in (folder / "tzdata.zi").read_text(encoding="utf-8").splitlines()
+        if line.startswith("Z ")
+    }
+    per_country = {
+        line.split("\t")[2]
+        for line in (folder / "zone.tab").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    }
+    names = {n for n in defined | per_country if "/" in n and not n.startswith("Etc/")}
+    return tuple(sorted((names & available) | {"UTC"}))
+
+
+def suggest_timezone(name: str) -> str | None:
+    """The zone a typo most likely meant (`Europe/Berln` -> `Europe/Berlin`), or None."""
+    zones = canonical_timezones()
+    by_lower = {z.lower(): z for z in zones}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.75)
+    return by_lower[close[0]] if close else None
+
+
 def parse_timezone(value: str) -> str:
-    """Validate an IANA time zone name such as `Europe/Berlin`."""
+    """Validate an IANA time zone name such as `Europe/Berlin`; an old alias
+    (`Africa/Asmera`) is accepted as typed. A typo gets a "did you mean"."""
     name = value.strip()
     problem = f"expected an IANA time zone such as Europe/Berlin, got {value[:80]!r}"
     # IANA names are short; a huge one would reach the file system as a path.
@@ -41,7 +80,8 @@ def parse_timezone(value: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(problem) from None
+        hint = suggest_timezone(name)
+        raise ValueError(problem + (f"; did you mean {hint}?" if hint else "")) from None
     return name
 
 
@@ -303,6 +343,29 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 ENV_KEYS = tuple(_KEYS)
+
+# Names read elsewhere on purpose, so not a misspelling of a setting.
+_OTHER_DIGEST_NAMES: frozenset[str] = frozenset()
+
+
+def misspelt_keys(names: Iterable[str]) -> list[tuple[str, str | None]]:
+    """Each `DIGEST_*` name that is no setting, with the setting it most likely
+    meant (difflib), or None: a typo such as `DIGEST_SMPT_HOST` is otherwise ignored
+    in silence and the default used."""
+    found = []
+    for name in sorted(set(names)):
+        if not name.startswith("DIGEST_") or name in _KEYS or name in _OTHER_DIGEST_NAMES:
+            continue
+        close = difflib.get_close_matches(name, ENV_KEYS, n=1, cutoff=0.8)
+        found.append((name, close[0] if close else None))
+    return found
+
+
+def warn_misspelt(names: Iterable[str], stream: TextIO | None = None) -> None:
+    """One stderr line per unknown `DIGEST_*` name (the caller does this once)."""
+    for name, meant in misspelt_keys(names):
+        hint = f"did you mean {meant}?" if meant else "see config.example.env for the settings"
+        (stream or sys.stderr).write(f"warning: {name} is not a digest setting; {hint}\n")
 
 
 def load_settings(

@@ -16,7 +16,7 @@ from digest import pipeline, store
 from digest.config import load_settings
 from digest.errors import InputError
 from digest.models import Subscriber, utcnow
-from digest.smtp_sink import SmtpSink
+from digest.smtp_sink import SmtpSink, clear_sink_files
 
 DEMO_SUBSCRIBERS = [
     ("ada@example.org", '"reinforcement learning", alignment, "human feedback"'),
@@ -60,11 +60,14 @@ def extract_html(eml: Path) -> Path:
 
 def run_demo(outbox: Path) -> DemoSummary:
     """The database lives in a temporary folder removed at the end: a demo leaves only
-    the messages behind."""
+    the messages behind. Each run starts from an empty outbox: the messages of an
+    earlier run (the sink's `NNNNNN-recipient.eml` and their `.html`) are removed,
+    and nothing else in the folder is touched."""
     try:
         outbox.mkdir(parents=True, exist_ok=True)
+        clear_sink_files(outbox)
     except OSError as exc:
-        raise InputError(f"--outbox: cannot create {outbox}: {exc.strerror or exc}") from None
+        raise InputError(f"--outbox: cannot use {outbox}: {exc.strerror or exc}") from None
     with tempfile.TemporaryDirectory(prefix="digest-demo-") as workdir:
         return _run_demo(outbox, Path(workdir))
 

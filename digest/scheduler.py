@@ -311,16 +311,55 @@ def serve_forever(engine: Engine, settings: Settings) -> int:
 # ---------------------------------------------------------------- status
 
 
-def _stored_next_runs(engine: Engine) -> dict[str, datetime | None]:
-    """Next run of each job as the job store has it (empty if never started)."""
+@dataclass(frozen=True)
+class StoredJob:
+    """A job as the job store keeps it: its next run, and the interval of an interval
+    job (from which its last run follows)."""
+
+    next_run_at: datetime | None
+    interval_seconds: float | None
+
+
+def _stored_jobs(engine: Engine) -> dict[str, StoredJob] | None:
+    """The jobs in the job store, or None when no scheduler has ever run here (no
+    job store)."""
     if not store.has_table(engine, JOBS_TABLE):
-        return {}
+        return None
     jobstore = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)
     jobstore.start(BackgroundScheduler(timezone="UTC"), "default")
     try:
-        return {job.id: job.next_run_time for job in jobstore.get_all_jobs()}
+        return {
+            job.id: StoredJob(
+                job.next_run_time,
+                job.trigger.interval_length if isinstance(job.trigger, IntervalTrigger) else None,
+            )
+            for job in jobstore.get_all_jobs()
+        }
     finally:
         jobstore.shutdown()
+
+
+def scheduler_state(stored: dict[str, StoredJob] | None, now: datetime) -> dict[str, Any]:
+    """What `digest status` can truthfully say about the scheduler: whether one has
+    ever run against this database, when it was last alive (the latest run of an
+    interval job: its next run less its interval), and whether its runs are overdue
+    (then it is not running now: `digest serve` is stopped, or was never started)."""
+    if stored is None:
+        return {"has_run": False, "last_alive_at": None, "overdue": False}
+    runs = [schedule.as_utc(j.next_run_at) for j in stored.values() if j.next_run_at]
+    last = [
+        schedule.as_utc(j.next_run_at) - timedelta(seconds=j.interval_seconds)
+        for j in stored.values()
+        if j.next_run_at and j.interval_seconds
+    ]
+    alive = min(max(last), now) if last else None
+    # A minute of slack: a job about to fire is not a stopped scheduler.
+    overdue = bool(runs) and min(runs) < now - timedelta(minutes=1)
+    return {
+        "has_run": True,
+        "last_alive_at": alive.isoformat() if alive else None,
+        "overdue": overdue,
+    }
 
 
 def _next_digest(
@@ -340,18 +379,17 @@ def _last_of(
 
 
 def status_info(engine: Engine, settings: Settings, now: datetime | None = None) -> dict:
-    """For `digest status`: last fetch per source, next scheduled runs, next digests."""
+    """For `digest status`: last fetch per source, the scheduler's state and its
+    stored next runs (none when no scheduler has run), next digests."""
     now = now or utcnow()
     active = store.list_subscribers(engine, status=SubscriberStatus.ACTIVE)
-    stored = _stored_next_runs(engine)
-    next_runs = []
-    for spec in job_specs(settings):
-        at = stored.get(spec.id)
-        if at is None:
-            at = spec.trigger.get_next_fire_time(None, now)
-            if isinstance(spec.trigger, IntervalTrigger):
-                at = now + timedelta(seconds=spec.trigger.interval_length)
-        next_runs.append({"job": spec.id, "next_run_at": schedule.as_utc(at).isoformat()})
+    stored = _stored_jobs(engine)
+    # Only runs a scheduler stored: without one, nothing fetches or sends on its own.
+    next_runs = [
+        {"job": job_id, "next_run_at": schedule.as_utc(job.next_run_at).isoformat()}
+        for job_id, job in sorted((stored or {}).items())
+        if job.next_run_at is not None
+    ]
     sources = [
         {
             "source": s.name,
@@ -371,7 +409,12 @@ def status_info(engine: Engine, settings: Settings, now: datetime | None = None)
         {"email": email, "edition": slot.edition, "at": slot.at.isoformat()}
         for slot, email in upcoming[:10]
     ]
-    return {"sources": sources, "next_runs": next_runs, "next_digests": next_digests}
+    return {
+        "sources": sources,
+        "scheduler": scheduler_state(stored, now),
+        "next_runs": next_runs,
+        "next_digests": next_digests,
+    }
 
 
 def status_report(engine: Engine, settings: Settings) -> dict[str, Any]:

@@ -13,6 +13,20 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
 
+# The names this sink gives its files (and `digest demo` the HTML beside them).
+SINK_FILE_RE = re.compile(r"\d{6}-[A-Za-z0-9_.@-]{1,100}\.(?:eml|html)")
+
+
+def clear_sink_files(folder: Path) -> int:
+    """Remove the files an earlier sink run wrote in `folder` (and their extracted
+    `.html`), only those: anything else a user keeps there stays. Returns the count."""
+    removed = 0
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if path.is_file() and SINK_FILE_RE.fullmatch(path.name):
+            path.unlink()
+            removed += 1
+    return removed
+
 
 class EmlFolderHandler:
     """Writes each accepted message to `folder/NNNNNN-recipient.eml`."""

@@ -10,10 +10,16 @@ refuses to start instead of failing each fetch or send for hours.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TextIO
 
-from digest.config import Settings, load_settings
+from dotenv import dotenv_values
+
+from digest.config import Settings, load_settings, warn_misspelt
 from digest.delivery.transports import TRANSPORTS, TransportRegistry
 from digest.sources import check_source_specs
 from digest.sources.registry import SOURCE_KINDS, SourceRegistry
@@ -36,3 +42,38 @@ def load_checked_settings(
             "DIGEST_TRANSPORT": transports.check_name,
         },
     )
+
+
+def given_names(
+    environ: Mapping[str, str] | None = None, env_file: Path | str | None = ".env"
+) -> set[str]:
+    """The variable names the settings are read from: the environment's and those of
+    `.env` (an unreadable `.env` adds none; `load_settings` reports it)."""
+    names = set(os.environ if environ is None else environ)
+    if env_file is not None and Path(env_file).is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            names.update(dotenv_values(env_file, encoding="utf-8"))
+    return names
+
+
+def warn_unknown_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | str | None = ".env",
+    stream: TextIO | None = None,
+) -> None:
+    """Warn on stderr about each `DIGEST_*` name that is no setting ("did you mean
+    DIGEST_SMTP_HOST?"). The CLI calls this once, at the start of the process."""
+    warn_misspelt(given_names(environ, env_file), stream)
+
+
+def warn_default_sources(
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | str | None = ".env",
+    stream: TextIO | None = None,
+) -> None:
+    """Commands that fetch on their own (`run`, `serve`, `web`'s previews) would use the
+    bundled sample papers without a word when `DIGEST_SOURCES` is unset: say so."""
+    if "DIGEST_SOURCES" not in given_names(environ, env_file):
+        (stream or sys.stderr).write(
+            "warning: DIGEST_SOURCES is not set: using the bundled sample papers\n"
+        )

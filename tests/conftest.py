@@ -84,7 +84,8 @@ def smtp_sink(tmp_path: Path) -> Iterator[Sink]:
 
 @pytest.fixture
 def env(tmp_path: Path, smtp_sink: Sink) -> dict[str, str]:
-    """Environment for running `digest` against a fresh SQLite file and the sink."""
+    """Environment for running `digest` against a fresh SQLite file and the sink; the
+    file is made as a user would first, by `digest init` (no other command makes one)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     base.update(
         {
@@ -97,7 +98,17 @@ def env(tmp_path: Path, smtp_sink: Sink) -> dict[str, str]:
             "DIGEST_SOURCES": "sample",
         }
     )
+    digest_init(base)
     return base
+
+
+def digest_init(env: dict[str, str]) -> None:
+    """What a user does first: `digest init` (only `init` creates a database). Run
+    in-process, through the same `store.init_db` the command calls, since hundreds of
+    tests start this way."""
+    eng = store.make_engine(env["DIGEST_DATABASE_URL"])
+    store.init_db(eng)
+    eng.dispose()
 
 
 @pytest.fixture
@@ -214,6 +225,8 @@ def strict_json(text: str) -> Any:
 
 @pytest.fixture
 def cli(env: dict[str, str], tmp_path: Path) -> Callable[..., CliResult]:
+    """Runs `digest` against the `env` database (made by `digest init`)."""
+
     def _run(*args: str, extra_env: dict[str, str] | None = None) -> CliResult:
         return run_cli(list(args), {**env, **(extra_env or {})}, cwd=tmp_path)
 

@@ -108,6 +108,7 @@ def record_from_json(obj: Any, source: str) -> PaperRecord:
         pdf_url=_opt_url(obj, "pdf_url"),
         code_url=_opt_url(obj, "code_url"),
         project_url=_opt_url(obj, "project_url"),
+        hf_url=_opt_url(obj, "hf_url"),
         upvotes=_opt_int(obj.get("upvotes")),
         ai_summary=clean_text(obj.get("ai_summary"), 5000) or None,
         ai_keywords=clean_list(obj.get("ai_keywords"), 50, 100),

@@ -33,6 +33,7 @@ from digest.store.engine import (
     Engine,
     has_table,
     make_engine,
+    missing_sqlite_file,
     ping,
     shown_url,
 )
@@ -124,6 +125,7 @@ __all__ = [
     "save_source_state",
     "seq_first_seen_since",
     "shown_url",
+    "missing_sqlite_file",
     "store_signup",
     "take_rate_slot",
     "update_subscriber",

@@ -7,6 +7,7 @@ engine it passes around and the error it catches without importing SQLAlchemy.""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, event, inspect, text
@@ -17,7 +18,16 @@ from sqlmodel import SQLModel, create_engine
 
 from digest.errors import ConfigError
 
-__all__ = ["DatabaseError", "Engine", "has_table", "make_engine", "ping", "shown_url", "table_of"]
+__all__ = [
+    "DatabaseError",
+    "Engine",
+    "has_table",
+    "make_engine",
+    "missing_sqlite_file",
+    "ping",
+    "shown_url",
+    "table_of",
+]
 
 
 def shown_url(url: str) -> str:
@@ -27,6 +37,23 @@ def shown_url(url: str) -> str:
         return url if parsed.password is None else parsed.render_as_string(hide_password=True)
     except ArgumentError:
         return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The absolute path of the SQLite file `url` names when that file does not exist
+    (connecting would create an empty database there), else None: not SQLite, in
+    memory, or there."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    name = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or name in {"", ":memory:"}:
+        return None
+    if name.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None  # a URI filename: its own rules, left to SQLite
+    path = Path(name).expanduser()
+    return None if path.exists() else path.absolute()
 
 
 def table_of(model: type[SQLModel]) -> Table:

@@ -8,7 +8,6 @@ The pages, the JSON API and the admin API are routers over one `WebContext` kept
 from __future__ import annotations
 
 import logging
-import zoneinfo
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -19,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from digest import store
-from digest.config import Settings
+from digest.config import Settings, canonical_timezones
 from digest.delivery import Transport
 from digest.store import DatabaseError, Engine
 from digest.web import admin, api, pages
@@ -60,7 +59,7 @@ def create_app(
             base_url=settings.base_url,
         ),
         catalogue=catalogue,
-        timezones=sorted(zoneinfo.available_timezones()),
+        timezones=list(canonical_timezones()),
     )
     gate = PreviewGate(settings, engine)
 

@@ -8,21 +8,53 @@ stopped, which lets in-flight sends finish and be recorded before the process ex
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import signal
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
 
 from digest.config import Settings
-from digest.errors import InputError
+from digest.errors import DigestError, InputError
 from digest.logs import configure_logging, log_event
 from digest.store import Engine
 from digest.web.app import create_app
 from digest.web.deadlines import with_deadlines
 
 log = logging.getLogger("digest.web")
+
+
+class PortInUse(DigestError):
+    """Another program (often another `digest web`) listens on the address: exit 3,
+    apart from bad input (2) and failures worth retrying (1), so a supervisor or a
+    script can tell it."""
+
+    exit_code = 3
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here before anything starts (the scheduler
+    included), so a busy port is one clear line and not uvicorn's log and exit 3."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(
+                f"port {port} on {host} is in use; set DIGEST_HTTP_PORT or --port"
+            ) from None
+        raise InputError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "set DIGEST_HTTP_HOST / DIGEST_HTTP_PORT or --host / --port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def run_web(
@@ -49,6 +81,7 @@ def run_web(
         access_log=False,
     )
     server = uvicorn.Server(config)
+    listener = bind_listener(config.host, config.port)
     scheduler = None
     if with_scheduler:
         # Imported here for start-up cost only (APScheduler); the scheduler imports no web.
@@ -60,8 +93,9 @@ def run_web(
     previous = {s: signal.signal(s, _noted) for s in (signal.SIGTERM, signal.SIGINT)}
     log_event(log, "web.starting", host=config.host, port=config.port)
     try:
-        server.run()
+        server.run(sockets=[listener])
     finally:
+        listener.close()
         if scheduler is not None:
             from digest.scheduler import stop_scheduler
 

@@ -12,11 +12,12 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 
 from digest.config import Settings
 from digest.rendering import template_dirs
+from digest.web.site import site_facts
 
 
 def make_web_environment(settings: Settings) -> Environment:
     loader = ChoiceLoader([FileSystemLoader(str(d)) for d in template_dirs(settings)])
-    return Environment(
+    env = Environment(
         loader=loader,
         autoescape=select_autoescape(["html", "htm", "xml"]),
         undefined=StrictUndefined,
@@ -24,3 +25,6 @@ def make_web_environment(settings: Settings) -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
+    # `site`: the configured sources and send rhythm, which the pages describe.
+    env.globals["site"] = site_facts(settings)
+    return env

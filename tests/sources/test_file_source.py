@@ -10,7 +10,8 @@ import pytest
 from conftest import clean_exit, strict_json
 
 from digest.errors import SourceError
-from digest.sources.file import FileSource, sample_path, title_id
+from digest.records import canonical_arxiv_id
+from digest.sources.file import FileSource, sample_path
 
 
 def test_bad_lines_are_reported_and_good_ones_kept(tmp_path, cli):
@@ -49,8 +50,9 @@ def test_bundled_sample_has_about_fifty_real_papers_with_stable_ids():
     assert not batch.warnings
     assert 40 <= len(batch.records) <= 60
     for rec in batch.records:
-        assert rec.id == title_id(rec.title)
-        assert rec.url is None and rec.pdf_url is None  # never invented
+        # Real arXiv ids (tools/build_sample.py), so links point at the real papers.
+        assert canonical_arxiv_id(rec.id) == rec.id
+        assert rec.url == f"https://arxiv.org/abs/{rec.id}" and rec.authors
     assert len({r.id for r in batch.records}) == len(batch.records)
 
 

@@ -177,10 +177,13 @@ def _start_together(env: dict[str, str], cwd: Path, commands: list[list[str]]) -
 
 
 def test_two_processes_initialising_a_new_sqlite_file_both_succeed(tmp_path, env, cli):
-    results = _start_together(env, tmp_path, [["init"], ["init"], ["subscribers", "--json"]])
+    # A new file (the `cli` fixture's is made already); only `init` may create one.
+    fresh = {"DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+    results = _start_together({**env, **fresh}, tmp_path, [["init"], ["init"], ["init"]])
     for code, _out, stderr in results:
         assert code == 0, stderr
-    assert cli("db", "current", "--json").stdout.count('"at_head": true') == 1
+    current = cli("db", "current", "--json", extra_env=fresh).stdout
+    assert current.count('"at_head": true') == 1
 
 
 @pytest.mark.postgres
@@ -197,12 +200,18 @@ def test_two_processes_initialising_a_new_postgresql_database_both_succeed(
 
 
 def test_db_commands(tmp_path, cli):
-    fresh = cli("db", "current")
-    assert fresh.code == 0, fresh.stderr
-    assert fresh.stdout.startswith(f"none (behind head {store.HEAD})")
-    up = cli("db", "upgrade")
+    fresh = {"DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    missing = cli("db", "current", extra_env=fresh)  # only init and db upgrade create one
+    assert missing.code == 2 and "no database at" in missing.stderr
+    up = cli("db", "upgrade", extra_env=fresh)
     assert (up.code, up.stdout.strip()) == (0, f"database at {store.HEAD}")
-    history = json.loads(cli("db", "history", "--json").stdout)
+    assert cli("db", "downgrade", "base", extra_env=fresh).code == 0
+    empty = cli("db", "current", extra_env=fresh)
+    assert empty.code == 0, empty.stderr
+    assert empty.stdout.startswith(f"none (behind head {store.HEAD})")
+    up = cli("db", "upgrade", extra_env=fresh)
+    assert (up.code, up.stdout.strip()) == (0, f"database at {store.HEAD}")
+    history = json.loads(cli("db", "history", "--json", extra_env=fresh).stdout)
     assert history[0] == {
         "revision": store.HEAD,
         "down_revision": history[0]["down_revision"],
@@ -212,7 +221,7 @@ def test_db_commands(tmp_path, cli):
     }
     assert history[-1]["down_revision"] is None
     assert all(r["message"] for r in history)
-    text_history = cli("db", "history")
+    text_history = cli("db", "history", extra_env=fresh)
     assert text_history.stdout.startswith(f"{store.HEAD} (head, current)")
 
 
