@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 from replay_server import ReplayServer
+from sqlmodel import Session
 
-from digest import store
+from digest import store, subscriptions
 from digest.config import Settings, load_settings
 from digest.smtp_sink import SmtpSink
 
@@ -231,6 +232,19 @@ def cli(env: dict[str, str], tmp_path: Path) -> Callable[..., CliResult]:
         return run_cli(list(args), {**env, **(extra_env or {})}, cwd=tmp_path)
 
     return _run
+
+
+def subscribe_many(env: dict[str, str], addresses: list[str], keywords: str) -> None:
+    """Many active subscribers at once, written in one transaction: the crash tests
+    need hundreds, and one `digest subscribe` process each would take minutes."""
+    settings = load_settings(environ=env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    store.init_db(engine)
+    with Session(engine) as session:
+        for address in addresses:
+            session.add(subscriptions.new_subscriber(settings, address, keywords, send_at="00:00"))
+        session.commit()
+    engine.dispose()
 
 
 def settings_with(settings: Settings, **changes: object) -> Settings:

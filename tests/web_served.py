@@ -4,10 +4,13 @@ httpx (real HTTP, cookies kept): shared by the sign-up tests of issue 16."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -76,3 +79,34 @@ def link_in(msg: EmailMessage, base: str, kind: str) -> str:
 def mails_to(sink, address: str, count: int) -> list[EmailMessage]:
     """The mails to `address`, once there are `count` of them (sent after answering)."""
     return wait_for(lambda: (m := sink.by_recipient().get(address, [])) and len(m) >= count and m)
+
+
+@contextmanager
+def digest_web(env: dict[str, str], cwd: Path, **settings: str) -> Iterator[int]:
+    """The real `digest web` in a subprocess on a free loopback port, with extra
+    `DIGEST_*` settings; yields the port once /healthz answers, stops it after."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digest", "web", "--host", "127.0.0.1", "--port", str(port)],
+        env={**env, **settings},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(healthy, timeout=30, interval=0.1)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -13,32 +13,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from conftest import run_cli, wait_for
+from conftest import run_cli, subscribe_many, wait_for
 from fault_smtp import FaultyHandler, FaultyServer
-from sqlmodel import Session
-
-from digest import store, subscriptions
-from digest.config import load_settings
 
 SUBSCRIBERS = 300
 POOL = 4
 KILLS = 2
 KILL_AFTER = 60  # acceptances into a run before it is killed
-
-
-def _subscribe_many(env: dict[str, str], addresses: list[str]) -> None:
-    settings = load_settings(environ=env, env_file=None)
-    engine = store.make_engine(settings.database_url)
-    store.init_db(engine)
-    with Session(engine) as session:
-        for address in addresses:
-            session.add(
-                subscriptions.new_subscriber(
-                    settings, address, "language, model, learning", send_at="00:00"
-                )
-            )
-        session.commit()
-    engine.dispose()
 
 
 def test_each_kill_duplicates_at_most_one_message_per_connection(tmp_path: Path, env):
@@ -51,7 +32,7 @@ def test_each_kill_duplicates_at_most_one_message_per_connection(tmp_path: Path,
             "DIGEST_SMTP_PORT": str(server.port),
             "DIGEST_SMTP_POOL_SIZE": str(POOL),
         }
-        _subscribe_many(run_env, addresses)
+        subscribe_many(run_env, addresses, "language, model, learning")
         accepted_at_kill: list[int] = []
         for _ in range(KILLS):
             before = len(handler.accepted)

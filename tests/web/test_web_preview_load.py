@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import free_port, wait_for
+from conftest import wait_for
 from starlette.testclient import TestClient
+from web_served import digest_web
 
 from digest.web.app import create_app
 
@@ -26,32 +25,10 @@ FLOOD_CAP = 5000  # requests; the flood stops earlier, once /healthz has answere
 @pytest.fixture
 def web_server(env, tmp_path) -> Iterator[str]:
     """The real `digest web` in a subprocess, with a small preview limit and queue."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "digest", "web", "--host", "127.0.0.1", "--port", str(port)],
-        env={**env, "DIGEST_PREVIEW_LIMIT_PER_IP": "10", "DIGEST_PREVIEW_QUEUE": "2"},
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(base + "/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(healthy, timeout=30, interval=0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with digest_web(
+        env, tmp_path, DIGEST_PREVIEW_LIMIT_PER_IP="10", DIGEST_PREVIEW_QUEUE="2"
+    ) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 async def flood(base: str, stop: threading.Event, answers: list[httpx.Response]) -> None:

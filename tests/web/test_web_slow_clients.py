@@ -5,14 +5,12 @@ DIGEST_HTTP_BODY_TIMEOUT, however slowly the client keeps trickling bytes."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import free_port, wait_for
+from web_served import digest_web
 
 TIMEOUT = 1  # seconds, both deadlines
 GIVE_UP = 20  # seconds: how long the test trickles before calling the connection held
@@ -20,35 +18,13 @@ GIVE_UP = 20  # seconds: how long the test trickles before calling the connectio
 
 @pytest.fixture
 def port(env, tmp_path) -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "digest", "web", "--host", "127.0.0.1", "--port", str(port)],
-        env={
-            **env,
-            "DIGEST_HTTP_HEADER_TIMEOUT": str(TIMEOUT),
-            "DIGEST_HTTP_BODY_TIMEOUT": str(TIMEOUT),
-        },
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(healthy, timeout=30, interval=0.1)
+    with digest_web(
+        env,
+        tmp_path,
+        DIGEST_HTTP_HEADER_TIMEOUT=str(TIMEOUT),
+        DIGEST_HTTP_BODY_TIMEOUT=str(TIMEOUT),
+    ) as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def held_until_closed(sock: socket.socket, trickle: bytes) -> bytes:
