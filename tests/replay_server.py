@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sources"
@@ -55,12 +56,38 @@ class _Route:
     replies: list[Reply]
 
 
-class ReplayServer:
+class LoopbackServer:
+    """An HTTP server on a free loopback port, in a thread, for one `with` block:
+    subclasses give the request handler and call `_serve` from their `__init__`."""
+
+    stopping: threading.Event
+    url: str
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler], path: str = "") -> None:
+        self.stopping = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._httpd.block_on_close = False
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}{path}"
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class ReplayServer(LoopbackServer):
     def __init__(self) -> None:
         self._routes: list[_Route] = []
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
-        self.stopping = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -85,13 +112,7 @@ class ReplayServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.block_on_close = False
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._serve(Handler)
 
     def route(self, path: str, *replies: Reply, **match: str) -> None:
         """Serve `replies` in order at `path` (when the query holds `match`); routes added
@@ -112,12 +133,3 @@ class ReplayServer:
 
     def hits(self, path: str) -> list[Seen]:
         return [r for r in self.requests if r.path == path]
-
-    def __enter__(self) -> ReplayServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()

@@ -16,13 +16,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from conftest import REPO, Sink, free_port, run_cli, wait_for
+from replay_server import LoopbackServer
 
 from digest import pipeline
-from tests.conftest import REPO, Sink, free_port, run_cli, wait_for
 
 FEED_HEAD = b'<?xml version="1.0"?><rss version="2.0"><channel><title>slow</title>'
 # No test waits anywhere near this: a fetch that is not stopped fails the test by its
@@ -30,7 +31,7 @@ FEED_HEAD = b'<?xml version="1.0"?><rss version="2.0"><channel><title>slow</titl
 TRICKLE_FOR = 300.0
 
 
-class TrickleServer:
+class TrickleServer(LoopbackServer):
     """Sends an RSS feed's head, then a space every `every` seconds until the client
     leaves or the server stops. `open_requests` counts requests being trickled now."""
 
@@ -38,7 +39,6 @@ class TrickleServer:
         self.open_requests = 0
         self.served = 0
         self._lock = threading.Lock()
-        self.stopping = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,22 +70,7 @@ class TrickleServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.block_on_close = False
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/feed.xml"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def __enter__(self) -> TrickleServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serve(Handler, "/feed.xml")
 
 
 @pytest.fixture
