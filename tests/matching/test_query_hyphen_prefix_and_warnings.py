@@ -5,17 +5,14 @@ about in `check-query` (text and --json) and on the sign-up page's live preview.
 from __future__ import annotations
 
 import json
-import threading
 from datetime import date
 
 import httpx
 import pytest
-import uvicorn
-from conftest import free_port, settings_with, wait_for
+from web_served import served
 
 from digest.matching import Weights, compile_profile, highlight_spans, match_all
 from digest.models import Paper
-from digest.web import create_app
 
 AND_WARNING = "'and' is read as a word; write AND to combine terms"
 
@@ -63,22 +60,8 @@ def test_check_query_warns_about_lower_case_operators(cli) -> None:
 @pytest.fixture
 def server(settings, engine):
     """The app under uvicorn on a loopback port, in a background thread."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    config = uvicorn.Config(
-        create_app(settings_with(settings, base_url=url), engine),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, timeout=15)
-    yield url
-    srv.should_exit = True
-    thread.join(15)
+    with served(settings, engine) as url:
+        yield url
 
 
 @pytest.mark.chromium

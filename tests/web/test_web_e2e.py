@@ -9,20 +9,18 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
 import pytest
-import uvicorn
 from conftest import REPO, free_port, settings_with, wait_for
+from web_served import served
 
 from digest import pipeline, store
 from digest.config import Settings
 from digest.models import Subscriber, utcnow
-from digest.web import create_app
 
 SCREENSHOTS = REPO / "test-output" / "web"
 PHONE = {"width": 390, "height": 844}
@@ -38,23 +36,8 @@ class Served:
 @pytest.fixture
 def server(settings, engine):
     """The app under uvicorn in a background thread; links in mail point at it."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    app_settings = settings_with(settings, base_url=url)
-    config = uvicorn.Config(
-        create_app(app_settings, engine),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, timeout=15)
-    yield Served(url, app_settings)
-    srv.should_exit = True
-    thread.join(15)
+    with served(settings, engine) as url:
+        yield Served(url, settings_with(settings, base_url=url))
 
 
 def link(msg, base: str, kind: str) -> str:
