@@ -782,10 +782,23 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="A revision id.")] =
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: RevisionArg) -> None:
-    """Downgrade the database to REVISION (base: no tables left; their rows are lost)."""
+def db_downgrade(
+    revision: RevisionArg,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Really downgrade: what it drops is lost.")
+    ] = False,
+) -> None:
+    """Downgrade the database to REVISION (base: no tables left; their rows are lost).
+    Without --yes it only says what it would do; back the database up first."""
     settings = _settings()
     engine = _engine(settings, schema=False)
+    if not yes:
+        held = ", ".join(f"{n} {t}" for t, n in store.row_counts(engine).items() if n)
+        raise InputError(
+            f"downgrading to {revision[:80]!r} can drop tables and every row in them "
+            f"(the database holds {held or 'no rows'}); back it up, stop every digest "
+            "process using it, then run again with --yes"
+        )
     store.downgrade(engine, revision)
     typer.echo(f"database at {store.current_revision(engine) or 'base'}")
 

@@ -66,7 +66,7 @@ from digest.store.rates import (
     take_rate_slot,
 )
 from digest.store.sources import get_source_state, list_source_states, save_source_state
-from digest.store.status import delivery_status
+from digest.store.status import delivery_status, row_counts
 from digest.store.subscribers import (
     add_subscriber,
     delete_subscriber,
@@ -95,6 +95,7 @@ __all__ = [
     "delete_rate_events",
     "delete_subscriber",
     "delivery_status",
+    "row_counts",
     "digest_for",
     "digests_for_edition",
     "downgrade",

@@ -149,13 +149,16 @@ def _run(engine: Engine, direction: str, revision: str) -> None:
         config.attributes["connection"] = conn
         try:
             getattr(command, direction)(config, revision)
-        except CommandError as exc:
+        except (CommandError, AssertionError, KeyError, ValueError) as exc:
+            # Alembic answers some malformed revision strings ("head+1", "", "@") and
+            # an empty version row with a bare AssertionError or KeyError: one line too.
             if direction == "upgrade" and revision == "head" and at is not None:
                 raise InputError(
-                    f"the database is at revision {at}, which this digest does not know "
-                    f"(its newest is {HEAD}); a newer digest has upgraded it"
+                    f"the database is at revision {at[:40]}, which this digest does not "
+                    f"know (its newest is {HEAD}); a newer digest has upgraded it"
                 ) from None
-            raise InputError(f"{direction}: {exc}") from None
+            reason = str(exc)[:200] if isinstance(exc, CommandError) else "not a revision"
+            raise InputError(f"{direction} {revision[:80]!r}: {reason}") from None
 
 
 def _has_tables(conn: Connection) -> bool:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
 
 from digest.models import Digest, Subscriber
 from digest.states import ERROR_STATUSES, DigestStatus, SubscriberStatus
@@ -68,3 +70,15 @@ def delivery_status(engine: Engine, editions: int = 14, errors: int = 10) -> dic
         ],
         "suspended_subscribers": suspended,
     }
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    """Rows in each of our tables that exists: what an operator would lose by dropping
+    them (`digest db downgrade` says it before it does anything)."""
+    have = set(sa_inspect(engine).get_table_names())
+    out: dict[str, int] = {}
+    with engine.connect() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            if table.name in have:
+                out[table.name] = conn.execute(select(func.count()).select_from(table)).scalar_one()
+    return out

@@ -205,7 +205,7 @@ def test_db_commands(tmp_path, cli):
     assert missing.code == 2 and "no database at" in missing.stderr
     up = cli("db", "upgrade", extra_env=fresh)
     assert (up.code, up.stdout.strip()) == (0, f"database at {store.HEAD}")
-    assert cli("db", "downgrade", "base", extra_env=fresh).code == 0
+    assert cli("db", "downgrade", "base", "--yes", extra_env=fresh).code == 0
     empty = cli("db", "current", extra_env=fresh)
     assert empty.code == 0, empty.stderr
     assert empty.stdout.startswith(f"none (behind head {store.HEAD})")
@@ -226,11 +226,24 @@ def test_db_commands(tmp_path, cli):
 
 
 def test_an_unknown_revision_is_one_line_and_exit_2(cli):
-    for args in (("db", "upgrade", "nope"), ("db", "downgrade", "nope")):
+    odd = ("nope", "head+1", "@", "x" * 5000)
+    upgrades = [("db", "upgrade", r) for r in (*odd, "", "0001-1", "head-1")]
+    cases = upgrades + [("db", "downgrade", r, "--yes") for r in odd]
+    for args in cases:
         res = cli(*args)
         assert res.code == 2
         assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1
-        assert "nope" in res.stderr and "Traceback" not in res.stderr
+        assert "Traceback" not in res.stderr and len(res.stderr) < 400, args
+        assert args[2][:80] in res.stderr
+
+
+def test_a_downgrade_says_what_it_would_drop_and_needs_yes(cli):
+    assert cli("subscribe", "ada@example.org", "-k", "diffusion").code == 0
+    res = cli("db", "downgrade", "base")
+    assert res.code == 2 and "--yes" in res.stderr and "1 subscriber" in res.stderr
+    assert "Traceback" not in res.stderr
+    listed = cli("subscribers", "--json")
+    assert listed.code == 0 and "ada@example.org" in listed.stdout  # nothing dropped
 
 
 def test_a_database_from_a_newer_digest_is_one_clear_line(tmp_path, cli):

@@ -15,6 +15,7 @@ from conftest import settings_with, wait_for
 from sqlalchemy import event
 
 from digest import store
+from digest.errors import InputError
 from digest.models import utcnow
 from digest.subscriptions import new_subscriber
 from digest.web import create_app
@@ -201,3 +202,14 @@ def test_the_example_secret_is_allowed_while_links_point_at_this_machine(setting
     local = settings_with(settings, secret_key="change-me-please", base_url="http://127.0.0.1:8000")
     check_secret(local)  # no error: a local trial
     check_secret(settings_with(settings, secret_key="a-real-secret", base_url=BASE))
+
+
+def test_the_example_secret_is_refused_when_listening_beyond_this_machine(settings):
+    from digest.web.server import check_secret
+
+    local = settings_with(settings, secret_key="change-me-please", base_url="http://127.0.0.1:8000")
+    check_secret(local, "127.0.0.1")  # a local trial
+    check_secret(local, "::1")
+    for host in ("0.0.0.0", "::", "192.168.1.10", "digest.example.org"):
+        with pytest.raises(InputError, match="DIGEST_SECRET_KEY"):
+            check_secret(local, host)
