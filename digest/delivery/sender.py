@@ -2,14 +2,8 @@
 The queue's statements live in `digest.store.outbox`; this is the async state
 machine around them.
 
-Guarantees, and what gives them:
-- Never twice: the unique (subscriber, edition) row is the only thing that is sent,
-  and a row leaves the due states (pending, retrying) only by being claimed. A claim
-  is one UPDATE ... RETURNING that takes only unleased rows, so two senders (a cron
-  `digest run` beside `digest serve`) never hold the same row.
-- Never lost: a row whose sender died stays `sending` with a lease; it is claimed
-  again when the lease runs out, or at once when the owner was a process on this
-  machine that no longer exists.
+Never twice and never lost are the queue's guarantees (`digest.store.outbox` says
+what gives them); the sender adds:
 - Few duplicates after a crash: a connection's result is committed before that
   connection carries its next message (a send task ends only when its result is
   recorded, and at most `pool` tasks run). So a crash duplicates at most one message

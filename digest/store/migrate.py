@@ -35,6 +35,8 @@ HEAD = "0001"
 # The 0.1.0 schema: what a database from before versioned migrations is stamped.
 LEGACY_REVISION = "0001"
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The one statement that reads the revision: start-up runs it alone (no inspection).
+_VERSION = text("SELECT version_num FROM alembic_version")
 _PG_LOCK_KEY = 0x64696765  # "dige": one advisory lock for digest's schema upgrades
 
 
@@ -74,7 +76,7 @@ def current_revision(engine: Engine) -> str | None:
 def _read_version(conn: Connection) -> str | None:
     if not sa_inspect(conn).has_table("alembic_version"):
         return None
-    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return conn.execute(_VERSION).scalar()
 
 
 def ensure_schema(engine: Engine) -> None:
@@ -82,7 +84,7 @@ def ensure_schema(engine: Engine) -> None:
     so it costs one query when the database is at head already."""
     try:
         with engine.connect() as conn:
-            at = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            at = conn.execute(_VERSION).scalar()
     except DBAPIError:  # no version table: a new or a pre-migrations database
         at = None
     if at != HEAD:
