@@ -1,0 +1,8 @@
+"""The `digest` command line. `base` holds the Typer app, the helpers every command
+shares (settings, engine, JSON output, exit codes) and the core commands; each other
+module adds one group of commands and is imported here so it registers itself."""
+
+from digest.cli import db  # noqa: F401  (registers `digest db ...`)
+from digest.cli.base import _engine, app, main
+
+__all__ = ["_engine", "app", "main"]
