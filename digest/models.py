@@ -159,3 +159,22 @@ class RateEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     bucket: str = Field(index=True, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Rating(SQLModel, table=True):
+    """A subscriber's "more like this" (+1) or "less like this" (-1) on one paper,
+    from the links on every card. One row per (subscriber, paper): a second click on
+    the same link changes nothing, the other link changes the vote, and undo deletes
+    the row. It goes with its subscriber (ON DELETE CASCADE)."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "paper_id", name="uq_rating_paper"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    paper_id: str = Field(max_length=200)
+    vote: int  # +1 more like this, -1 less like this (see states.Vote)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -275,7 +275,14 @@ def _render_into(
 ) -> None:
     items = [Item(by_id[m.paper_id], m) for m in matches if m.paper_id in by_id]
     rendered = render_digest(
-        env, settings, sub.email, items, edition, f"{sub.id}:{row.edition}", sub.keywords
+        env,
+        settings,
+        sub.email,
+        items,
+        edition,
+        f"{sub.id}:{row.edition}",
+        sub.keywords,
+        token_version=sub.token_version,
     )
     if not items:  # notify_empty: a short "nothing new" note instead of silence
         rendered.subject = f"Nothing new for your profile - {edition.strftime('%d %b').lstrip('0')}"

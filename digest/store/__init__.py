@@ -13,6 +13,7 @@ functions the stages call (`from digest import store; store.merge_papers(...)`).
 | `outbox.py`      | the lease queue the sender claims from and records into      |
 | `status.py`      | delivery counts for `digest status`                          |
 | `rates.py`       | the web app's rate events                                    |
+| `ratings.py`     | subscribers' "more / less like this" votes on papers          |
 | `sources.py`     | how far each source has read                                 |
 
 It imports only core modules (models, records, errors), never a stage.
@@ -65,6 +66,16 @@ from digest.store.rates import (
     delete_rate_events,
     take_rate_slot,
 )
+from digest.store.ratings import (
+    RatedPaper,
+    Recorded,
+    clear_ratings,
+    get_rating,
+    list_ratings,
+    ratings_for,
+    record_rating,
+    undo_rating,
+)
 from digest.store.sources import get_source_state, list_source_states, save_source_state
 from digest.store.status import delivery_status, row_counts
 from digest.store.subscribers import (
@@ -76,6 +87,7 @@ from digest.store.subscribers import (
     probe_write,
     purge_unconfirmed,
     store_signup,
+    subscriber_by_id,
     update_subscriber,
 )
 
@@ -85,10 +97,13 @@ __all__ = [
     "Engine",
     "NO_MESSAGE",
     "MergeCounts",
+    "RatedPaper",
+    "Recorded",
     "Revision",
     "add_missing_columns",
     "add_rate_event",
     "add_subscriber",
+    "clear_ratings",
     "commit_rows",
     "count_rate_events",
     "current_revision",
@@ -102,6 +117,7 @@ __all__ = [
     "edition_summary",
     "ensure_schema",
     "editions_done",
+    "get_rating",
     "get_source_state",
     "get_subscriber",
     "has_table",
@@ -109,6 +125,7 @@ __all__ = [
     "init_db",
     "last_editions",
     "list_papers",
+    "list_ratings",
     "list_source_states",
     "list_subscribers",
     "make_engine",
@@ -122,13 +139,17 @@ __all__ = [
     "ping",
     "probe_write",
     "purge_unconfirmed",
+    "ratings_for",
+    "record_rating",
     "retry_failed",
     "save_source_state",
     "seq_first_seen_since",
     "shown_url",
     "missing_sqlite_file",
     "store_signup",
+    "subscriber_by_id",
     "take_rate_slot",
+    "undo_rating",
     "update_subscriber",
     "upgrade",
 ]

@@ -56,6 +56,12 @@ def get_subscriber(engine: Engine, email: str) -> Subscriber | None:
         return session.exec(select(Subscriber).where(Subscriber.email == email)).first()
 
 
+def subscriber_by_id(engine: Engine, subscriber_id: int) -> Subscriber | None:
+    """The row with this id (signed links name rows by id; ids are never reused)."""
+    with Session(engine) as session:
+        return session.get(Subscriber, subscriber_id)
+
+
 def add_subscriber(engine: Engine, subscriber: Subscriber) -> Subscriber:
     """Insert; an existing address is an InputError and nothing is written."""
     with Session(engine) as session:

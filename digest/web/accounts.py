@@ -302,6 +302,7 @@ class Accounts:
             key,
             sub.keywords if sub else "",
             size_limit=None,
+            token_version=sub.token_version if sub and sub.id == row.subscriber_id else None,
         )
         return rendered.html
 
