@@ -55,10 +55,12 @@ from digest.store.papers import (
     list_papers,
     max_paper_seq,
     merge_papers,
+    paper_ids_by_titles,
     papers_after,
     papers_by_ids,
     papers_version,
     seq_first_seen_since,
+    title_key,
 )
 from digest.store.rates import (
     add_rate_event,
@@ -133,6 +135,7 @@ __all__ = [
     "merge_papers",
     "move_digest_messages",
     "normalise_email",
+    "paper_ids_by_titles",
     "papers_after",
     "papers_by_ids",
     "papers_version",
@@ -149,6 +152,7 @@ __all__ = [
     "store_signup",
     "subscriber_by_id",
     "take_rate_slot",
+    "title_key",
     "undo_rating",
     "update_subscriber",
     "upgrade",
