@@ -31,7 +31,7 @@ from digest.store.legacy import add_missing_columns, move_digest_messages
 
 # The newest revision. Kept here so that start-up needs no Alembic import to know
 # whether to upgrade; a test checks it against the scripts.
-HEAD = "0001"
+HEAD = "0003"
 # The 0.1.0 schema: what a database from before versioned migrations is stamped.
 LEGACY_REVISION = "0001"
 MIGRATIONS = Path(__file__).parent / "migrations"
