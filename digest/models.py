@@ -55,7 +55,14 @@ class Subscriber(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(unique=True, index=True, max_length=320)
     status: str = Field(default=SubscriberStatus.ACTIVE, index=True)  # a SubscriberStatus
-    keywords: str
+    keywords: str  # "" for a profile of an interest / example papers only
+    # A plain-English interest ("reward models for aligning LLMs; not jailbreaks").
+    interest: str | None = None
+    # arXiv ids of example papers the subscriber likes (`--like`); kept even when the
+    # paper is not stored yet, and used once it arrives.
+    likes: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     max_papers: int = 20
     min_score: float | None = None
     timezone: str = "UTC"
@@ -159,6 +166,31 @@ class RateEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     bucket: str = Field(index=True, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class PaperEmbedding(SQLModel, table=True):
+    """A paper's vector from one embedding model, computed once when it is fetched.
+    `model` names the model and its version: vectors of another model are never mixed."""
+
+    paper_id: str = Field(primary_key=True, max_length=200)
+    model: str = Field(primary_key=True, max_length=200)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ProfileEmbedding(SQLModel, table=True):
+    """The vector of a subscriber's interest, computed when the profile is saved.
+    `topic_sha256` is the hash of the text it was computed from, so a vector that no
+    longer matches the interest is known stale and recomputed, never used."""
+
+    subscriber_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True
+        ),
+    )
+    model: str = Field(primary_key=True, max_length=200)
+    topic_sha256: str = Field(max_length=64)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Rating(SQLModel, table=True):

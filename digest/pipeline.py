@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from digest import schedule, store
+from digest import schedule, semantic, store
 from digest.config import Settings
 from digest.delivery import Transport, make_transport
 from digest.delivery.sender import SendReport, send_due
 from digest.errors import InputError, SourceError
 from digest.logs import log_event
-from digest.matching import Match, Weights, profile_of, rank
+from digest.matching import Match, Weights, rank
 from digest.models import Digest, Paper, Subscriber, utcnow
 from digest.rendering import Item, build_message, make_environment, render_digest
 from digest.sources import build_sources
@@ -109,6 +109,9 @@ def fetch_all(
         store.save_source_state(engine, state)
         reports.append(report)
         advance(1)
+    if any(r.new or r.updated for r in reports):
+        # once per paper, when fetched (nothing unless a subscriber has an interest)
+        semantic.embed_new_papers(engine, settings)
     return reports
 
 
@@ -220,11 +223,14 @@ def build_editions(
     for start, subs in groups.items():
         papers = store.papers_after(engine, start, top)
         by_id = {p.id: p for p in papers}
-        # compiled once per profile text and cached; one paper index per group
-        results = rank({sub.id: profile_of(sub) for sub in subs}, papers, weights)
+        # compiled once per profile text and cached; one paper index per group;
+        # interests bring their stored vectors, the papers theirs (semantic.py)
+        profiles = semantic.profiles_of(engine, settings, subs)
+        ready = semantic.paper_set(engine, settings, papers, profiles.values())
+        results = rank(profiles, ready, weights)
         rows: list[tuple[Subscriber, Digest]] = []
         for sub in subs:
-            matches = results.get(sub.id, [])
+            matches = results.get(_stored_id(sub), [])
             edition = keys[_stored_id(sub)]
             row = Digest(
                 subscriber_id=sub.id,

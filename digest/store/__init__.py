@@ -9,6 +9,7 @@ functions the stages call (`from digest import store; store.merge_papers(...)`).
 | `migrations/`    | the Alembic environment and revisions, shipped in the wheel  |
 | `papers.py`      | merging source records into papers; reading them back        |
 | `subscribers.py` | subscribers                                                  |
+| `embeddings.py`  | stored paper and interest vectors, per model                 |
 | `editions.py`    | digest rows per edition, committed with the watermarks       |
 | `outbox.py`      | the lease queue the sender claims from and records into      |
 | `status.py`      | delivery counts for `digest status`                          |
@@ -28,6 +29,15 @@ from digest.store.editions import (
     edition_summary,
     editions_done,
     last_editions,
+)
+from digest.store.embeddings import (
+    count_paper_vectors,
+    delete_profile_vectors,
+    paper_vectors,
+    papers_without_vector,
+    profile_vectors,
+    save_paper_vectors,
+    save_profile_vector,
 )
 from digest.store.engine import (
     DatabaseError,
@@ -82,6 +92,7 @@ from digest.store.sources import get_source_state, list_source_states, save_sour
 from digest.store.status import delivery_status, row_counts
 from digest.store.subscribers import (
     add_subscriber,
+    any_interest,
     delete_subscriber,
     get_subscriber,
     list_subscribers,
@@ -94,6 +105,14 @@ from digest.store.subscribers import (
 )
 
 __all__ = [
+    "any_interest",
+    "count_paper_vectors",
+    "delete_profile_vectors",
+    "paper_vectors",
+    "papers_without_vector",
+    "profile_vectors",
+    "save_paper_vectors",
+    "save_profile_vector",
     "HEAD",
     "DatabaseError",
     "Engine",

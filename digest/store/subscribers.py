@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import case, delete
+from sqlalchemy import String, case, cast, delete, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from digest.errors import InputError
-from digest.models import Digest, Subscriber
+from digest.models import Digest, ProfileEmbedding, Subscriber
 from digest.states import SubscriberStatus
 from digest.store.engine import table_of
 
@@ -76,7 +76,16 @@ def add_subscriber(engine: Engine, subscriber: Subscriber) -> Subscriber:
 
 
 REPLACEABLE = (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED)
-PROFILE_FIELDS = ("keywords", "max_papers", "timezone", "send_at", "frequency", "weekday")
+PROFILE_FIELDS = (
+    "keywords",
+    "interest",
+    "likes",
+    "max_papers",
+    "timezone",
+    "send_at",
+    "frequency",
+    "weekday",
+)
 
 
 def store_signup(engine: Engine, subscriber: Subscriber) -> Subscriber:
@@ -143,6 +152,7 @@ def delete_subscriber(engine: Engine, email: str) -> bool:
         if sub is None:
             return False
         session.exec(delete(Digest).where(col(Digest.subscriber_id) == sub.id))
+        session.exec(delete(ProfileEmbedding).where(col(ProfileEmbedding.subscriber_id) == sub.id))
         session.delete(sub)
         session.commit()
         return True
@@ -174,3 +184,19 @@ def probe_write(engine: Engine) -> None:
         session.add(probe)
         session.flush()
         session.rollback()
+
+
+def any_interest(engine: Engine) -> bool:
+    """Whether any subscriber has a plain-English interest or example papers."""
+    stmt = (
+        select(Subscriber.id)
+        .where(
+            or_(
+                (col(Subscriber.interest).is_not(None)) & (col(Subscriber.interest) != ""),
+                cast(col(Subscriber.likes), String) != "[]",
+            )
+        )
+        .limit(1)
+    )
+    with Session(engine) as session:
+        return session.exec(stmt).first() is not None

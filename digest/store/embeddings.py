@@ -1,0 +1,93 @@
+"""Stored embeddings: one vector per paper and model, one per subscriber's interest.
+
+Vectors are bytes (little-endian float32) here; what they mean is matching's
+business (`digest.matching.embedding`). Every read and write names the model, so a
+vector of another model (or version) is never handed out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import delete
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from digest.models import Paper, PaperEmbedding, ProfileEmbedding
+
+CHUNK = 500  # ids per IN (...) list
+
+
+def paper_vectors(engine: Engine, model: str, ids: Sequence[str]) -> dict[str, bytes]:
+    """The stored vectors of these papers (those that have one)."""
+    out: dict[str, bytes] = {}
+    with Session(engine) as session:
+        for i in range(0, len(ids), CHUNK):
+            stmt = select(PaperEmbedding).where(
+                col(PaperEmbedding.model) == model,
+                col(PaperEmbedding.paper_id).in_(ids[i : i + CHUNK]),
+            )
+            for row in session.exec(stmt):
+                out[row.paper_id] = row.vector
+    return out
+
+
+def save_paper_vectors(engine: Engine, model: str, vectors: Mapping[str, bytes]) -> int:
+    """Store vectors (replacing any of the same paper and model); how many."""
+    with Session(engine) as session:
+        for paper_id, raw in vectors.items():
+            session.merge(PaperEmbedding(paper_id=paper_id, model=model, vector=raw))
+        session.commit()
+    return len(vectors)
+
+
+def papers_without_vector(engine: Engine, model: str, limit: int | None = None) -> list[Paper]:
+    """Stored papers that have no vector of `model` yet, newest first."""
+    have = select(PaperEmbedding.paper_id).where(col(PaperEmbedding.model) == model)
+    stmt = select(Paper).where(col(Paper.id).not_in(have)).order_by(col(Paper.seq).desc())
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    with Session(engine) as session:
+        return list(session.exec(stmt))
+
+
+def count_paper_vectors(engine: Engine, model: str) -> int:
+    with Session(engine) as session:
+        stmt = select(PaperEmbedding.paper_id).where(col(PaperEmbedding.model) == model)
+        return len(list(session.exec(stmt)))
+
+
+def profile_vectors(
+    engine: Engine, model: str, subscriber_ids: Sequence[int]
+) -> dict[int, tuple[str, bytes]]:
+    """(hash of the text it was computed from, vector) per subscriber that has one."""
+    out: dict[int, tuple[str, bytes]] = {}
+    with Session(engine) as session:
+        for i in range(0, len(subscriber_ids), CHUNK):
+            stmt = select(ProfileEmbedding).where(
+                col(ProfileEmbedding.model) == model,
+                col(ProfileEmbedding.subscriber_id).in_(subscriber_ids[i : i + CHUNK]),
+            )
+            for row in session.exec(stmt):
+                out[int(row.subscriber_id or 0)] = (row.topic_sha256, row.vector)
+    return out
+
+
+def save_profile_vector(
+    engine: Engine, subscriber_id: int, model: str, topic_sha256: str, raw: bytes
+) -> None:
+    with Session(engine) as session:
+        session.merge(
+            ProfileEmbedding(
+                subscriber_id=subscriber_id, model=model, topic_sha256=topic_sha256, vector=raw
+            )
+        )
+        session.commit()
+
+
+def delete_profile_vectors(engine: Engine, subscriber_id: int) -> None:
+    with Session(engine) as session:
+        session.exec(
+            delete(ProfileEmbedding).where(col(ProfileEmbedding.subscriber_id) == subscriber_id)
+        )
+        session.commit()
