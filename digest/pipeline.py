@@ -220,12 +220,14 @@ def build_editions(
             continue
         start = sub.last_paper_seq if sub.last_paper_seq is not None else first_seq()
         groups[start].append(sub)
+    # "more / less like this" from earlier digests, for everyone built, in bulk
+    rated = store.rated_examples(engine, [_stored_id(s) for g in groups.values() for s in g])
     for start, subs in groups.items():
         papers = store.papers_after(engine, start, top)
         by_id = {p.id: p for p in papers}
         # compiled once per profile text and cached; one paper index per group;
         # interests bring their stored vectors, the papers theirs (semantic.py)
-        profiles = semantic.profiles_of(engine, settings, subs)
+        profiles = semantic.profiles_of(engine, settings, subs, rated)
         ready = semantic.paper_set(engine, settings, papers, profiles.values())
         results = rank(profiles, ready, weights)
         rows: list[tuple[Subscriber, Digest]] = []

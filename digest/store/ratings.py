@@ -128,3 +128,17 @@ def ratings_for(engine: Engine, subscriber_ids: Sequence[int]) -> dict[int, dict
             for sub_id, paper_id, vote in session.exec(stmt):
                 out.setdefault(sub_id, {})[paper_id] = vote
     return out
+
+
+def rated_examples(
+    engine: Engine, subscriber_ids: Sequence[int]
+) -> dict[int, tuple[list[str], list[str]]]:
+    """subscriber id -> (paper ids rated "more like this", rated "less like this"):
+    the example papers ratings add to each profile (`semantic.profiles_of`)."""
+    out: dict[int, tuple[list[str], list[str]]] = {}
+    for sub_id, votes in ratings_for(engine, subscriber_ids).items():
+        out[sub_id] = (
+            sorted(p for p, v in votes.items() if v > 0),
+            sorted(p for p, v in votes.items() if v < 0),
+        )
+    return out

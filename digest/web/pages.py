@@ -33,7 +33,14 @@ from digest.web.topics import split_profile
 
 router = APIRouter(include_in_schema=False)
 
-FIELD_LIMITS = {"email": 320, "keywords": 4000, "timezone": 64, "send_at": 5}
+FIELD_LIMITS = {
+    "email": 320,
+    "keywords": 4000,
+    "interest": 4000,
+    "likes": 4000,
+    "timezone": 64,
+    "send_at": 5,
+}
 FREQUENCY_LABELS = {
     Frequency.DAILY: "Every day",
     Frequency.WEEKDAYS: "Monday to Friday",
@@ -155,6 +162,8 @@ def profile_input(form: FormData) -> ProfileInput:
     return ProfileInput(
         keywords=form_text(form, "keywords"),
         topics=[t for t in form.getlist("topics") if isinstance(t, str)][:100],
+        interest=form_text(form, "interest"),
+        likes=form_text(form, "likes"),
         timezone=form_text(form, "timezone") or None,
         send_at=form_text(form, "send_at") or None,
         frequency=form_text(form, "frequency") or None,
@@ -190,6 +199,8 @@ def default_values(request: Request) -> dict[str, Any]:
     return {
         "email": "",
         "keywords": "",
+        "interest": "",
+        "likes": "",
         "topics": [],
         "timezone": s.timezone,
         "send_at": s.send_at,
@@ -203,6 +214,8 @@ def typed_values(form: FormData, data: ProfileInput) -> dict[str, Any]:
     return {
         "email": form_text(form, "email"),
         "keywords": data.keywords,
+        "interest": data.interest or "",
+        "likes": data.likes if isinstance(data.likes, str) else ", ".join(data.likes or []),
         "topics": data.topics,
         "timezone": data.timezone or "",
         "send_at": data.send_at or "",
@@ -217,6 +230,8 @@ def subscriber_values(request: Request, sub: Subscriber) -> dict[str, Any]:
     return {
         "email": sub.email,
         "keywords": keywords,
+        "interest": sub.interest or "",
+        "likes": ", ".join(sub.likes or []),
         "topics": topics,
         "timezone": sub.timezone,
         "send_at": sub.send_at,

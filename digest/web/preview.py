@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
-from digest import store
+from digest import semantic, store, subscriptions
 from digest.config import Settings
 from digest.errors import InputError, QueryError
 from digest.matching import IndexedPapers, Weights, profile_from_input, query_warnings, rank
@@ -76,15 +77,23 @@ def preview(
     profile: str,
     max_papers: int,
     papers: IndexedPapers | None = None,
+    interest: str = "",
+    likes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The matches as JSON-ready data; a bad profile raises InputError/QueryError.
-    `papers` is a prepared paper set to reuse (the gate's); read afresh without it."""
-    wanted = profile_from_input(profile)
+    `papers` is a prepared paper set to reuse (the gate's); read afresh without it.
+    With an interest or example papers, they rank as they would in the digest."""
+    wants = subscriptions.check_interest(interest)
+    examples = subscriptions.check_likes(list(likes))
+    if not profile.strip() and not wants and not examples:
+        raise InputError("the profile is empty: give keywords, topics, an interest or examples")
+    wanted = profile_from_input(profile, interest=wants, liked=examples)
     if papers is None:
         papers = IndexedPapers(recent_papers(engine))
     # every paper it would select, so `matched` counts them all; the list shows a few
     wanted = wanted.with_limits(len(papers) or 1)
-    matches = rank({0: wanted}, papers, Weights.from_settings(settings))[0]
+    ready = semantic.paper_set(engine, settings, papers, [wanted]) if wants or examples else papers
+    matches = rank({0: wanted}, ready, Weights.from_settings(settings))[0]
     shown = matches[: min(max_papers, MAX_SHOWN)]
     by_id = {p.id: p for p in papers} if shown else {}
     return {
@@ -92,7 +101,7 @@ def preview(
         "days": PREVIEW_DAYS,
         "considered": len(papers),
         "matched": len(matches),
-        "warnings": query_warnings(profile),  # shown above the list: likely slips
+        "warnings": query_warnings(profile) if profile.strip() else [],  # likely slips
         "papers": [
             {
                 "id": m.paper_id,
@@ -150,12 +159,21 @@ class PreviewGate:
         if self.in_flight >= self.settings.preview_queue:
             raise Refused(503, "the preview is busy; try again in a moment", 1)
 
-    async def run(self, client_ip: str, profile: str, max_papers: int) -> dict[str, Any]:
+    async def run(
+        self,
+        client_ip: str,
+        profile: str,
+        max_papers: int,
+        interest: str = "",
+        likes: Sequence[str] = (),
+    ) -> dict[str, Any]:
         """The preview's data; `Refused` when limited, busy or over the time budget."""
         self.admit(client_ip)
         loop = asyncio.get_running_loop()
         self.in_flight += 1
-        job: Future[dict[str, Any]] = self._pool.submit(self._work, profile, max_papers)
+        job: Future[dict[str, Any]] = self._pool.submit(
+            self._work, profile, max_papers, interest, tuple(likes)
+        )
         job.add_done_callback(lambda _: self._report(loop))
         try:
             return await asyncio.wait_for(
@@ -166,9 +184,17 @@ class PreviewGate:
             # and stays counted in `in_flight` until it does
             raise Refused(503, "the preview took too long; try again in a moment", 2) from None
 
-    def _work(self, profile: str, max_papers: int) -> dict[str, Any]:
+    def _work(
+        self, profile: str, max_papers: int, interest: str, likes: tuple[str, ...]
+    ) -> dict[str, Any]:
         return preview(
-            self.engine, self.settings, profile, max_papers, papers=self.papers.current()
+            self.engine,
+            self.settings,
+            profile,
+            max_papers,
+            papers=self.papers.current(),
+            interest=interest,
+            likes=likes,
         )
 
     def _report(self, loop: asyncio.AbstractEventLoop) -> None:
