@@ -92,7 +92,12 @@ def preview(
         papers = IndexedPapers(recent_papers(engine))
     # every paper it would select, so `matched` counts them all; the list shows a few
     wanted = wanted.with_limits(len(papers) or 1)
-    ready = semantic.paper_set(engine, settings, papers, [wanted]) if wants or examples else papers
+    # the papers' vectors as stored (fetches compute them): no waiting on the model here
+    ready = (
+        semantic.paper_set(engine, settings, papers, [wanted], embed_missing=False)
+        if wants or examples
+        else papers
+    )
     matches = rank({0: wanted}, ready, Weights.from_settings(settings))[0]
     shown = matches[: min(max_papers, MAX_SHOWN)]
     by_id = {p.id: p for p in papers} if shown else {}
