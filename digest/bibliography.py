@@ -23,6 +23,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from digest import store
@@ -87,11 +88,13 @@ class LikeImport:
     entries: int
 
     def summary(self) -> str:
-        parts = [f"{len(self.paper_ids)} example papers from {self.entries} entries"]
+        parts = [f"{_count(len(self.paper_ids), 'example paper')} from {self.entries} entries"]
         if self.unmatched_titles:
-            parts.append(f"{len(self.unmatched_titles)} titles not among the stored papers")
+            parts.append(
+                f"{_count(len(self.unmatched_titles), 'title')} not among the stored papers"
+            )
         if self.skipped:
-            parts.append(f"{len(self.skipped)} entries skipped")
+            parts.append(f"{_count(len(self.skipped), 'entry', 'entries')} skipped")
         return "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +104,10 @@ class LikeImport:
             "skipped": self.skipped[:MAX_REPORTED],
             "entries": self.entries,
         }
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def arxiv_id_in(values: Iterable[str]) -> str | None:
@@ -237,3 +244,31 @@ def resolve_likes(engine: Engine, library: Library) -> LikeImport:
 
 def title_key(title: str) -> str:
     return store.title_key(title)
+
+
+def likes_from_file(engine: Engine, path: Path, limit: int) -> tuple[LikeImport, list[str]]:
+    """`--like-file`: the file read and resolved, and what to say about it on stderr.
+    At most `limit` ids are kept (the first ones); refused whole when unreadable."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise InputError(
+                f"--like-file: {path.name} is {size // 1024} KiB; at most "
+                f"{MAX_BYTES // (1024 * 1024)} MiB is read"
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"--like-file: cannot read {path}: {exc.strerror}") from None
+    try:
+        found = resolve_likes(engine, read_library(data, path.name))
+    except InputError as exc:
+        raise InputError(f"--like-file: {exc}") from None
+    notes = [f"{path.name}: {found.summary()}"]
+    if len(found.paper_ids) > limit:
+        notes.append(f"{path.name}: kept the first {limit} of {len(found.paper_ids)} papers")
+        found.paper_ids = found.paper_ids[:limit]
+    notes += [f"{path.name}: skipped {s}" for s in found.skipped[:MAX_REPORTED]]
+    notes += [
+        f"{path.name}: no stored paper titled {t[:100]!r}" for t in found.unmatched_titles[:5]
+    ]
+    return found, notes

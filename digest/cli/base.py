@@ -254,6 +254,32 @@ LikeOpt = Annotated[
         help="Example papers you liked: arXiv ids, comma-separated (2401.01234,2312.00001).",
     ),
 ]
+LikeFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--like-file",
+        help="A BibTeX file or a Zotero export (CSV, CSL JSON): its arXiv ids, and titles "
+        "of stored papers, become example papers (added to --like and, for set, to the "
+        "current ones).",
+        dir_okay=False,
+    ),
+]
+
+
+def _with_file_likes(
+    engine: Any, like: str | None, like_file: Path | None, current: list[str] | None = None
+) -> str | None:
+    """--like plus the papers found in --like-file (and, for set, the current ones)."""
+    if like_file is None:
+        return like
+    from digest.bibliography import likes_from_file
+    from digest.matching.interest import MAX_EXAMPLES
+
+    given = subscriptions.check_likes(like) if like is not None else list(current or [])
+    found, notes = likes_from_file(engine, like_file, MAX_EXAMPLES)
+    for note in notes:
+        err.print(note, markup=False, highlight=False, soft_wrap=True)
+    return ",".join(list(dict.fromkeys(given + found.paper_ids))[:MAX_EXAMPLES])
 
 
 @app.command()
@@ -264,6 +290,7 @@ def subscribe(
     ] = None,
     interest: InterestOpt = None,
     like: LikeOpt = None,
+    like_file: LikeFileOpt = None,
     max_papers: MaxPapersOpt = None,
     min_score: MinScoreOpt = None,
     timezone: TimezoneOpt = None,
@@ -277,13 +304,14 @@ def subscribe(
     """Add an active subscriber (no confirmation email) with a keyword profile, a
     plain-English interest, example papers, or several of them."""
     settings = _settings()
+    engine = _engine(settings)
     sub = subscriptions.subscribe(
-        _engine(settings),
+        engine,
         settings,
         email,
         keywords,
         interest=interest,
-        likes=like,
+        likes=_with_file_likes(engine, like, like_file),
         max_papers=max_papers,
         min_score=min_score,
         timezone=timezone,
@@ -309,6 +337,7 @@ def set_(
         str | None,
         typer.Option("--like", help='Example papers (arXiv ids, comma-separated; "" clears).'),
     ] = None,
+    like_file: LikeFileOpt = None,
     max_papers: MaxPapersOpt = None,
     min_score: MinScoreOpt = None,
     timezone: TimezoneOpt = None,
@@ -321,18 +350,22 @@ def set_(
     ] = None,
 ) -> None:
     """Change an existing subscription; only the options given change."""
-    given: tuple[object, ...] = (keywords, interest, like, max_papers, min_score, timezone)
-    given += (send_at, frequency, weekday, notify_empty)
+    given: tuple[object, ...] = (keywords, interest, like, like_file, max_papers, min_score)
+    given += (timezone, send_at, frequency, weekday, notify_empty)
     if all(v is None for v in given):
         raise InputError("nothing to change; give at least one option (see digest set --help)")
     settings = _settings()
+    engine = _engine(settings)
+    current = store.get_subscriber(engine, store.normalise_email(email))
+    if like_file is not None and current is None:
+        raise InputError(f"no subscriber with address {store.normalise_email(email)}")
     sub = subscriptions.change(
-        _engine(settings),
+        engine,
         settings,
         email,
         keywords=keywords,
         interest=interest,
-        likes=like,
+        likes=_with_file_likes(engine, like, like_file, current.likes if current else None),
         max_papers=max_papers,
         min_score=min_score,
         timezone=timezone,

@@ -23,7 +23,7 @@ from typing import Any
 
 from digest import semantic, store, subscriptions
 from digest.config import Settings
-from digest.errors import InputError, QueryError
+from digest.errors import DigestError, InputError, QueryError
 from digest.matching import IndexedPapers, Weights, profile_from_input, query_warnings, rank
 from digest.models import Paper
 from digest.preview import preview_papers
@@ -127,6 +127,11 @@ def error_json(exc: InputError) -> dict[str, Any]:
     return {"ok": False, "error": str(message), "position": position}
 
 
+def _warm(settings: Settings) -> None:
+    with contextlib.suppress(DigestError):  # DIGEST_SEMANTIC=on without the model
+        semantic.embedder(settings)
+
+
 class Refused(Exception):
     """A preview not run: 429 (this client's limit) or 503 (busy, or too slow)."""
 
@@ -151,6 +156,10 @@ class PreviewGate:
         self.limiter = MemoryRateLimiter()
         self.in_flight = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-preview")
+        if settings.semantic != "off":
+            # Load the embedding model now, on the preview's worker, so that the first
+            # preview with an interest does not spend its time budget loading it.
+            self._pool.submit(_warm, settings)
 
     def admit(self, client_ip: str) -> None:
         """Raise `Refused` unless this client may start a preview now."""

@@ -110,3 +110,41 @@ def test_many_entries_are_refused_whole():
     data = "".join(f"@misc{{k{i}, eprint={{2401.{i:05d}}}}}\n" for i in range(6000)).encode()
     with pytest.raises(InputError, match="at most 5000"):
         read_library(data)
+
+
+def test_cli_like_file_on_subscribe_and_set(cli, tmp_path, engine):
+    bib = tmp_path / "refs.bib"
+    bib.write_text(BIBTEX, encoding="utf-8")
+    res = cli(
+        "subscribe",
+        "ada@example.org",
+        "--interest",
+        "preference optimisation",
+        "--like-file",
+        str(bib),
+    )
+    assert res.code == 0, res.stderr
+    assert "refs.bib: 5 example papers from 7 entries; 1 title not among" in res.stderr
+    assert "skipped entry 'nothing'" in res.stderr
+    sub = store.get_subscriber(engine, "ada@example.org")
+    assert sub.likes == ["1706.03762", "2312.00752", "2401.06102", "2305.18290", "hep-th/9901001"]
+
+    more = tmp_path / "more.bib"
+    more.write_text("@misc{x, eprint={2402.00001}}\n@misc{y, eprint={1706.03762}}", "utf-8")
+    assert cli("set", "ada@example.org", "--like-file", str(more)).code == 0
+    assert store.get_subscriber(engine, "ada@example.org").likes[-1] == "2402.00001"
+    assert len(store.get_subscriber(engine, "ada@example.org").likes) == 6
+
+    # Hostile files: one line, exit 2, nothing stored or changed.
+    huge = tmp_path / "huge.bib"
+    huge.write_bytes(b"@misc{a, title={x}}\n" * 300_000)
+    broken = tmp_path / "broken.bib"
+    broken.write_text("@misc{x, title = {never closed", "utf-8")
+    for path in (huge, broken, tmp_path / "missing.bib"):
+        res = cli("subscribe", "bob@example.org", "--keywords", "x", "--like-file", str(path))
+        assert res.code == 2 and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr.startswith("error: --like-file:") or "--like-file" in res.stderr
+        assert store.get_subscriber(engine, "bob@example.org") is None
+        res = cli("set", "ada@example.org", "--like-file", str(path))
+        assert res.code == 2
+    assert len(store.get_subscriber(engine, "ada@example.org").likes) == 6
