@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
 from digest.errors import InputError
-from digest.store.legacy import add_missing_columns, move_digest_messages
+from digest.store.legacy import add_missing_columns, create_legacy_tables, move_digest_messages
 
 # The newest revision. Kept here so that start-up needs no Alembic import to know
 # whether to upgrade; a test checks it against the scripts.
@@ -175,7 +175,7 @@ def _adopt_legacy(engine: Engine, conn: Connection, config: Any) -> None:
     # The legacy steps, as `digest init` ran them before: missing tables, missing
     # columns, and the move of digest messages to their own table.
     # They commit on their own connections: the lock is held by `conn` meanwhile.
-    SQLModel.metadata.create_all(engine)
+    create_legacy_tables(engine)
     add_missing_columns(engine)
     move_digest_messages(engine)
     config.attributes["connection"] = conn
