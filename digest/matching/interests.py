@@ -128,7 +128,7 @@ class _Plan:
     liked_terms: list[dict[str, float]]  # each liked paper's distinctive words here
     exclusions: list[tuple[str, ...]]
     query: tuple[np.ndarray, np.ndarray]  # topic + liked words, encoded for score_block
-    mass: tuple[np.ndarray, np.ndarray]  # the same words, weighted by idf (coverage)
+    mass: float  # the query's idf mass, words no paper has counted as the rarest
 
 
 class InterestScorer:
@@ -180,6 +180,7 @@ class InterestScorer:
     def _plan(self, part: Interest) -> _Plan:
         postings = self.index.postings
         topic = {w: c for w, c in part.words if w in postings}
+        unseen = len(part.words) - len(topic)  # in no paper today: none has them
         liked = [e for e in map(self.example, part.liked) if e is not None]
         disliked = [e for e in map(self.example, part.disliked) if e is not None]
         likes: dict[str, float] = {}
@@ -210,7 +211,7 @@ class InterestScorer:
             liked_terms,
             list(part.excluded_words),
             self.index.encode(query),
-            self.index.encode({t: self.index.idf[t] for t in query}),
+            sum(self.index.idf[t] for t in query) + self.index.unseen_idf * unseen,
         )
 
     def score(self, plans: Sequence[_Plan]) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +220,7 @@ class InterestScorer:
         bm25, present = index.score_block([p.query for p in plans])
         fused = _z(bm25)
         # coverage: the share of each query's idf mass present in a paper
-        mass = np.array([float(m[1].sum()) or 1.0 for m in (p.mass for p in plans)], np.float32)
+        mass = np.array([p.mass or 1.0 for p in plans], np.float32)
         eligible = present >= COVERAGE * mass[:, None]
         if self.vectors is not None and len(self.vectors):
             vecs = [(i, p.vector) for i, p in enumerate(plans) if p.vector is not None]

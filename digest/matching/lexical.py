@@ -15,6 +15,7 @@ keyword index ranks many profiles.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from digest.matching.text import stem as plural
 from digest.matching.text import tokens
 
 K1 = 1.2
@@ -97,6 +99,7 @@ class LexicalIndex:
         for i, doc in enumerate(docs):
             for term, tf in doc.items():
                 postings.setdefault(term, []).append((i, tf))
+        self.unseen_idf = math.log(1 + (n + 0.5) / 0.5)  # a word in no paper
         self.ids: dict[str, int] = {}
         self.idf: dict[str, float] = {}
         self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -125,6 +128,7 @@ class LexicalIndex:
             self.dense_w[row, self.post_idx[lo:hi]] = self.post_val[lo:hi]
         self.dense_p = (self.dense_w > 0).astype(np.float32)  # presence
         self.doc_terms = [frozenset(d) for d in docs]
+        self._vocab: list[str] | None = None
 
     def weights_of(self, words: Iterable[str]) -> dict[str, float]:
         """A query's known terms, each weighted by how often it was written."""
@@ -188,21 +192,41 @@ class LexicalIndex:
         return bm25, present
 
     def phrase_mask(self, words: Sequence[str]) -> np.ndarray:
-        """Papers whose title or abstract has `words` in this order (one word: its
-        postings; several: checked in the few papers that have them all)."""
+        """Papers whose title or abstract has `words` in this order, each word in any
+        form that starts with its singular (`jailbreaks` finds "jailbreak",
+        "jailbreaking"): what an exclusion names should go, however it is written."""
         mask = np.zeros(self.n, dtype=bool)
+        forms: list[set[str]] = []
         cand: set[int] | None = None
         for w in words:
-            if w not in self.postings:
+            found = self._forms(plural(w))
+            if not found:
                 return mask
-            found = set(self.postings[w][0].tolist())
-            cand = found if cand is None else cand & found
-        k = len(words)
+            forms.append(found)
+            papers: set[int] = set()
+            for f in found:
+                papers.update(self.postings[f][0].tolist())
+            cand = papers if cand is None else cand & papers
+        k = len(forms)
         for i in cand or ():
             seq = self.doc_seqs[i]
-            if k == 1 or any(seq[j : j + k] == list(words) for j in range(len(seq) - k + 1)):
+            if k == 1 or any(
+                all(seq[j + m] in forms[m] for m in range(k)) for j in range(len(seq) - k + 1)
+            ):
                 mask[i] = True
         return mask
+
+    def _forms(self, prefix: str) -> set[str]:
+        """The papers' words that start with `prefix` (sorted vocabulary, bisected)."""
+        if self._vocab is None:
+            self._vocab = sorted(self.postings)
+        vocab = self._vocab
+        out = set()
+        at = bisect_left(vocab, prefix)
+        while at < len(vocab) and vocab[at].startswith(prefix):
+            out.add(vocab[at])
+            at += 1
+        return out
 
     def shared_terms(self, query: Mapping[str, float], i: int, limit: int = 3) -> list[str]:
         """The query's terms found in paper `i`, strongest (rarest) first."""
