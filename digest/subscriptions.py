@@ -8,7 +8,6 @@ and nothing is written when any field is bad.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,18 +19,11 @@ from digest.matching import Interest, KeywordQuery
 from digest.matching.interest import MAX_EXAMPLES, MAX_INTEREST_CHARS
 from digest.matching.lexical import query_terms
 from digest.models import Subscriber, utcnow
+from digest.records import canonical_arxiv_id
 from digest.states import FREQUENCIES, WEEKDAYS, Frequency, SubscriberStatus, Weekday
 from digest.store import Engine
 
 MAX_KEYWORDS_CHARS = 4000
-# arXiv identifiers: new style (2401.01234, 0704.0001; a version suffix is dropped)
-# and old style (hep-th/9901001, math.GT/0309136), with or without `arXiv:` or an
-# arxiv.org abs/pdf link around them.
-_NEW_ID = re.compile(r"\d{4}\.\d{4,5}")
-_OLD_ID = re.compile(r"[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7}")
-_ID_WRAPPERS = re.compile(
-    r"^(?:arxiv:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)", re.IGNORECASE
-)
 
 
 @dataclass
@@ -85,9 +77,8 @@ def check_likes(value: str | Sequence[str] | None) -> list[str]:
     items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
     out: list[str] = []
     for item in items:
-        raw = _ID_WRAPPERS.sub("", str(item).strip()).strip("/")
-        raw = re.sub(r"(?:v\d+)?(?:\.pdf)?$", "", raw)
-        if not (_NEW_ID.fullmatch(raw) or _OLD_ID.fullmatch(raw)):
+        raw = canonical_arxiv_id(str(item))  # as every source keys papers
+        if raw is None:
             shown = str(item)[:60]
             raise InputError(
                 f"--like: {shown!r} is not an arXiv id (like 2401.01234 or hep-th/9901001)"

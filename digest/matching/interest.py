@@ -13,10 +13,13 @@ the ranker's business (`interests.py`).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
+
+from digest.matching.lexical import query_terms, terms
 
 MAX_INTEREST_CHARS = 4000
 MAX_EXAMPLES = 200
@@ -109,6 +112,10 @@ class Interest:
     liked: tuple[str, ...] = ()
     disliked: tuple[str, ...] = ()
     vector: np.ndarray | None = field(default=None, compare=False, hash=False, repr=False)
+    # Analysed once, when the profile is built (not per edition): the topic's BM25
+    # terms with their counts, and each exclusion's words.
+    words: tuple[tuple[str, float], ...] = field(default=(), compare=False, repr=False)
+    excluded_words: tuple[tuple[str, ...], ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def of(
@@ -122,7 +129,9 @@ class Interest:
         topic, exclusions = split_interest(clean)
         like = tuple(dict.fromkeys(liked))[:MAX_EXAMPLES]
         dislike = tuple(i for i in dict.fromkeys(disliked) if i not in like)[:MAX_EXAMPLES]
-        return cls(clean, topic, exclusions, like, dislike, vector)
+        words = tuple((w, float(c)) for w, c in Counter(query_terms(topic)).items())
+        excluded = tuple(t for t in (tuple(terms(e)) for e in exclusions) if t)
+        return cls(clean, topic, exclusions, like, dislike, vector, words, excluded)
 
     def with_examples(self, liked: tuple[str, ...], disliked: tuple[str, ...]) -> Interest:
         """The same interest with more example papers (ratings from the email)."""

@@ -4,8 +4,9 @@ A database made by such a release has tables but no `alembic_version`. These ste
 bring any of them to the 0.1.0 shape, which migration 0001 describes; `migrate` then
 stamps it 0001 and upgrades it like any other.
 
-They compare with today's models, which are revision 0001. When a later revision
-changes a table, freeze the 0.1.0 tables here and compare with those instead."""
+They compare with today's models less what later revisions add (`LATER_COLUMNS`,
+`LATER_TABLES`: a revision that adds a table or a column lists it there, or the
+adopted database would get it twice: once here, once by the revision)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,17 @@ from sqlalchemy import literal as sa_literal
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
+
+# Columns of 0.1.0 tables, and tables, added by revisions after 0001 (not 0.1.0's
+# shape: the revisions add them to an adopted database).
+LATER_COLUMNS = frozenset({("subscriber", "interest"), ("subscriber", "likes")})
+LATER_TABLES = frozenset({"paperembedding", "profileembedding"})
+
+
+def create_legacy_tables(engine: Engine) -> None:
+    """The 0.1.0 tables a pre-migrations database lacks (`create_all`, as it ran then)."""
+    tables = [t for t in SQLModel.metadata.sorted_tables if t.name not in LATER_TABLES]
+    SQLModel.metadata.create_all(engine, tables=tables)
 
 
 def move_digest_messages(engine: Engine) -> int:
@@ -76,11 +88,11 @@ def add_missing_columns(engine: Engine) -> list[str]:
     added = []
     with engine.begin() as conn:
         for table in SQLModel.metadata.sorted_tables:
-            if not inspector.has_table(table.name):
+            if table.name in LATER_TABLES or not inspector.has_table(table.name):
                 continue
             have = {c["name"] for c in inspector.get_columns(table.name)}
             for column in table.columns:
-                if column.name in have:
+                if column.name in have or (table.name, column.name) in LATER_COLUMNS:
                     continue
                 col_type = column.type.compile(dialect=engine.dialect)
                 default = _column_default_sql(engine, column)

@@ -27,15 +27,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
 from digest.errors import InputError
-from digest.store.legacy import add_missing_columns, move_digest_messages
+from digest.store.legacy import add_missing_columns, create_legacy_tables, move_digest_messages
 
 # The newest revision. Kept here so that start-up needs no Alembic import to know
 # whether to upgrade; a test checks it against the scripts.
 HEAD = "0004"
 # The 0.1.0 schema: what a database from before versioned migrations is stamped.
 LEGACY_REVISION = "0001"
-# Its tables: adopting creates only these; later revisions create their own.
-LEGACY_TABLES = ("paper", "subscriber", "digest", "digestmessage", "sourcestate", "rateevent")
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The one statement that reads the revision: start-up runs it alone (no inspection).
 _VERSION = text("SELECT version_num FROM alembic_version")
@@ -177,8 +175,7 @@ def _adopt_legacy(engine: Engine, conn: Connection, config: Any) -> None:
     # The legacy steps, as `digest init` ran them before: missing tables, missing
     # columns, and the move of digest messages to their own table.
     # They commit on their own connections: the lock is held by `conn` meanwhile.
-    tables = SQLModel.metadata.tables
-    SQLModel.metadata.create_all(engine, tables=[tables[name] for name in LEGACY_TABLES])
+    create_legacy_tables(engine)
     add_missing_columns(engine)
     move_digest_messages(engine)
     config.attributes["connection"] = conn

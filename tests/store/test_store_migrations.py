@@ -40,6 +40,18 @@ def table_contents(db: Path) -> dict[str, list[tuple]]:
         return {n: sorted(conn.execute(f'SELECT * FROM "{n}"').fetchall()) for n in names}
 
 
+def kept_as_before(after: dict[str, list[tuple]], before: dict[str, list[tuple]]) -> bool:
+    """Every row as it was (later revisions add columns at the end of a table, and
+    tables, which start empty)."""
+    for name, rows in after.items():
+        if name not in before:
+            assert rows == [], name
+            continue
+        width = len(before[name][0]) if before[name] else 0
+        assert sorted(r[:width] for r in rows) == before[name], name
+    return True
+
+
 def schema_diff(engine) -> list:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"include_name": include_name})
@@ -66,9 +78,7 @@ def test_a_database_from_0_1_0_is_adopted_with_every_row_kept(tmp_path, cli, smt
     res = cli("init")
     assert res.code == 0, res.stderr
     assert "".join(res.stdout.split()) == f"databaseready:sqlite:///{db}"  # maybe wrapped
-    after = table_contents(db)
-    assert {t: after[t] for t in before} == before
-    assert all(after[t] == [] for t in set(after) - set(before))  # tables added since
+    assert kept_as_before(table_contents(db), before)
 
     current = cli("db", "current", "--json")
     assert current.code == 0, current.stderr
@@ -229,7 +239,7 @@ def test_db_commands(tmp_path, cli):
 
 def test_an_unknown_revision_is_one_line_and_exit_2(cli):
     odd = ("nope", "head+1", "@", "x" * 5000)
-    upgrades = [("db", "upgrade", r) for r in (*odd, "", "0001-1", "head-99")]
+    upgrades = [("db", "upgrade", r) for r in (*odd, "", "0001-1", "head-9")]
     cases = upgrades + [("db", "downgrade", r, "--yes") for r in odd]
     for args in cases:
         res = cli(*args)
