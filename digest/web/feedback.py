@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from digest import store
@@ -90,6 +91,28 @@ def _current(ctx: WebContext, rated: Rated) -> Vote | None:
     return None if sign is None else Vote.of_sign(sign)
 
 
+def _page(ctx: WebContext, token: str, vote: Vote, rated: Rated) -> dict[str, object]:
+    return {
+        "token": token,
+        "vote": vote,
+        "words": VOTE_WORDS,
+        "paper": rated.paper,
+        "manage_url": _manage_url(ctx, rated),
+    }
+
+
+async def _posted(request: Request, token: str) -> tuple[FormData, Rated] | Response:
+    """A POST's form and target, or the page that refuses it (CSRF, a bad link)."""
+    ctx = web(request)
+    form = await read_form(request)
+    if form is None or not ctx.csrf.check(request, form):
+        return csrf_failed(request)
+    try:
+        return form, await run_in_threadpool(feedback_target, ctx, token)
+    except LinkError as exc:
+        return link_error_page(request, exc)
+
+
 @router.get("/feedback/{token}", response_class=HTMLResponse)
 async def feedback_page(request: Request, token: str) -> Response:
     """Shows what the click would record, with the button that records it. Changes
@@ -103,54 +126,33 @@ async def feedback_page(request: Request, token: str) -> Response:
         current = await run_in_threadpool(_current, ctx, rated)
     except LinkError as exc:
         return link_error_page(request, exc)
-    context = {
-        "token": token,
-        "vote": vote,
-        "words": VOTE_WORDS,
-        "paper": rated.paper,
-        "current": current,
-        "manage_url": _manage_url(ctx, rated),
-    }
-    return render(request, "feedback.html", context)
+    return render(request, "feedback.html", {**_page(ctx, token, vote, rated), "current": current})
 
 
 @router.post("/feedback/{token}", response_class=HTMLResponse)
 async def feedback_record(request: Request, token: str) -> Response:
     """The button: records the vote once (a replay changes nothing)."""
     ctx = web(request)
-    form = await read_form(request)
-    if form is None or not ctx.csrf.check(request, form):
-        return csrf_failed(request)
+    posted = await _posted(request, token)
+    if isinstance(posted, Response):
+        return posted
+    form, rated = posted
     vote = vote_of(form.get("vote"))
     if vote is None:
         return _bad_vote(request)
-    try:
-        rated = await run_in_threadpool(feedback_target, ctx, token)
-    except LinkError as exc:
-        return link_error_page(request, exc)
     await run_in_threadpool(
         store.record_rating, ctx.engine, rated.subscriber_id, rated.paper.id, vote.sign
     )
-    context = {
-        "token": token,
-        "vote": vote,
-        "words": VOTE_WORDS,
-        "paper": rated.paper,
-        "manage_url": _manage_url(ctx, rated),
-    }
-    return render(request, "feedback_done.html", context)
+    return render(request, "feedback_done.html", _page(ctx, token, vote, rated))
 
 
 @router.post("/feedback/{token}/undo", response_class=HTMLResponse)
 async def feedback_undo(request: Request, token: str) -> Response:
     ctx = web(request)
-    form = await read_form(request)
-    if form is None or not ctx.csrf.check(request, form):
-        return csrf_failed(request)
-    try:
-        rated = await run_in_threadpool(feedback_target, ctx, token)
-    except LinkError as exc:
-        return link_error_page(request, exc)
+    posted = await _posted(request, token)
+    if isinstance(posted, Response):
+        return posted
+    rated = posted[1]
     await run_in_threadpool(store.undo_rating, ctx.engine, rated.subscriber_id, rated.paper.id)
     return message_page(
         request,
