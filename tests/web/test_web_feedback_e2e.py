@@ -137,3 +137,29 @@ def test_more_like_this_from_the_email_changes_the_next_digest(
         ada_mails = [m for m in smtp_sink.messages() if str(m["To"]) == "ada@example.org"]
         assert len(ada_mails) == 2
         assert "Enzyme design by protein folding simulation" in plain(ada_mails[-1])
+
+
+@pytest.mark.chromium
+def test_sign_up_with_an_interest_and_examples_in_chromium(settings, engine, smtp_sink, browser):
+    """The sign-up page's interest and example papers: the live preview ranks by them,
+    and the sign-up stores them (read back on the manage page)."""
+    from digest.records import PaperRecord
+
+    store.merge_papers(
+        engine,
+        [PaperRecord(source="t", **{k: p[k] for k in ("id", "title", "abstract")}) for p in DAY1],
+    )
+    with served(settings, engine) as url:
+        page = browser.new_context().new_page()
+        page.goto(url + "/")
+        page.fill("#email", "ada@example.org")
+        page.fill("#interest", INTEREST)
+        page.locator("#preview-list li").first.wait_for(timeout=15_000)
+        listed = page.locator("#preview-list").inner_text()
+        assert "Preference optimisation for aligning language models" in listed
+        assert "Jailbreaking" not in listed  # "not interested in jailbreaks" is honoured
+        page.fill("#likes", "2501.00001")
+        page.click("button[type=submit]")
+        page.wait_for_url(url + "/check-your-inbox")
+        sub = store.get_subscriber(engine, "ada@example.org")
+        assert (sub.keywords, sub.interest, sub.likes) == ("", INTEREST, ["2501.00001"])
