@@ -183,3 +183,33 @@ def test_manage_page_lists_ratings_and_clears_them(site, settings, engine):
         post_form(person, manage + "/forget")
         assert ratings(engine, ada) == []
         assert "None yet" in person.get(manage).text
+
+
+def test_json_api_takes_interest_and_likes(site, settings, engine):
+    url, ada, _ = site
+    token = make_token(settings.secret_key, "manage", ["ada@example.org", ada.id])
+    with httpx.Client(base_url=url) as api:
+        got = api.patch(
+            f"/api/manage/{token}",
+            json={
+                "keywords": "",
+                "interest": "reward models for alignment",
+                "likes": ["2401.00001"],
+            },
+        )
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert (body["keywords"], body["interest"], body["likes"]) == (
+            "",
+            "reward models for alignment",
+            ["2401.00001"],
+        )
+        bad = api.patch(f"/api/manage/{token}", json={"likes": ["not-an-id"]})
+        assert bad.status_code == 400 and bad.json()["field"] == "likes"
+        empty = api.patch(f"/api/manage/{token}", json={"interest": "", "likes": []})
+        assert empty.status_code == 400  # nothing left to match on
+        preview = api.post("/api/preview", json={"interest": "reward models", "likes": []})
+        assert preview.status_code == 200 and preview.json()["ok"], preview.text
+        assert preview.json()["papers"][0]["id"] == "2401.00001"
+    sub = store.get_subscriber(engine, "ada@example.org")
+    assert sub.interest == "reward models for alignment" and sub.likes == ["2401.00001"]
