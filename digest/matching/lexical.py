@@ -143,12 +143,11 @@ class LexicalIndex:
         return out
 
     def encode(self, query: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        """(term ids, weights) of a query's known terms, for `score_block`."""
+        """(term ids, weights) of a query of known terms (`weights_of`), for `score_block`."""
         ids = self.ids
-        known = [(ids[t], w) for t, w in query.items() if t in ids]
         return (
-            np.array([t for t, _ in known], dtype=np.int64),
-            np.array([w for _, w in known], dtype=np.float32),
+            np.fromiter((ids[t] for t in query), dtype=np.int64, count=len(query)),
+            np.fromiter(query.values(), dtype=np.float32, count=len(query)),
         )
 
     def score_block(
