@@ -27,11 +27,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
 from digest.errors import InputError
-from digest.store.legacy import add_missing_columns, move_digest_messages
+from digest.store.legacy import add_missing_columns, legacy_tables, move_digest_messages
 
 # The newest revision. Kept here so that start-up needs no Alembic import to know
 # whether to upgrade; a test checks it against the scripts.
-HEAD = "0001"
+HEAD = "0002"
 # The 0.1.0 schema: what a database from before versioned migrations is stamped.
 LEGACY_REVISION = "0001"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -175,7 +175,7 @@ def _adopt_legacy(engine: Engine, conn: Connection, config: Any) -> None:
     # The legacy steps, as `digest init` ran them before: missing tables, missing
     # columns, and the move of digest messages to their own table.
     # They commit on their own connections: the lock is held by `conn` meanwhile.
-    SQLModel.metadata.create_all(engine)
+    SQLModel.metadata.create_all(engine, tables=legacy_tables())
     add_missing_columns(engine)
     move_digest_messages(engine)
     config.attributes["connection"] = conn
