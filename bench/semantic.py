@@ -265,12 +265,13 @@ def main() -> None:
     t0 = time.perf_counter()
     rank(sample, SemanticPapers(day, day_vecs, embedder))
     per_1000 = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     results = rank(profiles, edition)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     sizes = [len(v) for v in results.values()]
     print(
         f"\nranking: {len(profiles)} interest profiles x {len(day)} papers in {seconds:.2f} s "
+        f"wall, {cpu_seconds:.2f} s CPU (the machine is shared: CPU time is steadier) "
         f"({seconds / max(per_1000 * len(profiles) / 1000, 1e-9):.2f} x the 1,000-profile "
         f"run scaled); papers per digest: mean {np.mean(sizes):.1f}, "
         f"empty {sum(1 for s in sizes if not s)}"

@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode
 
 from digest.errors import InputError
 

@@ -156,7 +156,9 @@ class InterestScorer:
         if found is None and paper_id in self._in_batch:
             i = self._in_batch[paper_id]
             vec = self.vectors[i] if self.vectors is not None else None
-            found = Example.of(self.papers[i], vec)
+            paper = self.papers[i]
+            title = " ".join((getattr(paper, "title", "") or "").split())
+            found = Example(paper_id, title, tuple(self.index.doc_seqs[i]), vec)
         self._example_cache[paper_id] = found
         return found
 
@@ -200,6 +202,7 @@ class InterestScorer:
             dv = [e.vector for e in disliked if e.vector is not None]
             disliked_vector = _unit(np.mean(dv, axis=0)) if dv else None
         query = _merge(topic, likes) if likes else topic
+        encoded = self.index.encode(query)
         return _Plan(
             part,
             topic,
@@ -210,8 +213,8 @@ class InterestScorer:
             liked,
             liked_terms,
             list(part.excluded_words),
-            self.index.encode(query),
-            sum(self.index.idf[t] for t in query) + self.index.unseen_idf * unseen,
+            encoded,
+            float(self.index.idf_of[encoded[0]].sum()) + self.index.unseen_idf * unseen,
         )
 
     def score(self, plans: Sequence[_Plan]) -> tuple[np.ndarray, np.ndarray]:

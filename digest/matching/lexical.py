@@ -143,12 +143,11 @@ class LexicalIndex:
         return out
 
     def encode(self, query: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        """(term ids, weights) of a query's known terms, for `score_block`."""
+        """(term ids, weights) of a query of known terms (`weights_of`), for `score_block`."""
         ids = self.ids
-        known = [(ids[t], w) for t, w in query.items() if t in ids]
         return (
-            np.array([t for t, _ in known], dtype=np.int64),
-            np.array([w for _, w in known], dtype=np.float32),
+            np.fromiter((ids[t] for t in query), dtype=np.int64, count=len(query)),
+            np.fromiter(query.values(), dtype=np.float32, count=len(query)),
         )
 
     def score_block(
@@ -165,12 +164,12 @@ class LexicalIndex:
         rows = np.repeat(np.arange(b), lens)
         pos = self.dense_pos[tids]
         dense = pos >= 0
-        q = np.zeros((b, len(self.dense_w)), dtype=np.float32)
-        np.add.at(q, (rows[dense], pos[dense]), ws[dense])
+        f = len(self.dense_w)
+        cells = rows[dense] * f + pos[dense]  # (bincount: np.add.at is unbuffered, slow)
+        q = np.bincount(cells, ws[dense], minlength=b * f).reshape(b, f).astype(np.float32)
         bm25 = q @ self.dense_w
-        qi = np.zeros_like(q)
-        np.add.at(qi, (rows[dense], pos[dense]), self.idf_of[tids[dense]])
-        present = qi @ self.dense_p
+        qi = np.bincount(cells, self.idf_of[tids[dense]], minlength=b * f).reshape(b, f)
+        present = qi.astype(np.float32) @ self.dense_p
         sparse = ~dense
         t, r, w = tids[sparse], rows[sparse], ws[sparse]
         starts, counts = self.ptr[t], self.ptr[t + 1] - self.ptr[t]

@@ -15,6 +15,7 @@ functions the stages call (`from digest import store; store.merge_papers(...)`).
 | `status.py`      | delivery counts for `digest status`                          |
 | `rates.py`       | the web app's rate events                                    |
 | `ratings.py`     | subscribers' "more / less like this" votes on papers          |
+| `inbound.py`     | what inbound mail changes (unsubscribe, bounce, complaint), its log |
 | `sources.py`     | how far each source has read                                 |
 
 It imports only core modules (models, records, errors), never a stage.
@@ -47,6 +48,12 @@ from digest.store.engine import (
     missing_sqlite_file,
     ping,
     shown_url,
+)
+from digest.store.inbound import (
+    InboundChange,
+    apply_inbound,
+    inbound_counts,
+    list_inbound_events,
 )
 from digest.store.legacy import add_missing_columns, move_digest_messages
 from digest.store.migrate import (
@@ -115,6 +122,10 @@ __all__ = [
     "save_paper_vectors",
     "save_profile_vector",
     "HEAD",
+    "InboundChange",
+    "apply_inbound",
+    "inbound_counts",
+    "list_inbound_events",
     "DatabaseError",
     "Engine",
     "NO_MESSAGE",

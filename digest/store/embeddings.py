@@ -8,6 +8,7 @@ vector of another model (or version) is never handed out.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
@@ -18,18 +19,20 @@ from digest.models import Paper, PaperEmbedding, ProfileEmbedding
 CHUNK = 500  # ids per IN (...) list
 
 
+def _rows_of(engine: Engine, table: Any, key: Any, model: str, keys: Sequence[Any]) -> list[Any]:
+    """The rows of `table` for `model` whose `key` is one of `keys` (CHUNK at a time)."""
+    out: list[Any] = []
+    with Session(engine) as session:
+        for i in range(0, len(keys), CHUNK):
+            stmt = select(table).where(col(table.model) == model, col(key).in_(keys[i : i + CHUNK]))
+            out.extend(session.exec(stmt))
+    return out
+
+
 def paper_vectors(engine: Engine, model: str, ids: Sequence[str]) -> dict[str, bytes]:
     """The stored vectors of these papers (those that have one)."""
-    out: dict[str, bytes] = {}
-    with Session(engine) as session:
-        for i in range(0, len(ids), CHUNK):
-            stmt = select(PaperEmbedding).where(
-                col(PaperEmbedding.model) == model,
-                col(PaperEmbedding.paper_id).in_(ids[i : i + CHUNK]),
-            )
-            for row in session.exec(stmt):
-                out[row.paper_id] = row.vector
-    return out
+    rows = _rows_of(engine, PaperEmbedding, PaperEmbedding.paper_id, model, ids)
+    return {row.paper_id: row.vector for row in rows}
 
 
 def save_paper_vectors(engine: Engine, model: str, vectors: Mapping[str, bytes]) -> int:
@@ -61,16 +64,9 @@ def profile_vectors(
     engine: Engine, model: str, subscriber_ids: Sequence[int]
 ) -> dict[int, tuple[str, bytes]]:
     """(hash of the text it was computed from, vector) per subscriber that has one."""
-    out: dict[int, tuple[str, bytes]] = {}
-    with Session(engine) as session:
-        for i in range(0, len(subscriber_ids), CHUNK):
-            stmt = select(ProfileEmbedding).where(
-                col(ProfileEmbedding.model) == model,
-                col(ProfileEmbedding.subscriber_id).in_(subscriber_ids[i : i + CHUNK]),
-            )
-            for row in session.exec(stmt):
-                out[int(row.subscriber_id or 0)] = (row.topic_sha256, row.vector)
-    return out
+    key = ProfileEmbedding.subscriber_id
+    rows = _rows_of(engine, ProfileEmbedding, key, model, subscriber_ids)
+    return {int(row.subscriber_id or 0): (row.topic_sha256, row.vector) for row in rows}
 
 
 def save_profile_vector(
