@@ -53,7 +53,7 @@ from bench.workload import (  # noqa: E402
     vocabulary,
 )
 from digest import store  # noqa: E402
-from digest.models import Paper, Subscriber  # noqa: E402
+from digest.models import Paper  # noqa: E402
 from digest.records import PaperRecord  # noqa: E402
 
 TIMEZONES = ["UTC"] * 6 + ["Europe/Berlin", "America/New_York", "Asia/Shanghai", "Asia/Kolkata"]
@@ -101,13 +101,13 @@ def populate(url: str, args: argparse.Namespace, corpus: list[dict[str, Any]]) -
     store.add_subscribers(
         engine,
         (
-            Subscriber(
-                email=s.email,
-                keywords=s.keywords,
-                max_papers=s.max_papers,
-                min_score=s.min_score,
-                timezone=next(tz),
-            )
+            {
+                "email": s.email,
+                "keywords": s.keywords,
+                "max_papers": s.max_papers,
+                "min_score": s.min_score,
+                "timezone": next(tz),
+            }
             for s in specs
         ),
     )
