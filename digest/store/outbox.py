@@ -80,7 +80,7 @@ def make_owner() -> str:
     return f"{socket.gethostname()}|{os.getpid()}|{_PROCESS_TOKEN}"
 
 
-def _owner_is_dead(owner: str, me: str) -> bool:
+def owner_is_dead(owner: str, me: str) -> bool:
     """True only when sure: a process on this machine that is gone. A lease of an
     owner elsewhere (or one we cannot judge) waits for its expiry."""
     host, _, rest = owner.partition("|")
@@ -112,7 +112,7 @@ def release_dead_leases(engine: Engine, me: str) -> int:
             .where(_T.c.lease_until >= now)
             .distinct()
         ).scalars()
-        dead = [o for o in owners if o and _owner_is_dead(o, me)]
+        dead = [o for o in owners if o and owner_is_dead(o, me)]
         if not dead:
             return 0
         return conn.execute(
