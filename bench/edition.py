@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -126,6 +127,8 @@ class Measured:
     first_sent: float | None = None
     last_sent: float | None = None
     sink_accepted: int = 0
+    cpu: float = 0.0
+    each_rss_mib: list[float] = field(default_factory=list)
     peak_pss_mib: float = 0.0
     largest_rss_mib: float = 0.0
     statuses: Counter[str] = field(default_factory=Counter)
@@ -165,7 +168,17 @@ def run_edition(url: str, sink: Sink, processes: int, expected: int) -> Measured
     ]
     watchers = [TreeMemory(p.pid) for p in procs]
     last_count, next_db = before, 0.0
-    while any(p.poll() is None for p in procs):
+    running = {p.pid: p for p in procs}
+    while running:
+        for pid, p in list(running.items()):
+            # wait4: the exit status with the CPU and peak RSS of the process and of
+            # every descendant it waited for (its build workers).
+            done, status, usage = os.wait4(pid, os.WNOHANG)
+            if done:
+                p.returncode = os.waitstatus_to_exitcode(status)
+                m.cpu += usage.ru_utime + usage.ru_stime
+                m.largest_rss_mib = max(m.largest_rss_mib, usage.ru_maxrss / 1024)
+                del running[pid]
         now = time.perf_counter() - started
         count = sink.messages()
         if count > last_count:
@@ -188,7 +201,10 @@ def run_edition(url: str, sink: Sink, processes: int, expected: int) -> Measured
         w.stop()
     m.exit_codes = [p.returncode for p in procs]
     m.peak_pss_mib = sum(w.peak_pss_kib for w in watchers) / 1024
-    m.largest_rss_mib = max(w.peak_rss_kib for w in watchers) / 1024
+    m.each_rss_mib = sorted(
+        (kib / 1024 for w in watchers for kib in w.by_process.values()), reverse=True
+    )
+    m.largest_rss_mib = max(m.largest_rss_mib, *(w.peak_rss_kib / 1024 for w in watchers))
     for o, e in zip(outs, errs, strict=True):
         o.seek(0)
         e.seek(0)
@@ -249,8 +265,14 @@ def describe(m: Measured, subscribers: int) -> None:
         f"at {first} s), total {m.total:.1f} s = {subscribers / m.total:,.0f} digests/s"
     )
     print(
+        f"  cpu: {m.cpu:.1f} s (user + sys of the run processes and their workers) = "
+        f"{subscribers / m.cpu:,.0f} digests per CPU second, {m.cpu / m.total:.2f} cores busy; "
+        f"load average {os.getloadavg()[0]:.1f} (2 cores: more is a shared, noisy machine)"
+    )
+    print(
         f"  memory: peak {m.peak_pss_mib:,.0f} MiB (PSS of the run processes and their "
-        f"children), largest process {m.largest_rss_mib:,.0f} MiB RSS"
+        f"children), largest process {m.largest_rss_mib:,.0f} MiB RSS; each process's "
+        f"peak RSS: {', '.join(f'{r:,.0f}' for r in m.each_rss_mib[:6])} MiB"
     )
     print(f"  outbox: {dict(sorted(m.statuses.items()))}; sink accepted {m.sink_accepted:,}")
     if m.reports:

@@ -222,6 +222,7 @@ class TreeMemory:
         self.peak_pss_kib = 0
         self.peak_rss_kib = 0
         self.processes = 1
+        self.by_process: dict[int, int] = {}  # pid -> its peak RSS in KiB
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -231,9 +232,10 @@ class TreeMemory:
             pids = _tree(self.pid)
             self.processes = max(self.processes, len(pids))
             self.peak_pss_kib = max(self.peak_pss_kib, sum(_kib(p, b"Pss:") for p in pids))
-            self.peak_rss_kib = max(
-                self.peak_rss_kib, max((_kib(p, b"Rss:") for p in pids), default=0)
-            )
+            for p in pids:
+                rss = _kib(p, b"Rss:")
+                self.by_process[p] = max(self.by_process.get(p, 0), rss)
+                self.peak_rss_kib = max(self.peak_rss_kib, rss)
             self._stop.wait(self.every)
 
     def stop(self) -> None:
