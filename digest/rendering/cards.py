@@ -1,16 +1,25 @@
-"""One paper as the digest shows it. Everything here is the same for every subscriber
-whose match gives the same reason, so it is built once per run and reused: the paper's
-prepared fields once per paper, its rendered card once per (paper, reason)."""
+"""One paper as the digest shows it.
+
+Per run and paper, once (`PaperCard`): its fields made readable, its title and
+summary analysed into words, its authors' names analysed, and its card templates
+rendered into a `CardPattern` (splice.py). Per subscriber: the spans of their terms
+looked up (each term once per paper), and their highlights and reason filled into
+the pattern; the finished card is also kept per (paper, terms, reason), since
+subscribers with the same terms share it. A paper whose templates give no usable
+pattern has its card rendered directly (`render_card`), as every card once was."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from digest.matching import Match
+from digest.matching.highlight import AuthorNames, TextSpans, author_labels, text_labels
 from digest.models import Paper
 from digest.rendering.encoding import normalise_newlines, quoted_printable
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
-from digest.rendering.highlight import author_parts, highlight_parts
+from digest.rendering.highlight import Part, author_parts_marked, parts_at
+from digest.rendering.splice import WHY, CardPattern, probe_context
 from digest.rendering.text import (
     CATEGORY_LIMIT,
     TITLE_LIMIT,
@@ -118,7 +127,79 @@ class Card:
 
 
 def view_of(env: DigestEnvironment, paper: Paper) -> PaperView:
-    return env.remember(("view", paper.id, paper.updated_at), lambda: paper_view(paper))
+    return paper_card(env, paper).view
+
+
+class PaperCard:
+    """What one run knows about a paper, whoever it is shown to."""
+
+    __slots__ = ("paper", "view", "title", "summary", "authors", "_patterns")
+
+    def __init__(self, paper: Paper) -> None:
+        self.paper = paper
+        self.view = paper_view(paper)
+        self.title = TextSpans(self.view.title)
+        self.summary = TextSpans(self.view.summary)
+        self.authors = AuthorNames(paper.authors)
+        self._patterns: dict[bool, tuple[CardPattern, CardPattern] | None] = {}
+
+    def values(self, match: Match | None, why: str) -> dict[str, Any]:
+        """The subscriber-dependent part of the card's context, from cached spans."""
+        hits = match is not None and bool(match.hits)
+        labels = text_labels(match) if match is not None and hits else []
+        named = self.authors.named(author_labels(match)) if hits else []
+        return {
+            WHY: why,
+            "title_parts": parts_at(self.view.title, self.title.spans(labels)),
+            # the followed author is always on the line, marked, however long the list
+            "author_parts": author_parts_marked(self.paper.authors, set(named)),
+            "summary_parts": parts_at(self.view.summary, self.summary.spans(labels)),
+        }
+
+    def patterns(
+        self, env: DigestEnvironment, with_why: bool
+    ) -> tuple[CardPattern, CardPattern] | None:
+        """The (HTML, text) patterns of this paper's card, learned from the templates
+        and checked against a direct render; None when they cannot reproduce it."""
+        if with_why not in self._patterns:
+            self._patterns[with_why] = self._learn(env, with_why)
+        return self._patterns[with_why]
+
+    def _learn(
+        self, env: DigestEnvironment, with_why: bool
+    ) -> tuple[CardPattern, CardPattern] | None:
+        html, text = _render_both(env, {"paper": self.view, **probe_context(with_why)})
+        html_pattern, text_pattern = CardPattern.learn(html), CardPattern.learn(text)
+        if html_pattern is None or text_pattern is None:
+            return None
+        sample = self._sample(with_why)
+        if (html_pattern.fill(sample), text_pattern.fill(sample)) != _render_both(
+            env, {"paper": self.view, **sample}
+        ):
+            return None
+        return html_pattern, text_pattern
+
+    def _sample(self, with_why: bool) -> dict[str, Any]:
+        """Values with marked pieces in every field (and text to escape), to check a
+        pattern against the template itself."""
+
+        def marked(text: str, spans: TextSpans) -> list[Part]:
+            found = spans.found
+            picks = [found[0], found[-1]] if len(found) > 2 else found[:1]
+            return parts_at(text, sorted({(s, e) for _, _, s, e in picks}))
+
+        return {
+            WHY: 'matched: <sample> & "check"' if with_why else "",
+            "title_parts": marked(self.view.title, self.title),
+            "author_parts": author_parts_marked(
+                self.paper.authors, {0, len(self.paper.authors) - 1}
+            ),
+            "summary_parts": marked(self.view.summary, self.summary),
+        }
+
+
+def paper_card(env: DigestEnvironment, paper: Paper) -> PaperCard:
+    return env.paper_state((paper.id, paper.updated_at), lambda: PaperCard(paper))
 
 
 def make_card(
@@ -129,25 +210,49 @@ def make_card(
     try:
         return env.cache[key]
     except KeyError:
-        return env.remember(key, lambda: _render_card(env, paper, match, why))
+        return env.remember(key, lambda: _spliced_card(env, paper, match, why))
 
 
-def _render_card(env: DigestEnvironment, paper: Paper, match: Match | None, why: str) -> Card:
-    view = view_of(env, paper)
+def _spliced_card(env: DigestEnvironment, paper: Paper, match: Match | None, why: str) -> Card:
+    state = paper_card(env, paper)
+    values = state.values(match, shorten(clean(why, WHY_LIMIT * 2), WHY_LIMIT))
+    patterns = state.patterns(env, bool(values[WHY]))
+    if patterns is None:
+        html, text = _render_both(env, {"paper": state.view, **values})
+    else:
+        html, text = patterns[0].fill(values), patterns[1].fill(values)
+    return _card(html, text)
+
+
+def render_card(env: DigestEnvironment, paper: Paper, match: Match | None) -> Card:
+    """The card rendered straight from the templates, nothing precomputed: the
+    reference the spliced cards must equal byte for byte."""
+    from digest.rendering.highlight import author_parts, highlight_parts
+
+    view = paper_view(paper)
+    why = match.why() if match else ""
     context = {
         "paper": view,
         "why": shorten(clean(why, WHY_LIMIT * 2), WHY_LIMIT),
         "title_parts": highlight_parts(view.title, match),
-        # the followed author is always on the line, marked, however long the list
         "author_parts": author_parts(paper.authors, match),
         "summary_parts": highlight_parts(view.summary, match),
     }
+    return _card(*_render_both(env, context))
+
+
+def _render_both(env: DigestEnvironment, context: dict[str, Any]) -> tuple[str, str]:
+    """The card's HTML and text templates rendered with `context`, unstripped."""
     try:
-        html = load_template(env, "partials/card.html").render(context).strip()
-        text = load_template(env, "partials/card.txt").render(context).strip("\n")
+        html = load_template(env, "partials/card.html").render(context)
+        text = load_template(env, "partials/card.txt").render(context)
     except Exception as exc:  # any error inside a template: name the file and line
         if type(exc).__module__.startswith("digest"):
             raise
         raise describe_render_error(exc, "partials/card") from None
-    card_html, card_text = CardSlot.of(f"\n{html}\n"), CardSlot.of(text)
+    return html, text
+
+
+def _card(html: str, text: str) -> Card:
+    card_html, card_text = CardSlot.of(f"\n{html.strip()}\n"), CardSlot.of(text.strip("\n"))
     return Card(card_html, card_text, len(card_html.rest_qp) + len(card_text.rest_qp) + 80)
