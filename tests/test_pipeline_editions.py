@@ -302,3 +302,37 @@ def test_four_runs_on_postgresql_share_an_edition(tmp_path: Path, env, postgres_
     got = Counter(str(m["To"]) for m in smtp_sink.messages())
     assert sorted(got) == addresses and set(got.values()) == {1}
     assert _count(postgres_url, Digest.status == "sent") == n
+
+
+def test_worker_builds_and_sends_until_sigterm(tmp_path: Path, env, smtp_sink):
+    """`digest worker` builds and sends what came due, pass after pass, and on SIGTERM
+    finishes its pass and exits 0; each pass is one JSON line under --json."""
+    settings = load_settings(environ=env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    fetch_sample(engine, settings)
+    addresses = add_subscribers(engine, 40, notify_every=1)
+    engine.dispose()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digest", "worker", "--interval", "0.2", "--json"],
+        env={**env, "DIGEST_EDITION_CHUNK": "15"},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: len(smtp_sink.messages()) >= 40 or proc.poll() is not None, timeout=120)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
+    passes = [strict_json(line) for line in out.splitlines() if line.strip()]
+    assert len(passes) >= 1
+    assert sum(p["built"] + p["nothing_new"] for p in passes) == 40
+    assert sum(p["sent"] for p in passes) == 40
+    got = Counter(str(m["To"]) for m in smtp_sink.messages())
+    assert sorted(got) == addresses and set(got.values()) == {1}
