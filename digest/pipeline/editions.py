@@ -123,12 +123,17 @@ class EditionRun:
         self.advance = advance
         self.report = BuildReport()
         self.in_flight: set[Future[BuildReport]] = set()
-        self.mine: set[tuple[int, str]] = set()  # pairs this run took over
+        self.mine: set[int] = set()  # subscribers whose claims this run took over
+        self.not_due = 0
         self.renewed = time.monotonic()
 
     def page(self, subs: Sequence[SubscriberRow], editions: Mapping[int, str]) -> None:
         """Claim the due subscribers of a page and build their claims."""
         wanted = [(s, editions[s.id]) for s in subs if s.id in editions]
+        # A claim taken over is built by this run, whatever the schedule says now.
+        later = sum(1 for s in subs if s.id not in editions and s.id not in self.mine)
+        self.not_due += later
+        self.advance(later)
         if not wanted:
             return
         if self.plan.dry_run:
@@ -141,7 +146,7 @@ class EditionRun:
         s = self.settings
         claims = claim(self.engine, wanted, self.plan.owner, s.lease_seconds, self.plan.now)
         lost = len(wanted) - len(claims)
-        lost -= sum(1 for sub, e in wanted if (sub.id, e) in self.mine)
+        lost -= sum(1 for sub, _ in wanted if sub.id in self.mine)
         self.report.already += lost
         self.advance(lost)
         self.submit(claims)
@@ -156,7 +161,7 @@ class EditionRun:
             if not claims:
                 return
             log_event(log, "edition.take_over", logging.WARNING, claims=len(claims))
-            self.mine.update((c.subscriber_id, c.edition) for c in claims)
+            self.mine.update(c.subscriber_id for c in claims)
             self.report.taken_over += len(claims)
             self.submit(claims)
 
@@ -208,7 +213,6 @@ def build_due(
     already is still built."""
     total = count_active(engine)
     plan = make_plan(engine, settings, now, dry_run)
-    not_due = 0
     with ChunkRunner(plan, engine, build_workers(settings, total)) as runner:
         run = EditionRun(engine, runner, on_chunk, track("building digests", total))
         run.take_over(stop)
@@ -218,12 +222,9 @@ def build_due(
             if not page:
                 break
             after = page[-1].id
-            editions = due_editions(engine, page, now, everyone)
-            not_due += len(page) - len(editions)
-            run.advance(len(page) - len(editions))
-            run.page(page, editions)
+            run.page(page, due_editions(engine, page, now, everyone))
         run.take_over(stop)
-        return run.finish(), not_due
+        return run.finish(), run.not_due
 
 
 def build_editions(

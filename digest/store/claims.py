@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
 from digest.states import DigestStatus, SubscriberStatus
 from digest.store.engine import table_of
-from digest.store.outbox import owner_is_dead
+from digest.store.outbox import release_dead_leases
 
 _T = table_of(Digest)
 _S = table_of(Subscriber)
@@ -168,7 +168,7 @@ def take_over(
     The sub-select skips rows another process is taking over right now (PostgreSQL's
     SKIP LOCKED); the UPDATE checks again that each row is still free."""
     now = utcnow()
-    _release_dead(engine, me or owner, now)
+    release_dead_leases(engine, me or owner, DigestStatus.BUILDING)
     free = (_T.c.status == DigestStatus.BUILDING) & or_(
         _T.c.lease_until.is_(None), _T.c.lease_until < now
     )
@@ -184,24 +184,6 @@ def take_over(
             .returning(_T.c.id, _T.c.subscriber_id, _T.c.edition)
         ).all()
     return sorted((Claim(*r) for r in got), key=lambda c: c.subscriber_id)
-
-
-def _release_dead(engine: Engine, me: str, now: datetime) -> None:
-    with engine.begin() as conn:
-        owners = conn.execute(
-            select(_T.c.lease_owner)
-            .where(_T.c.status == DigestStatus.BUILDING)
-            .where(_T.c.lease_until >= now)
-            .distinct()
-        ).scalars()
-        dead = [o for o in owners if o and owner_is_dead(o, me)]
-        if dead:
-            conn.execute(
-                update(_T)
-                .where(_T.c.status == DigestStatus.BUILDING)
-                .where(_T.c.lease_owner.in_(dead))
-                .values(lease_until=None)
-            )
 
 
 def renew(engine: Engine, owner: str, lease_seconds: float) -> None:

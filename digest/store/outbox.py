@@ -80,7 +80,7 @@ def make_owner() -> str:
     return f"{socket.gethostname()}|{os.getpid()}|{_PROCESS_TOKEN}"
 
 
-def owner_is_dead(owner: str, me: str) -> bool:
+def _owner_is_dead(owner: str, me: str) -> bool:
     """True only when sure: a process on this machine that is gone. A lease of an
     owner elsewhere (or one we cannot judge) waits for its expiry."""
     host, _, rest = owner.partition("|")
@@ -102,21 +102,25 @@ def owner_is_dead(owner: str, me: str) -> bool:
     return False
 
 
-def release_dead_leases(engine: Engine, me: str) -> int:
-    """Make rows held by a dead sender on this machine claimable now."""
+def release_dead_leases(engine: Engine, me: str, status: str = DigestStatus.SENDING) -> int:
+    """Make rows in `status` (sending; or building, for claims) held by a dead process
+    on this machine claimable now."""
     now = utcnow()
     with engine.begin() as conn:
         owners = conn.execute(
             select(_T.c.lease_owner)
-            .where(_T.c.status == DigestStatus.SENDING)
+            .where(_T.c.status == status)
             .where(_T.c.lease_until >= now)
             .distinct()
         ).scalars()
-        dead = [o for o in owners if o and owner_is_dead(o, me)]
+        dead = [o for o in owners if o and _owner_is_dead(o, me)]
         if not dead:
             return 0
         return conn.execute(
-            update(_T).where(_T.c.lease_owner.in_(dead)).values(lease_until=None)
+            update(_T)
+            .where(_T.c.status == status)
+            .where(_T.c.lease_owner.in_(dead))
+            .values(lease_until=None)
         ).rowcount
 
 
