@@ -148,10 +148,10 @@ def run_supports_json(env: dict[str, str]) -> bool:
     return "--json" in done.stdout
 
 
-def run_edition(url: str, sink: Sink, processes: int, expected: int) -> Measured:
+def run_edition(url: str, sink: Sink, processes: int, expected: int, connections: int) -> Measured:
     """Start `processes` runs at once; poll the sink (often) and the database (every
     0.5 s) until all exit; then read what they left."""
-    env = digest_env(url, sink.port)
+    env = digest_env(url, sink.port, DIGEST_SMTP_POOL_SIZE=str(connections))
     args = ["run", "--now", "--no-fetch"] + (["--json"] if run_supports_json(env) else [])
     engine = store.make_engine(url)
     before = sink.messages()
@@ -310,6 +310,12 @@ def main() -> None:
     ap.add_argument("--postgres", action="store_true", help="start a throw-away PostgreSQL")
     ap.add_argument("--sink", choices=("auto", "postfix", "aiosmtpd"), default="auto")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--smtp-connections",
+        type=int,
+        default=16,
+        help="DIGEST_SMTP_POOL_SIZE of each run (the sizing guide's advice for a local relay)",
+    )
     ap.add_argument("--corpus", type=Path, default=None, help="seed_papers*.jsonl")
     ap.add_argument(
         "--keep", action="store_true", help="keep the SQLite files (to rerun or profile a run)"
@@ -336,7 +342,7 @@ def main() -> None:
             kind = "PostgreSQL" if (pg or args.database_url) else "SQLite file"
             print(
                 f"{args.subscribers:,} subscribers x {args.papers:,} papers, {kind}, "
-                f"sink: {sink.name}"
+                f"sink: {sink.name}, {args.smtp_connections} SMTP connections per process"
             )
             counts = [1, args.workers] if args.workers > 1 else [1]
             results = []
@@ -345,7 +351,7 @@ def main() -> None:
                 digest_command(digest_env(url, sink.port), "init")
                 took = populate(url, args, corpus)
                 print(f"populated in {took:.1f} s; run with {n} process(es):")
-                m = run_edition(url, sink, n, args.subscribers)
+                m = run_edition(url, sink, n, args.subscribers, args.smtp_connections)
                 describe(m, args.subscribers)
                 problems = check(m, args.subscribers)
                 if problems:
