@@ -16,7 +16,13 @@ from test_rendering_hostile import hostile_papers
 
 from digest.matching import Hit, Match, Weights, profile_from_input, rank
 from digest.models import Paper
-from digest.rendering import Item, build_message, make_environment, render_digest
+from digest.rendering import (
+    EditionRenderer,
+    Item,
+    build_message,
+    make_environment,
+    render_digest,
+)
 from digest.rendering.cards import make_card, paper_card, render_card
 from digest.rendering.environment import DigestEnvironment
 
@@ -67,10 +73,7 @@ def message(env: DigestEnvironment, addr: str, items: list[Item], key: str) -> t
 def same_messages(fast: DigestEnvironment, slow: DigestEnvironment, addr: str, items, key) -> bool:
     """The links carry signed tokens stamped to the second: a pair rendered across a
     second boundary differs there, so such a pair is rendered again."""
-    for _ in range(3):
-        if message(fast, addr, items, key) == message(slow, addr, items, key):
-            return True
-    return False
+    return any(message(fast, addr, items, key) == message(slow, addr, items, key) for _ in range(3))
 
 
 def direct_env(settings) -> DigestEnvironment:
@@ -152,3 +155,18 @@ def test_a_designer_mark_that_a_pattern_expresses_is_spliced(tmp_path: Path) -> 
     assert paper_card(env, paper).patterns(env, True) is not None
     assert spliced == render_card(make_environment(settings), paper, match)
     assert '<strong class="hit"' in spliced.html.text
+
+
+def test_edition_renderer_pickles_to_a_fresh_one_with_the_same_output() -> None:
+    import pickle
+
+    settings = make_settings()
+    renderer = EditionRenderer(settings)
+    addr, items = realistic_digests(40, 60, [])[0]
+    rendered, msg = renderer.build(addr, items, EDITION, "1:x", "p")
+    again = pickle.loads(pickle.dumps(renderer))
+    assert again is not renderer and not again.env.papers and renderer.env.papers
+    unstamped = re.compile(r"/(view|manage|unsubscribe)/\S+")  # tokens carry the second
+    text = again.render(addr, items, EDITION, "1:x", "p").text
+    assert unstamped.sub("/token", text) == unstamped.sub("/token", rendered.text)
+    assert msg["Message-ID"] and msg.as_bytes().startswith(b"From: ")
