@@ -39,6 +39,16 @@ class SubscriberStatus(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
 
 
+class InboundKind(StrEnum):
+    """What `digest inbound` made of one message (an `InboundEvent` row)."""
+
+    UNSUBSCRIBE = "unsubscribe"  # a mailto unsubscribe with a valid token
+    BOUNCE = "bounce"  # a permanent delivery failure, counted on the subscriber
+    TRANSIENT = "transient"  # a delay / temporary failure: noted, nothing counted
+    COMPLAINT = "complaint"  # an ARF abuse report: unsubscribed, counted
+    IGNORED = "ignored"  # anything else: no valid token, no failure, a feedback we skip
+
+
 class FetchStatus(StrEnum):
     """How a source's last fetch went."""
 

@@ -196,6 +196,7 @@ def subscriber_json(s: Subscriber) -> dict[str, Any]:
         "frequency": s.frequency,
         "weekday": s.weekday,
         "bounces": s.bounces,
+        "complaints": s.complaints,
     }
 
 

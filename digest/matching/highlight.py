@@ -49,21 +49,58 @@ class TextSpans:
     """One text, split into analysed words once; the spans of each label found in it
     are computed on first request and kept (a label's spans never change)."""
 
-    __slots__ = ("text", "found", "_labels")
+    __slots__ = ("text", "found", "_starts", "_labels", "_shown")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.found: Found = [(w, stem(w), s, e) for w, s, e in words(text)] if text else []
+        self._starts: dict[str, list[int]] | None = None
         self._labels: dict[str, list[tuple[int, int]]] = {}
+        self._shown: dict[str, list[str]] = {}
 
     def label_spans(self, label: str) -> list[tuple[int, int]]:
         """Spans of `label` in the text, form by form as `label_forms` lists them."""
         spans = self._labels.get(label)
         if spans is None:
             spans = self._labels[label] = [
-                span for form in label_forms(label) for span in form_spans(form, self.found)
+                span for form in label_forms(label) for span in self._form_spans(form)
             ]
         return spans
+
+    def _form_spans(self, form: Form) -> list[tuple[int, int]]:
+        """`form_spans(form, self.found)`, starting only where the first word can."""
+        if not form or form[0][1]:
+            return form_spans(form, self.found)
+        if self._starts is None:
+            self._starts = {}
+            for i, (_, stemmed, _, _) in enumerate(self.found):
+                self._starts.setdefault(stemmed, []).append(i)
+        found, n = self.found, len(form)
+        out = []
+        for i in self._starts.get(form[0][0], ()):
+            if i + n > len(found):
+                break
+            for j in range(1, n):
+                text, prefix = form[j]
+                raw, stemmed, _, _ = found[i + j]
+                if not (raw.startswith(text) if prefix else stemmed == text):
+                    break
+            else:
+                out.append((found[i][2], found[i + n - 1][3]))
+        return out
+
+    def matched_texts(self, label: str) -> list[str]:
+        """What `label` matched, as written (spaces made single), a capital that only
+        starts a sentence dropped: `agent*` -> ["agents", "agent"]."""
+        shown = self._shown.get(label)
+        if shown is None:
+            shown = self._shown[label] = []
+            for start, end in self.label_spans(label):
+                words_ = " ".join(self.text[start:end].split())
+                if words_[:1].isupper() and words_[1:] == words_[1:].lower():
+                    words_ = words_[0].lower() + words_[1:]
+                shown.append(words_)
+        return shown
 
     def spans(self, labels: Iterable[str]) -> list[tuple[int, int]]:
         """Character spans of the text that the labels cover, sorted and disjoint."""

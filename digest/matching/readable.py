@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from digest.matching import topics as topic_catalogue
-from digest.matching.highlight import TextAnalysis, TextSpans, authors_named
+from digest.matching.highlight import TextAnalysis, authors_named
 from digest.matching.model import Hit, Match
 
 # Characters of a field searched for the words a prefix matched (fields are bounded
@@ -30,9 +30,15 @@ def readable_terms(
     the run's, so a paper's text is analysed once for every digest that shows it."""
     analysis = analysis or TextAnalysis()
     out: dict[str, None] = {}
+    prefixes: dict[str, str] = {}  # a prefix term's word is the same for every hit
     for match, paper in found:
         for hit in match.hits:
-            word = _readable(hit, paper, found, analysis)
+            if "*" in hit.term and hit.field not in ("author", "category") and not hit.topic:
+                word = prefixes.get(hit.term) or prefixes.setdefault(
+                    hit.term, _readable(hit, paper, found, analysis)
+                )
+            else:
+                word = _readable(hit, paper, found, analysis)
             if word and word not in out:
                 out[word] = None
                 if len(out) == limit:
@@ -68,7 +74,7 @@ def _most_matched(
         for field in fields & _TEXT_FIELDS.keys():
             for attr in _TEXT_FIELDS[field]:
                 for text in _texts(getattr(paper, attr, None)):
-                    counts.update(_matched_text(analysis.of(text, SCAN), label))
+                    counts.update(analysis.of(text, SCAN).matched_texts(label))
     return counts.most_common(1)[0][0] if counts else None
 
 
@@ -76,14 +82,3 @@ def _texts(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     return [str(v) for v in value or []]
-
-
-def _matched_text(spans: TextSpans, label: str) -> list[str]:
-    text = spans.text
-    out = []
-    for start, end in spans.label_spans(label):
-        shown = " ".join(text[start:end].split())
-        if shown[:1].isupper() and shown[1:] == shown[1:].lower():
-            shown = shown[0].lower() + shown[1:]
-        out.append(shown)
-    return out

@@ -17,7 +17,6 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 
 from digest import store
 from digest.config import Settings
@@ -25,7 +24,7 @@ from digest.errors import InputError
 from digest.logs import log_event
 from digest.matching import IndexedPapers, Match, Weights, profile_of, rank
 from digest.models import Paper
-from digest.rendering import Item, build_message, make_environment, render_digest
+from digest.rendering import EditionRenderer, Item
 from digest.states import DigestStatus
 from digest.store import Engine
 from digest.store.claims import Built, Claim, SubscriberRow, finish, subscriber_rows
@@ -87,14 +86,13 @@ class RenderedRow:
     paper_ids: list[str]
 
 
-def make_renderer(settings: Settings) -> Any:
+def make_renderer(settings: Settings) -> EditionRenderer:
     """The per-edition renderer: made once per process and edition."""
-    return make_environment(settings)
+    return EditionRenderer(settings)
 
 
 def render_row(
-    renderer: Any,
-    settings: Settings,
+    renderer: EditionRenderer,
     sub: SubscriberRow,
     matches: Sequence[Match],
     by_id: dict[str, Paper],
@@ -104,12 +102,10 @@ def render_row(
     Raises InputError for data a message cannot carry (that digest fails alone)."""
     day = date.fromisoformat(edition)
     items = [Item(by_id[m.paper_id], m) for m in matches if m.paper_id in by_id]
-    rendered = render_digest(
-        renderer, settings, sub.email, items, day, f"{sub.id}:{edition}", sub.keywords
-    )
+    rendered = renderer.render(sub.email, items, day, f"{sub.id}:{edition}", sub.keywords)
     if not items:  # notify_empty: a short "nothing new" note instead of silence
         rendered.subject = f"Nothing new for your profile - {day.strftime('%d %b').lstrip('0')}"
-    msg = build_message(settings, sub.email, rendered)
+    msg = renderer.message(sub.email, rendered)
     return RenderedRow(
         str(msg["Message-ID"]), rendered.subject, msg.as_bytes(), [i.paper.id for i in items]
     )
@@ -249,7 +245,7 @@ class EditionBuilder:
         if not matches and not sub.notify_empty:
             return row
         try:
-            rendered = render_row(self.renderer, self.settings, sub, matches, by_id, edition)
+            rendered = render_row(self.renderer, sub, matches, by_id, edition)
         except InputError as exc:
             # One subscriber's bad data (an address a message cannot carry) fails that
             # digest alone, visibly, and keeps their papers for later.

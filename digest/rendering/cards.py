@@ -16,10 +16,16 @@ from typing import Any
 from digest.matching import Match
 from digest.matching.highlight import AuthorNames, TextSpans, author_labels, text_labels
 from digest.models import Paper
-from digest.rendering.encoding import normalise_newlines, quoted_printable
+from digest.rendering.encoding import LineCodec, normalise_newlines, quoted_printable
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
-from digest.rendering.highlight import Part, author_parts_marked, parts_at
-from digest.rendering.splice import WHY, CardPattern, probe_context
+from digest.rendering.highlight import (
+    Part,
+    author_parts,
+    author_parts_marked,
+    highlight_parts,
+    parts_at,
+)
+from digest.rendering.splice import WHY, CardPattern, EscapedText, Hole, Marks, probe_context
 from digest.rendering.text import (
     CATEGORY_LIMIT,
     TITLE_LIMIT,
@@ -103,13 +109,15 @@ class CardSlot:
     rest_qp: bytes
 
     @classmethod
-    def of(cls, text: str) -> CardSlot:
+    def of(cls, text: str, codec: LineCodec | None = None) -> CardSlot:
+        """`codec` (the run's) encodes line by line and remembers the lines cards
+        share; the bytes are the same as `quoted_printable`'s."""
         text = normalise_newlines(text)
         cut = text.find("\n")
         head, rest = (text, "\n") if cut < 0 else (text[:cut], text[cut:])
         if not rest.endswith("\n"):
             rest += "\n"
-        return cls(head, rest, quoted_printable(rest))
+        return cls(head, rest, codec.encode(rest) if codec else quoted_printable(rest))
 
     @property
     def text(self) -> str:
@@ -130,10 +138,54 @@ def view_of(env: DigestEnvironment, paper: Paper) -> PaperView:
     return paper_card(env, paper).view
 
 
-class PaperCard:
-    """What one run knows about a paper, whoever it is shown to."""
+class MarkedText(Marks):
+    """A title or summary with the spans a subscriber's terms cover."""
 
-    __slots__ = ("paper", "view", "title", "summary", "authors", "_patterns")
+    __slots__ = ("source", "spans")
+
+    def __init__(self, source: EscapedText, spans: list[tuple[int, int]]) -> None:
+        self.source, self.spans = source, spans
+
+    def parts(self) -> list[Part]:
+        return parts_at(self.source.text, self.spans)
+
+    def render(self, hole: Hole) -> str:
+        return self.source.render(self.spans, hole)
+
+
+class MarkedAuthors(Marks):
+    """A paper's author line with the followed authors marked; rendered once per
+    (paper, marked names, hole), since most subscribers mark none."""
+
+    __slots__ = ("card", "named")
+
+    def __init__(self, card: PaperCard, named: tuple[int, ...]) -> None:
+        self.card, self.named = card, named
+
+    def parts(self) -> list[Part]:
+        parts = self.card.author_lines.get(self.named)
+        if parts is None:
+            parts = author_parts_marked(self.card.paper.authors, set(self.named))
+            self.card.author_lines[self.named] = parts
+        return parts
+
+    def render(self, hole: Hole) -> str:
+        key = (self.named, hole)
+        shown = self.card.author_lines.get(key)
+        if shown is None:
+            shown = self.card.author_lines[key] = hole.fill(self.parts())
+        return shown
+
+
+class PaperCard:
+    """What one run knows about a paper, whoever it is shown to: its fields made
+    readable, its title and summary analysed (and escaped) once, its authors'
+    names analysed, its card as patterns learned from the templates."""
+
+    __slots__ = (
+        "paper", "view", "title", "summary", "authors", "author_lines",
+        "_title_text", "_summary_text", "_patterns",
+    )  # fmt: skip
 
     def __init__(self, paper: Paper) -> None:
         self.paper = paper
@@ -141,19 +193,22 @@ class PaperCard:
         self.title = TextSpans(self.view.title)
         self.summary = TextSpans(self.view.summary)
         self.authors = AuthorNames(paper.authors)
+        self.author_lines: dict[Any, Any] = {}
+        self._title_text = EscapedText(self.view.title)
+        self._summary_text = EscapedText(self.view.summary)
         self._patterns: dict[bool, tuple[CardPattern, CardPattern] | None] = {}
 
     def values(self, match: Match | None, why: str) -> dict[str, Any]:
         """The subscriber-dependent part of the card's context, from cached spans."""
         hits = match is not None and bool(match.hits)
         labels = text_labels(match) if match is not None and hits else []
-        named = self.authors.named(author_labels(match)) if hits else []
+        named = tuple(self.authors.named(author_labels(match))) if hits else ()
         return {
             WHY: why,
-            "title_parts": parts_at(self.view.title, self.title.spans(labels)),
+            "title_parts": MarkedText(self._title_text, self.title.spans(labels)),
             # the followed author is always on the line, marked, however long the list
-            "author_parts": author_parts_marked(self.paper.authors, set(named)),
-            "summary_parts": parts_at(self.view.summary, self.summary.spans(labels)),
+            "author_parts": MarkedAuthors(self, named),
+            "summary_parts": MarkedText(self._summary_text, self.summary.spans(labels)),
         }
 
     def patterns(
@@ -174,7 +229,7 @@ class PaperCard:
             return None
         sample = self._sample(with_why)
         if (html_pattern.fill(sample), text_pattern.fill(sample)) != _render_both(
-            env, {"paper": self.view, **sample}
+            env, {"paper": self.view, **_as_parts(sample)}
         ):
             return None
         return html_pattern, text_pattern
@@ -183,18 +238,16 @@ class PaperCard:
         """Values with marked pieces in every field (and text to escape), to check a
         pattern against the template itself."""
 
-        def marked(text: str, spans: TextSpans) -> list[Part]:
+        def marked(source: EscapedText, spans: TextSpans) -> MarkedText:
             found = spans.found
             picks = [found[0], found[-1]] if len(found) > 2 else found[:1]
-            return parts_at(text, sorted({(s, e) for _, _, s, e in picks}))
+            return MarkedText(source, sorted({(s, e) for _, _, s, e in picks}))
 
         return {
             WHY: 'matched: <sample> & "check"' if with_why else "",
-            "title_parts": marked(self.view.title, self.title),
-            "author_parts": author_parts_marked(
-                self.paper.authors, {0, len(self.paper.authors) - 1}
-            ),
-            "summary_parts": marked(self.view.summary, self.summary),
+            "title_parts": marked(self._title_text, self.title),
+            "author_parts": MarkedAuthors(self, (0, len(self.paper.authors) - 1)),
+            "summary_parts": marked(self._summary_text, self.summary),
         }
 
 
@@ -205,6 +258,8 @@ def paper_card(env: DigestEnvironment, paper: Paper) -> PaperCard:
 def make_card(
     env: DigestEnvironment, paper: Paper, match: Match | None, terms: tuple[str, ...]
 ) -> Card:
+    if not env.splice_cards:
+        return render_card(env, paper, match)
     why = match.why() if match else ""
     key = ("card", paper.id, paper.updated_at, terms, why)
     try:
@@ -218,17 +273,20 @@ def _spliced_card(env: DigestEnvironment, paper: Paper, match: Match | None, why
     values = state.values(match, shorten(clean(why, WHY_LIMIT * 2), WHY_LIMIT))
     patterns = state.patterns(env, bool(values[WHY]))
     if patterns is None:
-        html, text = _render_both(env, {"paper": state.view, **values})
+        html, text = _render_both(env, {"paper": state.view, **_as_parts(values)})
     else:
         html, text = patterns[0].fill(values), patterns[1].fill(values)
-    return _card(html, text)
+    return _card(html, text, env.card_codec)
+
+
+def _as_parts(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with part lists, as the templates take them."""
+    return {k: v.parts() if isinstance(v, Marks) else v for k, v in values.items()}
 
 
 def render_card(env: DigestEnvironment, paper: Paper, match: Match | None) -> Card:
     """The card rendered straight from the templates, nothing precomputed: the
     reference the spliced cards must equal byte for byte."""
-    from digest.rendering.highlight import author_parts, highlight_parts
-
     view = paper_view(paper)
     why = match.why() if match else ""
     context = {
@@ -238,7 +296,7 @@ def render_card(env: DigestEnvironment, paper: Paper, match: Match | None) -> Ca
         "author_parts": author_parts(paper.authors, match),
         "summary_parts": highlight_parts(view.summary, match),
     }
-    return _card(*_render_both(env, context))
+    return _card(*_render_both(env, context), None)
 
 
 def _render_both(env: DigestEnvironment, context: dict[str, Any]) -> tuple[str, str]:
@@ -253,6 +311,7 @@ def _render_both(env: DigestEnvironment, context: dict[str, Any]) -> tuple[str, 
     return html, text
 
 
-def _card(html: str, text: str) -> Card:
-    card_html, card_text = CardSlot.of(f"\n{html.strip()}\n"), CardSlot.of(text.strip("\n"))
+def _card(html: str, text: str, codec: LineCodec | None) -> Card:
+    card_html = CardSlot.of(f"\n{html.strip()}\n", codec)
+    card_text = CardSlot.of(text.strip("\n"), codec)
     return Card(card_html, card_text, len(card_html.rest_qp) + len(card_text.rest_qp) + 80)

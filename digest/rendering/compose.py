@@ -25,7 +25,7 @@ from digest.rendering.encoding import (
 )
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
 from digest.rendering.text import clean, shorten
-from digest.tokens import make_token, subscriber_payload
+from digest.tokens import make_mail_token, make_token, subscriber_payload
 
 MESSAGE_LIMIT = 100_000
 HEADER_RESERVE = 3_000
@@ -95,6 +95,9 @@ def subscriber_links(
     }
     if digest_key:
         links["view"] = f"{base}/view/{make_token(secret, 'view', digest_key)}"
+    if subscriber_id is not None:
+        # Not a link: the token of the List-Unsubscribe mailto (`digest inbound`).
+        links["mail_token"] = make_mail_token(secret, "unsubscribe-mail", subscriber_id)
     return links
 
 

@@ -140,11 +140,15 @@ class DigestEnvironment(Environment):
         super().__init__(**options)
         self.settings = settings
         self.cache: dict[Any, Any] = {}
-        self.cache_limit = 50_000
+        self.cache_limit = 10_000
         self.papers: dict[Any, Any] = {}
         self.papers_limit = 20_000
         self.analysis = TextAnalysis()
         self.codec = LineCodec()
+        self.card_codec = LineCodec(50_000)
+        # False renders every card straight from its templates (the reference the
+        # spliced cards are tested against, byte for byte).
+        self.splice_cards = True
 
     def paper_state(self, key: Any, make: Callable[[], Any]) -> Any:
         """`make()` once per paper key (id and version), kept apart from the cards so

@@ -13,6 +13,7 @@ functions the stages call (`from digest import store; store.merge_papers(...)`).
 | `outbox.py`      | the lease queue the sender claims from and records into      |
 | `status.py`      | delivery counts for `digest status`                          |
 | `rates.py`       | the web app's rate events                                    |
+| `inbound.py`     | what inbound mail changes (unsubscribe, bounce, complaint), its log |
 | `sources.py`     | how far each source has read                                 |
 
 It imports only core modules (models, records, errors), never a stage.
@@ -36,6 +37,12 @@ from digest.store.engine import (
     missing_sqlite_file,
     ping,
     shown_url,
+)
+from digest.store.inbound import (
+    InboundChange,
+    apply_inbound,
+    inbound_counts,
+    list_inbound_events,
 )
 from digest.store.legacy import add_missing_columns, move_digest_messages
 from digest.store.migrate import (
@@ -82,6 +89,10 @@ from digest.store.subscribers import (
 
 __all__ = [
     "HEAD",
+    "InboundChange",
+    "apply_inbound",
+    "inbound_counts",
+    "list_inbound_events",
     "DatabaseError",
     "Engine",
     "NO_MESSAGE",

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from digest.errors import InputError
-from digest.models import Digest, Subscriber
+from digest.models import Digest, InboundEvent, Subscriber
 from digest.states import SubscriberStatus
 from digest.store.engine import table_of
 
@@ -156,12 +156,14 @@ def list_subscribers(engine: Engine, status: str | None = None) -> list[Subscrib
 
 
 def delete_subscriber(engine: Engine, email: str) -> bool:
-    """Delete a subscriber and every outbox row made for them; False if unknown."""
+    """Delete a subscriber, every outbox row made for them and the inbound mail that
+    named them; False if unknown."""
     with Session(engine) as session:
         sub = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
         if sub is None:
             return False
         session.exec(delete(Digest).where(col(Digest.subscriber_id) == sub.id))
+        session.exec(delete(InboundEvent).where(col(InboundEvent.subscriber_id) == sub.id))
         session.delete(sub)
         session.commit()
         return True
