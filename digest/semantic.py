@@ -39,6 +39,7 @@ from digest.matching import (
 from digest.matching.embedding import MODEL_NAME, from_bytes, paper_text, to_bytes
 from digest.models import Subscriber
 from digest.store import Engine
+from digest.store.claims import SubscriberRow
 
 EMBED_CHUNK = 64  # papers embedded and stored per transaction
 
@@ -137,7 +138,9 @@ def _topic_hash(topic: str) -> str:
     return hashlib.sha256(topic.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def save_profile_vector(engine: Engine, settings: Settings, sub: Subscriber) -> None:
+def save_profile_vector(
+    engine: Engine, settings: Settings, sub: Subscriber | SubscriberRow
+) -> None:
     """Embed the subscriber's interest once, when it is saved (nothing without one,
     or without the model: the ranking embeds it when needed)."""
     model = embedder(settings)
@@ -154,7 +157,7 @@ def save_profile_vector(engine: Engine, settings: Settings, sub: Subscriber) -> 
 def profiles_of(
     engine: Engine,
     settings: Settings,
-    subscribers: Sequence[Subscriber],
+    subscribers: Sequence[Subscriber | SubscriberRow],
     ratings: Mapping[int, tuple[Sequence[str], Sequence[str]]] | None = None,
 ) -> dict[int, Profile]:
     """Every subscriber's profile, with their interest's stored vector (recomputed

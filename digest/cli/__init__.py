@@ -4,8 +4,9 @@ module adds one group of commands and is imported here so it registers itself.""
 
 from digest.cli import (
     db,  # noqa: F401  (registers `digest db ...`)
-    ratings,  # noqa: F401  (registers `digest ratings`)
     inbound,  # noqa: F401  (registers `digest inbound`)
+    ratings,  # noqa: F401  (registers `digest ratings`)
+    worker,  # noqa: F401  (registers `digest worker`)
 )
 from digest.cli.base import _engine, app, main
 

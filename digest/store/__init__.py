@@ -100,6 +100,7 @@ from digest.store.sources import get_source_state, list_source_states, save_sour
 from digest.store.status import delivery_status, row_counts
 from digest.store.subscribers import (
     add_subscriber,
+    add_subscribers,
     any_interest,
     delete_subscriber,
     get_subscriber,
@@ -137,6 +138,7 @@ __all__ = [
     "add_rate_event",
     "add_subscriber",
     "clear_ratings",
+    "add_subscribers",
     "commit_rows",
     "count_rate_events",
     "current_revision",
