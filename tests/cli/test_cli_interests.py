@@ -160,7 +160,7 @@ def test_upgrade_from_0001_keeps_subscribers_and_reads_them_as_before(tmp_path):
             " 'daily', 0, 0, '2026-01-01 00:00:00', 0)"
         )
     store.upgrade(engine)
-    assert store.current_revision(engine) == store.HEAD == "0003"
+    assert store.current_revision(engine) == store.HEAD  # 0003 or a later revision
     sub = store.get_subscriber(engine, "old@example.org")
     assert sub is not None and sub.keywords == "diffusion -video" and sub.max_papers == 7
     assert sub.interest is None and sub.likes == []
