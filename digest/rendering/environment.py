@@ -146,6 +146,9 @@ class DigestEnvironment(Environment):
         self.analysis = TextAnalysis()
         self.codec = LineCodec()
         self.card_codec = LineCodec(50_000)
+        # Page patterns by shape (frame.py); None where the templates give none.
+        self.frames: dict[Any, Any] = {}
+        self.frames_limit = 2_000
         # False renders every card straight from its templates (the reference the
         # spliced cards are tested against, byte for byte).
         self.splice_cards = True
