@@ -14,12 +14,16 @@ functions the stages call (`from digest import store; store.merge_papers(...)`).
 | `status.py`      | delivery counts for `digest status`                          |
 | `rates.py`       | the web app's rate events                                    |
 | `sources.py`     | how far each source has read                                 |
+| `transfer.py`    | subscribers in and out in bulk (export / import)             |
+| `backup.py`      | a consistent copy of a SQLite database while it is used     |
+| `metrics.py`     | cheap aggregate counts for the Prometheus `/metrics` scrape  |
 
 It imports only core modules (models, records, errors), never a stage.
 """
 
 from __future__ import annotations
 
+from digest.store.backup import UsePgDump, backup_sqlite, pg_dump_command
 from digest.store.editions import (
     commit_rows,
     digest_for,
@@ -67,6 +71,13 @@ from digest.store.rates import (
 )
 from digest.store.sources import get_source_state, list_source_states, save_source_state
 from digest.store.status import delivery_status, row_counts
+from digest.store.transfer import (
+    ColumnInfo,
+    after_import,
+    import_subscriber_rows,
+    iter_subscriber_rows,
+    subscriber_columns,
+)
 from digest.store.subscribers import (
     add_subscriber,
     delete_subscriber,
@@ -131,4 +142,13 @@ __all__ = [
     "take_rate_slot",
     "update_subscriber",
     "upgrade",
+    # transfer, backup
+    "ColumnInfo",
+    "UsePgDump",
+    "after_import",
+    "backup_sqlite",
+    "import_subscriber_rows",
+    "iter_subscriber_rows",
+    "pg_dump_command",
+    "subscriber_columns",
 ]
