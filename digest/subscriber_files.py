@@ -28,7 +28,7 @@ from typing import IO, Any
 from digest import store, subscriptions
 from digest.config import Settings
 from digest.errors import InputError
-from digest.models import Subscriber, utcnow
+from digest.models import utcnow
 from digest.states import SubscriberStatus
 from digest.store import Engine
 from digest.store.transfer import ColumnInfo
@@ -136,7 +136,9 @@ class ImportReport:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def _records(stream: IO[str], fmt: str, report: ImportReport) -> Iterator[tuple[int, dict[str, Any]]]:
+def _records(
+    stream: IO[str], fmt: str, report: ImportReport
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, raw record) for each record; a record that cannot be read at
     all is reported here and skipped."""
     if fmt == "jsonl":

@@ -14,7 +14,7 @@ from typing import IO, Annotated
 import typer
 
 from digest import store
-from digest.cli.base import JsonOpt, _engine, _print_json, _progress, _settings, app, out
+from digest.cli.base import _engine, _print_json, _progress, _settings, app, out
 from digest.errors import InputError
 from digest.subscriber_files import OPT_IN, ImportOptions, format_of, import_stream, write_export
 
@@ -60,7 +60,10 @@ def _opened(path: str) -> Iterator[IO[str]]:
     newline="" so CRLF files and line breaks inside quoted CSV cells read right."""
     if path == "-":
         stream = open(  # noqa: SIM115  (closed below)
-            sys.stdin.fileno(), encoding="utf-8-sig", errors="surrogateescape", newline="",
+            sys.stdin.fileno(),
+            encoding="utf-8-sig",
+            errors="surrogateescape",
+            newline="",
             closefd=False,
         )
     else:

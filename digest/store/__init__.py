@@ -42,6 +42,7 @@ from digest.store.engine import (
     shown_url,
 )
 from digest.store.legacy import add_missing_columns, move_digest_messages
+from digest.store.metrics import LatencyBuckets, MetricsSnapshot, metrics_snapshot
 from digest.store.migrate import (
     HEAD,
     Revision,
@@ -71,13 +72,6 @@ from digest.store.rates import (
 )
 from digest.store.sources import get_source_state, list_source_states, save_source_state
 from digest.store.status import delivery_status, row_counts
-from digest.store.transfer import (
-    ColumnInfo,
-    after_import,
-    import_subscriber_rows,
-    iter_subscriber_rows,
-    subscriber_columns,
-)
 from digest.store.subscribers import (
     add_subscriber,
     delete_subscriber,
@@ -88,6 +82,13 @@ from digest.store.subscribers import (
     purge_unconfirmed,
     store_signup,
     update_subscriber,
+)
+from digest.store.transfer import (
+    ColumnInfo,
+    after_import,
+    import_subscriber_rows,
+    iter_subscriber_rows,
+    subscriber_columns,
 )
 
 __all__ = [
@@ -151,4 +152,7 @@ __all__ = [
     "iter_subscriber_rows",
     "pg_dump_command",
     "subscriber_columns",
+    "LatencyBuckets",
+    "MetricsSnapshot",
+    "metrics_snapshot",
 ]

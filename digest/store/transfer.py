@@ -55,7 +55,8 @@ def subscriber_columns() -> list[ColumnInfo]:
     """Every column of the subscriber table, in table order (`id` first)."""
     out = []
     for c in _S.columns:
-        default = c.default.arg if c.default is not None and c.default.is_scalar else None
+        default = getattr(c.default, "arg", None) if c.default is not None else None
+        default = None if callable(default) else default
         out.append(ColumnInfo(c.name, _kind(c.type), bool(c.nullable), default))
     return out
 
