@@ -4,19 +4,93 @@ A database made by such a release has tables but no `alembic_version`. These ste
 bring any of them to the 0.1.0 shape, which migration 0001 describes; `migrate` then
 stamps it 0001 and upgrades it like any other.
 
-They compare with today's models, which are revision 0001. When a later revision
-changes a table, freeze the 0.1.0 tables here and compare with those instead."""
+They compare with the 0.1.0 tables frozen in `SCHEMA_0_1_0` (table -> columns), not
+with today's models: a column added by a later revision must be added by that
+revision, after the stamp, or the upgrade would add it twice."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, text
+from sqlalchemy import JSON, MetaData, PrimaryKeyConstraint, Table, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import literal as sa_literal
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
+
+
+def _columns(names: str) -> frozenset[str]:
+    return frozenset(names.split())
+
+
+# The columns of each table in 0.1.0 (revision 0001). Frozen: never edit when a later
+# revision adds columns.
+SCHEMA_0_1_0: dict[str, frozenset[str]] = {
+    "paper": _columns(
+        "abstract ai_keywords ai_summary authors categories code_url first_seen "
+        "github_stars hf_url id num_comments pdf_url primary_category project_url "
+        "published seq sources thumbnail title updated_at upvotes url"
+    ),
+    "subscriber": _columns(
+        "bounces confirmed_at created_at email frequency id keywords last_digest_at "
+        "last_paper_seq max_papers min_score notify_empty send_at status timezone "
+        "token_version unsubscribed_at weekday"
+    ),
+    "digest": _columns(
+        "attempts created_at edition explanations id last_error lease_owner lease_until "
+        "message_id next_attempt_at paper_ids paper_seq_from paper_seq_to recipient "
+        "retry_from sent_at smtp_reply status subject subscriber_id"
+    ),
+    "digestmessage": frozenset({"digest_id", "message"}),
+    "sourcestate": frozenset(
+        {"cursor", "last_counts", "last_error", "last_fetch_at", "last_status", "name"}
+    ),
+    "rateevent": frozenset({"bucket", "created_at", "id"}),
+}
+# What every digest database has had since its first release: a database with some of
+# our table names but not these columns belongs to something else and is not adopted.
+_DIGEST_SIGNATURE = {
+    "paper": {"seq", "id", "title"},
+    "subscriber": {"id", "email", "keywords"},
+}
+
+
+def legacy_metadata() -> MetaData:
+    """Today's tables cut down to their 0.1.0 columns: what adoption may create or add."""
+    frozen = MetaData()
+    for table in SQLModel.metadata.sorted_tables:
+        keep = SCHEMA_0_1_0.get(table.name)
+        if keep is not None:
+            constraints = [
+                c._copy()
+                for c in list(table.constraints)
+                if not isinstance(c, PrimaryKeyConstraint) and _names(c) <= keep
+            ]
+            Table(
+                table.name,
+                frozen,
+                *[c._copy() for c in table.columns if c.name in keep],
+                *constraints,
+                **table.dialect_kwargs,
+            )
+    return frozen
+
+
+def _names(constraint: Any) -> set[str]:
+    return {c if isinstance(c, str) else c.name for c in constraint.columns}
+
+
+def looks_like_digest(engine: Engine) -> bool:
+    """Whether a database without a version table was made by digest (0.1.0 or
+    older): the tables it has always had, with their key columns."""
+    inspector = sa_inspect(engine)
+    for table, needed in _DIGEST_SIGNATURE.items():
+        if not inspector.has_table(table):
+            return False
+        if not needed <= {c["name"] for c in inspector.get_columns(table)}:
+            return False
+    return True
 
 
 def move_digest_messages(engine: Engine) -> int:
@@ -68,14 +142,16 @@ def _column_default_sql(engine: Engine, column: Any) -> str:
     return ""
 
 
-def add_missing_columns(engine: Engine) -> list[str]:
+def add_missing_columns(engine: Engine, metadata: MetaData | None = None) -> list[str]:
     """`create_all` never changes a table that exists, so a database made by an older
     digest gets the columns added since then here (nullable, with their scalar default),
-    which is what `digest init` promises by "upgrade". Returns what was added."""
+    which is what `digest init` promises by "upgrade". `metadata` is what to compare
+    with: today's models by default, `legacy_metadata()` when adopting. Returns what
+    was added."""
     inspector = sa_inspect(engine)
     added = []
     with engine.begin() as conn:
-        for table in SQLModel.metadata.sorted_tables:
+        for table in (metadata or SQLModel.metadata).sorted_tables:
             if not inspector.has_table(table.name):
                 continue
             have = {c["name"] for c in inspector.get_columns(table.name)}

@@ -27,7 +27,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
 from digest.errors import InputError
-from digest.store.legacy import add_missing_columns, move_digest_messages
+from digest.store.legacy import (
+    add_missing_columns,
+    legacy_metadata,
+    looks_like_digest,
+    move_digest_messages,
+)
 
 # The newest revision. Kept here so that start-up needs no Alembic import to know
 # whether to upgrade; a test checks it against the scripts.
@@ -172,11 +177,18 @@ def _adopt_legacy(engine: Engine, conn: Connection, config: Any) -> None:
     """Bring a pre-migrations database to the 0.1.0 shape and stamp it."""
     from alembic import command
 
+    if not looks_like_digest(engine):
+        raise InputError(
+            "the database has tables named like digest's (paper, subscriber, ...) but "
+            "was not made by digest; point DIGEST_DATABASE_URL at digest's own database"
+        )
     # The legacy steps, as `digest init` ran them before: missing tables, missing
-    # columns, and the move of digest messages to their own table.
+    # columns (only those of 0.1.0: later ones are their revisions' to add), and the
+    # move of digest messages to their own table.
     # They commit on their own connections: the lock is held by `conn` meanwhile.
-    SQLModel.metadata.create_all(engine)
-    add_missing_columns(engine)
+    frozen = legacy_metadata()
+    frozen.create_all(engine)
+    add_missing_columns(engine, frozen)
     move_digest_messages(engine)
     config.attributes["connection"] = conn
     command.stamp(config, LEGACY_REVISION)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -115,6 +116,18 @@ def create_app(
             "Page not found" if exc.status_code == 404 else "Not allowed here",
             "There is nothing at this address. Start again from the sign-up page.",
             exc.status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """FastAPI's default answer echoes the input, which fails to encode (a 500) when
+        it holds an unpaired surrogate; where and why is all a client needs."""
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            {"error": "the request is not valid", "detail": detail}, status_code=422
         )
 
     @app.exception_handler(DatabaseError)

@@ -23,6 +23,7 @@ from sqlmodel import SQLModel
 
 from digest import store
 from digest.scheduler import JOBS_TABLE
+from digest.store.legacy import SCHEMA_0_1_0, legacy_metadata
 from digest.store.migrate import MIGRATIONS, include_name
 
 LEGACY = FIXTURES / "db" / "legacy-0.1.0.db"
@@ -100,6 +101,31 @@ def test_the_adopted_0_1_0_schema_is_the_migrations_schema(tmp_path):
     assert store.current_revision(engine) == store.HEAD
     assert schema_diff(engine) == []
     engine.dispose()
+
+
+def test_a_database_of_another_program_is_refused_and_left_alone(tmp_path, cli):
+    """Tables named like ours without digest's key columns: not adopted, not altered."""
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE subscriber (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO subscriber (name) VALUES ('someone else''s row')")
+    before = table_contents(db)
+    for command in (("init",), ("subscribers", "--json"), ("db", "upgrade")):
+        res = cli(*command, extra_env={"DIGEST_DATABASE_URL": f"sqlite:///{db}"})
+        assert res.code == 2, (command, res.stdout, res.stderr)
+        assert "not made by digest" in res.stderr and "Traceback" not in res.stderr
+    assert table_contents(db) == before
+    with sqlite3.connect(db) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(subscriber)")]
+    assert columns == ["id", "name"]
+
+
+def test_adoption_adds_only_the_0_1_0_columns():
+    """Columns a later revision adds are that revision's to add, after the stamp."""
+    frozen = legacy_metadata()
+    assert {t: {c.name for c in frozen.tables[t].columns} for t in frozen.tables} == {
+        t: set(cols) for t, cols in SCHEMA_0_1_0.items()
+    }
 
 
 def test_models_and_migrations_agree_on_sqlite(tmp_path):

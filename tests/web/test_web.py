@@ -567,3 +567,14 @@ def test_view_in_browser_shows_every_paper_of_a_digest_cut_at_100kb(
     page = client.get(f"/view/{make_token('test-secret', 'view', f'{sub.id}:{row.edition}')}")
     assert page.status_code == 200
     assert all(f"study number {i}<" in page.text for i in range(200))
+
+
+def test_an_unpaired_surrogate_in_a_json_body_is_a_422_not_a_500(client):
+    """The default validation answer echoes the input and cannot encode "\\ud800"."""
+    for body in (b'{"email": "\\ud800", "keywords": "x"}', b'{"email": 5, "keywords": "\\udfff"}'):
+        answer = client.post(
+            "/api/subscriptions", content=body, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == "the request is not valid"
+        assert "\\ud800" not in answer.text and "\\udfff" not in answer.text
