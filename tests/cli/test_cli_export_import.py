@@ -21,7 +21,7 @@ def populate(env: dict[str, str]) -> None:
     engine = store.make_engine(settings.database_url)
     rows = [
         ("ada@example.org", "-survey diffusion", {"frequency": "weekly", "weekday": "fri"}),
-        ("bob@example.org", "=HYPERLINK(\"x\"), @agents, +robots", {"timezone": "Asia/Tokyo"}),
+        ("bob@example.org", '=HYPERLINK("x"), @agents, +robots', {"timezone": "Asia/Tokyo"}),
         ("cy@example.org", '"reinforcement learning"\tAND robot*', {"min_score": 1.5}),
         ("dee@example.org", "Schölkopf, «quoted» 中文", {"max_papers": 7, "send_at": "23:59"}),
     ]
@@ -94,7 +94,7 @@ def test_bad_rows_are_reported_by_line_and_the_good_ones_imported(env):
         '"crlf@example.org\r\nBcc: x@evil.org",diffusion,active,5,UTC\r\n'
         "short@example.org,diffusion\r\n"
         "GOOD@example.org,robots,active,5,UTC\r\n"
-        "second@example.org,\"robot*, \"\"chain of thought\"\"\",paused,5,UTC\r\n"
+        'second@example.org,"robot*, ""chain of thought""",paused,5,UTC\r\n'
     )
     report, rows = run_import(env, text)
     assert sorted(rows) == ["good@example.org", "second@example.org"]
