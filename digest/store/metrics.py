@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, extract, func, or_, select
+from sqlalchemy import Float, case, cast, extract, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from digest.models import Digest, Paper, SourceState, Subscriber
@@ -61,20 +61,31 @@ def _latency_seconds(conn: Connection) -> Any:
 
 
 def _latency(conn: Connection, bounds: Sequence[float], since_edition: str) -> LatencyBuckets:
-    seconds = cast(_latency_seconds(conn), Float)
-    columns = [func.sum(case((seconds <= b, 1), else_=0)) for b in bounds]
-    row = conn.execute(
-        select(func.count(), func.coalesce(func.sum(seconds), 0.0), *columns).where(
-            and_(
-                _D.c.edition >= since_edition,
-                _D.c.status == DigestStatus.SENT,
-                _D.c.sent_at.is_not(None),
-            )
+    """The histogram in one pass: each row's latency computed once (a materialized
+    CTE: else SQLite would parse both timestamps again for every bucket)."""
+    sent = (
+        select(cast(_latency_seconds(conn), Float).label("s"))
+        .where(
+            _D.c.edition >= since_edition,
+            _D.c.status == DigestStatus.SENT,
+            _D.c.sent_at.is_not(None),
         )
-    ).one()
-    return LatencyBuckets(
-        bounds, [int(n or 0) for n in row[2:]], int(row[0] or 0), float(row[1] or 0.0)
+        .cte("sent")
+        .prefix_with("MATERIALIZED")
     )
+    seconds = sent.c.s
+    # Each row's bucket: the first bound it is within (len(bounds): above them all).
+    slot = case(*((seconds <= b, i) for i, b in enumerate(bounds)), else_=len(bounds))
+    per_slot = [0] * (len(bounds) + 1)
+    count, total = 0, 0.0
+    for index, n, subtotal in conn.execute(
+        select(slot, func.count(), func.sum(seconds)).select_from(sent).group_by(slot)
+    ):
+        per_slot[int(index)] = int(n)
+        count += int(n)
+        total += float(subtotal or 0.0)
+    cumulative = [sum(per_slot[: i + 1]) for i in range(len(bounds))]
+    return LatencyBuckets(bounds, cumulative, count, total)
 
 
 def metrics_snapshot(
