@@ -221,8 +221,9 @@ def add(engine: Engine, sub: Subscriber) -> Subscriber:
     if known is not None:
         note = status_note(known)
         raise InputError(
-            f"{sub.email} is already a subscriber"
-            + (f" ({note})" if note else "; `digest set` changes its profile")
+            f"{sub.email} is already a subscriber ({note})"
+            if note
+            else f"{sub.email} is already subscribed; `digest set` changes its profile"
         )
     return store.add_subscriber(engine, sub)
 
