@@ -171,6 +171,14 @@ def _listen(value: str) -> str:
     return v
 
 
+def _mail_domain(value: str) -> str:
+    """Empty, or a domain name: it becomes the part after @ of every envelope sender."""
+    v = value.strip().lower().rstrip(".")
+    if v and not re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}", v):
+        raise ValueError(f"expected a domain name such as bounces.example.org, got {value[:200]!r}")
+    return v
+
+
 def _subject_template(value: str) -> str:
     """Checked here, with sample values, so a typo stops the program at start-up
     instead of failing every digest of a run."""
@@ -259,9 +267,12 @@ class Settings:
     relay_down_wait_seconds: float = 20.0
     lease_seconds: float = 300.0
     run_retry_window_seconds: float = 300.0
+    edition_chunk: int = 500
+    build_workers: int = 0  # 0: one per CPU
     dkim_key_file: Path | None = None
     dkim_selector: str = ""
     dkim_domain: str = ""
+    bounce_domain: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     admin_token: str = ""
@@ -332,9 +343,12 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_RELAY_DOWN_WAIT_SECONDS": ("relay_down_wait_seconds", _float(0, 3600)),
     "DIGEST_LEASE_SECONDS": ("lease_seconds", _float(1, 86400)),
     "DIGEST_RUN_RETRY_WINDOW_SECONDS": ("run_retry_window_seconds", _float(0, 86400)),
+    "DIGEST_EDITION_CHUNK": ("edition_chunk", _int(1, 100_000)),
+    "DIGEST_BUILD_WORKERS": ("build_workers", _int(0, 256)),
     "DIGEST_DKIM_KEY_FILE": ("dkim_key_file", _optional_path),
     "DIGEST_DKIM_SELECTOR": ("dkim_selector", _str),
     "DIGEST_DKIM_DOMAIN": ("dkim_domain", _str),
+    "DIGEST_BOUNCE_DOMAIN": ("bounce_domain", _mail_domain),
     "DIGEST_HTTP_HOST": ("http_host", _host),
     "DIGEST_HTTP_PORT": ("http_port", _int(1, 65535)),
     "DIGEST_ADMIN_TOKEN": ("admin_token", _str),

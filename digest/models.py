@@ -64,6 +64,7 @@ class Subscriber(SQLModel, table=True):
     weekday: str | None = None  # a Weekday, for weekly
     notify_empty: bool = False
     bounces: int = 0
+    complaints: int = 0  # ARF abuse reports about our mail to this subscriber
     last_paper_seq: int | None = None
     last_digest_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -159,3 +160,16 @@ class RateEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     bucket: str = Field(index=True, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class InboundEvent(SQLModel, table=True):
+    """One message `digest inbound` read, and what it did (an `InboundKind`): the audit
+    trail for operators and the counts for metrics. `subscriber_id` is the row a
+    signed token named (None when nobody was), not a foreign key: the trail outlives
+    nothing, `delete` removes a subscriber's events with the subscriber."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True, max_length=32)
+    subscriber_id: int | None = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    detail: str = Field(default="", max_length=500)

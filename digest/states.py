@@ -21,6 +21,9 @@ class DigestStatus(StrEnum):
     FAILED = "failed"  # gave up, or could not be built
     BOUNCED = "bounced"  # the server refused the address for good
     EMPTY = "empty"  # nothing matched: recorded, not sent
+    # Claimed for building by one process (under a lease), not built yet; the sender
+    # never takes it. See digest.store.claims.
+    BUILDING = "building"
 
 
 # Rows a sender may claim, and rows `digest status` lists as errors.
@@ -34,6 +37,16 @@ class SubscriberStatus(StrEnum):
     PAUSED = "paused"  # by the subscriber
     SUSPENDED = "suspended"  # by us, after bounces
     UNSUBSCRIBED = "unsubscribed"
+
+
+class InboundKind(StrEnum):
+    """What `digest inbound` made of one message (an `InboundEvent` row)."""
+
+    UNSUBSCRIBE = "unsubscribe"  # a mailto unsubscribe with a valid token
+    BOUNCE = "bounce"  # a permanent delivery failure, counted on the subscriber
+    TRANSIENT = "transient"  # a delay / temporary failure: noted, nothing counted
+    COMPLAINT = "complaint"  # an ARF abuse report: unsubscribed, counted
+    IGNORED = "ignored"  # anything else: no valid token, no failure, a feedback we skip
 
 
 class FetchStatus(StrEnum):

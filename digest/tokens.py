@@ -9,11 +9,16 @@ made for a deleted subscription never works for a later sign-up of the same addr
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode
 
 from digest.errors import InputError
 
@@ -66,3 +71,47 @@ def read_token_issued(
         raise TokenError("this link has expired") from None
     except BadSignature:
         raise TokenError("this link is not valid") from None
+
+
+# ------------------------------------------------------------------ mail address tokens
+#
+# The tokens in the VERP envelope sender (`bounces+<token>@domain`) and in the
+# List-Unsubscribe mailto (`digest+unsubscribe-<token>@domain`): `<id>-<sig>`, the
+# subscriber's row id in decimal and 128 bits of an HMAC-SHA256 (itsdangerous Signer,
+# one salt per purpose) in lower-case base32. Unlike the web tokens they must survive
+# relays and mail clients that fold the case of a local part, need no quoting and fit
+# a 64-octet local part (`bounces+123456-<26>` is 41 octets), so they are not
+# `dumps()` strings. No timestamp: bounces arrive days and complaints weeks later, and
+# a replayed token can only affect the subscriber who holds it.
+
+MAIL_PURPOSES = ("bounce", "unsubscribe-mail")
+_MAIL_SIG_BYTES = 16
+_MAIL_TOKEN_RE = re.compile(r"(?<![0-9a-z])([0-9]{1,12})-([a-z2-7]{26})(?![0-9a-z])")
+
+
+@lru_cache(maxsize=16)
+def _mail_signer(secret: str, purpose: str) -> Signer:
+    if purpose not in MAIL_PURPOSES:
+        raise ValueError(f"unknown mail token purpose {purpose!r}")
+    return Signer(secret, salt=f"digest.mail.{purpose}", digest_method=hashlib.sha256)
+
+
+def _mail_signature(secret: str, purpose: str, ident: int) -> str:
+    raw = base64_decode(_mail_signer(secret, purpose).get_signature(f"{purpose}:{ident}"))
+    return base64.b32encode(raw[:_MAIL_SIG_BYTES]).decode("ascii").rstrip("=").lower()
+
+
+def make_mail_token(secret: str, purpose: str, ident: int) -> str:
+    """`<id>-<26 base32 characters>`, only `[0-9a-z-]`."""
+    return f"{ident}-{_mail_signature(secret, purpose, ident)}"
+
+
+def find_mail_token(secret: str, purpose: str, text: str) -> int | None:
+    """The subscriber id of the first valid `purpose` token anywhere in `text` (an
+    address, a Subject), compared in constant time; None when there is none. A token
+    made for the other purpose, or with a wrong signature, is no token."""
+    for found in _MAIL_TOKEN_RE.finditer(text[:20_000].lower()):
+        ident = int(found.group(1))
+        if hmac.compare_digest(found.group(2), _mail_signature(secret, purpose, ident)):
+            return ident
+    return None

@@ -36,6 +36,7 @@ from digest.config import Settings
 from digest.delivery.base import SendResult, Transport
 from digest.delivery.breaker import CircuitBreaker
 from digest.delivery.dkim import DkimSigner, make_signer
+from digest.delivery.envelope import envelope_sender
 from digest.delivery.ratelimit import SendRateLimiter
 from digest.logs import log_event
 from digest.models import utcnow
@@ -323,7 +324,8 @@ class Sender:
     async def _send(self, row: Claimed) -> None:
         try:
             message = row.message if self.signer is None else self.signer.sign(row.message)
-            result = await self.transport.send(self.settings.from_address, row.recipient, message)
+            sender = envelope_sender(self.settings, row.subscriber_id)
+            result = await self.transport.send(sender, row.recipient, message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a signing or transport bug must not lose the row

@@ -30,7 +30,19 @@ class Skeleton:
     from_header: str
     domain: str
     list_id: str
-    mailto_unsubscribe: str
+    mailto_unsubscribe: str  # without a token: for a message that names no subscriber
+    mailto_local: str  # `digest` of digest@domain: the unsubscribe address is digest+...
+
+    def mailto_for(self, token: str | None) -> str:
+        """The List-Unsubscribe mailto: with the subscriber's signed token in the
+        address and in the Subject (`digest inbound` reads either; Gmail's and Yahoo's
+        buttons keep the Subject, a provider that strips `+...` still has it)."""
+        if not token or not re.fullmatch(r"[0-9a-z-]{1,40}", token):
+            return self.mailto_unsubscribe
+        return (
+            f"mailto:{self.mailto_local}+unsubscribe-{token}@{self.domain}"
+            f"?subject=unsubscribe%20{token}"
+        )
 
 
 @lru_cache(maxsize=16)
@@ -47,11 +59,13 @@ def skeleton(from_address: str) -> Skeleton:
     domain = re.sub(r"[^A-Za-z0-9.\-]", "", domain) or "localhost"
     display = phrase(name)
     from_value = f"{display} <{addr}>" if display else addr
+    mailto_local = local.split("+")[0]
     return Skeleton(
         from_header=f"From: {from_value}",
         domain=domain,
         list_id=f"List-Id: Paper digest <digest.{domain}>",
-        mailto_unsubscribe=f"mailto:{local.split('+')[0]}+unsubscribe@{domain}?subject=unsubscribe",
+        mailto_unsubscribe=f"mailto:{mailto_local}+unsubscribe@{domain}?subject=unsubscribe",
+        mailto_local=mailto_local,
     )
 
 
@@ -121,7 +135,11 @@ def build_message(
     unsubscribe = _web_url(links.get("unsubscribe", ""))
     if unsubscribe:
         lines.append(
-            fold("List-Unsubscribe", [f"<{unsubscribe}>", f"<{sk.mailto_unsubscribe}>"], ", ")
+            fold(
+                "List-Unsubscribe",
+                [f"<{unsubscribe}>", f"<{sk.mailto_for(links.get('mail_token'))}>"],
+                ", ",
+            )
         )
         if unsubscribe.startswith("https://"):
             # RFC 8058 one-click is defined for HTTPS URIs only; a plain-http base URL

@@ -13,6 +13,7 @@ functions the stages call (`from digest import store; store.merge_papers(...)`).
 | `outbox.py`      | the lease queue the sender claims from and records into      |
 | `status.py`      | delivery counts for `digest status`                          |
 | `rates.py`       | the web app's rate events                                    |
+| `inbound.py`     | what inbound mail changes (unsubscribe, bounce, complaint), its log |
 | `sources.py`     | how far each source has read                                 |
 | `transfer.py`    | subscribers in and out in bulk (export / import)             |
 | `backup.py`      | a consistent copy of a SQLite database while it is used     |
@@ -40,6 +41,12 @@ from digest.store.engine import (
     missing_sqlite_file,
     ping,
     shown_url,
+)
+from digest.store.inbound import (
+    InboundChange,
+    apply_inbound,
+    inbound_counts,
+    list_inbound_events,
 )
 from digest.store.legacy import add_missing_columns, move_digest_messages
 from digest.store.metrics import LatencyBuckets, MetricsSnapshot, metrics_snapshot
@@ -74,6 +81,7 @@ from digest.store.sources import get_source_state, list_source_states, save_sour
 from digest.store.status import delivery_status, row_counts
 from digest.store.subscribers import (
     add_subscriber,
+    add_subscribers,
     delete_subscriber,
     get_subscriber,
     list_subscribers,
@@ -93,6 +101,10 @@ from digest.store.transfer import (
 
 __all__ = [
     "HEAD",
+    "InboundChange",
+    "apply_inbound",
+    "inbound_counts",
+    "list_inbound_events",
     "DatabaseError",
     "Engine",
     "NO_MESSAGE",
@@ -101,6 +113,7 @@ __all__ = [
     "add_missing_columns",
     "add_rate_event",
     "add_subscriber",
+    "add_subscribers",
     "commit_rows",
     "count_rate_events",
     "current_revision",

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Float, case, cast, extract, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from digest.models import Digest, Paper, SourceState, Subscriber
+from digest.models import Digest, InboundEvent, Paper, SourceState, Subscriber
 from digest.states import DUE_STATUSES, DigestStatus
 from digest.store.engine import table_of
 
@@ -25,6 +25,7 @@ _S = table_of(Subscriber)
 _D = table_of(Digest)
 _P = table_of(Paper)
 _SRC = table_of(SourceState)
+_IN = table_of(InboundEvent)
 
 
 @dataclass
@@ -41,6 +42,8 @@ class LatencyBuckets:
 class MetricsSnapshot:
     subscribers: dict[str, int]
     subscriber_bounces: int
+    subscriber_complaints: int
+    inbound: dict[str, int]  # messages `digest inbound` read, by what it made of them
     digests: dict[str, int]
     due: int
     papers: int
@@ -110,6 +113,10 @@ def metrics_snapshot(
         return MetricsSnapshot(
             subscribers=_by(conn, _S.c.status),
             subscriber_bounces=int(conn.execute(select(func.sum(_S.c.bounces))).scalar() or 0),
+            subscriber_complaints=int(
+                conn.execute(select(func.sum(_S.c.complaints))).scalar() or 0
+            ),
+            inbound=_by(conn, _IN.c.kind),
             digests=_by(conn, _D.c.status),
             due=int(due),
             papers=int(conn.execute(select(func.count()).select_from(_P)).scalar_one()),

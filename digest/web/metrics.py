@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from digest import store
 from digest.config import Settings
 from digest.models import utcnow
-from digest.states import DigestStatus, FetchStatus, SubscriberStatus
+from digest.states import DigestStatus, FetchStatus, InboundKind, SubscriberStatus
 from digest.store import Engine
 from digest.web.admin import require_admin
 
@@ -63,6 +63,19 @@ class DatabaseCollector(Collector):
             "Bounces counted against subscribers now (cleared when one is reactivated).",
             value=snap.subscriber_bounces,
         )
+        yield GaugeMetricFamily(
+            "digest_subscriber_complaints",
+            "Complaints (ARF reports) counted against stored subscribers.",
+            value=snap.subscriber_complaints,
+        )
+        inbound = CounterMetricFamily(
+            "digest_inbound_messages",
+            "Messages `digest inbound` read, by what it made of them (bounce, complaint, ...).",
+            labels=["kind"],
+        )
+        for kind in sorted(set(InboundKind) | set(snap.inbound)):
+            inbound.add_metric([kind], snap.inbound.get(kind, 0))
+        yield inbound
         yield _by_status(
             "digest_digests", "Outbox rows (one digest each) by status.", DigestStatus, snap.digests
         )

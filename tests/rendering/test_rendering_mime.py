@@ -23,7 +23,7 @@ from digest.rendering import (
     make_environment,
     render_digest,
 )
-from digest.tokens import read_token
+from digest.tokens import find_mail_token, make_mail_token, read_token
 
 EXPECTED_HEADERS = {
     "From",
@@ -68,7 +68,9 @@ def test_message_parses_back_with_both_parts_and_headers() -> None:
     assert https.startswith("https://digest.example.org/unsubscribe/")
     token = https.rsplit("/", 1)[1]
     assert read_token("test-secret", "unsubscribe", token) == ["reader@example.org", 7]
-    assert mailto == "mailto:digest+unsubscribe@example.org?subject=unsubscribe"
+    token = make_mail_token("test-secret", "unsubscribe-mail", 7)
+    assert mailto == f"mailto:digest+unsubscribe-{token}@example.org?subject=unsubscribe%20{token}"
+    assert find_mail_token("test-secret", "unsubscribe-mail", mailto) == 7
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
     assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF everywhere, no bare LF
     body = data.split(b"\r\n\r\n", 1)[1]

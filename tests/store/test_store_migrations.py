@@ -30,15 +30,25 @@ LEGACY = FIXTURES / "db" / "legacy-0.1.0.db"
 TABLES = ("paper", "subscriber", "digest", "digestmessage", "sourcestate", "rateevent")
 
 
-def table_contents(db: Path) -> dict[str, list[tuple]]:
-    """Every row of every table (alembic's own left out), in a stable order."""
+def table_contents(db: Path, columns_of: Path | None = None) -> dict[str, list[tuple]]:
+    """Every row of every table (alembic's own left out), in a stable order; with
+    `columns_of`, only the columns that database's tables have (later revisions add
+    columns: the rows that were there must keep every value they had)."""
+
+    def columns(conn: sqlite3.Connection, table: str) -> str:
+        return ", ".join(f'"{r[1]}"' for r in conn.execute(f'PRAGMA table_info("{table}")'))
+
     with sqlite3.connect(db) as conn:
         names = [
             r[0]
             for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             if r[0] != "alembic_version"
         ]
-        return {n: sorted(conn.execute(f'SELECT * FROM "{n}"').fetchall()) for n in names}
+        picked = {n: "*" for n in names}
+        if columns_of is not None:
+            with sqlite3.connect(columns_of) as ref:
+                picked = {n: columns(ref, n) or "*" for n in names}
+        return {n: sorted(conn.execute(f'SELECT {picked[n]} FROM "{n}"').fetchall()) for n in names}
 
 
 def schema_diff(engine) -> list:
@@ -67,7 +77,7 @@ def test_a_database_from_0_1_0_is_adopted_with_every_row_kept(tmp_path, cli, smt
     res = cli("init")
     assert res.code == 0, res.stderr
     assert "".join(res.stdout.split()) == f"databaseready:sqlite:///{db}"  # maybe wrapped
-    assert table_contents(db) == before
+    assert {t: rows for t, rows in table_contents(db, LEGACY).items() if t in before} == before
 
     current = cli("db", "current", "--json")
     assert current.code == 0, current.stderr
@@ -86,7 +96,7 @@ def test_a_database_from_0_1_0_is_adopted_with_every_row_kept(tmp_path, cli, smt
 
     run = cli("run", "--now")
     assert run.code == 0, run.stdout + run.stderr
-    after = table_contents(db)
+    after = table_contents(db, LEGACY)
     for table in TABLES:  # the run adds rows; it never changes what was there
         kept = [r for r in before[table] if table not in ("subscriber", "sourcestate", "paper")]
         assert set(kept) <= set(after[table]), table
@@ -253,7 +263,7 @@ def test_db_commands(tmp_path, cli):
 
 def test_an_unknown_revision_is_one_line_and_exit_2(cli):
     odd = ("nope", "head+1", "@", "x" * 5000)
-    upgrades = [("db", "upgrade", r) for r in (*odd, "", "0001-1", "head-1")]
+    upgrades = [("db", "upgrade", r) for r in (*odd, "", "0001-1", "head-99")]
     cases = upgrades + [("db", "downgrade", r, "--yes") for r in odd]
     for args in cases:
         res = cli(*args)

@@ -74,3 +74,25 @@ def test_separate_listener(settings, engine):
             assert res.status_code == 404
     finally:
         stop()
+
+
+def test_bounces_and_complaints_from_inbound_mail(cli, settings, engine):
+    from digest import store
+    from digest.states import InboundKind
+
+    clean_exit(cli("subscribe", "a@example.org", "-k", "*"), 0)
+    sub = store.get_subscriber(engine, "a@example.org")
+    assert sub is not None
+    with served(settings_with(settings, admin_token=TOKEN), engine) as url:
+        before = scrape(url)
+        # what `digest inbound` records for a DSN and for an ARF report
+        store.apply_inbound(engine, InboundKind.BOUNCE, sub.id, "5.1.1", max_bounces=3)
+        store.apply_inbound(engine, InboundKind.COMPLAINT, sub.id, "abuse", max_bounces=3)
+        after = scrape(url)
+    kind = "digest_inbound_messages_total"
+    assert before[(kind, (("kind", "complaint"),))] == 0
+    assert after[(kind, (("kind", "complaint"),))] == 1
+    assert after[(kind, (("kind", "bounce"),))] == 1
+    assert after[("digest_subscriber_bounces", ())] == 1
+    assert after[("digest_subscriber_complaints", ())] == 1
+    assert after[("digest_subscribers", (("status", "unsubscribed"),))] == 1
