@@ -1,0 +1,41 @@
+"""Found by a hostile review of `digest inbound` (bytes no charset decodes, auto-replies
+that look like bounces, reports built to multiply work): each is a real message or a
+real command line, and the right subscriber changes, or nobody does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from inbound_people import PEOPLE, add_people, snapshot
+
+from digest import store
+
+
+@pytest.fixture
+def people(engine, settings) -> dict[str, int]:
+    return add_people(engine, settings)
+
+
+def _inbound(env, data: bytes, *args: str | bytes) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "digest", "inbound", "--json", *args],
+        input=data,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_an_envelope_sender_in_no_charset_is_logged_escaped_not_a_crash(env, engine, people):
+    """Postfix hands `${sender}` as raw bytes; Python keeps undecodable ones as lone
+    surrogates, which the event row (UTF-8) refused: a traceback and exit 1, and the
+    MTA bounced the message to that (forged) sender."""
+    proc = _inbound(env, b"From: x@example.net\n\nhello\n", b"--sender", b"eve\xff@example.net")
+    assert proc.returncode == 0, proc.stderr
+    assert b"Traceback" not in proc.stderr
+    assert json.loads(proc.stdout)["action"] == "ignored"
+    [event] = store.list_inbound_events(engine, 5)
+    assert "eve\\udcff@example.net" in event.detail
