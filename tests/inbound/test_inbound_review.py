@@ -12,6 +12,8 @@ import pytest
 from inbound_people import PEOPLE, add_people, snapshot
 
 from digest import store
+from digest.inbound import handle
+from digest.tokens import make_mail_token
 
 
 @pytest.fixture
@@ -39,3 +41,29 @@ def test_an_envelope_sender_in_no_charset_is_logged_escaped_not_a_crash(env, eng
     assert json.loads(proc.stdout)["action"] == "ignored"
     [event] = store.list_inbound_events(engine, 5)
     assert "eve\\udcff@example.net" in event.detail
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"I am away until Monday.\n\n> Scaling laws: we train on 512 GPUs for 3 days\n",
+        b"I am on leave; for urgent matters call the lab office at 503-555-0100.\n",
+    ],
+)
+def test_an_out_of_office_reply_with_a_number_like_a_smtp_code_is_no_bounce(
+    engine, settings, people, body
+):
+    """Auto-replies go to the Return-Path (RFC 3834): the VERP bounce address. A
+    number in one ("512 GPUs" quoted from the digest, a 503- phone number) counted as
+    a 5yz refusal, and a subscriber on holiday was suspended after DIGEST_MAX_BOUNCES
+    days."""
+    token = make_mail_token(settings.secret_key, "bounce", people["ada"])
+    reply = (
+        b"From: Ada Lovelace <ada@example.org>\n"
+        b"To: bounces+" + token.encode() + b"@papers.example\n"
+        b"Subject: Automatic reply: Your paper digest\n"
+        b"Auto-Submitted: auto-replied\n\n" + body
+    )
+    for _ in range(settings.max_bounces + 1):
+        assert handle(engine, settings, reply).action == "ignored"
+    assert snapshot(engine)[PEOPLE["ada"]] == ("active", 0, 0)
