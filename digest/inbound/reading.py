@@ -111,7 +111,7 @@ def text_of(part: Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return raw[: MAX_TEXT * 4].decode(charset, errors="replace")[:MAX_TEXT]
-    except LookupError:  # an unknown charset
+    except (LookupError, ValueError):  # an unknown charset, or a NUL in its name
         return raw[: MAX_TEXT * 4].decode("latin-1")[:MAX_TEXT]
 
 

@@ -84,3 +84,10 @@ def test_a_report_repeating_one_header_is_read_once_per_field():
     assert len(found) == 20  # header_values' cap, once
     assert len(set(found)) == 20
 
+
+def test_a_charset_name_with_a_nul_in_it_does_not_hide_a_bounce(engine, settings, people):
+    notice = (FIXTURES / "dsn/vague_verp_only.eml").read_bytes()
+    notice = notice.replace(b"charset=us-ascii", b'charset="us\0ascii"')
+    token = make_mail_token(settings.secret_key, "bounce", people["ada"])
+    result = handle(engine, settings, notice.replace(b"<TOKEN>", token.encode()))
+    assert result.action == "bounce", result.reason
