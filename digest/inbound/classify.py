@@ -26,6 +26,11 @@ from digest.states import InboundKind
 from digest.tokens import find_mail_token
 
 log = logging.getLogger("digest.inbound")
+# flufl.bounce logs a detector's exception with its traceback before re-raising it;
+# `_bounce` reports it in one line. Without a handler of its own, Python's last-resort
+# handler printed those tracebacks to stderr, into the operator's (JSON) log.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
+logging.getLogger("flufl.bounce").propagate = False
 
 RECIPIENT_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "To")
 # ARF feedback types that mean "this recipient does not want this mail" (RFC 5965 §7.3);

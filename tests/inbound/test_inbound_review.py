@@ -91,3 +91,16 @@ def test_a_charset_name_with_a_nul_in_it_does_not_hide_a_bounce(engine, settings
     token = make_mail_token(settings.secret_key, "bounce", people["ada"])
     result = handle(engine, settings, notice.replace(b"<TOKEN>", token.encode()))
     assert result.action == "bounce", result.reason
+
+
+def test_a_bounce_detector_that_raises_leaves_one_json_line_not_a_traceback(env, people):
+    """flufl.bounce's Yale detector raises IndexError on an empty From; the library
+    logs the traceback itself, and it reached stderr as multi-line plain text."""
+    token = make_mail_token(env["DIGEST_SECRET_KEY"], "bounce", people["ada"])
+    message = f"To: bounces+{token}@papers.example\nFrom: \n\nhello\n".encode()
+    proc = _inbound({**env, "DIGEST_LOG_FORMAT": "json"}, message)
+    assert proc.returncode == 0, proc.stderr
+    assert b"Traceback" not in proc.stderr
+    lines = proc.stderr.decode().splitlines()
+    assert lines and all(json.loads(line) for line in lines)
+    assert any("IndexError" in line for line in lines)
