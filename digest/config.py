@@ -254,6 +254,8 @@ class Settings:
     relay_down_wait_seconds: float = 20.0
     lease_seconds: float = 300.0
     run_retry_window_seconds: float = 300.0
+    edition_chunk: int = 500
+    build_workers: int = 0  # 0: one per CPU
     dkim_key_file: Path | None = None
     dkim_selector: str = ""
     dkim_domain: str = ""
@@ -327,6 +329,8 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_RELAY_DOWN_WAIT_SECONDS": ("relay_down_wait_seconds", _float(0, 3600)),
     "DIGEST_LEASE_SECONDS": ("lease_seconds", _float(1, 86400)),
     "DIGEST_RUN_RETRY_WINDOW_SECONDS": ("run_retry_window_seconds", _float(0, 86400)),
+    "DIGEST_EDITION_CHUNK": ("edition_chunk", _int(1, 100_000)),
+    "DIGEST_BUILD_WORKERS": ("build_workers", _int(0, 256)),
     "DIGEST_DKIM_KEY_FILE": ("dkim_key_file", _optional_path),
     "DIGEST_DKIM_SELECTOR": ("dkim_selector", _str),
     "DIGEST_DKIM_DOMAIN": ("dkim_domain", _str),

@@ -177,7 +177,7 @@ def send_job() -> None:
     # or one pending retry would hold back every digest that becomes due meanwhile.
     settings = replace(rt.settings, run_retry_window_seconds=0)
     with rt.send_lock:
-        report = pipeline.run_once(rt.engine, settings, fetch=False)
+        report = pipeline.run_once(rt.engine, settings, fetch=False, stop=rt.stopping)
     b, s = report.build, report.send
     if b.built or b.nothing_new or b.empty or s.sent or s.failed:
         log_event(

@@ -21,6 +21,9 @@ class DigestStatus(StrEnum):
     FAILED = "failed"  # gave up, or could not be built
     BOUNCED = "bounced"  # the server refused the address for good
     EMPTY = "empty"  # nothing matched: recorded, not sent
+    # Claimed for building by one process (under a lease), not built yet; the sender
+    # never takes it. See digest.store.claims.
+    BUILDING = "building"
 
 
 # Rows a sender may claim, and rows `digest status` lists as errors.

@@ -5,6 +5,7 @@ module adds one group of commands and is imported here so it registers itself.""
 from digest.cli import (
     db,  # noqa: F401  (registers `digest db ...`)
     inbound,  # noqa: F401  (registers `digest inbound`)
+    worker,  # noqa: F401  (registers `digest worker`)
 )
 from digest.cli.base import _engine, app, main
 

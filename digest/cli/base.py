@@ -402,10 +402,15 @@ def run(
     now: Annotated[
         bool, typer.Option("--now", help="Treat every active subscriber as due now.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run report as one JSON object.")
+    ] = False,
 ) -> None:
     """Fetch, then build and send every digest that has come due (each subscriber's
     own zone, time and frequency) and has not been sent. Safe to run from cron every
-    few minutes: nobody gets a digest twice, and after downtime one catch-up digest."""
+    few minutes: nobody gets a digest twice, and after downtime one catch-up digest.
+    Several at once (on one machine or many, against one database) share the work:
+    each digest is built by exactly one of them; --json reports add up."""
     settings = _settings()
     if not no_fetch:
         warn_default_sources()
@@ -421,7 +426,10 @@ def run(
             track=track,
             say=_say,
         )
-    _print_run(report, dry_run)
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        _print_run(report, dry_run)
     if not report.ok:
         raise typer.Exit(1)
 

@@ -3,11 +3,16 @@
 The spans come from the same analysis as matching (folding, stemming, synonyms,
 prefixes), so `LLM` highlights "large language models" and `robot*` highlights
 "Robotics", and they index the original text, untouched.
+
+A text is analysed once (`TextSpans`) and the spans of each term label found in it
+are remembered, so an edition that shows one paper to thousands of subscribers, each
+with their own terms, tokenises it once and looks each term up once. `TextAnalysis`
+holds those per text for a run (bounded); `highlight_spans` is the one-off form.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from digest.matching.model import Match
 from digest.matching.nodes import Form, form_in
@@ -19,8 +24,10 @@ AUTHOR_SCAN = 10_000
 
 _TEXT_FIELDS = {"title", "abstract", "keyword"}
 
+Found = list[tuple[str, str, int, int]]  # (folded word, stem, start, end) in the text
 
-def form_spans(form: Form, found: list[tuple[str, str, int, int]]) -> list[tuple[int, int]]:
+
+def form_spans(form: Form, found: Found) -> list[tuple[int, int]]:
     out = []
     n = len(form)
     for i in range(len(found) - n + 1):
@@ -33,22 +40,135 @@ def form_spans(form: Form, found: list[tuple[str, str, int, int]]) -> list[tuple
     return out
 
 
+def text_labels(match: Match) -> list[str]:
+    """The labels of `match`'s hits in text fields, once each, in hit order."""
+    return list(dict.fromkeys(h.term for h in match.hits if h.field in _TEXT_FIELDS))
+
+
+class TextSpans:
+    """One text, split into analysed words once; the spans of each label found in it
+    are computed on first request and kept (a label's spans never change)."""
+
+    __slots__ = ("text", "found", "_starts", "_labels", "_shown")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.found: Found = [(w, stem(w), s, e) for w, s, e in words(text)] if text else []
+        self._starts: dict[str, list[int]] | None = None
+        self._labels: dict[str, list[tuple[int, int]]] = {}
+        self._shown: dict[str, list[str]] = {}
+
+    def label_spans(self, label: str) -> list[tuple[int, int]]:
+        """Spans of `label` in the text, form by form as `label_forms` lists them."""
+        spans = self._labels.get(label)
+        if spans is None:
+            spans = self._labels[label] = [
+                span for form in label_forms(label) for span in self._form_spans(form)
+            ]
+        return spans
+
+    def _form_spans(self, form: Form) -> list[tuple[int, int]]:
+        """`form_spans(form, self.found)`, starting only where the first word can."""
+        if not form or form[0][1]:
+            return form_spans(form, self.found)
+        if self._starts is None:
+            self._starts = {}
+            for i, (_, stemmed, _, _) in enumerate(self.found):
+                self._starts.setdefault(stemmed, []).append(i)
+        found, n = self.found, len(form)
+        out = []
+        for i in self._starts.get(form[0][0], ()):
+            if i + n > len(found):
+                break
+            for j in range(1, n):
+                text, prefix = form[j]
+                raw, stemmed, _, _ = found[i + j]
+                if not (raw.startswith(text) if prefix else stemmed == text):
+                    break
+            else:
+                out.append((found[i][2], found[i + n - 1][3]))
+        return out
+
+    def matched_texts(self, label: str) -> list[str]:
+        """What `label` matched, as written (spaces made single), a capital that only
+        starts a sentence dropped: `agent*` -> ["agents", "agent"]."""
+        shown = self._shown.get(label)
+        if shown is None:
+            shown = self._shown[label] = []
+            for start, end in self.label_spans(label):
+                words_ = " ".join(self.text[start:end].split())
+                if words_[:1].isupper() and words_[1:] == words_[1:].lower():
+                    words_ = words_[0].lower() + words_[1:]
+                shown.append(words_)
+        return shown
+
+    def spans(self, labels: Iterable[str]) -> list[tuple[int, int]]:
+        """Character spans of the text that the labels cover, sorted and disjoint."""
+        if not self.found:
+            return []
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(span for label in labels for span in self.label_spans(label)):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        return merged
+
+
+class TextAnalysis:
+    """`TextSpans` per text for one run, so each text is analysed once. Bounded: the
+    memory is dropped whole when it holds `limit` texts (a run's papers fit)."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._texts: dict[tuple[str, int], TextSpans] = {}
+
+    def of(self, text: str, scan: int = -1) -> TextSpans:
+        """The analysis of `text` (of its first `scan` characters when given)."""
+        key = (text, scan)
+        spans = self._texts.get(key)
+        if spans is None:
+            if len(self._texts) >= self.limit:
+                self._texts.clear()
+            spans = self._texts[key] = TextSpans(text if scan < 0 else text[:scan])
+        return spans
+
+
 def highlight_spans(text: str, match: Match) -> list[tuple[int, int]]:
     """Character spans of `text` that made `match`, sorted and disjoint."""
-    labels = list(dict.fromkeys(h.term for h in match.hits if h.field in _TEXT_FIELDS))
+    labels = text_labels(match)
     if not labels or not text:
         return []
-    found = [(w, stem(w), s, e) for w, s, e in words(text)]
-    spans = sorted(
-        span for label in labels for form in label_forms(label) for span in form_spans(form, found)
-    )
-    merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
+    return TextSpans(text).spans(labels)
+
+
+class AuthorNames:
+    """A paper's author list analysed once (name by name), for `author:` terms."""
+
+    __slots__ = ("fields", "_labels")
+
+    def __init__(self, authors: Sequence[str]) -> None:
+        self.fields = [analyse(str(name)) for name in authors[:AUTHOR_SCAN]]
+        self._labels: dict[str, list[int]] = {}
+
+    def named(self, labels: Iterable[str]) -> list[int]:
+        """Positions of the names the `author:` terms `labels` find, in list order."""
+        found: set[int] = set()
+        for label in dict.fromkeys(labels):
+            positions = self._labels.get(label)
+            if positions is None:
+                forms = label_forms(label, False)
+                positions = self._labels[label] = [
+                    i
+                    for i, field in enumerate(self.fields)
+                    if any(form_in(form, field) for form in forms)
+                ]
+            found.update(positions)
+        return sorted(found)
+
+
+def author_labels(match: Match | None) -> list[str]:
+    return [h.term for h in match.hits if h.field == "author"] if match is not None else []
 
 
 def matched_authors(authors: Sequence[str], match: Match | None) -> list[int]:
@@ -58,17 +178,11 @@ def matched_authors(authors: Sequence[str], match: Match | None) -> list[int]:
     time, never across two)."""
     if match is None:
         return []
-    return authors_named(authors, [h.term for h in match.hits if h.field == "author"])
+    return authors_named(authors, author_labels(match))
 
 
 def authors_named(authors: Sequence[str], labels: Sequence[str]) -> list[int]:
     """Positions in `authors` of the names the `author:` terms `labels` find."""
-    forms = [form for label in dict.fromkeys(labels) for form in label_forms(label, False)]
-    if not forms:
+    if not labels:
         return []
-    found = []
-    for i, name in enumerate(authors[:AUTHOR_SCAN]):
-        field = analyse(str(name))
-        if any(form_in(form, field) for form in forms):
-            found.append(i)
-    return found
+    return AuthorNames(authors).named(labels)

@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from digest.matching import topics as topic_catalogue
-from digest.matching.highlight import authors_named, form_spans
+from digest.matching.highlight import TextAnalysis, authors_named
 from digest.matching.model import Hit, Match
-from digest.matching.query import label_forms
-from digest.matching.text import stem, words
 
 # Characters of a field searched for the words a prefix matched (fields are bounded
 # when shown; a hostile abstract must not make a subject expensive).
@@ -24,13 +22,23 @@ SCAN = 8000
 _TEXT_FIELDS = {"title": ("title",), "abstract": ("abstract",), "keyword": ("ai_keywords",)}
 
 
-def readable_terms(found: Sequence[tuple[Match, Any]], limit: int = 3) -> list[str]:
+def readable_terms(
+    found: Sequence[tuple[Match, Any]], limit: int = 3, analysis: TextAnalysis | None = None
+) -> list[str]:
     """The first `limit` distinct things the digest's matches were found by, in
-    digest order, as words: `found` is (match, paper) for each item."""
+    digest order, as words: `found` is (match, paper) for each item. `analysis` is
+    the run's, so a paper's text is analysed once for every digest that shows it."""
+    analysis = analysis or TextAnalysis()
     out: dict[str, None] = {}
+    prefixes: dict[str, str] = {}  # a prefix term's word is the same for every hit
     for match, paper in found:
         for hit in match.hits:
-            word = _readable(hit, paper, found)
+            if "*" in hit.term and hit.field not in ("author", "category") and not hit.topic:
+                word = prefixes.get(hit.term) or prefixes.setdefault(
+                    hit.term, _readable(hit, paper, found, analysis)
+                )
+            else:
+                word = _readable(hit, paper, found, analysis)
             if word and word not in out:
                 out[word] = None
                 if len(out) == limit:
@@ -38,7 +46,9 @@ def readable_terms(found: Sequence[tuple[Match, Any]], limit: int = 3) -> list[s
     return list(out)
 
 
-def _readable(hit: Hit, paper: Any, found: Sequence[tuple[Match, Any]]) -> str:
+def _readable(
+    hit: Hit, paper: Any, found: Sequence[tuple[Match, Any]], analysis: TextAnalysis
+) -> str:
     topic = topic_catalogue.load_catalogue().get(hit.topic or "")
     if topic is not None:  # (a topic since removed from the catalogue: its words)
         return topic.title
@@ -49,21 +59,22 @@ def _readable(hit: Hit, paper: Any, found: Sequence[tuple[Match, Any]]) -> str:
     if hit.field == "category":
         return hit.term.rstrip("*").rstrip(".")
     if "*" in hit.term:
-        return _most_matched(hit.term, found) or hit.term.replace("*", "…")
+        return _most_matched(hit.term, found, analysis) or hit.term.replace("*", "…")
     return hit.term
 
 
-def _most_matched(label: str, found: Sequence[tuple[Match, Any]]) -> str | None:
+def _most_matched(
+    label: str, found: Sequence[tuple[Match, Any]], analysis: TextAnalysis
+) -> str | None:
     """The text a prefix term matched most often in the digest's papers ("agents" for
     `agent*`), as written there but with a capital that only starts a sentence dropped."""
-    forms = label_forms(label)
     counts: Counter[str] = Counter()
     for match, paper in found:
         fields = {h.field for h in match.hits if h.term == label}
         for field in fields & _TEXT_FIELDS.keys():
             for attr in _TEXT_FIELDS[field]:
                 for text in _texts(getattr(paper, attr, None)):
-                    counts.update(_matched_text(text[:SCAN], forms))
+                    counts.update(analysis.of(text, SCAN).matched_texts(label))
     return counts.most_common(1)[0][0] if counts else None
 
 
@@ -71,15 +82,3 @@ def _texts(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     return [str(v) for v in value or []]
-
-
-def _matched_text(text: str, forms: Sequence[Any]) -> list[str]:
-    found = [(w, stem(w), s, e) for w, s, e in words(text)]
-    out = []
-    for form in forms:
-        for start, end in form_spans(form, found):
-            shown = " ".join(text[start:end].split())
-            if shown[:1].isupper() and shown[1:] == shown[1:].lower():
-                shown = shown[0].lower() + shown[1:]
-            out.append(shown)
-    return out

@@ -5,7 +5,10 @@ MIME message that carries them.
   inlined once per template; errors name file and line.
 - `text`, `highlight`, `filters`: fields made readable (LaTeX, authors, summaries),
   matched terms marked, everything escaped and bounded.
-- `cards`: one paper's card, rendered once per run for every subscriber it fits.
+- `edition`: `EditionRenderer`, what a pipeline creates once per edition (or per
+  worker process) and renders every subscriber with; its docstring shows how.
+- `cards`, `splice`: per paper and run, its text analysed and its card rendered into
+  a pattern once; a subscriber's highlights are filled in from precomputed spans.
 - `compose`: the whole digest within the size limit; subject; signed links.
 - `encoding`, `message`: MIME bytes and safe headers without `email.message`.
 """
@@ -19,6 +22,7 @@ from digest.rendering.compose import (
     render_digest,
     subscriber_links,
 )
+from digest.rendering.edition import EditionRenderer
 from digest.rendering.environment import (
     DigestEnvironment,
     TemplateProblem,
@@ -31,6 +35,7 @@ from digest.rendering.message import OutgoingMessage, build_message
 __all__ = [
     "MESSAGE_LIMIT",
     "DigestEnvironment",
+    "EditionRenderer",
     "Item",
     "OutgoingMessage",
     "RenderedDigest",

@@ -1,16 +1,31 @@
-"""One paper as the digest shows it. Everything here is the same for every subscriber
-whose match gives the same reason, so it is built once per run and reused: the paper's
-prepared fields once per paper, its rendered card once per (paper, reason)."""
+"""One paper as the digest shows it.
+
+Per run and paper, once (`PaperCard`): its fields made readable, its title and
+summary analysed into words, its authors' names analysed, and its card templates
+rendered into a `CardPattern` (splice.py). Per subscriber: the spans of their terms
+looked up (each term once per paper), and their highlights and reason filled into
+the pattern; the finished card is also kept per (paper, terms, reason), since
+subscribers with the same terms share it. A paper whose templates give no usable
+pattern has its card rendered directly (`render_card`), as every card once was."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from digest.matching import Match
+from digest.matching.highlight import AuthorNames, TextSpans, author_labels, text_labels
 from digest.models import Paper
-from digest.rendering.encoding import normalise_newlines, quoted_printable
+from digest.rendering.encoding import LineCodec, normalise_newlines, quoted_printable
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
-from digest.rendering.highlight import author_parts, highlight_parts
+from digest.rendering.highlight import (
+    Part,
+    author_parts,
+    author_parts_marked,
+    highlight_parts,
+    parts_at,
+)
+from digest.rendering.splice import WHY, CardPattern, EscapedText, Hole, Marks, probe_context
 from digest.rendering.text import (
     CATEGORY_LIMIT,
     TITLE_LIMIT,
@@ -94,13 +109,15 @@ class CardSlot:
     rest_qp: bytes
 
     @classmethod
-    def of(cls, text: str) -> CardSlot:
+    def of(cls, text: str, codec: LineCodec | None = None) -> CardSlot:
+        """`codec` (the run's) encodes line by line and remembers the lines cards
+        share; the bytes are the same as `quoted_printable`'s."""
         text = normalise_newlines(text)
         cut = text.find("\n")
         head, rest = (text, "\n") if cut < 0 else (text[:cut], text[cut:])
         if not rest.endswith("\n"):
             rest += "\n"
-        return cls(head, rest, quoted_printable(rest))
+        return cls(head, rest, codec.encode(rest) if codec else quoted_printable(rest))
 
     @property
     def text(self) -> str:
@@ -118,36 +135,183 @@ class Card:
 
 
 def view_of(env: DigestEnvironment, paper: Paper) -> PaperView:
-    return env.remember(("view", paper.id, paper.updated_at), lambda: paper_view(paper))
+    return paper_card(env, paper).view
+
+
+class MarkedText(Marks):
+    """A title or summary with the spans a subscriber's terms cover."""
+
+    __slots__ = ("source", "spans")
+
+    def __init__(self, source: EscapedText, spans: list[tuple[int, int]]) -> None:
+        self.source, self.spans = source, spans
+
+    def parts(self) -> list[Part]:
+        return parts_at(self.source.text, self.spans)
+
+    def render(self, hole: Hole) -> str:
+        return self.source.render(self.spans, hole)
+
+
+class MarkedAuthors(Marks):
+    """A paper's author line with the followed authors marked; rendered once per
+    (paper, marked names, hole), since most subscribers mark none."""
+
+    __slots__ = ("card", "named")
+
+    def __init__(self, card: PaperCard, named: tuple[int, ...]) -> None:
+        self.card, self.named = card, named
+
+    def parts(self) -> list[Part]:
+        parts = self.card.author_lines.get(self.named)
+        if parts is None:
+            parts = author_parts_marked(self.card.paper.authors, set(self.named))
+            self.card.author_lines[self.named] = parts
+        return parts
+
+    def render(self, hole: Hole) -> str:
+        key = (self.named, hole)
+        shown = self.card.author_lines.get(key)
+        if shown is None:
+            shown = self.card.author_lines[key] = hole.fill(self.parts())
+        return shown
+
+
+class PaperCard:
+    """What one run knows about a paper, whoever it is shown to: its fields made
+    readable, its title and summary analysed (and escaped) once, its authors'
+    names analysed, its card as patterns learned from the templates."""
+
+    __slots__ = (
+        "paper", "view", "title", "summary", "authors", "author_lines",
+        "_title_text", "_summary_text", "_patterns",
+    )  # fmt: skip
+
+    def __init__(self, paper: Paper) -> None:
+        self.paper = paper
+        self.view = paper_view(paper)
+        self.title = TextSpans(self.view.title)
+        self.summary = TextSpans(self.view.summary)
+        self.authors = AuthorNames(paper.authors)
+        self.author_lines: dict[Any, Any] = {}
+        self._title_text = EscapedText(self.view.title)
+        self._summary_text = EscapedText(self.view.summary)
+        self._patterns: dict[bool, tuple[CardPattern, CardPattern] | None] = {}
+
+    def values(self, match: Match | None, why: str) -> dict[str, Any]:
+        """The subscriber-dependent part of the card's context, from cached spans."""
+        hits = match is not None and bool(match.hits)
+        labels = text_labels(match) if match is not None and hits else []
+        named = tuple(self.authors.named(author_labels(match))) if hits else ()
+        return {
+            WHY: why,
+            "title_parts": MarkedText(self._title_text, self.title.spans(labels)),
+            # the followed author is always on the line, marked, however long the list
+            "author_parts": MarkedAuthors(self, named),
+            "summary_parts": MarkedText(self._summary_text, self.summary.spans(labels)),
+        }
+
+    def patterns(
+        self, env: DigestEnvironment, with_why: bool
+    ) -> tuple[CardPattern, CardPattern] | None:
+        """The (HTML, text) patterns of this paper's card, learned from the templates
+        and checked against a direct render; None when they cannot reproduce it."""
+        if with_why not in self._patterns:
+            self._patterns[with_why] = self._learn(env, with_why)
+        return self._patterns[with_why]
+
+    def _learn(
+        self, env: DigestEnvironment, with_why: bool
+    ) -> tuple[CardPattern, CardPattern] | None:
+        html, text = _render_both(env, {"paper": self.view, **probe_context(with_why)})
+        html_pattern, text_pattern = CardPattern.learn(html), CardPattern.learn(text)
+        if html_pattern is None or text_pattern is None:
+            return None
+        sample = self._sample(with_why)
+        if (html_pattern.fill(sample), text_pattern.fill(sample)) != _render_both(
+            env, {"paper": self.view, **_as_parts(sample)}
+        ):
+            return None
+        return html_pattern, text_pattern
+
+    def _sample(self, with_why: bool) -> dict[str, Any]:
+        """Values with marked pieces in every field (and text to escape), to check a
+        pattern against the template itself."""
+
+        def marked(source: EscapedText, spans: TextSpans) -> MarkedText:
+            found = spans.found
+            picks = [found[0], found[-1]] if len(found) > 2 else found[:1]
+            return MarkedText(source, sorted({(s, e) for _, _, s, e in picks}))
+
+        return {
+            WHY: 'matched: <sample> & "check"' if with_why else "",
+            "title_parts": marked(self._title_text, self.title),
+            "author_parts": MarkedAuthors(self, (0, len(self.paper.authors) - 1)),
+            "summary_parts": marked(self._summary_text, self.summary),
+        }
+
+
+def paper_card(env: DigestEnvironment, paper: Paper) -> PaperCard:
+    return env.paper_state((paper.id, paper.updated_at), lambda: PaperCard(paper))
 
 
 def make_card(
     env: DigestEnvironment, paper: Paper, match: Match | None, terms: tuple[str, ...]
 ) -> Card:
+    if not env.splice_cards:
+        return render_card(env, paper, match)
     why = match.why() if match else ""
     key = ("card", paper.id, paper.updated_at, terms, why)
     try:
         return env.cache[key]
     except KeyError:
-        return env.remember(key, lambda: _render_card(env, paper, match, why))
+        return env.remember(key, lambda: _spliced_card(env, paper, match, why))
 
 
-def _render_card(env: DigestEnvironment, paper: Paper, match: Match | None, why: str) -> Card:
-    view = view_of(env, paper)
+def _spliced_card(env: DigestEnvironment, paper: Paper, match: Match | None, why: str) -> Card:
+    state = paper_card(env, paper)
+    values = state.values(match, shorten(clean(why, WHY_LIMIT * 2), WHY_LIMIT))
+    patterns = state.patterns(env, bool(values[WHY]))
+    if patterns is None:
+        html, text = _render_both(env, {"paper": state.view, **_as_parts(values)})
+    else:
+        html, text = patterns[0].fill(values), patterns[1].fill(values)
+    return _card(html, text, env.card_codec)
+
+
+def _as_parts(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with part lists, as the templates take them."""
+    return {k: v.parts() if isinstance(v, Marks) else v for k, v in values.items()}
+
+
+def render_card(env: DigestEnvironment, paper: Paper, match: Match | None) -> Card:
+    """The card rendered straight from the templates, nothing precomputed: the
+    reference the spliced cards must equal byte for byte."""
+    view = paper_view(paper)
+    why = match.why() if match else ""
     context = {
         "paper": view,
         "why": shorten(clean(why, WHY_LIMIT * 2), WHY_LIMIT),
         "title_parts": highlight_parts(view.title, match),
-        # the followed author is always on the line, marked, however long the list
         "author_parts": author_parts(paper.authors, match),
         "summary_parts": highlight_parts(view.summary, match),
     }
+    return _card(*_render_both(env, context), None)
+
+
+def _render_both(env: DigestEnvironment, context: dict[str, Any]) -> tuple[str, str]:
+    """The card's HTML and text templates rendered with `context`, unstripped."""
     try:
-        html = load_template(env, "partials/card.html").render(context).strip()
-        text = load_template(env, "partials/card.txt").render(context).strip("\n")
+        html = load_template(env, "partials/card.html").render(context)
+        text = load_template(env, "partials/card.txt").render(context)
     except Exception as exc:  # any error inside a template: name the file and line
         if type(exc).__module__.startswith("digest"):
             raise
         raise describe_render_error(exc, "partials/card") from None
-    card_html, card_text = CardSlot.of(f"\n{html}\n"), CardSlot.of(text)
+    return html, text
+
+
+def _card(html: str, text: str, codec: LineCodec | None) -> Card:
+    card_html = CardSlot.of(f"\n{html.strip()}\n", codec)
+    card_text = CardSlot.of(text.strip("\n"), codec)
     return Card(card_html, card_text, len(card_html.rest_qp) + len(card_text.rest_qp) + 80)

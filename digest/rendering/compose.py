@@ -15,6 +15,7 @@ from markupsafe import Markup
 from digest.config import Settings
 from digest.errors import InputError
 from digest.matching import Hit, Match, readable_terms
+from digest.matching.highlight import TextAnalysis
 from digest.models import Paper
 from digest.rendering.cards import Card, CardSlot, make_card, view_of
 from digest.rendering.encoding import (
@@ -100,11 +101,14 @@ def subscriber_links(
     return links
 
 
-def topics_of(items: Sequence[Item], limit: int = 3) -> list[str]:
+def topics_of(
+    items: Sequence[Item], limit: int = 3, analysis: TextAnalysis | None = None
+) -> list[str]:
     """The first `limit` distinct things the digest matched, in words a reader uses:
-    topic titles, "agents" for `agent*`, "papers by Yann LeCun", never query syntax."""
+    topic titles, "agents" for `agent*`, "papers by Yann LeCun", never query syntax.
+    `analysis` (the run's) keeps each paper's text analysed once for all digests."""
     found = [(i.match, i.paper) for i in items[:MAX_ITEMS] if i.match]
-    return [shorten(clean(t, 200), 60) for t in readable_terms(found, limit)]
+    return [shorten(clean(t, 200), 60) for t in readable_terms(found, limit, analysis)]
 
 
 def make_subject(
@@ -169,7 +173,7 @@ def render_digest(
             break
         cards.append(card)
         spent += card.cost
-    topics = topics_of(items, 5)
+    topics = topics_of(items, 5, env.analysis)
     context: dict[str, Any] = {
         "edition": edition,
         "date_label": f"{edition:%A} {edition.day} {edition:%B %Y}",

@@ -32,6 +32,7 @@ from jinja2 import (
 
 from digest.config import Settings
 from digest.errors import DigestError
+from digest.matching.highlight import TextAnalysis
 from digest.rendering.encoding import LineCodec
 from digest.rendering.filters import register as register_filters
 
@@ -129,15 +130,37 @@ class InliningLoader(BaseLoader):
 
 
 class DigestEnvironment(Environment):
-    """A Jinja environment that also holds the caches of one rendering run: the
-    per-paper cards that are the same for every subscriber with the same reason."""
+    """A Jinja environment that also holds the caches of one rendering run: what is
+    known about each paper (analysed text, its card as a pattern), the cards that
+    are the same for every subscriber with the same terms, the papers' texts
+    analysed for subjects, and the encoded lines every message shares. Each is
+    bounded, so memory follows the papers of a run, not its subscribers."""
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
         self.cache: dict[Any, Any] = {}
-        self.cache_limit = 50_000
+        self.cache_limit = 10_000
+        self.papers: dict[Any, Any] = {}
+        self.papers_limit = 20_000
+        self.analysis = TextAnalysis()
         self.codec = LineCodec()
+        self.card_codec = LineCodec(50_000)
+        # False renders every card straight from its templates (the reference the
+        # spliced cards are tested against, byte for byte).
+        self.splice_cards = True
+
+    def paper_state(self, key: Any, make: Callable[[], Any]) -> Any:
+        """`make()` once per paper key (id and version), kept apart from the cards so
+        that dropping a full card cache never drops the per-paper work."""
+        try:
+            return self.papers[key]
+        except KeyError:
+            pass
+        if len(self.papers) >= self.papers_limit:
+            self.papers.clear()
+        value = self.papers[key] = make()
+        return value
 
     def remember(self, key: Any, make: Callable[[], Any]) -> Any:
         """`make()` once per key; the cache is dropped whole when it grows too big,

@@ -4,7 +4,7 @@ template and autoescaping covers every piece."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 from markupsafe import Markup, escape
@@ -22,13 +22,20 @@ class Part(NamedTuple):
 
 
 def highlight_parts(text: str, match: Match | None) -> list[Part]:
-    """`text` cut at the spans `digest.matching.highlight_spans` reports; spans
-    outside the text, empty or overlapping are ignored."""
+    """`text` cut at the spans `digest.matching.highlight_spans` reports."""
     if match is None or not match.hits or not text:
         return [Part(text, False)] if text else []
+    return parts_at(text, highlight_spans(text, match))
+
+
+def parts_at(text: str, spans: Sequence[tuple[int, int]]) -> list[Part]:
+    """`text` cut at `spans` (sorted); spans outside the text, empty or overlapping
+    are ignored."""
+    if not text:
+        return []
     parts: list[Part] = []
     pos = 0
-    for start, end in highlight_spans(text, match):
+    for start, end in spans:
         if start < pos or end > len(text) or start >= end:
             continue
         if start > pos:
@@ -49,6 +56,13 @@ def author_parts(
     `Mido Assran, Adrien Bardes, David Fan ... Yann LeCun, +25`. Without a matched
     author beyond the first names it reads as before: `A, B, C ... +12`."""
     marked = set(matched_authors(authors, match)) if match is not None else set()
+    return author_parts_marked(authors, marked, keep, total_limit)
+
+
+def author_parts_marked(
+    authors: Sequence[str], marked: Collection[int], keep: int = 3, total_limit: int = 5
+) -> list[Part]:
+    """`author_parts` with the matched positions already known."""
     if len(authors) <= total_limit:
         shown = list(range(len(authors)))
     else:

@@ -76,6 +76,7 @@ from digest.store.sources import get_source_state, list_source_states, save_sour
 from digest.store.status import delivery_status, row_counts
 from digest.store.subscribers import (
     add_subscriber,
+    add_subscribers,
     delete_subscriber,
     get_subscriber,
     list_subscribers,
@@ -100,6 +101,7 @@ __all__ = [
     "add_missing_columns",
     "add_rate_event",
     "add_subscriber",
+    "add_subscribers",
     "commit_rows",
     "count_rate_events",
     "current_revision",

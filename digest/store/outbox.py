@@ -102,13 +102,14 @@ def _owner_is_dead(owner: str, me: str) -> bool:
     return False
 
 
-def release_dead_leases(engine: Engine, me: str) -> int:
-    """Make rows held by a dead sender on this machine claimable now."""
+def release_dead_leases(engine: Engine, me: str, status: str = DigestStatus.SENDING) -> int:
+    """Make rows in `status` (sending; or building, for claims) held by a dead process
+    on this machine claimable now."""
     now = utcnow()
     with engine.begin() as conn:
         owners = conn.execute(
             select(_T.c.lease_owner)
-            .where(_T.c.status == DigestStatus.SENDING)
+            .where(_T.c.status == status)
             .where(_T.c.lease_until >= now)
             .distinct()
         ).scalars()
@@ -116,7 +117,10 @@ def release_dead_leases(engine: Engine, me: str) -> int:
         if not dead:
             return 0
         return conn.execute(
-            update(_T).where(_T.c.lease_owner.in_(dead)).values(lease_until=None)
+            update(_T)
+            .where(_T.c.status == status)
+            .where(_T.c.lease_owner.in_(dead))
+            .values(lease_until=None)
         ).rowcount
 
 

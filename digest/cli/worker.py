@@ -1,0 +1,60 @@
+"""`digest worker`: build and send due editions until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from digest import pipeline
+from digest.cli.base import _engine, _say, _settings, app, err
+from digest.logs import configure_logging
+from digest.pipeline.worker import work_until_stopped
+
+
+@app.command()
+def worker(
+    interval: Annotated[
+        float,
+        typer.Option("--interval", min=0.1, max=86400, help="Seconds between passes."),
+    ] = 60.0,
+    fetch: Annotated[
+        bool, typer.Option("--fetch/--no-fetch", help="Fetch sources at each pass too.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each pass's report as one JSON line.")
+    ] = False,
+) -> None:
+    """Run until SIGTERM or SIGINT: every --interval seconds, build the digests that
+    came due and send the outbox. Start as many as you like, on one machine or many,
+    against one PostgreSQL database: each digest is built by exactly one of them, and
+    a worker killed mid-edition leaves its share to the others after DIGEST_LEASE_SECONDS.
+    On a signal, the pass in flight finishes what it claimed, then the worker exits 0."""
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    engine = _engine(settings)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():  # a second signal: the operator means it
+            raise SystemExit(130)
+        err.print(f"{signal.Signals(signum).name}: finishing the current pass, then exiting")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+    def _report(report: pipeline.RunReport) -> None:
+        data = report.to_json()
+        if as_json:
+            sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        elif report.build.done or report.send.sent or report.send.failed:
+            counts = ("built", "empty", "nothing_new", "failed", "already", "sent", "retrying")
+            typer.echo(" ".join(f"{k}={data[k]}" for k in counts))
+
+    work_until_stopped(engine, settings, stop, interval, fetch, _report, _say)

@@ -1,0 +1,278 @@
+"""Building one chunk of an edition: match, render, commit.
+
+A chunk is a list of claims (outbox rows in `building`, see `digest.store.claims`).
+`EditionBuilder` holds what every chunk of one edition shares, made once per process
+and per edition, never per chunk: the engine, the renderer, the ranking weights, and
+the papers (with their keyword index) per watermark. It runs in the `digest run`
+process itself or in a worker process of the build pool (`digest.pipeline.pool`);
+either way it commits its own chunk, so only counts travel back.
+
+Every rendering call goes through `render_row`, the one place the renderer is used.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from digest import store
+from digest.config import Settings
+from digest.errors import InputError
+from digest.logs import log_event
+from digest.matching import IndexedPapers, Match, Weights, profile_of, rank
+from digest.models import Paper
+from digest.rendering import EditionRenderer, Item
+from digest.states import DigestStatus
+from digest.store import Engine
+from digest.store.claims import Built, Claim, SubscriberRow, finish, subscriber_rows
+
+log = logging.getLogger(__name__)
+
+PAPER_SETS_KEPT = 4  # paper sets (one per distinct watermark) a builder keeps
+
+
+@dataclass
+class BuildReport:
+    built: int = 0
+    empty: int = 0
+    already: int = 0
+    nothing_new: int = 0  # empty editions sent anyway, to subscribers with notify_empty
+    failed: int = 0  # digests that could not be built (recorded as failed, not sent)
+    errors: list[str] = field(default_factory=list)
+    previews: list[tuple[str, bytes]] = field(default_factory=list)
+    chunks: int = 0
+    taken_over: int = 0  # claims of a dead or expired process this one built
+
+    def add(self, other: BuildReport) -> None:
+        self.built += other.built
+        self.empty += other.empty
+        self.already += other.already
+        self.nothing_new += other.nothing_new
+        self.failed += other.failed
+        self.errors.extend(other.errors[: max(0, 100 - len(self.errors))])
+        self.previews.extend(other.previews)
+        self.chunks += other.chunks
+        self.taken_over += other.taken_over
+
+    @property
+    def done(self) -> int:
+        """Digests this process wrote, whatever their status."""
+        return self.built + self.empty + self.nothing_new + self.failed
+
+
+@dataclass(frozen=True)
+class EditionPlan:
+    """What every chunk of one edition shares; small and picklable (sent to workers).
+
+    `top` is the newest paper seq the edition covers; `first_seq` is where a
+    subscriber with no digest yet starts; `owner` is the lease owner of the claims."""
+
+    settings: Settings
+    now: datetime
+    top: int
+    first_seq: int
+    owner: str
+    dry_run: bool = False
+
+
+@dataclass
+class RenderedRow:
+    message_id: str
+    subject: str
+    message: bytes
+    paper_ids: list[str]
+
+
+def make_renderer(settings: Settings) -> EditionRenderer:
+    """The per-edition renderer: made once per process and edition."""
+    return EditionRenderer(settings)
+
+
+def render_row(
+    renderer: EditionRenderer,
+    sub: SubscriberRow,
+    matches: Sequence[Match],
+    by_id: dict[str, Paper],
+    edition: str,
+) -> RenderedRow:
+    """One subscriber's digest as MIME bytes: the only rendering call of an edition.
+    Raises InputError for data a message cannot carry (that digest fails alone)."""
+    day = date.fromisoformat(edition)
+    items = [Item(by_id[m.paper_id], m) for m in matches if m.paper_id in by_id]
+    rendered = renderer.render(sub.email, items, day, f"{sub.id}:{edition}", sub.keywords)
+    if not items:  # notify_empty: a short "nothing new" note instead of silence
+        rendered.subject = f"Nothing new for your profile - {day.strftime('%d %b').lstrip('0')}"
+    msg = renderer.message(sub.email, rendered)
+    return RenderedRow(
+        str(msg["Message-ID"]), rendered.subject, msg.as_bytes(), [i.paper.id for i in items]
+    )
+
+
+class EditionBuilder:
+    """Builds chunks of one edition (see the module docstring)."""
+
+    def __init__(self, plan: EditionPlan, engine: Engine) -> None:
+        self.plan = plan
+        self.engine = engine
+        self.settings = plan.settings
+        self.weights = Weights.from_settings(plan.settings)
+        self.renderer = make_renderer(plan.settings)
+        self._papers: OrderedDict[int, tuple[IndexedPapers, dict[str, Paper]]] = OrderedDict()
+
+    def papers(self, start: int) -> tuple[IndexedPapers, dict[str, Paper]]:
+        """The papers after `start` up to the edition's top, indexed once and kept for
+        the next chunks (most subscribers share one watermark)."""
+        got = self._papers.get(start)
+        if got is None:
+            papers = store.papers_after(self.engine, start, self.plan.top)
+            got = self._papers[start] = (IndexedPapers(papers), {p.id: p for p in papers})
+            while len(self._papers) > PAPER_SETS_KEPT:
+                self._papers.popitem(last=False)
+        else:
+            self._papers.move_to_end(start)
+        return got
+
+    def build_claims(self, claims: Sequence[Claim]) -> BuildReport:
+        """Read the claimed subscribers (their watermark as it is now), build, commit."""
+        rows = subscriber_rows(self.engine, [c.subscriber_id for c in claims])
+        # A subscriber deleted since the claim took its claimed row with it.
+        pairs = [
+            (rows[c.subscriber_id], c.edition, c.digest_id)
+            for c in claims
+            if c.subscriber_id in rows
+        ]
+        return self.build(pairs)
+
+    def build(self, pairs: Sequence[tuple[SubscriberRow, str, int]]) -> BuildReport:
+        """Build (subscriber, edition, digest id) triples; commit unless a dry run."""
+        report = BuildReport(chunks=1)
+        built: list[Built] = []
+        groups: dict[int, list[tuple[SubscriberRow, str, int]]] = defaultdict(list)
+        for triple in pairs:
+            seq = triple[0].last_paper_seq
+            groups[seq if seq is not None else self.plan.first_seq].append(triple)
+        for start, group in groups.items():
+            papers, by_id = self.papers(start)
+            results = self._rank(group, papers, built, start)
+            for sub, edition, digest_id in group:
+                matches = results.get(sub.id)
+                if matches is None:
+                    continue  # its profile failed: already recorded as failed
+                built.append(self._one(sub, edition, digest_id, start, matches, by_id, report))
+        if self.plan.dry_run:
+            return _counted(report, built)
+        kept = finish(self.engine, built, self.plan.owner, self.plan.now)
+        return _counted(report, [b for b in built if b.digest_id in kept])
+
+    def _rank(
+        self,
+        group: Sequence[tuple[SubscriberRow, str, int]],
+        papers: IndexedPapers,
+        built: list[Built],
+        start: int,
+    ) -> dict[int, list[Match]]:
+        """Every subscriber's matches; a profile that cannot be read or ranked fails
+        that subscriber alone (recorded as failed, their papers kept for later)."""
+        profiles = {}
+        for sub, edition, digest_id in group:
+            try:
+                profiles[sub.id] = profile_of(sub)
+            except Exception as exc:
+                built.append(self._failed(sub, edition, digest_id, start, "profile", exc))
+        try:
+            return rank(profiles, papers, self.weights)
+        except Exception:
+            log.debug("ranking a chunk failed; ranking its profiles one by one", exc_info=True)
+        results: dict[int, list[Match]] = {}
+        by_sub = {sub.id: (sub, edition, digest_id) for sub, edition, digest_id in group}
+        for key, profile in profiles.items():
+            try:
+                results.update(rank({key: profile}, papers, self.weights))
+            except Exception as exc:
+                sub, edition, digest_id = by_sub[key]
+                built.append(self._failed(sub, edition, digest_id, start, "profile", exc))
+        return results
+
+    def _failed(
+        self,
+        sub: SubscriberRow,
+        edition: str,
+        digest_id: int,
+        start: int,
+        what: str,
+        exc: Exception,
+    ) -> Built:
+        reason = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        log_event(
+            log, "digest.failed", logging.WARNING, subscriber=sub.id, stage=what, error=reason[:300]
+        )
+        return Built(
+            digest_id,
+            sub.id,
+            DigestStatus.FAILED,
+            start,
+            self.plan.top,
+            [],
+            {},
+            last_error=f"{what}: {reason}"[:500],
+            recipient=sub.email,
+        )
+
+    def _one(
+        self,
+        sub: SubscriberRow,
+        edition: str,
+        digest_id: int,
+        start: int,
+        matches: list[Match],
+        by_id: dict[str, Paper],
+        report: BuildReport,
+    ) -> Built:
+        explanations = {m.paper_id: m.to_json() for m in matches}
+        row = Built(
+            digest_id,
+            sub.id,
+            DigestStatus.EMPTY,
+            start,
+            self.plan.top,
+            [],
+            explanations,
+            recipient=sub.email,
+        )
+        if not matches and not sub.notify_empty:
+            return row
+        try:
+            rendered = render_row(self.renderer, sub, matches, by_id, edition)
+        except InputError as exc:
+            # One subscriber's bad data (an address a message cannot carry) fails that
+            # digest alone, visibly, and keeps their papers for later.
+            row.status, row.last_error = DigestStatus.FAILED, str(exc)[:500]
+            return row
+        row.status = DigestStatus.PENDING
+        row.message_id, row.subject, row.message = (
+            rendered.message_id,
+            rendered.subject,
+            rendered.message,
+        )
+        row.paper_ids = rendered.paper_ids
+        if self.plan.dry_run:
+            report.previews.append((sub.email, rendered.message))
+        return row
+
+
+def _counted(report: BuildReport, rows: Sequence[Built]) -> BuildReport:
+    """The report of what was written (or, in a dry run, would have been)."""
+    for b in rows:
+        if b.status == DigestStatus.FAILED:
+            report.failed += 1
+            report.errors.append(f"{b.recipient}: {b.last_error}")
+        elif b.status == DigestStatus.EMPTY:
+            report.empty += 1
+        elif b.paper_ids:
+            report.built += 1
+        else:
+            report.nothing_new += 1
+    return report

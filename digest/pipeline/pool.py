@@ -1,0 +1,102 @@
+"""Where chunks are built: in this process, or in a pool of worker processes (both
+cores, or however many DIGEST_BUILD_WORKERS says).
+
+Workers are started with `spawn` (a clean interpreter: no copy of this process's
+threads, database connections or sender loop). Each worker keeps one
+`EditionBuilder` for the edition it is working on, so the engine, renderer and
+indexed papers are made once per process and per edition, not once per chunk; a
+chunk travels there as a list of claims and comes back as a `BuildReport` (the
+worker commits its chunk itself, so rendered messages never cross processes).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from types import TracebackType
+from typing import TypeVar
+
+from digest import store
+from digest.config import Settings
+from digest.pipeline.build import BuildReport, EditionBuilder, EditionPlan
+from digest.store import Engine
+from digest.store.claims import Claim, SubscriberRow
+
+T = TypeVar("T")
+
+# The builder of the edition this worker process is on: per process by design (a
+# worker serves one `digest run` at a time), replaced when a new edition's plan comes.
+_worker_builder: EditionBuilder | None = None
+
+
+def _build_in_worker(plan: EditionPlan, claims: Sequence[Claim]) -> BuildReport:
+    global _worker_builder
+    if _worker_builder is None or _worker_builder.plan != plan:
+        if _worker_builder is not None:
+            _worker_builder.engine.dispose()
+        _worker_builder = EditionBuilder(plan, store.make_engine(plan.settings.database_url))
+    return _worker_builder.build_claims(claims)
+
+
+def build_workers(settings: Settings, subscribers: int) -> int:
+    """How many processes build: DIGEST_BUILD_WORKERS (0: one per CPU), and just this
+    one for an edition that fits in one chunk (starting processes would cost more)."""
+    wanted = settings.build_workers or os.cpu_count() or 1
+    if subscribers <= settings.edition_chunk:
+        return 1
+    return max(1, wanted)
+
+
+class ChunkRunner:
+    """Builds chunks in this process (`workers == 1`) or in a process pool; used as a
+    context manager so the pool is always shut down."""
+
+    def __init__(self, plan: EditionPlan, engine: Engine, workers: int) -> None:
+        self.plan = plan
+        self.workers = workers
+        self.local = EditionBuilder(plan, engine) if workers <= 1 or plan.dry_run else None
+        self.pool: Executor | None = None
+        if self.local is None:
+            self.pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            )
+
+    def __enter__(self) -> ChunkRunner:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=exc is not None)
+
+    @property
+    def ahead(self) -> int:
+        """Chunks to have submitted at once: one more than the workers, so none idles."""
+        return self.workers + 1 if self.pool is not None else 1
+
+    def submit(self, claims: Sequence[Claim]) -> Future[BuildReport]:
+        if self.pool is not None:
+            return self.pool.submit(_build_in_worker, self.plan, list(claims))
+        assert self.local is not None
+        return _done(self.local.build_claims, claims)
+
+    def preview(self, pairs: Sequence[tuple[SubscriberRow, str, int]]) -> Future[BuildReport]:
+        """A dry run's chunk: built here, nothing claimed or written."""
+        assert self.local is not None
+        return _done(self.local.build, pairs)
+
+
+def _done(fn: Callable[[T], BuildReport], arg: T) -> Future[BuildReport]:
+    """Run here and now, answered as a pool would answer."""
+    future: Future[BuildReport] = Future()
+    try:
+        future.set_result(fn(arg))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future

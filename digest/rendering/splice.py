@@ -1,0 +1,161 @@
+"""A paper's card rendered once, with holes where each subscriber's highlights go.
+
+What differs between two subscribers' cards of one paper is the reason (`why`) and
+which words of the title, author line and summary are marked. So the card templates
+(whichever a designer put in `DIGEST_TEMPLATES_DIR`) are rendered once per paper
+with markers in those places: each parts list is three marker pieces, the middle one
+a hit, which shows what the template writes around a marked piece and whether it
+escapes the text. The result is a `CardPattern`: literal text and holes. Filling the
+holes with a subscriber's parts is string joining, no template and no tokenising.
+
+A template that does something a pattern cannot express (shows only some parts,
+changes their text with a filter, treats a piece by its position) gives no pattern,
+or one that fails the check against a direct render (`CardPattern.learn` callers
+compare once per paper); the card is then rendered directly, as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from markupsafe import escape
+
+from digest.rendering.highlight import Part
+
+# Placeholders never met in real text: every field shown is cleaned of control
+# characters first (text.clean), and URLs with them are dropped (text.safe_url).
+_MARKER_RE = re.compile("\x00([WTAS])([0-2]?)(<|&lt;)\x00")
+PARTS_FIELDS = {"T": "title_parts", "A": "author_parts", "S": "summary_parts"}
+WHY = "why"
+
+
+def _marker(code: str, i: int | str = "") -> str:
+    return f"\x00{code}{i}<\x00"
+
+
+def probe_context(with_why: bool) -> dict[str, object]:
+    """The subscriber-dependent values of a card's context, as markers."""
+    context: dict[str, object] = {WHY: _marker("W") if with_why else ""}
+    for code, name in PARTS_FIELDS.items():
+        context[name] = [Part(_marker(code, i), i == 1) for i in range(3)]
+    return context
+
+
+@dataclass(frozen=True)
+class Hole:
+    """Where a subscriber's value goes: `field` (a context name), whether the
+    template escaped it, and what it writes around a marked piece."""
+
+    field: str
+    escaped: bool
+    hit_open: str = ""
+    hit_close: str = ""
+
+    def fill(self, value: str | Sequence[Part] | Marks) -> str:
+        esc = _escaped if self.escaped else _plain
+        if isinstance(value, str):
+            return esc(value)
+        if isinstance(value, Marks):
+            return value.render(self)
+        return "".join(
+            f"{self.hit_open}{esc(text)}{self.hit_close}" if hit else esc(text)
+            for text, hit in value
+        )
+
+
+class Marks:
+    """A value that fills a parts hole by itself (faster than a list of parts) and
+    gives the same parts for a direct render."""
+
+    def parts(self) -> list[Part]:
+        raise NotImplementedError
+
+    def render(self, hole: Hole) -> str:
+        raise NotImplementedError
+
+
+class EscapedText:
+    """A text with its HTML-escaped form and where each character starts in it, so
+    any span is escaped by slicing: marking N words costs N slices, not N escapes."""
+
+    __slots__ = ("text", "html", "_offsets")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.html = str(escape(text))
+        self._offsets: list[int] | None = None
+        if len(self.html) != len(text):
+            self._offsets = offsets = [0]
+            for ch in text:
+                offsets.append(offsets[-1] + len(escape(ch)))
+
+    def render(self, spans: Sequence[tuple[int, int]], hole: Hole) -> str:
+        """`text` with `spans` (sorted; bad ones skipped, as `parts_at` does) marked
+        the way `hole` marks a hit."""
+        text = self.text
+        out = self.html if hole.escaped else text
+        offsets = self._offsets if hole.escaped else None
+        pieces: list[str] = []
+        pos = 0
+        for start, end in spans:
+            if start < pos or end > len(text) or start >= end:
+                continue
+            a, b, c = (offsets[pos], offsets[start], offsets[end]) if offsets else (pos, start, end)
+            pieces += (out[a:b], hole.hit_open, out[b:c], hole.hit_close)
+            pos = end
+        pieces.append(out[offsets[pos] if offsets else pos :])
+        return "".join(pieces)
+
+
+def _escaped(text: str) -> str:
+    return str(escape(text))
+
+
+def _plain(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class CardPattern:
+    """A rendered card as literal text and holes."""
+
+    pieces: tuple[str | Hole, ...]
+
+    def fill(self, values: Mapping[str, str | Sequence[Part]]) -> str:
+        return "".join(
+            piece if isinstance(piece, str) else piece.fill(values[piece.field])
+            for piece in self.pieces
+        )
+
+    @classmethod
+    def learn(cls, rendered: str) -> CardPattern | None:
+        """The pattern of a card rendered with `probe_context`, or None when the
+        template did not write the markers the way a pattern can reproduce."""
+        pieces: list[str | Hole] = []
+        found = list(_MARKER_RE.finditer(rendered))
+        pos = k = 0
+        while k < len(found):
+            m = found[k]
+            code, index, escaped = m.group(1), m.group(2), m.group(3) != "<"
+            pieces.append(rendered[pos : m.start()])
+            if code == "W" and not index:
+                pieces.append(Hole(WHY, escaped))
+                pos, k = m.end(), k + 1
+                continue
+            three = found[k : k + 3]
+            if code == "W" or len(three) < 3:
+                return None
+            if [(t.group(1), t.group(2), t.group(3)) for t in three] != [
+                (code, str(i), m.group(3)) for i in range(3)
+            ]:
+                return None
+            hit_open = rendered[three[0].end() : three[1].start()]
+            hit_close = rendered[three[1].end() : three[2].start()]
+            pieces.append(Hole(PARTS_FIELDS[code], escaped, hit_open, hit_close))
+            pos, k = three[2].end(), k + 3
+        pieces.append(rendered[pos:])
+        if any(isinstance(p, str) and "\x00" in p for p in pieces):
+            return None
+        return cls(tuple(p for p in pieces if p != ""))

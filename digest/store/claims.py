@@ -1,0 +1,303 @@
+"""Claims: how N processes (on one machine or several, against one database) share
+an edition so that each subscriber's digest is built by exactly one of them.
+
+A claim is the subscriber's outbox row itself, inserted early in status `building`
+with a lease (`lease_owner`, `lease_until`). The unique (subscriber, edition) row
+makes it exactly-once: of two processes inserting the same row, one gets it and the
+other's insert does nothing (`INSERT ... ON CONFLICT DO NOTHING`; on PostgreSQL the
+second waits for the first to commit, then skips). Finishing a claim turns the row
+into pending (or empty, or failed) with its message and advances the subscriber's
+watermark, in one transaction, and only while the row is still leased to us. The
+sender never claims a `building` row. A process killed mid-edition leaves rows in
+`building`: another takes them over when their lease ends (at once when the owner
+was a process on this machine that no longer exists).
+
+Subscribers are read in keyset pages of small rows (`SubscriberRow`), never the
+whole table as ORM objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from digest.models import Digest, DigestMessage, Subscriber, utcnow
+from digest.states import DigestStatus, SubscriberStatus
+from digest.store.engine import table_of
+from digest.store.outbox import release_dead_leases
+
+_T = table_of(Digest)
+_S = table_of(Subscriber)
+_M = table_of(DigestMessage)
+
+
+@dataclass(slots=True)
+class SubscriberRow:
+    """What building a digest reads of a subscriber (a schedule and a profile row)."""
+
+    id: int
+    email: str
+    keywords: str
+    max_papers: int
+    min_score: float | None
+    timezone: str
+    send_at: str
+    frequency: str
+    weekday: str | None
+    notify_empty: bool
+    last_paper_seq: int | None
+
+
+_COLUMNS = (
+    _S.c.id,
+    _S.c.email,
+    _S.c.keywords,
+    _S.c.max_papers,
+    _S.c.min_score,
+    _S.c.timezone,
+    _S.c.send_at,
+    _S.c.frequency,
+    _S.c.weekday,
+    _S.c.notify_empty,
+    _S.c.last_paper_seq,
+)
+
+
+def active_page(engine: Engine, after_id: int, limit: int) -> list[SubscriberRow]:
+    """The next `limit` active subscribers with an id above `after_id` (keyset
+    pagination: each page is one indexed range read, whatever the table's size)."""
+    stmt = (
+        select(*_COLUMNS)
+        .where(_S.c.id > after_id)
+        .where(_S.c.status == SubscriberStatus.ACTIVE)
+        .order_by(_S.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [SubscriberRow(*r) for r in conn.execute(stmt)]
+
+
+def count_active(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).where(_S.c.status == SubscriberStatus.ACTIVE)
+        ).scalar_one()
+
+
+def subscriber_rows(engine: Engine, ids: Sequence[int]) -> dict[int, SubscriberRow]:
+    """Subscribers by id (read again at build time: their watermark is the truth)."""
+    out: dict[int, SubscriberRow] = {}
+    with engine.connect() as conn:
+        for i in range(0, len(ids), 900):
+            stmt = select(*_COLUMNS).where(_S.c.id.in_(list(ids[i : i + 900])))
+            out.update((r[0], SubscriberRow(*r)) for r in conn.execute(stmt))
+    return out
+
+
+# ---------------------------------------------------------------- claiming
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One outbox row in `building`, leased to us: whose digest, which edition."""
+
+    digest_id: int
+    subscriber_id: int
+    edition: str
+
+
+def _insert_ignoring_conflicts(engine: Engine) -> Any:
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(_T).on_conflict_do_nothing(index_elements=["subscriber_id", "edition"])
+
+
+def claim(
+    engine: Engine,
+    wanted: Iterable[tuple[SubscriberRow, str]],
+    owner: str,
+    lease_seconds: float,
+    now: datetime,
+) -> list[Claim]:
+    """Claim (subscriber, edition) pairs: insert their rows in `building`; those that
+    already had a row (built earlier, or claimed by another process) are skipped.
+    Returns the claims this call won, in subscriber order."""
+    rows = [
+        {
+            "subscriber_id": sub.id,
+            "edition": edition,
+            "status": DigestStatus.BUILDING,
+            "recipient": sub.email,
+            "paper_ids": [],
+            "explanations": {},
+            "paper_seq_from": 0,
+            "paper_seq_to": 0,
+            "created_at": now,
+            "attempts": 0,
+            "lease_owner": owner,
+            "lease_until": utcnow() + timedelta(seconds=lease_seconds),
+        }
+        for sub, edition in wanted
+    ]
+    if not rows:
+        return []
+    editions = {(r["subscriber_id"], r["edition"]) for r in rows}
+    with engine.begin() as conn:
+        conn.execute(_insert_ignoring_conflicts(engine), rows)
+        got = conn.execute(
+            select(_T.c.id, _T.c.subscriber_id, _T.c.edition)
+            .where(_T.c.subscriber_id.in_([r["subscriber_id"] for r in rows]))
+            .where(_T.c.status == DigestStatus.BUILDING)
+            .where(_T.c.lease_owner == owner)
+        ).all()
+    return sorted(
+        (Claim(i, s, e) for i, s, e in got if (s, e) in editions), key=lambda c: c.subscriber_id
+    )
+
+
+def take_over(
+    engine: Engine, owner: str, limit: int, lease_seconds: float, me: str | None = None
+) -> list[Claim]:
+    """Claim up to `limit` rows another process left in `building`: its lease ran out,
+    or (checked first) its owner was a process on this machine that no longer exists.
+    The sub-select skips rows another process is taking over right now (PostgreSQL's
+    SKIP LOCKED); the UPDATE checks again that each row is still free."""
+    now = utcnow()
+    release_dead_leases(engine, me or owner, DigestStatus.BUILDING)
+    free = (_T.c.status == DigestStatus.BUILDING) & or_(
+        _T.c.lease_until.is_(None), _T.c.lease_until < now
+    )
+    picked = select(_T.c.id).where(free).order_by(_T.c.subscriber_id).limit(limit)
+    if engine.dialect.name == "postgresql":
+        picked = picked.with_for_update(skip_locked=True)
+    with engine.begin() as conn:
+        got = conn.execute(
+            update(_T)
+            .where(_T.c.id.in_(picked.scalar_subquery()))
+            .where(free)
+            .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+            .returning(_T.c.id, _T.c.subscriber_id, _T.c.edition)
+        ).all()
+    return sorted((Claim(*r) for r in got), key=lambda c: c.subscriber_id)
+
+
+def renew(engine: Engine, owner: str, lease_seconds: float) -> None:
+    """Keep our `building` rows ours while their chunks are still being built."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(_T)
+            .where(_T.c.lease_owner == owner)
+            .where(_T.c.status == DigestStatus.BUILDING)
+            .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
+        )
+
+
+def count_building(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).where(_T.c.status == DigestStatus.BUILDING)
+        ).scalar_one()
+
+
+# ---------------------------------------------------------------- finishing
+
+
+@dataclass(slots=True)
+class Built:
+    """A claimed digest, built: what its outbox row becomes."""
+
+    digest_id: int
+    subscriber_id: int
+    status: str
+    paper_seq_from: int
+    paper_seq_to: int
+    paper_ids: list[str]
+    explanations: dict[str, Any]
+    message_id: str | None = None
+    subject: str | None = None
+    message: bytes | None = None
+    last_error: str | None = None
+    recipient: str = ""  # for the report's error lines (the claim stored the address)
+
+
+_FINISH = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        paper_seq_from=bindparam("b_from"),
+        paper_seq_to=bindparam("b_to"),
+        paper_ids=bindparam("b_paper_ids", type_=_T.c.paper_ids.type),
+        explanations=bindparam("b_explanations", type_=_T.c.explanations.type),
+        message_id=bindparam("b_message_id"),
+        subject=bindparam("b_subject"),
+        last_error=bindparam("b_error"),
+        lease_owner=None,
+        lease_until=None,
+    )
+)
+
+
+def finish(engine: Engine, built: Sequence[Built], owner: str, now: datetime) -> set[int]:
+    """Turn claimed rows into what was built, with their messages and the advanced
+    watermarks, in one transaction; only rows still leased to `owner` (a row taken
+    over after our lease ran out belongs to whoever took it). Returns their ids."""
+    if not built:
+        return set()
+    with engine.begin() as conn:
+        # The first statement writes, so SQLite takes its write lock here (no stale
+        # read snapshot to upgrade later), and PostgreSQL locks the rows we keep.
+        ours = set(
+            conn.execute(
+                update(_T)
+                .where(_T.c.id.in_([b.digest_id for b in built]))
+                .where(_T.c.lease_owner == owner)
+                .where(_T.c.status == DigestStatus.BUILDING)
+                .values(lease_until=now + timedelta(days=1))
+                .returning(_T.c.id)
+            ).scalars()
+        )
+        kept = [b for b in built if b.digest_id in ours]
+        if kept:
+            _write(conn, kept, now)
+    return ours
+
+
+def _write(conn: Connection, kept: list[Built], now: datetime) -> None:
+    conn.execute(
+        _FINISH,
+        [
+            {
+                "b_id": b.digest_id,
+                "b_status": b.status,
+                "b_from": b.paper_seq_from,
+                "b_to": b.paper_seq_to,
+                "b_paper_ids": b.paper_ids,
+                "b_explanations": b.explanations,
+                "b_message_id": b.message_id,
+                "b_subject": b.subject,
+                "b_error": b.last_error,
+            }
+            for b in kept
+        ],
+    )
+    messages = [{"digest_id": b.digest_id, "message": b.message} for b in kept if b.message]
+    if messages:
+        conn.execute(insert(_M), messages)
+    # A failed digest keeps its subscriber's watermark, so their papers wait.
+    by_top: dict[int, list[int]] = {}
+    for b in kept:
+        if b.status != DigestStatus.FAILED:
+            by_top.setdefault(b.paper_seq_to, []).append(b.subscriber_id)
+    for top, ids in by_top.items():
+        conn.execute(update(_S).where(_S.c.id.in_(ids)).values(last_paper_seq=top))
+    delivered = [
+        b.subscriber_id for b in kept if b.status not in (DigestStatus.FAILED, DigestStatus.EMPTY)
+    ]
+    if delivered:
+        conn.execute(update(_S).where(_S.c.id.in_(delivered)).values(last_digest_at=now))
