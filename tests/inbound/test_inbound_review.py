@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import email
 import json
-import subprocess
-import sys
 from email.policy import compat32
 
 import pytest
-from inbound_people import FIXTURES, PEOPLE, add_people, snapshot
+from inbound_people import FIXTURES, PEOPLE, add_people, run_inbound, snapshot
 
 from digest import store
 from digest.inbound import handle
@@ -24,21 +22,11 @@ def people(engine, settings) -> dict[str, int]:
     return add_people(engine, settings)
 
 
-def _inbound(env, data: bytes, *args: str | bytes) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "digest", "inbound", "--json", *args],
-        input=data,
-        env=env,
-        capture_output=True,
-        timeout=60,
-    )
-
-
 def test_an_envelope_sender_in_no_charset_is_logged_escaped_not_a_crash(env, engine, people):
     """Postfix hands `${sender}` as raw bytes; Python keeps undecodable ones as lone
     surrogates, which the event row (UTF-8) refused: a traceback and exit 1, and the
     MTA bounced the message to that (forged) sender."""
-    proc = _inbound(env, b"From: x@example.net\n\nhello\n", b"--sender", b"eve\xff@example.net")
+    proc = run_inbound(env, b"From: x@example.net\n\nhello\n", b"--sender", b"eve\xff@example.net")
     assert proc.returncode == 0, proc.stderr
     assert b"Traceback" not in proc.stderr
     assert json.loads(proc.stdout)["action"] == "ignored"
@@ -98,7 +86,7 @@ def test_a_bounce_detector_that_raises_leaves_one_json_line_not_a_traceback(env,
     logs the traceback itself, and it reached stderr as multi-line plain text."""
     token = make_mail_token(env["DIGEST_SECRET_KEY"], "bounce", people["ada"])
     message = f"To: bounces+{token}@papers.example\nFrom: \n\nhello\n".encode()
-    proc = _inbound({**env, "DIGEST_LOG_FORMAT": "json"}, message)
+    proc = run_inbound({**env, "DIGEST_LOG_FORMAT": "json"}, message)
     assert proc.returncode == 0, proc.stderr
     assert b"Traceback" not in proc.stderr
     lines = proc.stderr.decode().splitlines()
