@@ -16,7 +16,7 @@ from typing import Any
 from digest.matching import Match
 from digest.matching.highlight import AuthorNames, TextSpans, author_labels, text_labels
 from digest.models import Paper
-from digest.rendering.encoding import LineCodec, normalise_newlines, quoted_printable
+from digest.rendering.encoding import Chunk, LineCodec, chunk_of, normalise_newlines
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
 from digest.rendering.highlight import (
     Part,
@@ -96,32 +96,14 @@ def paper_view(paper: Paper) -> PaperView:
     )
 
 
-@dataclass(frozen=True)
-class CardSlot:
-    """Rendered text to splice into a page, with most of it already encoded.
-
-    Quoted-printable works line by line, so `rest` (which starts and ends with a
-    newline) is encoded once and reused in any message; `head` (the text before the
-    first newline) shares its line with the page around it and is encoded with it."""
-
-    head: str
-    rest: str
-    rest_qp: bytes
-
-    @classmethod
-    def of(cls, text: str, codec: LineCodec | None = None) -> CardSlot:
-        """`codec` (the run's) encodes line by line and remembers the lines cards
-        share; the bytes are the same as `quoted_printable`'s."""
-        text = normalise_newlines(text)
-        cut = text.find("\n")
-        head, rest = (text, "\n") if cut < 0 else (text[:cut], text[cut:])
-        if not rest.endswith("\n"):
-            rest += "\n"
-        return cls(head, rest, codec.encode(rest) if codec else quoted_printable(rest))
-
-    @property
-    def text(self) -> str:
-        return self.head + self.rest
+def card_chunk(text: str, codec: LineCodec | None = None) -> Chunk:
+    """Rendered card text to splice into a page, its whole lines encoded once: the
+    text before its first newline shares a line with the page around it (`head`), the
+    rest ends with a newline. `codec` (the run's) remembers the lines cards share."""
+    text = normalise_newlines(text)
+    chunk = chunk_of(text if text.endswith("\n") else text + "\n", codec)
+    assert isinstance(chunk, Chunk)  # it has a newline
+    return chunk
 
 
 @dataclass(frozen=True)
@@ -129,8 +111,8 @@ class Card:
     """A paper's rendered HTML and text, ready to splice, and what they add to the
     encoded message (for the size budget)."""
 
-    html: CardSlot
-    text: CardSlot
+    html: Chunk
+    text: Chunk
     cost: int
 
 
@@ -312,6 +294,6 @@ def _render_both(env: DigestEnvironment, context: dict[str, Any]) -> tuple[str, 
 
 
 def _card(html: str, text: str, codec: LineCodec | None) -> Card:
-    card_html = CardSlot.of(f"\n{html.strip()}\n", codec)
-    card_text = CardSlot.of(text.strip("\n"), codec)
-    return Card(card_html, card_text, len(card_html.rest_qp) + len(card_text.rest_qp) + 80)
+    card_html = card_chunk(f"\n{html.strip()}\n", codec)
+    card_text = card_chunk(text.strip("\n"), codec)
+    return Card(card_html, card_text, len(card_html.mid or b"") + len(card_text.mid or b"") + 80)

@@ -3,27 +3,28 @@ mailbox shows without clipping (Gmail clips past ~102 kB)."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from typing import Any
-
-from markupsafe import Markup
 
 from digest.config import Settings
 from digest.errors import InputError
 from digest.matching import Hit, Match, readable_terms
 from digest.matching.highlight import TextAnalysis
 from digest.models import Paper
-from digest.rendering.cards import Card, CardSlot, make_card, view_of
-from digest.rendering.encoding import (
-    encode_body,
-    header_text,
-    normalise_newlines,
-)
+from digest.rendering.cards import Card, make_card, view_of
+from digest.rendering.encoding import Chunk, encode_body, header_text, normalise_newlines
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
+from digest.rendering.frame import (
+    Shape,
+    card_marker,
+    encode_pieces,
+    joined,
+    learn_frame,
+    slotted,
+)
 from digest.rendering.text import clean, shorten
 from digest.tokens import (
     make_feedback_token,
@@ -174,9 +175,6 @@ def _render(env: DigestEnvironment, name: str, context: dict[str, Any]) -> str:
         raise describe_render_error(exc, name) from None
 
 
-_SLOT_RE = re.compile("\x00([0-9]+)\x00")
-
-
 def render_digest(
     env: DigestEnvironment,
     settings: Settings,
@@ -243,45 +241,50 @@ def _render_page(
     links: dict[str, str],
     total: int,
 ) -> RenderedDigest:
-    """The page is rendered with a slot for each card, then the cached cards (and
-    their cached encodings) are spliced into the slots."""
+    """The page with a slot for each card, filled from the pattern of its shape
+    (frame.py) or rendered directly; the cached cards (and their cached encodings)
+    go in the slots."""
     page = {
         **context,
         "feedback": context["feedback"][: len(cards)],
-        "cards": [Markup(f"\x00{i}\x00") for i in range(len(cards))],
+        "cards": [card_marker(i) for i in range(len(cards))],
         "shown": len(cards),
         "more": total - len(cards),
     }
-    html, html_qp = _splice(env, _render(env, "digest.html", page), [c.html for c in cards])
-    text, text_qp = _splice(env, _render(env, "digest.txt", page), [c.text for c in cards])
+    html = _page(env, "digest.html", page, [c.html for c in cards])
+    text = _page(env, "digest.txt", page, [c.text for c in cards])
     return RenderedDigest(
         subject,
-        html,
-        text,
+        joined(html),
+        joined(text),
         links,
         len(cards),
         total,
-        ("quoted-printable", html_qp),
-        ("quoted-printable", text_qp),
+        ("quoted-printable", encode_pieces(html, env.codec)),
+        ("quoted-printable", encode_pieces(text, env.codec)),
     )
 
 
-def _splice(env: DigestEnvironment, page: str, slots: list[CardSlot]) -> tuple[str, bytes]:
-    """`page` with each `\\x00N\\x00` replaced by slot N: the text, and its
-    quoted-printable encoding built from the slots' cached encodings."""
-    pieces = _SLOT_RE.split(normalise_newlines(page))
-    text: list[str] = [pieces[0]]
-    encoded: list[bytes] = []
-    pending = pieces[0]
-    for i in range(1, len(pieces), 2):
-        slot = slots[int(pieces[i])]
-        pending += slot.head
-        encoded.append(env.codec.encode(pending))
-        encoded.append(slot.rest_qp)
-        text.extend((slot.head, slot.rest, pieces[i + 1]))
-        pending = pieces[i + 1]
-    encoded.append(env.codec.encode(pending))
-    return "".join(text), b"".join(encoded)
+def _page(
+    env: DigestEnvironment, name: str, page: dict[str, Any], cards: list[Chunk]
+) -> list[str | Chunk]:
+    """The page as pieces: from its shape's pattern when the templates give one."""
+
+    def render(context: Mapping[str, Any]) -> str:
+        return normalise_newlines(_render(env, name, dict(context)))
+
+    if not env.splice_cards:
+        return slotted(render(page), cards)
+    shape = Shape(page)
+    key = ("frame", name, shape.key)
+    pattern = env.frames.get(key, False)
+    if pattern is False:
+        if len(env.frames) >= env.frames_limit:
+            env.frames.clear()
+        pattern = env.frames[key] = learn_frame(render, page, shape, cards)
+    if pattern is None:
+        return slotted(render(page), cards)
+    return pattern.fill(shape.values, cards)
 
 
 def items_from_outbox(

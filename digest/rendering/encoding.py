@@ -26,6 +26,48 @@ def quoted_printable(text: str) -> bytes:
     return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
 
 
+def _qp_line(line: str) -> bytes:
+    """One line (no newline in it) quoted-printable encoded, soft breaks as CRLF."""
+    return binascii.b2a_qp(
+        line.encode("utf-8"), quotetabs=False, istext=True, header=False
+    ).replace(b"\n", b"\r\n")
+
+
+class Chunk:
+    """Text that spans lines, with its whole lines quoted-printable encoded once:
+    `head` (before the first newline) and `tail` (after the last) share their lines
+    with the text around the chunk and are encoded with it; `mid` is the encoding of
+    everything between, from the first line break to the last one included. Since
+    quoted-printable works line by line, a message built from chunks encodes the same
+    as the message encoded whole (`frame.encode_pieces`)."""
+
+    __slots__ = ("text", "head", "mid", "tail")
+
+    def __init__(self, text: str, head: str, mid: bytes | None, tail: str) -> None:
+        self.text, self.head, self.mid, self.tail = text, head, mid, tail
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Chunk) and (self.text, self.mid) == (other.text, other.mid)
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"Chunk({self.text!r})"
+
+
+def chunk_of(text: str, codec: LineCodec | None = None) -> str | Chunk:
+    """`text` as a `Chunk` when it has a newline (already normalised), else itself."""
+    first = text.find("\n")
+    if first < 0:
+        return text
+    last = text.rfind("\n")
+    inner = text[first + 1 : last].split("\n") if last > first else []
+    encode = codec.line if codec is not None else _qp_line
+    mid = b"".join([b"\r\n" + encode(line) for line in inner]) + b"\r\n"
+    return Chunk(text, text[:first], mid, text[last + 1 :])
+
+
 class LineCodec:
     """Quoted-printable line by line with a memory: QP encodes each line on its own, so
     the lines every message shares (the stylesheet, the layout, the cards' text) are
@@ -34,6 +76,15 @@ class LineCodec:
     def __init__(self, limit: int = 20_000) -> None:
         self.memory: dict[str, bytes] = {}
         self.limit = limit
+
+    def line(self, line: str) -> bytes:
+        """One line (without its newline) encoded, remembered."""
+        encoded = self.memory.get(line)
+        if encoded is None:
+            if len(self.memory) > self.limit:
+                self.memory.clear()
+            encoded = self.memory[line] = _qp_line(line)
+        return encoded
 
     def encode(self, text: str) -> bytes:
         memory = self.memory

@@ -17,12 +17,16 @@ functions the stages call (`from digest import store; store.merge_papers(...)`).
 | `ratings.py`     | subscribers' "more / less like this" votes on papers          |
 | `inbound.py`     | what inbound mail changes (unsubscribe, bounce, complaint), its log |
 | `sources.py`     | how far each source has read                                 |
+| `transfer.py`    | subscribers in and out in bulk (export / import)             |
+| `backup.py`      | a consistent copy of a SQLite database while it is used     |
+| `metrics.py`     | cheap aggregate counts for the Prometheus `/metrics` scrape  |
 
 It imports only core modules (models, records, errors), never a stage.
 """
 
 from __future__ import annotations
 
+from digest.store.backup import UsePgDump, backup_sqlite, pg_dump_command
 from digest.store.editions import (
     commit_rows,
     digest_for,
@@ -56,6 +60,7 @@ from digest.store.inbound import (
     list_inbound_events,
 )
 from digest.store.legacy import add_missing_columns, move_digest_messages
+from digest.store.metrics import LatencyBuckets, MetricsSnapshot, metrics_snapshot
 from digest.store.migrate import (
     HEAD,
     Revision,
@@ -111,6 +116,13 @@ from digest.store.subscribers import (
     store_signup,
     subscriber_by_id,
     update_subscriber,
+)
+from digest.store.transfer import (
+    ColumnInfo,
+    after_import,
+    import_subscriber_rows,
+    iter_subscriber_rows,
+    subscriber_columns,
 )
 
 __all__ = [
@@ -190,4 +202,16 @@ __all__ = [
     "undo_rating",
     "update_subscriber",
     "upgrade",
+    # transfer, backup
+    "ColumnInfo",
+    "UsePgDump",
+    "after_import",
+    "backup_sqlite",
+    "import_subscriber_rows",
+    "iter_subscriber_rows",
+    "pg_dump_command",
+    "subscriber_columns",
+    "LatencyBuckets",
+    "MetricsSnapshot",
+    "metrics_snapshot",
 ]

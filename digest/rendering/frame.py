@@ -1,0 +1,200 @@
+"""The page around the cards, rendered once per shape, with holes for what differs
+between subscribers.
+
+What two subscribers' pages differ in is a handful of strings (address, profile,
+links, topics, preheader) and a few numbers (how many papers, shown, more). The page
+templates (whichever a designer put in `DIGEST_TEMPLATES_DIR`) are rendered once per
+*shape* — the numbers, which strings are empty, how many topics and cards — with a
+marker for each non-empty string and each card; the result is a `FramePattern`.
+Filling it for a subscriber is joining strings, and its literal lines are
+quoted-printable encoded once (`encoding.LineJoiner`), so a message costs no template
+render and no re-encoding of the lines every message shares.
+
+A pattern is used only after it reproduced a direct render twice: with the first
+subscriber's values and with sample values (long, full of characters to escape). A
+template that changes a string with a filter, or tests its content, fails that check
+and the page is rendered directly for that shape, as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from digest.rendering.encoding import Chunk, LineCodec, chunk_of
+
+_MARK_RE = re.compile("\x00(F|C)([0-9]+)(<|&lt;|)\x00")
+_SLOT_RE = re.compile("\x00C([0-9]+)\x00")
+
+
+def card_marker(i: int) -> Markup:
+    return Markup(f"\x00C{i}\x00")
+
+
+@dataclass(frozen=True)
+class ValueHole:
+    index: int
+    escaped: bool
+
+
+@dataclass(frozen=True)
+class CardHole:
+    index: int
+
+
+Piece = str | Chunk | ValueHole | CardHole
+
+
+class Shape:
+    """A page context split into its shape (hashable) and its strings, with a probe
+    context in which every non-empty string is a marker."""
+
+    __slots__ = ("key", "values", "probe")
+
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        key: list[Any] = []
+        self.values: list[str] = []
+        self.probe = {name: self._walk(v, key) for name, v in context.items()}
+        self.key = (tuple(context), tuple(key))
+
+    def _walk(self, value: Any, key: list[Any]) -> Any:
+        if isinstance(value, Markup):  # card markers and other fixed markup
+            key.append(("M", str(value)))
+            return value
+        if isinstance(value, str):
+            if not value:
+                key.append("")
+                return ""
+            key.append(1)
+            self.values.append(value)
+            return f"\x00F{len(self.values) - 1}<\x00"
+        if isinstance(value, (list, tuple)):
+            key.append(("L", len(value)))
+            return [self._walk(v, key) for v in value]
+        if isinstance(value, dict):
+            key.append(("D", tuple(value)))
+            return {k: self._walk(v, key) for k, v in value.items()}
+        key.append(value)  # numbers, dates, None: part of the shape
+        return value
+
+
+@dataclass(frozen=True)
+class FramePattern:
+    """A rendered page as literal text (pre-encoded where it spans lines) and holes."""
+
+    pieces: tuple[Piece, ...]
+
+    @classmethod
+    def learn(cls, rendered: str) -> FramePattern | None:
+        pieces: list[Piece] = []
+        pos = 0
+        for m in _MARK_RE.finditer(rendered):
+            pieces.append(rendered[pos : m.start()])
+            kind, index, esc = m.group(1), int(m.group(2)), m.group(3)
+            if kind == "C":
+                if esc:
+                    return None
+                pieces.append(CardHole(index))
+            else:
+                if not esc:
+                    return None
+                pieces.append(ValueHole(index, esc == "&lt;"))
+            pos = m.end()
+        pieces.append(rendered[pos:])
+        if any(isinstance(p, str) and "\x00" in p for p in pieces):
+            return None
+        return cls(tuple(chunk_of(p) if isinstance(p, str) else p for p in pieces if p != ""))
+
+    def fill(self, values: Sequence[str], cards: Sequence[Chunk]) -> list[str | Chunk]:
+        """The page as pieces (text, or chunks that carry their encoding)."""
+        out: list[str | Chunk] = []
+        for piece in self.pieces:
+            if isinstance(piece, ValueHole):
+                value = values[piece.index]
+                out.append(str(escape(value)) if piece.escaped else value)
+            elif isinstance(piece, CardHole):
+                out.append(cards[piece.index])
+            else:
+                out.append(piece)
+        return out
+
+
+def sample_values(values: Sequence[str]) -> list[str]:
+    """Values unlike any real one: long, mixed case, with every character to escape."""
+    return [f"Sample <b>{i}</b> & \"Quote\" 'x' {'word ' * 30}end{i}" for i in range(len(values))]
+
+
+def learn_frame(
+    render: Callable[[Mapping[str, Any]], str],
+    context: Mapping[str, Any],
+    shape: Shape,
+    cards: Sequence[Chunk],
+) -> FramePattern | None:
+    """The pattern of `render` for this shape, or None when it does not reproduce a
+    direct render with the real values and with sample ones."""
+    pattern = FramePattern.learn(render(shape.probe))
+    if pattern is None:
+        return None
+    if joined(pattern.fill(shape.values, cards)) != joined(slotted(render(context), cards)):
+        return None
+    sample = sample_values(shape.values)
+    direct = slotted(render(_with_values(shape, sample)), cards)
+    if joined(pattern.fill(sample, cards)) != joined(direct):
+        return None
+    return pattern
+
+
+def slotted(page: str, cards: Sequence[Chunk]) -> list[str | Chunk]:
+    """`page` (rendered with `card_marker`s) with each marker replaced by its card."""
+    pieces = _SLOT_RE.split(page)
+    out: list[str | Chunk] = [pieces[0]]
+    for i in range(1, len(pieces), 2):
+        out += (cards[int(pieces[i])], pieces[i + 1])
+    return out
+
+
+def _with_values(shape: Shape, values: Sequence[str]) -> dict[str, Any]:
+    """The probe context with `values` in place of the markers."""
+
+    def put(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("\x00F"):
+            return values[int(value[2:].split("<")[0])]
+        if isinstance(value, list):
+            return [put(v) for v in value]
+        if isinstance(value, dict):
+            return {k: put(v) for k, v in value.items()}
+        return value
+
+    return {name: put(v) for name, v in shape.probe.items()}
+
+
+def joined(pieces: Sequence[str | Chunk]) -> str:
+    return "".join(p if isinstance(p, str) else p.text for p in pieces)
+
+
+def encode_pieces(pieces: Sequence[str | Chunk], codec: LineCodec) -> bytes:
+    """The quoted-printable encoding of `joined(pieces)`, line by line as
+    `quoted_printable` does it, reusing each chunk's encoded whole lines."""
+    out: list[bytes] = []
+    line = ""
+    for piece in pieces:
+        if isinstance(piece, str):
+            if "\n" not in piece:
+                line += piece
+                continue
+            piece = chunk_of(piece)
+            if isinstance(piece, str):
+                line += piece
+                continue
+        if piece.mid is None:
+            line += piece.head
+            continue
+        out.append(codec.line(line + piece.head))
+        out.append(piece.mid)
+        line = piece.tail
+    out.append(codec.line(line))
+    return b"".join(out)
