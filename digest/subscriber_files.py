@@ -120,6 +120,7 @@ class ImportReport:
     updated: int = 0
     skipped_existing: int = 0
     new_ids: int = 0
+    kept_status: int = 0  # stored unsubscribed / suspended rows --update left so
     watermarks_reset: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
@@ -357,6 +358,7 @@ def import_stream(
         report.updated += len(done.updated)
         report.skipped_existing += len(done.existing)
         report.new_ids += done.new_ids
+        report.kept_status += len(done.kept_status)
         if progress is not None:
             progress(len(batch))
         batch.clear()
@@ -382,6 +384,4 @@ def import_stream(
         if len(batch) >= BATCH:
             flush()
     flush()
-    if not options.dry_run:
-        store.after_import(engine)
     return report
