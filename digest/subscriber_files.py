@@ -36,6 +36,10 @@ from digest.store.transfer import ColumnInfo
 FORMATS = ("csv", "jsonl")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 MAX_RECORD_CHARS = 128 * 1024  # csv's own field limit; a profile is at most 4,000
+INT_RANGE = (-(2**31), 2**31 - 1)  # every integer column is a 32-bit INTEGER on PostgreSQL
+# A file's `id` above this is not kept (the row gets a new one): one row with id
+# 2**31 - 1 would leave the id sequence nowhere to go, and every later sign-up failing.
+MAX_KEPT_ID = 10**9
 BATCH = 500
 OPT_IN = ("keep", "confirmed", "pending")
 
@@ -151,6 +155,9 @@ def _records(
             except ValueError as exc:
                 report.error(number, f"not JSON: {exc}")
                 continue
+            except RecursionError:  # `[[[[...` within the line limit
+                report.error(number, "not JSON: nested too deeply")
+                continue
             if not isinstance(data, dict):
                 report.error(number, "not a JSON object")
                 continue
@@ -217,6 +224,8 @@ def _value(column: ColumnInfo, raw: Any, from_csv: bool) -> Any:
     if kind == "str":
         if not isinstance(raw, str):
             raise ValueError("must be text")
+        if "\x00" in raw:  # PostgreSQL refuses it, and would fail the whole batch
+            raise ValueError("contains a NUL character")
         return raw
     if kind == "bool":
         if isinstance(raw, bool):
@@ -230,7 +239,10 @@ def _value(column: ColumnInfo, raw: Any, from_csv: bool) -> Any:
     if kind == "int":
         if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
             raise ValueError("must be a whole number")
-        return int(str(raw).strip()) if not isinstance(raw, int | float) else int(raw)
+        number = int(str(raw).strip()) if not isinstance(raw, int | float) else int(raw)
+        if not INT_RANGE[0] <= number <= INT_RANGE[1]:
+            raise ValueError("is out of range")
+        return number
     if kind == "float":
         number = float(raw) if not isinstance(raw, bool) else math.nan
         if not math.isfinite(number):
@@ -288,9 +300,9 @@ class RowChecker:
         )
         checked = {name: getattr(sub, name) for name in self.columns if name != "id"}
         for name, value in values.items():  # the rest of the file's fields, as typed
-            if name not in _CHECKED:
+            if name not in _CHECKED and name != "id":
                 checked[name] = value
-        if "id" in values and values["id"] is not None:
+        if values.get("id") is not None and 0 < values["id"] <= MAX_KEPT_ID:
             checked["id"] = values["id"]
         for name in ("bounces", "token_version", "max_papers"):
             if checked.get(name) is not None and checked[name] < 0:

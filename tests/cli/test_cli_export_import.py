@@ -242,3 +242,45 @@ def test_import_on_postgresql_keeps_ids_and_moves_the_sequence(env, postgres_url
     later = subscriptions.subscribe(engine, settings, "later@example.org", "gan")
     engine.dispose()
     assert later.id is not None and later.id > late.id
+
+
+HOSTILE_JSONL = "\n".join(
+    [
+        '{"email": "deep@example.org", "keywords": "x", "timezone": '
+        + "[" * 50_000
+        + "]" * 50_000
+        + "}",
+        json.dumps({"email": "nul@example.org", "keywords": "diff\x00usion"}),
+        json.dumps({"email": "big@example.org", "keywords": "x", "bounces": 10**30}),
+        json.dumps({"email": "ver@example.org", "keywords": "x", "token_version": 2**40}),
+        json.dumps({"email": "top@example.org", "keywords": "x", "id": 2**31 - 1}),
+        json.dumps({"email": "ok@example.org", "keywords": "x"}),
+    ]
+)
+
+
+def check_hostile_import(env: dict[str, str]) -> None:
+    """Each hostile row refused by its line, the rest imported, sign-ups still work."""
+    report, rows = run_import(env, HOSTILE_JSONL, fmt="jsonl")
+    errors = {e["line"]: e["error"] for e in report.errors}
+    assert set(errors) == {1, 2, 3, 4}
+    assert "nested" in errors[1] and "NUL" in errors[2] and "range" in errors[3]
+    assert sorted(rows) == ["ok@example.org", "top@example.org"]
+    top = rows["top@example.org"].id
+    assert top is not None and top < 2**31 - 1  # the id sequence keeps its room
+    settings = load_settings(environ=env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    after = subscriptions.subscribe(engine, settings, "after@example.org", "gan")
+    engine.dispose()
+    assert after.id is not None and after.id > top
+
+
+def test_hostile_jsonl_values_are_refused_by_line(env):
+    check_hostile_import(env)
+
+
+@pytest.mark.postgres
+def test_hostile_jsonl_values_are_refused_by_line_on_postgresql(env, postgres_url):
+    pg_env = {**env, "DIGEST_DATABASE_URL": postgres_url}
+    digest_init(pg_env)
+    check_hostile_import(pg_env)
