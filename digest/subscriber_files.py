@@ -239,10 +239,10 @@ def _value(column: ColumnInfo, raw: Any, from_csv: bool) -> Any:
     if kind == "int":
         if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
             raise ValueError("must be a whole number")
-        number = int(str(raw).strip()) if not isinstance(raw, int | float) else int(raw)
-        if not INT_RANGE[0] <= number <= INT_RANGE[1]:
+        whole = int(str(raw).strip()) if not isinstance(raw, int | float) else int(raw)
+        if not INT_RANGE[0] <= whole <= INT_RANGE[1]:
             raise ValueError("is out of range")
-        return number
+        return whole
     if kind == "float":
         number = float(raw) if not isinstance(raw, bool) else math.nan
         if not math.isfinite(number):
