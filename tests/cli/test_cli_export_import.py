@@ -284,3 +284,18 @@ def test_hostile_jsonl_values_are_refused_by_line_on_postgresql(env, postgres_ur
     pg_env = {**env, "DIGEST_DATABASE_URL": postgres_url}
     digest_init(pg_env)
     check_hostile_import(pg_env)
+
+
+def test_csv_line_numbers_stay_right_after_an_over_long_line(env):
+    text = (
+        "email,keywords\r\n"
+        f"long@example.org,{'x' * 200_000}\r\n"
+        "nul@example.org,a\x00b\r\n"
+        "ok@example.org,fine\r\n"
+    )
+    report, rows = run_import(env, text)
+    assert {e["line"]: e["error"][:12] for e in report.errors} == {
+        2: "longer than ",
+        3: "keywords: co",
+    }
+    assert sorted(rows) == ["ok@example.org"]
