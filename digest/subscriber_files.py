@@ -316,6 +316,23 @@ class RowChecker:
         self._opt_in(checked, "status" in values)
         return checked, self._watermark(checked)
 
+    def update_fields(self, raw: dict[str, Any]) -> frozenset[str]:
+        """The columns `--update` overwrites in a stored row: those the file has (and
+        `weekday`, which the checks derive from `frequency`; the opt-in dates, with
+        `status`). A file of `email,keywords` fixes profiles and leaves schedules,
+        watermarks, dates and the opt-in state as they are."""
+        given = (set(raw) & set(self.columns)) - {"id"}
+        given.add("email")
+        if "frequency" in given:
+            given.add("weekday")
+        if "status" in given:
+            given |= (
+                {"confirmed_at", "created_at"}
+                if self.options.opt_in == "pending"
+                else {"confirmed_at"}
+            )
+        return frozenset(given)
+
     def _opt_in(self, row: dict[str, Any], status_given: bool) -> None:
         """Double opt-in: keep the file's state (a row without one is active and
         confirmed, as `digest subscribe` makes it), or mark every row that would be
@@ -362,12 +379,15 @@ def import_stream(
     checker = RowChecker(settings, options, store.max_paper_seq(engine))
     seen: dict[str, int] = {}
     batch: list[dict[str, Any]] = []
+    fields: list[frozenset[str]] = []  # per row: what an update of it overwrites
     warned_unknown = False
 
     def flush() -> None:
         if not batch:
             return
-        done = store.import_subscriber_rows(engine, batch, options.update, options.dry_run)
+        done = store.import_subscriber_rows(
+            engine, batch, options.update, options.dry_run, update_fields=fields
+        )
         report.imported += len(done.inserted)
         report.updated += len(done.updated)
         report.skipped_existing += len(done.existing)
@@ -376,6 +396,7 @@ def import_stream(
         if progress is not None:
             progress(len(batch))
         batch.clear()
+        fields.clear()
 
     for number, raw in _records(stream, fmt, report):
         report.read += 1
@@ -395,6 +416,7 @@ def import_stream(
         seen[row["email"]] = number
         report.watermarks_reset += reset
         batch.append(row)
+        fields.append(checker.update_fields(raw))
         if len(batch) >= BATCH:
             flush()
     flush()

@@ -8,7 +8,7 @@ a file of any size needs memory for one batch only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,15 +121,20 @@ def _move_sequence(conn: Connection, top: int) -> None:
 
 
 def import_subscriber_rows(
-    engine: Engine, rows: Sequence[dict[str, Any]], update: bool, dry_run: bool = False
+    engine: Engine,
+    rows: Sequence[dict[str, Any]],
+    update: bool,
+    dry_run: bool = False,
+    update_fields: Sequence[Collection[str]] | None = None,
 ) -> BatchResult:
     """Insert rows whose address is new and, with `update`, overwrite the stored
     fields of known ones (their id kept; an unsubscribed or suspended one stays so,
     and its token version never goes back). One transaction for the batch. A new
     row keeps the `id` it carries when this database never gave that id out (see
     `_id_high_water`), so links mailed from the database it was exported from
-    still name it; otherwise it gets a new one. With `dry_run`, works out the same
-    answer and writes nothing."""
+    still name it; otherwise it gets a new one. `update_fields`, one per row, names
+    the columns an update of that row may overwrite (None: all). With `dry_run`,
+    works out the same answer and writes nothing."""
     emails = [r["email"] for r in rows]
     result = BatchResult([], [], [])
     with engine.begin() as conn:
@@ -142,12 +147,15 @@ def import_subscriber_rows(
         high = _id_high_water(conn)
         kept = set()
         inserts, updates = [], []
-        for row in rows:
+        for index, row in enumerate(rows):
             values = {k: v for k, v in row.items() if k != "id"}
             if row["email"] in known:
                 if not update:
                     result.existing.append(row["email"])
                     continue
+                if update_fields is not None:
+                    allowed = update_fields[index]
+                    values = {k: v for k, v in values.items() if k in allowed or k == "email"}
                 status, version = known[row["email"]]
                 if status in _STOPPED and values.get("status", status) != status:
                     values = {k: v for k, v in values.items() if k not in _STOP_FIELDS}

@@ -299,3 +299,27 @@ def test_csv_line_numbers_stay_right_after_an_over_long_line(env):
         3: "keywords: co",
     }
     assert sorted(rows) == ["ok@example.org"]
+
+
+def test_update_overwrites_only_the_fields_the_file_has(env):
+    """`fix.csv --update` with `email,keywords` fixes the profile; the schedule, the
+    watermark, the dates and the opt-in state stay (they are not sign-up defaults)."""
+    settings = load_settings(environ=env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    subscriptions.subscribe(
+        engine, settings, "bob@example.org", "gan", frequency="weekly", weekday="fri"
+    )
+    store.update_subscriber(
+        engine, "bob@example.org", status="paused", notify_empty=True, complaints=1
+    )
+    before = store.get_subscriber(engine, "bob@example.org")
+    engine.dispose()
+    assert before is not None
+    report, rows = run_import(
+        env, "email,keywords\nbob@example.org,robots\n", update=True, opt_in="confirmed"
+    )
+    after = rows["bob@example.org"]
+    assert report.updated == 1 and after.keywords == "robots"
+    for name in ("frequency", "weekday", "notify_empty", "status", "complaints", "created_at"):
+        assert getattr(after, name) == getattr(before, name), name
+    assert after.confirmed_at == before.confirmed_at
