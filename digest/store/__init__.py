@@ -93,7 +93,6 @@ from digest.store.subscribers import (
 )
 from digest.store.transfer import (
     ColumnInfo,
-    after_import,
     import_subscriber_rows,
     iter_subscriber_rows,
     subscriber_columns,
@@ -159,7 +158,6 @@ __all__ = [
     # transfer, backup
     "ColumnInfo",
     "UsePgDump",
-    "after_import",
     "backup_sqlite",
     "import_subscriber_rows",
     "iter_subscriber_rows",
