@@ -36,6 +36,10 @@ from digest.store.transfer import ColumnInfo
 FORMATS = ("csv", "jsonl")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 MAX_RECORD_CHARS = 128 * 1024  # csv's own field limit; a profile is at most 4,000
+INT_RANGE = (-(2**31), 2**31 - 1)  # every integer column is a 32-bit INTEGER on PostgreSQL
+# A file's `id` above this is not kept (the row gets a new one): one row with id
+# 2**31 - 1 would leave the id sequence nowhere to go, and every later sign-up failing.
+MAX_KEPT_ID = 10**9
 BATCH = 500
 OPT_IN = ("keep", "confirmed", "pending")
 
@@ -120,6 +124,7 @@ class ImportReport:
     updated: int = 0
     skipped_existing: int = 0
     new_ids: int = 0
+    kept_status: int = 0  # stored unsubscribed / suspended rows --update left so
     watermarks_reset: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
@@ -150,12 +155,17 @@ def _records(
             except ValueError as exc:
                 report.error(number, f"not JSON: {exc}")
                 continue
+            except RecursionError:  # `[[[[...` within the line limit
+                report.error(number, "not JSON: nested too deeply")
+                continue
             if not isinstance(data, dict):
                 report.error(number, "not a JSON object")
                 continue
             yield number, data
         return
-    reader = csv.reader(line for line in _lines(stream, report) if line is not None)
+    # A skipped over-long line reads as a blank one: the reader's line count (our line
+    # numbers) then stays the file's.
+    reader = csv.reader("\n" if line is None else line for line in _lines(stream, report))
     header: list[str] | None = None
     start = 1
     while True:
@@ -216,6 +226,8 @@ def _value(column: ColumnInfo, raw: Any, from_csv: bool) -> Any:
     if kind == "str":
         if not isinstance(raw, str):
             raise ValueError("must be text")
+        if "\x00" in raw:  # PostgreSQL refuses it, and would fail the whole batch
+            raise ValueError("contains a NUL character")
         return raw
     if kind == "bool":
         if isinstance(raw, bool):
@@ -229,7 +241,10 @@ def _value(column: ColumnInfo, raw: Any, from_csv: bool) -> Any:
     if kind == "int":
         if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
             raise ValueError("must be a whole number")
-        return int(str(raw).strip()) if not isinstance(raw, int | float) else int(raw)
+        whole = int(str(raw).strip()) if not isinstance(raw, int | float) else int(raw)
+        if not INT_RANGE[0] <= whole <= INT_RANGE[1]:
+            raise ValueError("is out of range")
+        return whole
     if kind == "float":
         number = float(raw) if not isinstance(raw, bool) else math.nan
         if not math.isfinite(number):
@@ -287,9 +302,9 @@ class RowChecker:
         )
         checked = {name: getattr(sub, name) for name in self.columns if name != "id"}
         for name, value in values.items():  # the rest of the file's fields, as typed
-            if name not in _CHECKED:
+            if name not in _CHECKED and name != "id":
                 checked[name] = value
-        if "id" in values and values["id"] is not None:
+        if values.get("id") is not None and 0 < values["id"] <= MAX_KEPT_ID:
             checked["id"] = values["id"]
         for name in ("bounces", "token_version", "max_papers"):
             if checked.get(name) is not None and checked[name] < 0:
@@ -300,6 +315,23 @@ class RowChecker:
             )
         self._opt_in(checked, "status" in values)
         return checked, self._watermark(checked)
+
+    def update_fields(self, raw: dict[str, Any]) -> frozenset[str]:
+        """The columns `--update` overwrites in a stored row: those the file has (and
+        `weekday`, which the checks derive from `frequency`; the opt-in dates, with
+        `status`). A file of `email,keywords` fixes profiles and leaves schedules,
+        watermarks, dates and the opt-in state as they are."""
+        given = (set(raw) & set(self.columns)) - {"id"}
+        given.add("email")
+        if "frequency" in given:
+            given.add("weekday")
+        if "status" in given:
+            given |= (
+                {"confirmed_at", "created_at"}
+                if self.options.opt_in == "pending"
+                else {"confirmed_at"}
+            )
+        return frozenset(given)
 
     def _opt_in(self, row: dict[str, Any], status_given: bool) -> None:
         """Double opt-in: keep the file's state (a row without one is active and
@@ -347,19 +379,24 @@ def import_stream(
     checker = RowChecker(settings, options, store.max_paper_seq(engine))
     seen: dict[str, int] = {}
     batch: list[dict[str, Any]] = []
+    fields: list[frozenset[str]] = []  # per row: what an update of it overwrites
     warned_unknown = False
 
     def flush() -> None:
         if not batch:
             return
-        done = store.import_subscriber_rows(engine, batch, options.update, options.dry_run)
+        done = store.import_subscriber_rows(
+            engine, batch, options.update, options.dry_run, update_fields=fields
+        )
         report.imported += len(done.inserted)
         report.updated += len(done.updated)
         report.skipped_existing += len(done.existing)
         report.new_ids += done.new_ids
+        report.kept_status += len(done.kept_status)
         if progress is not None:
             progress(len(batch))
         batch.clear()
+        fields.clear()
 
     for number, raw in _records(stream, fmt, report):
         report.read += 1
@@ -379,9 +416,8 @@ def import_stream(
         seen[row["email"]] = number
         report.watermarks_reset += reset
         batch.append(row)
+        fields.append(checker.update_fields(raw))
         if len(batch) >= BATCH:
             flush()
     flush()
-    if not options.dry_run:
-        store.after_import(engine)
     return report

@@ -138,6 +138,12 @@ def import_(
                 "does not have; those subscribers start afresh (DIGEST_FIRST_DIGEST_DAYS)",
                 err=True,
             )
+        if report.kept_status:
+            typer.echo(
+                f"note: {report.kept_status} stored address(es) unsubscribed or suspended "
+                "kept that status (a file does not undo it; see digest reactivate)",
+                err=True,
+            )
         for e in report.errors[:50]:
             typer.echo(f"line {e['line']}: {e['error']}", err=True)
         if report.error_count > 50:

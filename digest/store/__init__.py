@@ -119,7 +119,6 @@ from digest.store.subscribers import (
 )
 from digest.store.transfer import (
     ColumnInfo,
-    after_import,
     import_subscriber_rows,
     iter_subscriber_rows,
     subscriber_columns,
@@ -205,7 +204,6 @@ __all__ = [
     # transfer, backup
     "ColumnInfo",
     "UsePgDump",
-    "after_import",
     "backup_sqlite",
     "import_subscriber_rows",
     "iter_subscriber_rows",

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine, make_url
 
-from digest.errors import InputError
+from digest.errors import DigestError, InputError
+
+
+class BackupFailed(DigestError):
+    """The copy could not be written (disk full, permissions): exit 1, one line."""
+
+    exit_code = 1
 
 
 class UsePgDump(InputError):
@@ -49,6 +55,8 @@ def backup_sqlite(engine: Engine, target: Path, overwrite: bool = False) -> int:
         raise InputError(f"{target} exists; give --overwrite to replace it")
     if target.resolve() == source.resolve():
         raise InputError(f"{target} is the database itself")
+    if not target.parent.is_dir():
+        raise InputError(f"{target.parent} is not a folder; create it first")
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
@@ -59,10 +67,10 @@ def backup_sqlite(engine: Engine, target: Path, overwrite: bool = False) -> int:
             dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
         finally:
             dst.close()
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+        os.replace(partial, target)
+    except (sqlite3.Error, OSError) as exc:
+        raise BackupFailed(f"cannot write {target}: {exc}") from None
     finally:
+        partial.unlink(missing_ok=True)
         src.close()
-    os.replace(partial, target)
     return target.stat().st_size

@@ -8,15 +8,16 @@ a file of any size needs memory for one batch only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Integer, Numeric, func, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from digest.models import Subscriber
+from digest.states import SubscriberStatus
 from digest.store.engine import table_of
 
 _S = table_of(Subscriber)
@@ -83,55 +84,102 @@ class BatchResult:
     updated: list[str]
     existing: list[str]  # known addresses left alone (skip mode)
     new_ids: int = 0  # inserted rows that could not keep their file's id
+    kept_status: list[str] = field(default_factory=list)  # stopped rows --update left stopped
+
+
+# A stored row in one of these statuses keeps it (and what stopped it) under --update:
+# a stale file must not mail someone who left or whose address bounces.
+_STOPPED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUSPENDED)
+_STOP_FIELDS = ("status", "unsubscribed_at", "bounces", "complaints")
+
+_PG_SEQUENCE = "pg_get_serial_sequence('subscriber', 'id')"
+
+
+def _id_high_water(conn: Connection) -> int:
+    """The highest subscriber id this database has ever given out, deleted rows
+    included (SQLite's AUTOINCREMENT counter, PostgreSQL's sequence). The id is what
+    the mail tokens (bounce VERP, List-Unsubscribe mailto) name, with nothing else:
+    an id given to a second person would hand them the first one's bounces and
+    unsubscribes, so an imported row may keep its id only above this mark."""
+    top = conn.execute(select(func.max(_S.c.id))).scalar() or 0
+    if conn.dialect.name == "postgresql":
+        seq = conn.execute(text(f"SELECT pg_sequence_last_value({_PG_SEQUENCE}::regclass)"))
+    elif conn.dialect.name == "sqlite":
+        seq = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'subscriber'"))
+    else:
+        return int(top)
+    return max(int(top), int(seq.scalar() or 0))
+
+
+def _move_sequence(conn: Connection, top: int) -> None:
+    """PostgreSQL's id sequence does not move when rows are inserted with their own
+    ids: set it to `top` first, so a sign-up meanwhile or later takes an id above
+    them (setval is not rolled back; it only ever moves forward here). SQLite's
+    AUTOINCREMENT keeps track by itself."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"SELECT setval({_PG_SEQUENCE}, :top)"), {"top": top})
 
 
 def import_subscriber_rows(
-    engine: Engine, rows: Sequence[dict[str, Any]], update: bool, dry_run: bool = False
+    engine: Engine,
+    rows: Sequence[dict[str, Any]],
+    update: bool,
+    dry_run: bool = False,
+    update_fields: Sequence[Collection[str]] | None = None,
 ) -> BatchResult:
     """Insert rows whose address is new and, with `update`, overwrite the stored
-    fields of known ones (their id kept); one transaction for the batch. A new row
-    keeps the `id` it carries when no other row has it, so links mailed from the
-    database it was exported from still name it; otherwise it gets a new one. With
-    `dry_run`, works out the same answer and writes nothing."""
+    fields of known ones (their id kept; an unsubscribed or suspended one stays so,
+    and its token version never goes back). One transaction for the batch. A new
+    row keeps the `id` it carries when this database never gave that id out (see
+    `_id_high_water`), so links mailed from the database it was exported from
+    still name it; otherwise it gets a new one. `update_fields`, one per row, names
+    the columns an update of that row may overwrite (None: all). With `dry_run`,
+    works out the same answer and writes nothing."""
     emails = [r["email"] for r in rows]
     result = BatchResult([], [], [])
     with engine.begin() as conn:
-        known = set(conn.execute(select(_S.c.email).where(_S.c.email.in_(emails))).scalars())
-        wanted = [r["id"] for r in rows if r.get("id") is not None and r["email"] not in known]
-        taken = set(conn.execute(select(_S.c.id).where(_S.c.id.in_(wanted))).scalars())
-        for row in rows:
+        known = {
+            email: (status, version)
+            for email, status, version in conn.execute(
+                select(_S.c.email, _S.c.status, _S.c.token_version).where(_S.c.email.in_(emails))
+            )
+        }
+        high = _id_high_water(conn)
+        kept = set()
+        inserts, updates = [], []
+        for index, row in enumerate(rows):
             values = {k: v for k, v in row.items() if k != "id"}
             if row["email"] in known:
                 if not update:
                     result.existing.append(row["email"])
                     continue
-                if not dry_run:
-                    conn.execute(_S.update().where(_S.c.email == row["email"]).values(**values))
+                if update_fields is not None:
+                    allowed = update_fields[index]
+                    values = {k: v for k, v in values.items() if k in allowed or k == "email"}
+                status, version = known[row["email"]]
+                if status in _STOPPED and values.get("status", status) != status:
+                    values = {k: v for k, v in values.items() if k not in _STOP_FIELDS}
+                    result.kept_status.append(row["email"])
+                if values.get("token_version") is not None:
+                    values["token_version"] = max(values["token_version"], version)
+                updates.append(values)
                 result.updated.append(row["email"])
                 continue
-            if row.get("id") is not None and row["id"] not in taken:
-                values["id"] = row["id"]
-                taken.add(row["id"])
+            wanted = row.get("id")
+            if wanted is not None and wanted > high and wanted not in kept:
+                values["id"] = wanted
+                kept.add(wanted)
             else:
                 result.new_ids += 1
-            if not dry_run:
-                conn.execute(_S.insert().values(**values))
+            inserts.append(values)
             result.inserted.append(row["email"])
         if dry_run:
             conn.rollback()
+            return result
+        if kept:
+            _move_sequence(conn, max(kept))
+        for values in updates:
+            conn.execute(_S.update().where(_S.c.email == values["email"]).values(**values))
+        for values in inserts:
+            conn.execute(_S.insert().values(**values))
     return result
-
-
-def after_import(engine: Engine) -> None:
-    """PostgreSQL's id sequence does not move when rows are inserted with their own
-    ids: set it past the highest, or the next sign-up would collide. (SQLite's
-    AUTOINCREMENT keeps track by itself.)"""
-    if engine.dialect.name != "postgresql":
-        return
-    with engine.begin() as conn:
-        top = conn.execute(select(func.max(_S.c.id))).scalar_one() or 0
-        if top:
-            conn.execute(
-                text("SELECT setval(pg_get_serial_sequence('subscriber', 'id'), :top)"),
-                {"top": top},
-            )

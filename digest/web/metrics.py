@@ -197,7 +197,14 @@ def _with_token(inner: WsgiApp, token: str) -> WsgiApp:
 def serve_metrics(settings: Settings, engine: Engine) -> Callable[[], None] | None:
     """Start the metrics listener (DIGEST_METRICS_LISTEN) in a daemon thread; its
     stop function, or None when the setting is empty."""
-    if not settings.metrics_listen or not settings.admin_token:
+    if not settings.metrics_listen:
+        return None
+    if not settings.admin_token:  # else nothing would answer, and nobody would know
+        log.warning(
+            "DIGEST_METRICS_LISTEN=%s is set but DIGEST_ADMIN_TOKEN is empty: no metrics "
+            "are served (set the token the scraper sends)",
+            settings.metrics_listen,
+        )
         return None
     host, _, port = settings.metrics_listen.rpartition(":")
     app = _with_token(make_wsgi_app(make_registry(engine)), settings.admin_token)

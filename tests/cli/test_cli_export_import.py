@@ -13,7 +13,8 @@ from conftest import clean_exit, digest_init, strict_json
 
 from digest import store, subscriptions
 from digest.config import load_settings
-from digest.subscriber_files import ImportOptions, import_stream
+from digest.models import utcnow
+from digest.subscriber_files import ImportOptions, import_stream, write_export
 
 
 def populate(env: dict[str, str]) -> None:
@@ -160,3 +161,165 @@ def test_format_is_told_or_refused(cli, tmp_path):
     res = cli("import", str(path))
     clean_exit(res, 2)
     assert "--format" in res.stderr
+
+
+def test_import_never_gives_a_deleted_subscribers_id_to_another_address(env):
+    """The bounce and List-Unsubscribe mail tokens name the row id alone: a file row
+    keeping the id of a deleted subscriber would receive their late bounces and
+    unsubscribe replies. Only ids this database never gave out are kept."""
+    settings = load_settings(environ=env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    for who in ("ada", "bob"):
+        subscriptions.subscribe(engine, settings, f"{who}@example.org", "diffusion")
+    bob = store.get_subscriber(engine, "bob@example.org")
+    assert bob is not None and bob.id is not None
+    assert store.delete_subscriber(engine, "bob@example.org")
+    engine.dispose()
+    text = (
+        json.dumps({"id": bob.id, "email": "mallory@example.org", "keywords": "x"})
+        + "\n"
+        + json.dumps({"id": 50, "email": "new@example.org", "keywords": "y"})
+    )
+    report, rows = run_import(env, text, fmt="jsonl")
+    assert rows["mallory@example.org"].id not in (bob.id, 50)
+    assert rows["new@example.org"].id == 50  # never given out here: kept
+    assert report.new_ids == 1
+
+
+def test_update_never_brings_back_an_unsubscribed_or_suspended_address(env):
+    """A stale export imported with --update must not undo an unsubscribe (or a
+    suspension for bounces), nor bring back older confirmation links."""
+    old = "email,keywords,status,bounces,token_version\n"
+    rows_text = "".join(
+        f"{who}@example.org,diffusion,active,0,0\n" for who in ("left", "bounced", "plain")
+    )
+    run_import(env, old + rows_text)
+    settings = load_settings(environ=env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    store.update_subscriber(
+        engine, "left@example.org", status="unsubscribed", unsubscribed_at=utcnow()
+    )
+    store.update_subscriber(engine, "bounced@example.org", status="suspended", bounces=5)
+    store.update_subscriber(engine, "plain@example.org", token_version=3)
+    engine.dispose()
+    changed = rows_text.replace("diffusion", "robots")
+    report, rows = run_import(env, old + changed, update=True)
+    assert rows["left@example.org"].status == "unsubscribed"
+    assert rows["left@example.org"].unsubscribed_at is not None
+    assert rows["bounced@example.org"].status == "suspended"
+    assert rows["bounced@example.org"].bounces == 5
+    assert rows["left@example.org"].keywords == "robots"  # the rest is updated
+    assert rows["plain@example.org"].token_version == 3
+    assert report.updated == 3 and report.kept_status == 2
+
+
+@pytest.mark.postgres
+def test_import_on_postgresql_keeps_ids_and_moves_the_sequence(env, postgres_url, tmp_path):
+    """The id-sequence handling only runs on PostgreSQL: ids kept from the file, the
+    next sign-up above them, and a deleted subscriber's id never given out again
+    (not even after an import that inserts nothing)."""
+    populate(env)
+    source = load_settings(environ=env, env_file=None)
+    src = store.make_engine(source.database_url)
+    out = io.StringIO()
+    write_export(src, out, "jsonl")
+    exported = {s.email: s.id for s in store.list_subscribers(src)}
+    src.dispose()
+    pg_env = {**env, "DIGEST_DATABASE_URL": postgres_url}
+    digest_init(pg_env)
+    report, rows = run_import(pg_env, out.getvalue(), fmt="jsonl")
+    assert report.imported == 4 and report.new_ids == 0
+    assert {e: s.id for e, s in rows.items()} == exported
+    settings = load_settings(environ=pg_env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    late = subscriptions.subscribe(engine, settings, "late@example.org", "gan")
+    assert late.id is not None and late.id > max(exported.values())
+    assert store.delete_subscriber(engine, "late@example.org")
+    engine.dispose()
+    report, _ = run_import(pg_env, out.getvalue(), fmt="jsonl")  # inserts nothing
+    assert report.skipped_existing == 4
+    engine = store.make_engine(settings.database_url)
+    later = subscriptions.subscribe(engine, settings, "later@example.org", "gan")
+    engine.dispose()
+    assert later.id is not None and later.id > late.id
+
+
+HOSTILE_JSONL = "\n".join(
+    [
+        '{"email": "deep@example.org", "keywords": "x", "timezone": '
+        + "[" * 50_000
+        + "]" * 50_000
+        + "}",
+        json.dumps({"email": "nul@example.org", "keywords": "diff\x00usion"}),
+        json.dumps({"email": "big@example.org", "keywords": "x", "bounces": 10**30}),
+        json.dumps({"email": "ver@example.org", "keywords": "x", "token_version": 2**40}),
+        json.dumps({"email": "top@example.org", "keywords": "x", "id": 2**31 - 1}),
+        json.dumps({"email": "ok@example.org", "keywords": "x"}),
+    ]
+)
+
+
+def check_hostile_import(env: dict[str, str]) -> None:
+    """Each hostile row refused by its line, the rest imported, sign-ups still work."""
+    report, rows = run_import(env, HOSTILE_JSONL, fmt="jsonl")
+    errors = {e["line"]: e["error"] for e in report.errors}
+    assert set(errors) == {1, 2, 3, 4}
+    assert "nested" in errors[1] and "NUL" in errors[2] and "range" in errors[3]
+    assert sorted(rows) == ["ok@example.org", "top@example.org"]
+    top = rows["top@example.org"].id
+    assert top is not None and top < 2**31 - 1  # the id sequence keeps its room
+    settings = load_settings(environ=env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    after = subscriptions.subscribe(engine, settings, "after@example.org", "gan")
+    engine.dispose()
+    assert after.id is not None and after.id > top
+
+
+def test_hostile_jsonl_values_are_refused_by_line(env):
+    check_hostile_import(env)
+
+
+@pytest.mark.postgres
+def test_hostile_jsonl_values_are_refused_by_line_on_postgresql(env, postgres_url):
+    pg_env = {**env, "DIGEST_DATABASE_URL": postgres_url}
+    digest_init(pg_env)
+    check_hostile_import(pg_env)
+
+
+def test_csv_line_numbers_stay_right_after_an_over_long_line(env):
+    text = (
+        "email,keywords\r\n"
+        f"long@example.org,{'x' * 200_000}\r\n"
+        "nul@example.org,a\x00b\r\n"
+        "ok@example.org,fine\r\n"
+    )
+    report, rows = run_import(env, text)
+    assert {e["line"]: e["error"][:12] for e in report.errors} == {
+        2: "longer than ",
+        3: "keywords: co",
+    }
+    assert sorted(rows) == ["ok@example.org"]
+
+
+def test_update_overwrites_only_the_fields_the_file_has(env):
+    """`fix.csv --update` with `email,keywords` fixes the profile; the schedule, the
+    watermark, the dates and the opt-in state stay (they are not sign-up defaults)."""
+    settings = load_settings(environ=env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    subscriptions.subscribe(
+        engine, settings, "bob@example.org", "gan", frequency="weekly", weekday="fri"
+    )
+    store.update_subscriber(
+        engine, "bob@example.org", status="paused", notify_empty=True, complaints=1
+    )
+    before = store.get_subscriber(engine, "bob@example.org")
+    engine.dispose()
+    assert before is not None
+    report, rows = run_import(
+        env, "email,keywords\nbob@example.org,robots\n", update=True, opt_in="confirmed"
+    )
+    after = rows["bob@example.org"]
+    assert report.updated == 1 and after.keywords == "robots"
+    for name in ("frequency", "weekday", "notify_empty", "status", "complaints", "created_at"):
+        assert getattr(after, name) == getattr(before, name), name
+    assert after.confirmed_at == before.confirmed_at

@@ -84,6 +84,13 @@ def test_backup_refuses_to_overwrite(cli, tmp_path):
     assert sqlite3.connect(target).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+def test_backup_into_a_missing_folder_is_one_line(cli, tmp_path):
+    res = cli("backup", str(tmp_path / "no-such-folder" / "b.db"))
+    clean_exit(res, 2)
+    assert "no-such-folder is not a folder" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
 def test_postgres_backup_says_pg_dump(postgres_url, env, tmp_path):
     from conftest import digest_init, run_cli
 

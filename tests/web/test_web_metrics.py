@@ -76,6 +76,13 @@ def test_separate_listener(settings, engine):
         stop()
 
 
+def test_separate_listener_without_a_token_says_why_it_serves_nothing(settings, engine, caplog):
+    listen = settings_with(settings, metrics_listen=f"127.0.0.1:{free_port()}")
+    with caplog.at_level("WARNING", logger="digest.web"):
+        assert serve_metrics(listen, engine) is None
+    assert "DIGEST_ADMIN_TOKEN is empty" in caplog.text
+
+
 def test_bounces_and_complaints_from_inbound_mail(cli, settings, engine):
     from digest import store
     from digest.states import InboundKind
