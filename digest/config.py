@@ -292,6 +292,8 @@ class Settings:
     weight_keyword: float = 1.5
     weight_popularity: float = 1.0
     weight_recency: float = 0.5
+    semantic: str = "auto"
+    embed_threads: int = 1
     subject_template: str = "{count} new papers: {topics} - {date}"
 
 
@@ -369,6 +371,8 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_WEIGHT_POPULARITY": ("weight_popularity", _float(0, 1000)),
     "DIGEST_WEIGHT_RECENCY": ("weight_recency", _float(0, 1000)),
     "DIGEST_SUBJECT_TEMPLATE": ("subject_template", _subject_template),
+    "DIGEST_SEMANTIC": ("semantic", _choice("auto", "on", "off")),
+    "DIGEST_EMBED_THREADS": ("embed_threads", _int(1, 64)),
 }
 
 ENV_KEYS = tuple(_KEYS)

@@ -55,7 +55,14 @@ class Subscriber(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(unique=True, index=True, max_length=320)
     status: str = Field(default=SubscriberStatus.ACTIVE, index=True)  # a SubscriberStatus
-    keywords: str
+    keywords: str  # "" for a profile of an interest / example papers only
+    # A plain-English interest ("reward models for aligning LLMs; not jailbreaks").
+    interest: str | None = None
+    # arXiv ids of example papers the subscriber likes (`--like`); kept even when the
+    # paper is not stored yet, and used once it arrives.
+    likes: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     max_papers: int = 20
     min_score: float | None = None
     timezone: str = "UTC"
@@ -162,6 +169,31 @@ class RateEvent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+class PaperEmbedding(SQLModel, table=True):
+    """A paper's vector from one embedding model, computed once when it is fetched.
+    `model` names the model and its version: vectors of another model are never mixed."""
+
+    paper_id: str = Field(primary_key=True, max_length=200)
+    model: str = Field(primary_key=True, max_length=200)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ProfileEmbedding(SQLModel, table=True):
+    """The vector of a subscriber's interest, computed when the profile is saved.
+    `topic_sha256` is the hash of the text it was computed from, so a vector that no
+    longer matches the interest is known stale and recomputed, never used."""
+
+    subscriber_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True
+        ),
+    )
+    model: str = Field(primary_key=True, max_length=200)
+    topic_sha256: str = Field(max_length=64)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class InboundEvent(SQLModel, table=True):
     """One message `digest inbound` read, and what it did (an `InboundKind`): the audit
     trail for operators and the counts for metrics. `subscriber_id` is the row a
@@ -173,3 +205,22 @@ class InboundEvent(SQLModel, table=True):
     subscriber_id: int | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     detail: str = Field(default="", max_length=500)
+
+
+class Rating(SQLModel, table=True):
+    """A subscriber's "more like this" (+1) or "less like this" (-1) on one paper,
+    from the links on every card. One row per (subscriber, paper): a second click on
+    the same link changes nothing, the other link changes the vote, and undo deletes
+    the row. It goes with its subscriber (ON DELETE CASCADE)."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "paper_id", name="uq_rating_paper"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("subscriber.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    paper_id: str = Field(max_length=200)
+    vote: int  # +1 more like this, -1 less like this (see states.Vote)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from digest import store
+from digest import semantic, store
 from digest.config import Settings
 from digest.errors import DigestError, InputError
-from digest.matching import Profile, Weights, profile_from_input, profile_of, rank
+from digest.matching import Profile, Weights, profile_from_input, rank
 from digest.models import Paper, utcnow
 from digest.rendering import (
     Item,
@@ -90,7 +90,8 @@ def _profile_for(
         sub = store.get_subscriber(engine, store.normalise_email(request.email))
         if sub is None:
             raise InputError(f"no subscriber with address {request.email}")
-        return profile_of(sub), sub.keywords, sub.email
+        profile = semantic.profiles_of(engine, settings, [sub])[int(sub.id or 0)]
+        return profile, sub.keywords or sub.interest or "", sub.email
     if request.keywords is None:
         # No profile given: the trending digest (`*`, ranked by popularity).
         return profile_from_input("*", settings.max_papers), "*", PREVIEW_ADDRESS
@@ -115,7 +116,8 @@ def render_preview(
     request = PreviewRequest(email, keywords, on)
     profile, words, address = _profile_for(engine, settings, request)
     papers = preview_papers(engine, on)
-    matches = rank({0: profile}, papers, Weights.from_settings(settings))[0]
+    ready = semantic.paper_set(engine, settings, papers, [profile])
+    matches = rank({0: profile}, ready, Weights.from_settings(settings))[0]
     by_id = {p.id: p for p in papers}
     items = [Item(by_id[m.paper_id], m) for m in matches if m.paper_id in by_id]
     env = make_environment(settings)

@@ -82,3 +82,18 @@ class SmtpSecurity(StrEnum):
     NONE = "none"
     STARTTLS = "starttls"
     SSL = "ssl"
+
+
+class Vote(StrEnum):
+    """What a feedback link on a card asks for; stored as +1 / -1 (`Rating.vote`)."""
+
+    MORE = "more"  # more like this
+    LESS = "less"  # less like this
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Vote.MORE else -1
+
+    @classmethod
+    def of_sign(cls, sign: int) -> Vote:
+        return cls.MORE if sign > 0 else cls.LESS

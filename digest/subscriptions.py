@@ -8,14 +8,18 @@ and nothing is written when any field is bad.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from digest import store
+from digest import semantic, store
 from digest.config import Settings, parse_hhmm, parse_timezone
 from digest.errors import InputError
-from digest.matching import KeywordQuery
+from digest.matching import Interest, KeywordQuery
+from digest.matching.interest import MAX_EXAMPLES, MAX_INTEREST_CHARS
+from digest.matching.lexical import query_terms
 from digest.models import Subscriber, utcnow
+from digest.records import canonical_arxiv_id
 from digest.states import FREQUENCIES, WEEKDAYS, Frequency, SubscriberStatus, Weekday
 from digest.store import Engine
 
@@ -33,13 +37,75 @@ class ScheduleRequest:
     weekday: str | None = None
 
 
-def check_keywords(keywords: str) -> str:
-    """The profile as stored: stripped, and compiled once so a bad one fails here."""
+def check_keywords(keywords: str, optional: bool = False) -> str:
+    """The profile as stored: stripped, and compiled once so a bad one fails here.
+    `optional`: an empty query is allowed (the profile has an interest or examples)."""
     text = (keywords or "").strip()
     if not text:
+        if optional:
+            return ""
         raise InputError("the profile is empty: give at least one keyword")
     KeywordQuery.parse(text)  # strict: a QueryError names the position
     return text
+
+
+def check_interest(text: str | None) -> str | None:
+    """A plain-English interest as stored: whitespace (newlines too) folded to single
+    spaces; None when empty. Refused when too long or with nothing to match on."""
+    if text is None:
+        return None
+    if len(text) > MAX_INTEREST_CHARS * 4:
+        raise InputError(f"--interest: at most {MAX_INTEREST_CHARS} characters, got {len(text)}")
+    clean = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    if not clean:
+        return None
+    if len(clean) > MAX_INTEREST_CHARS:
+        raise InputError(f"--interest: at most {MAX_INTEREST_CHARS} characters, got {len(clean)}")
+    if not query_terms(Interest.of(clean).topic):
+        raise InputError(
+            "--interest: say what you are interested in, in a few words "
+            f"(nothing to match on in {clean[:60]!r})"
+        )
+    return clean
+
+
+def check_likes(value: str | Sequence[str] | None) -> list[str]:
+    """arXiv ids of example papers, checked and normalised (version dropped, order
+    kept, repeats dropped). Papers not stored yet are kept: used when they arrive."""
+    if value is None:
+        return []
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        raw = canonical_arxiv_id(str(item))  # as every source keys papers
+        if raw is None:
+            shown = str(item)[:60]
+            raise InputError(
+                f"--like: {shown!r} is not an arXiv id (like 2401.01234 or hep-th/9901001)"
+            )
+        if raw not in out:
+            out.append(raw)
+    if len(out) > MAX_EXAMPLES:
+        raise InputError(f"--like: at most {MAX_EXAMPLES} example papers, got {len(out)}")
+    return out
+
+
+def check_profile(
+    keywords: str | None, interest: str | None, likes: list[str], strict: bool = True
+) -> str:
+    """The keywords as stored, once the profile as a whole has something to match:
+    keywords, an interest, or example papers (any of them, or several). `strict`
+    False: keywords already stored are kept as they are (read leniently)."""
+    if strict:
+        stored = check_keywords(keywords or "", optional=bool(interest or likes))
+    else:
+        stored = (keywords or "").strip()
+    if not stored and not interest and not likes:
+        raise InputError(
+            "the profile is empty: give keywords, an interest (--interest) or example "
+            "papers (--like)"
+        )
+    return stored
 
 
 def check_schedule(
@@ -96,8 +162,10 @@ def check_min_score(value: float | None) -> float | None:
 def new_subscriber(
     settings: Settings,
     email: str,
-    keywords: str,
+    keywords: str | None,
     *,
+    interest: str | None = None,
+    likes: str | Sequence[str] | None = None,
     status: str = SubscriberStatus.ACTIVE,
     max_papers: int | None = None,
     min_score: float | None = None,
@@ -109,12 +177,16 @@ def new_subscriber(
 ) -> Subscriber:
     """A validated, unsaved Subscriber; raises InputError naming the bad field."""
     address = store.normalise_email(email)
-    profile = check_keywords(keywords)
+    wants = check_interest(interest)
+    examples = check_likes(likes)
+    profile = check_profile(keywords, wants, examples)
     schedule = check_schedule(settings, timezone, send_at, frequency, weekday)
     now = utcnow()
     return Subscriber(
         email=address,
         keywords=profile,
+        interest=wants,
+        likes=examples,
         status=status,
         max_papers=check_max_papers(max_papers, settings),
         min_score=check_min_score(min_score),
@@ -129,9 +201,12 @@ def new_subscriber(
 
 
 def subscribe(
-    engine: Engine, settings: Settings, email: str, keywords: str, **fields: Any
+    engine: Engine, settings: Settings, email: str, keywords: str | None, **fields: Any
 ) -> Subscriber:
-    return store.add_subscriber(engine, new_subscriber(settings, email, keywords, **fields))
+    """Add an active subscriber (validated) and embed their interest once."""
+    sub = add(engine, new_subscriber(settings, email, keywords, **fields))
+    semantic.save_profile_vector(engine, settings, sub)
+    return sub
 
 
 def change(engine: Engine, settings: Settings, email: str, **fields: Any) -> Subscriber:
@@ -141,8 +216,23 @@ def change(engine: Engine, settings: Settings, email: str, **fields: Any) -> Sub
     if current is None:
         raise InputError(f"no subscriber with address {address}")
     changes: dict[str, Any] = {}
-    if fields.get("keywords") is not None:
-        changes["keywords"] = check_keywords(fields["keywords"])
+    profile_given = any(fields.get(k) is not None for k in ("keywords", "interest", "likes"))
+    if profile_given:
+        # "" clears a part; the profile as a whole must still match something.
+        interest = (
+            check_interest(fields["interest"])
+            if fields.get("interest") is not None
+            else current.interest
+        )
+        likes = check_likes(fields["likes"]) if fields.get("likes") is not None else current.likes
+        keywords = fields["keywords"] if fields.get("keywords") is not None else current.keywords
+        changes.update(
+            keywords=check_profile(
+                keywords, interest, list(likes or []), strict=fields.get("keywords") is not None
+            ),
+            interest=interest,
+            likes=list(likes or []),
+        )
     if any(fields.get(k) is not None for k in ("timezone", "send_at", "frequency", "weekday")):
         freq = fields.get("frequency") or (
             Frequency.WEEKLY if fields.get("weekday") else current.frequency
@@ -167,7 +257,10 @@ def change(engine: Engine, settings: Settings, email: str, **fields: Any) -> Sub
         changes["min_score"] = check_min_score(fields["min_score"])
     if fields.get("notify_empty") is not None:
         changes["notify_empty"] = fields["notify_empty"]
-    return store.update_subscriber(engine, address, **changes)
+    sub = store.update_subscriber(engine, address, **changes)
+    if "interest" in changes:
+        semantic.save_profile_vector(engine, settings, sub)
+    return sub
 
 
 # ------------------------------------------------------------ operator commands

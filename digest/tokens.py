@@ -5,15 +5,23 @@ Confirmation tokens also carry the subscriber's `token_version`, so a newer sign
 older confirmation links. Manage, unsubscribe and confirm tokens name the subscriber's
 row id as well as the address (`subscriber_payload`): ids are never reused, so a link
 made for a deleted subscription never works for a later sign-up of the same address.
+
+Feedback tokens ("more / less like this" on every card) are many per message, so they
+are made by a cheaper signer: itsdangerous' `Signer` over a key derived once per
+secret (~2 us a token instead of ~19 us: 20 cards x 100,000 subscribers is 4 s, not
+40). They carry the row id, its `token_version`, the paper id and the day they were
+made; the vote is a query parameter, since either vote is the subscriber's to give.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -71,6 +79,61 @@ def read_token_issued(
         raise TokenError("this link has expired") from None
     except BadSignature:
         raise TokenError("this link is not valid") from None
+
+
+FEEDBACK_MAX_AGE_DAYS = 365
+_FEEDBACK_RE = re.compile(r"(\d{1,10})\.(\d{1,10})\.(\d{1,6})\.([A-Za-z0-9_-]{1,300})")
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class FeedbackTarget:
+    """What a feedback token names: a subscriber row (and its token_version) and a paper."""
+
+    subscriber_id: int
+    token_version: int
+    paper_id: str
+    issued_day: int  # days since 1970-01-01 (UTC)
+
+
+@lru_cache(maxsize=16)
+def _feedback_signer(secret: str) -> Signer:
+    key = hmac.new(secret.encode(), b"digest.feedback", hashlib.sha256).digest()
+    return Signer(key, key_derivation="none", digest_method=hashlib.sha256)
+
+
+def today_number(now: datetime | None = None) -> int:
+    return ((now or datetime.now(UTC)).date() - _EPOCH).days
+
+
+def make_feedback_token(
+    secret: str, subscriber_id: int, token_version: int, paper_id: str, day: int | None = None
+) -> str:
+    paper = base64.urlsafe_b64encode(paper_id.encode()).rstrip(b"=").decode()
+    day = today_number() if day is None else day
+    payload = f"{subscriber_id}.{token_version}.{day}.{paper}"
+    return _feedback_signer(secret).sign(payload).decode()
+
+
+def read_feedback_token(secret: str, token: str, today: int | None = None) -> FeedbackTarget:
+    """Verify (constant time) and decode a feedback token; TokenError otherwise."""
+    if not isinstance(token, str) or len(token) > 600:
+        raise TokenError("this link is not valid")
+    try:
+        payload = _feedback_signer(secret).unsign(token).decode()
+    except (BadSignature, UnicodeError):
+        raise TokenError("this link is not valid") from None
+    found = _FEEDBACK_RE.fullmatch(payload)
+    if found is None:
+        raise TokenError("this link is not valid")
+    sub_id, version, day, paper = found.groups()
+    try:
+        paper_id = base64.urlsafe_b64decode(paper + "=" * (-len(paper) % 4)).decode()
+    except (binascii.Error, UnicodeError):
+        raise TokenError("this link is not valid") from None
+    if (today_number() if today is None else today) - int(day) > FEEDBACK_MAX_AGE_DAYS:
+        raise TokenError("this link has expired")
+    return FeedbackTarget(int(sub_id), int(version), paper_id, int(day))
 
 
 # ------------------------------------------------------------------ mail address tokens

@@ -187,6 +187,8 @@ def subscriber_json(s: Subscriber) -> dict[str, Any]:
         "email": s.email,
         "status": s.status,
         "keywords": s.keywords,
+        "interest": s.interest,
+        "likes": list(s.likes or []),
         "max_papers": s.max_papers,
         "min_score": s.min_score if s.min_score is None or math.isfinite(s.min_score) else None,
         "created_at": _iso(s.created_at),
@@ -237,10 +239,59 @@ def init() -> None:
     out.print(f"database ready: {store.shown_url(settings.database_url)}", markup=False)
 
 
+InterestOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--interest",
+        "-i",
+        help='What you want, in plain English ("reward models for aligning LLMs; not '
+        'interested in jailbreaks"); "not interested in X" / "no X" is honoured.',
+    ),
+]
+LikeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--like",
+        help="Example papers you liked: arXiv ids, comma-separated (2401.01234,2312.00001).",
+    ),
+]
+LikeFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--like-file",
+        help="A BibTeX file or a Zotero export (CSV, CSL JSON): its arXiv ids, and titles "
+        "of stored papers, become example papers (added to --like and, for set, to the "
+        "current ones).",
+        dir_okay=False,
+    ),
+]
+
+
+def _with_file_likes(
+    engine: Any, like: str | None, like_file: Path | None, current: list[str] | None = None
+) -> str | None:
+    """--like plus the papers found in --like-file (and, for set, the current ones)."""
+    if like_file is None:
+        return like
+    from digest.bibliography import likes_from_file
+    from digest.matching.interest import MAX_EXAMPLES
+
+    given = subscriptions.check_likes(like) if like is not None else list(current or [])
+    found, notes = likes_from_file(engine, like_file, MAX_EXAMPLES)
+    for note in notes:
+        err.print(note, markup=False, highlight=False, soft_wrap=True)
+    return ",".join(list(dict.fromkeys(given + found.paper_ids))[:MAX_EXAMPLES])
+
+
 @app.command()
 def subscribe(
     email: EmailArg,
-    keywords: Annotated[str, typer.Option("--keywords", "-k", help="The profile query.")],
+    keywords: Annotated[
+        str | None, typer.Option("--keywords", "-k", help="The profile query.")
+    ] = None,
+    interest: InterestOpt = None,
+    like: LikeOpt = None,
+    like_file: LikeFileOpt = None,
     max_papers: MaxPapersOpt = None,
     min_score: MinScoreOpt = None,
     timezone: TimezoneOpt = None,
@@ -251,12 +302,17 @@ def subscribe(
         bool, typer.Option("--notify-empty", help="Send a short note when nothing matched.")
     ] = False,
 ) -> None:
-    """Add an active subscriber with a keyword profile (no confirmation email)."""
+    """Add an active subscriber (no confirmation email) with a keyword profile, a
+    plain-English interest, example papers, or several of them."""
     settings = _settings()
-    sub = subscriptions.new_subscriber(
+    engine = _engine(settings)
+    sub = subscriptions.subscribe(
+        engine,
         settings,
         email,
         keywords,
+        interest=interest,
+        likes=_with_file_likes(engine, like, like_file),
         max_papers=max_papers,
         min_score=min_score,
         timezone=timezone,
@@ -265,7 +321,6 @@ def subscribe(
         weekday=weekday,
         notify_empty=notify_empty,
     )
-    subscriptions.add(_engine(settings), sub)
     out.print(f"subscribed {sub.email}")
 
 
@@ -275,6 +330,15 @@ def set_(
     keywords: Annotated[
         str | None, typer.Option("--keywords", "-k", help="A new profile query.")
     ] = None,
+    interest: Annotated[
+        str | None,
+        typer.Option("--interest", "-i", help='A new plain-English interest ("" removes it).'),
+    ] = None,
+    like: Annotated[
+        str | None,
+        typer.Option("--like", help='Example papers (arXiv ids, comma-separated; "" clears).'),
+    ] = None,
+    like_file: LikeFileOpt = None,
     max_papers: MaxPapersOpt = None,
     min_score: MinScoreOpt = None,
     timezone: TimezoneOpt = None,
@@ -287,15 +351,22 @@ def set_(
     ] = None,
 ) -> None:
     """Change an existing subscription; only the options given change."""
-    given = (keywords, max_papers, min_score, timezone, send_at, frequency, weekday, notify_empty)
+    given: tuple[object, ...] = (keywords, interest, like, like_file, max_papers, min_score)
+    given += (timezone, send_at, frequency, weekday, notify_empty)
     if all(v is None for v in given):
         raise InputError("nothing to change; give at least one option (see digest set --help)")
     settings = _settings()
+    engine = _engine(settings)
+    current = store.get_subscriber(engine, store.normalise_email(email))
+    if like_file is not None and current is None:
+        raise InputError(f"no subscriber with address {store.normalise_email(email)}")
     sub = subscriptions.change(
-        _engine(settings),
+        engine,
         settings,
         email,
         keywords=keywords,
+        interest=interest,
+        likes=_with_file_likes(engine, like, like_file, current.likes if current else None),
         max_papers=max_papers,
         min_score=min_score,
         timezone=timezone,
@@ -329,11 +400,12 @@ def subscribers(as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json([subscriber_json(s) for s in rows])
         return
-    table = Table("email", "status", "keywords", "max", "schedule", "created")
+    table = Table("email", "status", "keywords", "interest", "max", "schedule", "created")
     for s in rows:
         when = f"{s.frequency}{' ' + s.weekday if s.weekday else ''} {s.send_at} {s.timezone}"
+        wants = (s.interest or "")[:60] + (f" (+{len(s.likes)} liked)" if s.likes else "")
         table.add_row(
-            *(escape(v) for v in (s.email, s.status, s.keywords)),
+            *(escape(v) for v in (s.email, s.status, s.keywords, wants)),
             str(s.max_papers),
             escape(when),
             _iso(s.created_at) or "",
@@ -485,14 +557,18 @@ def status(as_json: JsonOpt = False) -> None:
     and the last errors."""
     # Imported here for start-up cost only (APScheduler); the scheduler imports no CLI.
     from digest.scheduler import status_report
+    from digest.semantic import ranking_status
 
     settings = _settings()
     data = status_report(_engine(settings), settings)
+    data["ranking"] = ranking_status(settings)
     if as_json:
         _print_json(data)
         return
     _print_delivery_status(data)
     _print_schedule_status(data)
+    r = data["ranking"]
+    out.print(f"interest ranking: {r['ranking']} ({r['reason']})", markup=False, highlight=False)
 
 
 def _print_schedule_status(data: dict[str, Any]) -> None:
@@ -665,7 +741,14 @@ PortOpt = Annotated[
 # A leading `-` excludes a term (`-survey`): let such a query through as the argument.
 @app.command("check-query", context_settings={"ignore_unknown_options": True})
 def check_query(
-    query: Annotated[str, typer.Argument(help="A profile in the profile language.")],
+    query: Annotated[
+        str | None,
+        typer.Argument(
+            help="A profile in the profile language (optional with --interest / --like)."
+        ),
+    ] = None,
+    interest: InterestOpt = None,
+    like: LikeOpt = None,
     since: Annotated[
         str | None, typer.Option(help="Papers from this date (YYYY-MM-DD); default a week ago.")
     ] = None,
@@ -673,22 +756,29 @@ def check_query(
         bool, typer.Option("--json", help="Print the matched papers as one JSON array.")
     ] = False,
 ) -> None:
-    """Explain how a query is understood and what it would have matched among the stored
-    papers, in rank order. An invalid query exits 2 with the error and its position.
+    """Explain how a profile (a query, a plain-English interest, example papers, or
+    several) is understood and what it would have matched among the stored papers, in
+    rank order. An invalid query exits 2 with the error and its position.
     Likely slips (a lower-case `and` read as a word) are warned about: under --json as
     `{"warnings": [...]}` on stderr, so stdout stays the array of matches."""
     from datetime import timedelta
 
-    from digest import matching
+    from digest import matching, semantic
 
-    profile = matching.profile_from_input(query)
-    warnings = matching.query_warnings(query)
+    wants = subscriptions.check_interest(interest)
+    examples = subscriptions.check_likes(like)
+    if query is None and not wants and not examples:
+        raise InputError("give a query, --interest or --like (see digest check-query --help)")
+    profile = matching.profile_from_input(query, interest=wants, liked=examples)
+    warnings = matching.query_warnings(query) if query else []
     settings = _settings()
+    engine = _engine(settings)
     day = _parse_date(since, "--since") or (utcnow().date() - timedelta(days=7))
-    rows = store.list_papers(_engine(settings), day)
+    rows = store.list_papers(engine, day)
     # every paper it would select, in rank order
     every = profile.with_limits(max(len(rows), 1))
-    matches = matching.rank({0: every}, rows, matching.Weights.from_settings(settings))[0]
+    papers = semantic.paper_set(engine, settings, rows, [every])
+    matches = matching.rank({0: every}, papers, matching.Weights.from_settings(settings))[0]
     by_id = {p.id: p for p in rows}
     if as_json:
         _print_json(
@@ -707,6 +797,9 @@ def check_query(
             sys.stderr.write(json.dumps({"warnings": warnings}, ensure_ascii=False) + "\n")
         return
     typer.echo(f"understood as: {profile.describe()}")
+    if wants or examples:
+        ranking = semantic.ranking_status(settings)
+        typer.echo(f"ranking: {ranking['ranking']} ({ranking['reason']})")
     for warning in warnings:
         typer.echo(f"warning: {warning}")
     typer.echo(f"matched {len(matches)} of {len(rows)} papers since {day.isoformat()}")

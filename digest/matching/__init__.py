@@ -4,8 +4,8 @@ The public surface other stages use (the callers use nothing else):
 - `rank(profiles, papers, weights) -> {key: [Match, ...]}`: the matcher seam; every
   profile's ranked, capped, explained matches among the edition's papers, keyed as
   the caller keys them (`matcher.py`),
-- `Profile`: a subscriber's profile, a typed value of parts with a kind (today one,
-  `KeywordQuery`) and its `Limits`; built by `profile_of(row)` from a stored
+- `Profile`: a subscriber's profile, a typed value of parts with a kind
+  (`KeywordQuery`, `Interest`: plain English and example papers) and its `Limits`; built by `profile_of(row)` from a stored
   subscriber (lenient) or `profile_from_input(text, max_papers, min_score)` from what
   a person typed (strict: raises `QueryError` with a position) (`profiles.py`, whose
   docstring says how to add a kind),
@@ -16,6 +16,10 @@ The public surface other stages use (the callers use nothing else):
 - `readable_terms([(match, paper), ...])`: what matched, in words (for subjects),
 - `topic_named(text)`: the topic a `topic:NAME` term names (for the web forms),
 - `query_warnings(text)`: likely slips in a query (a lower-case `and` read as a word),
+- `SemanticPapers(papers, vectors, embedder, examples)`: papers with their embeddings
+  and the example papers profiles name (`Example`), for semantic ranking; without it
+  interests rank lexically (BM25); `load_embedder()` loads the packaged model
+  (`embedding.py`),
 - `IndexedPapers(papers)`: a paper set to rank many times; `rank` given one reuses
   its index instead of building one per call (the web preview).
 
@@ -29,8 +33,11 @@ terms as words, for subjects), `profiles` (profile values), `keywords` (the keyw
 language as a ranker), `matcher` (the seam, `rank`).
 """
 
+from digest.matching.embedding import Embedder, load_embedder
 from digest.matching.highlight import highlight_spans, matched_authors
 from digest.matching.index import IndexedPapers, match_all
+from digest.matching.interest import Interest, split_interest
+from digest.matching.interests import Example, SemanticPapers
 from digest.matching.matcher import ProfileKindError, rank
 from digest.matching.model import Hit, Limits, Match, Weights
 from digest.matching.profiles import (
@@ -44,6 +51,12 @@ from digest.matching.query import compile_profile, compile_stored, query_warning
 from digest.matching.readable import readable_terms
 
 __all__ = [
+    "Embedder",
+    "Example",
+    "Interest",
+    "SemanticPapers",
+    "load_embedder",
+    "split_interest",
     "Hit",
     "IndexedPapers",
     "KeywordQuery",

@@ -321,7 +321,7 @@ class IndexedPapers(Sequence[Any]):
         with self._lock:
             index = self._indexes.get(weights)
             if index is None:
-                with _gc_paused():
+                with gc_paused():
                     index = self._indexes[weights] = PaperIndex(self._papers, weights)
                 self.builds += 1
             return index
@@ -348,7 +348,7 @@ class ScopedHits:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Building millions of small acyclic objects makes the cyclic GC rescan the heap
     again and again; nothing here creates cycles, so pause it for the edition."""
     was = gc.isenabled()
@@ -369,7 +369,7 @@ def match_all(
     """Every profile's ranked, capped matches among `papers` (one index per call)."""
     if not papers:
         return {key: [] for key in profiles}
-    with _gc_paused():
+    with gc_paused():
         return _match_all(profiles, papers, limits or {}, weights or Weights())
 
 

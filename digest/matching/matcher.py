@@ -7,10 +7,10 @@ papers once for all its profiles). A ranker is a function
 `(parts by key, limits by key, papers, weights) -> matches by key`, answering every
 key it is given (an empty list for a profile that matches nothing).
 
-Today every profile has one part, so its matches are that part's. A profile with
-several parts (keywords and a plain-English interest) needs a rule that fuses the
-rankings; it belongs here, in `rank`, when the second kind arrives (until then
-such a profile is a `ProfileKindError`).
+A profile with one part gets that part's matches. A profile with a keyword query
+and an interest (`Interest`: a plain-English text and/or example papers) gets its
+query's matches re-ranked by the interest (`fusion.rank_fused`); any other mix of
+parts is a `ProfileKindError`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from digest.matching.fusion import rank_fused
+from digest.matching.interest import Interest
+from digest.matching.interests import rank_interests
 from digest.matching.keywords import rank_keywords
 from digest.matching.model import Limits, Match, Weights
 from digest.matching.profiles import KeywordQuery, Profile, ProfilePart
@@ -30,7 +33,7 @@ Ranker = Callable[
 ]
 
 # The kind of each part -> the function that ranks parts of that kind.
-RANKERS: Mapping[type, Ranker] = {KeywordQuery: rank_keywords}
+RANKERS: Mapping[type, Ranker] = {KeywordQuery: rank_keywords, Interest: rank_interests}
 
 
 class ProfileKindError(TypeError):
@@ -64,13 +67,22 @@ def rank(
     weights = weights or Weights()
     by_kind: dict[type, dict[Hashable, Any]] = {}
     limits: dict[Hashable, Limits] = {}
+    fused_kw: dict[Hashable, KeywordQuery] = {}
+    fused_int: dict[Hashable, Interest] = {}
     for key, profile in profiles.items():
         parts = profile.parts
         if len(parts) != 1:
-            raise ProfileKindError(
-                "a profile with several parts needs a rule to fuse their rankings; "
-                "none is defined yet (see digest.matching.matcher)"
-            )
+            kw = next((p for p in parts if isinstance(p, KeywordQuery)), None)
+            wants = next((p for p in parts if isinstance(p, Interest)), None)
+            if len(parts) != 2 or kw is None or wants is None:
+                raise ProfileKindError(
+                    "a profile with several parts must be one keyword query and one "
+                    "interest; no rule fuses "
+                    + ", ".join(getattr(p, "kind", type(p).__name__) for p in parts)
+                )
+            fused_kw[key], fused_int[key] = kw, wants
+            limits[key] = profile.limits
+            continue
         part = parts[0]
         group = by_kind.get(type(part))
         if group is None:
@@ -78,10 +90,12 @@ def rank(
             group = by_kind[type(part)] = {}
         group[key] = part
         limits[key] = profile.limits
-    if len(by_kind) == 1:  # one kind (today, always): its ranker answers every key
+    if len(by_kind) == 1 and not fused_kw:  # one kind: its ranker answers every key
         ((kind, parts_by_key),) = by_kind.items()
         return rankers[kind](parts_by_key, limits, papers, weights)  # type: ignore[return-value]
     out: dict[Hashable, list[Match]] = {}
+    if fused_kw:
+        out.update(rank_fused(fused_kw, fused_int, limits, papers, weights))
     for kind, parts_by_key in by_kind.items():
         out.update(rankers[kind](parts_by_key, limits, papers, weights))
     return {key: out[key] for key in profiles}

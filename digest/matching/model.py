@@ -9,6 +9,15 @@ from typing import Any
 from digest.config import Settings
 
 FIELD_PREFIX = {"author": "author:", "category": "cat:"}
+# Hits that say why an interest chose a paper (field "interest": a word the paper
+# shares with the interest; field "liked": one it shares with the liked paper whose
+# title is the hit's `topic`), not where a keyword was found.
+SIMILARITY_FIELDS = frozenset({"interest", "liked"})
+
+
+def _short(title: str | None, limit: int = 80) -> str:
+    text = " ".join((title or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
@@ -70,16 +79,28 @@ class Match:
         return list(dict.fromkeys(h.term for h in self.hits))
 
     def why(self) -> str:
-        """`matched: diffusion, robot*, topic:robot-learning (manipulation)`."""
+        """`matched: diffusion, robot*, topic:robot-learning (manipulation)`, then what an
+        interest found: `similar to your interest (reward, preference)`, `like "<title>"
+        you liked (dpo)`."""
         plain: list[str] = []
         topics: dict[str, list[str]] = {}
+        similar: dict[str, list[str]] = {}  # "interest" or a liked paper's title -> words
         for h in self.hits:
+            if h.field in SIMILARITY_FIELDS:
+                words = similar.setdefault((h.topic or "") if h.field == "liked" else "", [])
+                if h.term and h.term not in words:
+                    words.append(h.term)
+                continue
             shown = FIELD_PREFIX.get(h.field, "") + h.term
             bucket = topics.setdefault(h.topic, []) if h.topic else plain
             if shown not in bucket:
                 bucket.append(shown)
         parts = plain + [f"topic:{name} ({', '.join(terms)})" for name, terms in topics.items()]
-        return "matched: " + ", ".join(parts) if parts else ""
+        out = ["matched: " + ", ".join(parts)] if parts else []
+        for title, words in similar.items():
+            said = f'like "{_short(title)}" you liked' if title else "similar to your interest"
+            out.append(said + (f" ({', '.join(words)})" if words else ""))
+        return "; ".join(out)
 
     def to_json(self) -> dict[str, Any]:
         return {

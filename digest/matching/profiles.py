@@ -1,8 +1,10 @@
 """A subscriber's profile as a typed value: what they want, in parts of known kinds.
 
 A `Profile` holds one or more parts and the subscriber's limits (`max_papers`,
-`min_score`). Each part has a kind; today there is one, `KeywordQuery`, a query in
-the keyword language (`digest.matching.query`). The matcher (`rank`, in `matcher.py`)
+`min_score`). Each part has a kind: `KeywordQuery`, a query in the keyword language
+(`digest.matching.query`), and `Interest` (`interest.py`), a plain-English interest
+with example papers liked and disliked. A profile has either or both (then the
+query's matches are re-ranked by the interest, `fusion.py`). The matcher (`rank`, in `matcher.py`)
 hands every part to the ranker registered for its kind, so the callers (pipeline,
 previews, `check-query`, the web preview) never look inside a profile.
 
@@ -14,8 +16,12 @@ Two ways to build one, because stored and typed profiles are trusted differently
   that does not parse raises `QueryError` with the position of its cause.
 
 Storage. The profile is derived from the subscriber row; the row is the user
-contract (the `keywords` column, the `keywords` JSON field) and stays as it is.
-A new kind (a plain-English interest, example papers) is added like this:
+contract (the `keywords`, `interest` and `likes` columns and JSON fields). An
+interest-only subscriber stores `keywords = ""`. Ratings kept elsewhere (the
+"more/less like this" links) join the profile as extra example ids:
+`profile_of(row, liked=(...), disliked=(...))`; the interest's stored embedding as
+`vector=` (computed once, when the profile was saved).
+A new kind is added like this (as `Interest` was):
 1. a frozen dataclass part here (`Interest(text)`, `ExamplePapers(ids)`) with a
    `kind` name and a `describe()`;
 2. its storage: a new nullable column on `subscriber` (`interest TEXT NULL`) or a
@@ -30,11 +36,15 @@ No caller changes: they pass `Profile` values and read `Match` lists.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar, Protocol
 
+import numpy as np
+
 from digest.matching import nodes
+from digest.matching.interest import Interest
 from digest.matching.model import Limits
 from digest.matching.query import compile_profile, compile_stored
 
@@ -95,27 +105,84 @@ class Profile:
 
 
 class ProfileRow(Protocol):
-    """The fields of a stored subscriber a profile is derived from."""
+    """The fields of a stored subscriber a profile is derived from (`interest` and
+    `likes` are read with getattr: a row from before they existed has neither)."""
 
     keywords: str
     max_papers: int
     min_score: float | None
 
 
-def profile_of(row: ProfileRow) -> Profile:
-    """A stored subscriber's profile, read leniently (see the module docstring)."""
-    return _stored_profile(row.keywords, row.max_papers, row.min_score)
+def profile_of(
+    row: ProfileRow,
+    liked: Sequence[str] = (),
+    disliked: Sequence[str] = (),
+    vector: np.ndarray | None = None,
+) -> Profile:
+    """A stored subscriber's profile, read leniently (see the module docstring).
+
+    `liked` / `disliked`: example paper ids from outside the row (ratings), added to
+    the row's own `likes`; `vector`: the stored embedding of the interest's topic."""
+    interest = getattr(row, "interest", None) or ""
+    likes = tuple(getattr(row, "likes", None) or ()) + tuple(liked)
+    if vector is not None:
+        return _build(
+            row.keywords, interest, likes, tuple(disliked), row.max_papers, row.min_score, vector
+        )
+    return _stored_profile(
+        row.keywords, interest, likes, tuple(disliked), row.max_papers, row.min_score
+    )
 
 
 @lru_cache(maxsize=1 << 17)
-def _stored_profile(keywords: str, max_papers: int, min_score: float | None) -> Profile:
+def _stored_profile(
+    keywords: str,
+    interest: str,
+    liked: tuple[str, ...],
+    disliked: tuple[str, ...],
+    max_papers: int,
+    min_score: float | None,
+) -> Profile:
     """Profiles are immutable, so subscribers who wrote the same profile with the same
     limits share one value: an edition of 100,000 builds far fewer."""
-    return Profile((KeywordQuery.stored(keywords),), Limits(max_papers, min_score))
+    return _build(keywords, interest, liked, disliked, max_papers, min_score, None)
+
+
+def _build(
+    keywords: str,
+    interest: str,
+    liked: tuple[str, ...],
+    disliked: tuple[str, ...],
+    max_papers: int,
+    min_score: float | None,
+    vector: np.ndarray | None,
+) -> Profile:
+    parts: list[ProfilePart] = []
+    has_keywords = bool(keywords.strip())
+    if has_keywords:
+        parts.append(KeywordQuery.stored(keywords))
+    if interest.strip() or liked or (disliked and has_keywords):
+        parts.append(Interest.of(interest, liked, disliked, vector))
+    if not parts:  # nothing searchable: matches nothing, as an empty query always did
+        parts.append(KeywordQuery.stored(keywords))
+    return Profile(tuple(parts), Limits(max_papers, min_score))
 
 
 def profile_from_input(
-    keywords: str, max_papers: int = Limits.max_papers, min_score: float | None = None
+    keywords: str | None,
+    max_papers: int = Limits.max_papers,
+    min_score: float | None = None,
+    interest: str | None = None,
+    liked: Sequence[str] = (),
 ) -> Profile:
-    """A profile someone just typed, validated strictly: raises `QueryError`."""
-    return Profile((KeywordQuery.parse(keywords),), Limits(max_papers, min_score))
+    """A profile someone just typed, validated strictly: raises `QueryError` for a bad
+    query, ValueError when there is nothing at all (no query, interest or example)."""
+    parts: list[ProfilePart] = []
+    wants = bool((interest or "").strip() or liked)
+    if keywords is not None and (keywords.strip() or not wants):
+        parts.append(KeywordQuery.parse(keywords))  # an empty query alone: its QueryError
+    if wants:
+        parts.append(Interest.of(interest, tuple(liked)))
+    if not parts:
+        raise ValueError("give keywords, an interest or example papers")
+    return Profile(tuple(parts), Limits(max_papers, min_score))

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from digest import store
+from digest import semantic, store
 from digest.config import Settings
 from digest.errors import InputError
 from digest.logs import log_event
-from digest.matching import IndexedPapers, Match, Weights, profile_of, rank
+from digest.matching import IndexedPapers, Match, Profile, Weights, rank
 from digest.models import Paper
 from digest.rendering import EditionRenderer, Item
 from digest.states import DigestStatus
@@ -102,7 +102,14 @@ def render_row(
     Raises InputError for data a message cannot carry (that digest fails alone)."""
     day = date.fromisoformat(edition)
     items = [Item(by_id[m.paper_id], m) for m in matches if m.paper_id in by_id]
-    rendered = renderer.render(sub.email, items, day, f"{sub.id}:{edition}", sub.keywords)
+    rendered = renderer.render(
+        sub.email,
+        items,
+        day,
+        f"{sub.id}:{edition}",
+        sub.keywords,
+        token_version=sub.token_version,
+    )
     if not items:  # notify_empty: a short "nothing new" note instead of silence
         rendered.subject = f"Nothing new for your profile - {day.strftime('%d %b').lstrip('0')}"
     msg = renderer.message(sub.email, rendered)
@@ -176,21 +183,29 @@ class EditionBuilder:
     ) -> dict[int, list[Match]]:
         """Every subscriber's matches; a profile that cannot be read or ranked fails
         that subscriber alone (recorded as failed, their papers kept for later)."""
-        profiles = {}
-        for sub, edition, digest_id in group:
-            try:
-                profiles[sub.id] = profile_of(sub)
-            except Exception as exc:
-                built.append(self._failed(sub, edition, digest_id, start, "profile", exc))
+        subs = [sub for sub, _, _ in group]
+        # "more / less like this" from earlier digests, for the whole chunk at once
+        rated = store.rated_examples(self.engine, [sub.id for sub in subs])
+        profiles: dict[int, Profile] = {}
         try:
-            return rank(profiles, papers, self.weights)
+            # interests bring their stored vectors, ratings their examples (semantic.py)
+            profiles = semantic.profiles_of(self.engine, self.settings, subs, rated)
+        except Exception:
+            for sub, edition, digest_id in group:
+                try:
+                    profiles.update(semantic.profiles_of(self.engine, self.settings, [sub], rated))
+                except Exception as exc:
+                    built.append(self._failed(sub, edition, digest_id, start, "profile", exc))
+        ready = semantic.paper_set(self.engine, self.settings, papers, profiles.values())
+        try:
+            return rank(profiles, ready, self.weights)
         except Exception:
             log.debug("ranking a chunk failed; ranking its profiles one by one", exc_info=True)
         results: dict[int, list[Match]] = {}
         by_sub = {sub.id: (sub, edition, digest_id) for sub, edition, digest_id in group}
         for key, profile in profiles.items():
             try:
-                results.update(rank({key: profile}, papers, self.weights))
+                results.update(rank({key: profile}, ready, self.weights))
             except Exception as exc:
                 sub, edition, digest_id = by_sub[key]
                 built.append(self._failed(sub, edition, digest_id, start, "profile", exc))

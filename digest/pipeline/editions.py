@@ -266,4 +266,7 @@ def _row_of(sub: Subscriber) -> SubscriberRow:
         sub.weekday,
         sub.notify_empty,
         sub.last_paper_seq,
+        sub.interest,
+        list(sub.likes or []),
+        sub.token_version,
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from digest import store
+from digest import semantic, store
 from digest.config import Settings
 from digest.errors import SourceError
 from digest.models import utcnow
@@ -90,4 +90,7 @@ def fetch_all(
         store.save_source_state(engine, state)
         reports.append(report)
         advance(1)
+    if any(r.new or r.updated for r in reports):
+        # once per paper, when fetched (nothing unless a subscriber has an interest)
+        semantic.embed_new_papers(engine, settings)
     return reports

@@ -26,12 +26,20 @@ from digest.rendering.frame import (
     slotted,
 )
 from digest.rendering.text import clean, shorten
-from digest.tokens import make_mail_token, make_token, subscriber_payload
+from digest.tokens import (
+    make_feedback_token,
+    make_mail_token,
+    make_token,
+    subscriber_payload,
+    today_number,
+)
 
 MESSAGE_LIMIT = 100_000
 HEADER_RESERVE = 3_000
 SHELL_GUESS = 12_000
 MAX_ITEMS = 500
+# What a card's feedback links add to the encoded message (two URLs in HTML and text).
+FEEDBACK_COST = 700
 
 
 @dataclass
@@ -86,9 +94,8 @@ def subscriber_links(
     digest key `<id>:<edition>`), so they die with it."""
     base = settings.base_url
     secret = settings.secret_key
-    if subscriber_id is None and digest_key:
-        head = digest_key.partition(":")[0]
-        subscriber_id = int(head) if head.isdigit() else None
+    if subscriber_id is None:
+        subscriber_id = _digest_subscriber(digest_key)
     who = subscriber_payload(email_addr, subscriber_id)
     links = {
         "unsubscribe": f"{base}/unsubscribe/{make_token(secret, 'unsubscribe', who)}",
@@ -100,6 +107,28 @@ def subscriber_links(
         # Not a link: the token of the List-Unsubscribe mailto (`digest inbound`).
         links["mail_token"] = make_mail_token(secret, "unsubscribe-mail", subscriber_id)
     return links
+
+
+def feedback_links(
+    settings: Settings, subscriber_id: int, token_version: int, paper_ids: Sequence[str]
+) -> list[dict[str, str]]:
+    """Each card's "more like this" / "less like this" URLs: one signed token per
+    (subscriber, paper), the vote in the query. A GET only shows a page with a button:
+    link scanners that fetch every URL of a message record nothing."""
+    day = today_number()
+    out = []
+    for paper_id in paper_ids:
+        token = make_feedback_token(
+            settings.secret_key, subscriber_id, token_version, paper_id, day
+        )
+        url = f"{settings.base_url}/feedback/{token}"
+        out.append({"more": f"{url}?vote=more", "less": f"{url}?vote=less"})
+    return out
+
+
+def _digest_subscriber(digest_key: str | None) -> int | None:
+    head = (digest_key or "").partition(":")[0]
+    return int(head) if head.isdigit() else None
 
 
 def topics_of(
@@ -155,22 +184,32 @@ def render_digest(
     digest_key: str | None = None,
     profile: str = "",
     size_limit: int | None = MESSAGE_LIMIT,
+    token_version: int | None = None,
 ) -> RenderedDigest:
     """Cards come from the run's cache; as many as fit `size_limit` are shown, the
     rest are counted behind a link to the full digest in the browser (which renders
-    with `size_limit=None`)."""
+    with `size_limit=None`). With `token_version` (and a digest key naming the
+    subscriber) every card gets its feedback links, put beside the cached card by
+    the page template, so cards stay shared between subscribers."""
     limit = size_limit if size_limit is not None else float("inf")
     links = subscriber_links(settings, email_addr, digest_key)
     items = list(items)
     terms = [tuple(item.match.terms()) if item.match else () for item in items[:MAX_ITEMS]]
+    subscriber_id = _digest_subscriber(digest_key)
+    rated = subscriber_id is not None and token_version is not None
     cards: list[Card] = []
     spent = SHELL_GUESS + HEADER_RESERVE
     for item, item_terms in zip(items, terms, strict=False):
         card = make_card(env, item.paper, item.match, item_terms)
-        if spent + card.cost > limit:
+        cost = card.cost + (FEEDBACK_COST if rated else 0)
+        if spent + cost > limit:
             break
         cards.append(card)
-        spent += card.cost
+        spent += cost
+    feedback: list[dict[str, str] | None] = [None] * len(cards)
+    if subscriber_id is not None and token_version is not None:
+        ids = [item.paper.id for item in items[: len(cards)]]
+        feedback = list(feedback_links(settings, subscriber_id, token_version, ids))
     topics = topics_of(items, 5, env.analysis)
     context: dict[str, Any] = {
         "edition": edition,
@@ -184,6 +223,7 @@ def render_digest(
         "total": len(items),
         "topics": topics,
         "preheader": " · ".join(shorten(view_of(env, i.paper).title, 80) for i in items[:3]),
+        "feedback": feedback,
     }
     subject = make_subject(settings, items, edition, topics)
     while True:
@@ -206,6 +246,7 @@ def _render_page(
     go in the slots."""
     page = {
         **context,
+        "feedback": context["feedback"][: len(cards)],
         "cards": [card_marker(i) for i in range(len(cards))],
         "shown": len(cards),
         "more": total - len(cards),

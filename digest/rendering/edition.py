@@ -46,10 +46,20 @@ class EditionRenderer:
         digest_key: str | None = None,
         profile: str = "",
         size_limit: int | None = MESSAGE_LIMIT,
+        token_version: int | None = None,
     ) -> RenderedDigest:
-        """`render_digest` with this edition's templates and caches."""
+        """`render_digest` with this edition's templates and caches (`token_version`:
+        the cards get their subscriber's feedback links)."""
         return render_digest(
-            self.env, self.settings, email_addr, items, edition, digest_key, profile, size_limit
+            self.env,
+            self.settings,
+            email_addr,
+            items,
+            edition,
+            digest_key,
+            profile,
+            size_limit,
+            token_version=token_version,
         )
 
     def message(self, to_addr: str, rendered: RenderedDigest) -> OutgoingMessage:

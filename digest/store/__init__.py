@@ -9,10 +9,12 @@ functions the stages call (`from digest import store; store.merge_papers(...)`).
 | `migrations/`    | the Alembic environment and revisions, shipped in the wheel  |
 | `papers.py`      | merging source records into papers; reading them back        |
 | `subscribers.py` | subscribers                                                  |
+| `embeddings.py`  | stored paper and interest vectors, per model                 |
 | `editions.py`    | digest rows per edition, committed with the watermarks       |
 | `outbox.py`      | the lease queue the sender claims from and records into      |
 | `status.py`      | delivery counts for `digest status`                          |
 | `rates.py`       | the web app's rate events                                    |
+| `ratings.py`     | subscribers' "more / less like this" votes on papers          |
 | `inbound.py`     | what inbound mail changes (unsubscribe, bounce, complaint), its log |
 | `sources.py`     | how far each source has read                                 |
 | `transfer.py`    | subscribers in and out in bulk (export / import)             |
@@ -32,6 +34,15 @@ from digest.store.editions import (
     edition_summary,
     editions_done,
     last_editions,
+)
+from digest.store.embeddings import (
+    count_paper_vectors,
+    delete_profile_vectors,
+    paper_vectors,
+    papers_without_vector,
+    profile_vectors,
+    save_paper_vectors,
+    save_profile_vector,
 )
 from digest.store.engine import (
     DatabaseError,
@@ -66,10 +77,12 @@ from digest.store.papers import (
     list_papers,
     max_paper_seq,
     merge_papers,
+    paper_ids_by_titles,
     papers_after,
     papers_by_ids,
     papers_version,
     seq_first_seen_since,
+    title_key,
 )
 from digest.store.rates import (
     add_rate_event,
@@ -77,11 +90,23 @@ from digest.store.rates import (
     delete_rate_events,
     take_rate_slot,
 )
+from digest.store.ratings import (
+    RatedPaper,
+    Recorded,
+    clear_ratings,
+    get_rating,
+    list_ratings,
+    rated_examples,
+    ratings_for,
+    record_rating,
+    undo_rating,
+)
 from digest.store.sources import get_source_state, list_source_states, save_source_state
 from digest.store.status import delivery_status, row_counts
 from digest.store.subscribers import (
     add_subscriber,
     add_subscribers,
+    any_interest,
     delete_subscriber,
     get_subscriber,
     list_subscribers,
@@ -89,6 +114,7 @@ from digest.store.subscribers import (
     probe_write,
     purge_unconfirmed,
     store_signup,
+    subscriber_by_id,
     update_subscriber,
 )
 from digest.store.transfer import (
@@ -99,6 +125,14 @@ from digest.store.transfer import (
 )
 
 __all__ = [
+    "any_interest",
+    "count_paper_vectors",
+    "delete_profile_vectors",
+    "paper_vectors",
+    "papers_without_vector",
+    "profile_vectors",
+    "save_paper_vectors",
+    "save_profile_vector",
     "HEAD",
     "InboundChange",
     "apply_inbound",
@@ -108,10 +142,13 @@ __all__ = [
     "Engine",
     "NO_MESSAGE",
     "MergeCounts",
+    "RatedPaper",
+    "Recorded",
     "Revision",
     "add_missing_columns",
     "add_rate_event",
     "add_subscriber",
+    "clear_ratings",
     "add_subscribers",
     "commit_rows",
     "count_rate_events",
@@ -126,6 +163,7 @@ __all__ = [
     "edition_summary",
     "ensure_schema",
     "editions_done",
+    "get_rating",
     "get_source_state",
     "get_subscriber",
     "has_table",
@@ -133,6 +171,7 @@ __all__ = [
     "init_db",
     "last_editions",
     "list_papers",
+    "list_ratings",
     "list_source_states",
     "list_subscribers",
     "make_engine",
@@ -140,19 +179,26 @@ __all__ = [
     "merge_papers",
     "move_digest_messages",
     "normalise_email",
+    "paper_ids_by_titles",
     "papers_after",
     "papers_by_ids",
     "papers_version",
     "ping",
     "probe_write",
     "purge_unconfirmed",
+    "rated_examples",
+    "ratings_for",
+    "record_rating",
     "retry_failed",
     "save_source_state",
     "seq_first_seen_since",
     "shown_url",
     "missing_sqlite_file",
     "store_signup",
+    "subscriber_by_id",
     "take_rate_slot",
+    "title_key",
+    "undo_rating",
     "update_subscriber",
     "upgrade",
     # transfer, backup

@@ -19,7 +19,7 @@ whole table as ORM objects.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,9 @@ class SubscriberRow:
     weekday: str | None
     notify_empty: bool
     last_paper_seq: int | None
+    interest: str | None = None
+    likes: list[str] = field(default_factory=list)
+    token_version: int = 0  # feedback links carry it (a newer sign-up voids them)
 
 
 _COLUMNS = (
@@ -66,6 +69,9 @@ _COLUMNS = (
     _S.c.weekday,
     _S.c.notify_empty,
     _S.c.last_paper_seq,
+    _S.c.interest,
+    _S.c.likes,
+    _S.c.token_version,
 )
 
 

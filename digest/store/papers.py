@@ -184,3 +184,33 @@ def seq_first_seen_since(engine: Engine, moment: datetime) -> int:
         if first is None:
             return session.exec(select(func.max(Paper.seq))).one() or 0
         return first - 1
+
+
+def title_key(title: str) -> str:
+    """How titles are compared: case, spacing and a final full stop aside."""
+    return " ".join(title.split()).lower().rstrip(".").strip()
+
+
+def paper_ids_by_titles(engine: Engine, titles: Sequence[str]) -> dict[str, str]:
+    """`title_key(title)` -> paper id for the titles some stored paper has (the
+    stored titles are cleaned already: whitespace folded)."""
+    folded = [" ".join(t.split()).rstrip(".").strip() for t in titles]
+    # SQLite's lower() lowers ASCII letters only; PostgreSQL's lowers every letter.
+    keys = {v for t in folded if t for v in (t.lower(), _ascii_lower(t))}
+    wanted = sorted(variant for key in keys for variant in (key, f"{key}."))
+    out: dict[str, str] = {}
+    with Session(engine) as session:
+        for i in range(0, len(wanted), 500):
+            stmt = select(Paper.id, Paper.title).where(
+                func.lower(Paper.title).in_(wanted[i : i + 500])
+            )
+            for paper_id, title in session.exec(stmt):
+                out.setdefault(title_key(title), paper_id)
+    return out
+
+
+def _ascii_lower(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")

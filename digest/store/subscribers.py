@@ -8,14 +8,14 @@ from itertools import islice
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import case, delete, insert
+from sqlalchemy import String, case, cast, delete, insert, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from digest.errors import InputError
-from digest.models import Digest, InboundEvent, Subscriber
+from digest.models import Digest, InboundEvent, ProfileEmbedding, Subscriber
 from digest.states import SubscriberStatus
 from digest.store.engine import table_of
 
@@ -58,6 +58,12 @@ def get_subscriber(engine: Engine, email: str) -> Subscriber | None:
         return session.exec(select(Subscriber).where(Subscriber.email == email)).first()
 
 
+def subscriber_by_id(engine: Engine, subscriber_id: int) -> Subscriber | None:
+    """The row with this id (signed links name rows by id; ids are never reused)."""
+    with Session(engine) as session:
+        return session.get(Subscriber, subscriber_id)
+
+
 def add_subscriber(engine: Engine, subscriber: Subscriber) -> Subscriber:
     """Insert; an existing address is an InputError and nothing is written."""
     with Session(engine) as session:
@@ -95,7 +101,16 @@ def add_subscribers(
 
 
 REPLACEABLE = (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED)
-PROFILE_FIELDS = ("keywords", "max_papers", "timezone", "send_at", "frequency", "weekday")
+PROFILE_FIELDS = (
+    "keywords",
+    "interest",
+    "likes",
+    "max_papers",
+    "timezone",
+    "send_at",
+    "frequency",
+    "weekday",
+)
 
 
 def store_signup(engine: Engine, subscriber: Subscriber) -> Subscriber:
@@ -163,6 +178,7 @@ def delete_subscriber(engine: Engine, email: str) -> bool:
         if sub is None:
             return False
         session.exec(delete(Digest).where(col(Digest.subscriber_id) == sub.id))
+        session.exec(delete(ProfileEmbedding).where(col(ProfileEmbedding.subscriber_id) == sub.id))
         session.exec(delete(InboundEvent).where(col(InboundEvent.subscriber_id) == sub.id))
         session.delete(sub)
         session.commit()
@@ -195,3 +211,19 @@ def probe_write(engine: Engine) -> None:
         session.add(probe)
         session.flush()
         session.rollback()
+
+
+def any_interest(engine: Engine) -> bool:
+    """Whether any subscriber has a plain-English interest or example papers."""
+    stmt = (
+        select(Subscriber.id)
+        .where(
+            or_(
+                (col(Subscriber.interest).is_not(None)) & (col(Subscriber.interest) != ""),
+                cast(col(Subscriber.likes), String) != "[]",
+            )
+        )
+        .limit(1)
+    )
+    with Session(engine) as session:
+        return session.exec(stmt).first() is not None

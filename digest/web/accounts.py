@@ -67,11 +67,22 @@ class ProfileInput:
     frequency: str | None = None
     weekday: str | None = None
     max_papers: int | str | None = None
+    # A plain-English interest and example papers (arXiv ids); None: not given.
+    interest: str | None = None
+    likes: str | list[str] | None = None
 
-    def profile(self, catalogue: list[Topic]) -> str:
+    def wants(self) -> bool:
+        """Whether an interest or example papers are given (keywords may be empty)."""
+        likes = self.likes if isinstance(self.likes, str) else " ".join(self.likes or [])
+        return bool((self.interest or "").strip() or likes.strip())
+
+    def profile(self, catalogue: list[Topic], optional: bool = False) -> str:
+        """The keyword profile as stored; "" allowed with an interest or examples."""
         text = compose_profile(self.keywords or "", self.topics or [], catalogue)
-        if not text:
-            raise InputError("the profile is empty: give at least one keyword or topic")
+        if not text and not (optional or self.wants()):
+            raise InputError(
+                "the profile is empty: give keywords, topics, an interest or example papers"
+            )
         return text
 
     def max_papers_number(self) -> int | None:
@@ -157,6 +168,8 @@ class Accounts:
             self.settings,
             address_typed,
             data.profile(self.catalogue),
+            interest=data.interest or None,
+            likes=data.likes or None,
             status=SubscriberStatus.PENDING,
             max_papers=data.max_papers_number(),
             timezone=data.timezone,
@@ -212,12 +225,16 @@ class Accounts:
                 keywords=data.keywords if data.keywords is not None else keywords,
                 topics=data.topics if data.topics is not None else topics,
             )
-            profile = merged.profile(self.catalogue)
+            # empty keywords are fine when the profile keeps or gets an interest or
+            # examples; `subscriptions.change` checks the profile as a whole
+            profile = merged.profile(self.catalogue, optional=True)
         return subscriptions.change(
             self.engine,
             self.settings,
             sub.email,
             keywords=profile,
+            interest=data.interest,
+            likes=data.likes,
             timezone=data.timezone or None,
             send_at=data.send_at or None,
             frequency=data.frequency or None,
@@ -302,6 +319,7 @@ class Accounts:
             key,
             sub.keywords if sub else "",
             size_limit=None,
+            token_version=sub.token_version if sub and sub.id == row.subscriber_id else None,
         )
         return rendered.html
 
@@ -346,8 +364,10 @@ def field_errors(exc: InputError) -> dict[str, str]:
     if message.startswith("--"):
         name, _, rest = message[2:].partition(":")
         key = name.strip().replace("-", "_")
-        if key in {"timezone", "send_at", "frequency", "weekday", "max_papers"}:
+        if key in {"timezone", "send_at", "frequency", "weekday", "max_papers", "interest"}:
             return {key: rest.strip()}
+        if key in {"like", "likes"}:
+            return {"likes": rest.strip()}
     if "email address" in message:
         return {"email": message}
     if "profile" in message or "topic" in message or "keyword" in message:

@@ -48,24 +48,47 @@ class ScheduleFields(BaseModel):
     max_papers: int | None = Field(None, ge=1, le=500)
 
 
+PaperId = Annotated[str, StringConstraints(max_length=200)]
+INTEREST_DOC = (
+    "A plain-English interest (what you work on, and what you do not want); "
+    "alone, or beside keywords to rank what they find."
+)
+LIKES_DOC = "arXiv ids of example papers you liked; similar papers rank higher."
+
+
 class SignupIn(ScheduleFields):
     email: str = Field(max_length=320, examples=["ada@example.org"])
     keywords: str = Field(
+        "",
         max_length=4000,
-        description="The profile, in the profile language; may be empty when topics are given.",
+        description="The profile, in the profile language; may be empty when topics, "
+        "an interest or example papers are given.",
         examples=['diffusion, "reinforcement learning"'],
     )
     topics: list[TopicName] = Field(default_factory=list, max_length=50)
+    interest: str = Field(
+        "",
+        max_length=4000,
+        description=INTEREST_DOC,
+        examples=["I work on reward models for aligning LLMs; not interested in jailbreaks"],
+    )
+    likes: list[PaperId] = Field(
+        default_factory=list, max_length=200, description=LIKES_DOC, examples=[["2305.18290"]]
+    )
 
 
 class ProfilePatch(ScheduleFields):
     keywords: str | None = Field(None, max_length=4000)
     topics: list[TopicName] | None = Field(None, max_length=50)
+    interest: str | None = Field(None, max_length=4000, description=INTEREST_DOC + ' "" clears it.')
+    likes: list[PaperId] | None = Field(None, max_length=200, description=LIKES_DOC)
 
 
 class PreviewIn(BaseModel):
     keywords: str = Field("", max_length=4000)
     topics: list[TopicName] = Field(default_factory=list, max_length=50)
+    interest: str = Field("", max_length=4000, description=INTEREST_DOC)
+    likes: list[PaperId] = Field(default_factory=list, max_length=200, description=LIKES_DOC)
     max_papers: int = Field(20, ge=1, le=500)
 
 
@@ -86,6 +109,8 @@ class SubscriptionOut(BaseModel):
     profile: str
     keywords: str
     topics: list[str]
+    interest: str | None
+    likes: list[str]
     timezone: str
     send_at: str
     frequency: str
@@ -162,6 +187,8 @@ def subscription_json(ctx: WebContext, sub: Subscriber) -> dict[str, Any]:
         profile=sub.keywords,
         keywords=keywords,
         topics=topics,
+        interest=sub.interest,
+        likes=list(sub.likes or []),
         timezone=sub.timezone,
         send_at=sub.send_at,
         frequency=sub.frequency,
@@ -172,10 +199,18 @@ def subscription_json(ctx: WebContext, sub: Subscriber) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-def _input(body: ScheduleFields, keywords: str | None, topics: list[str] | None) -> ProfileInput:
+def _input(
+    body: ScheduleFields,
+    keywords: str | None,
+    topics: list[str] | None,
+    interest: str | None = None,
+    likes: list[str] | None = None,
+) -> ProfileInput:
     return ProfileInput(
         keywords=keywords,
         topics=topics,
+        interest=interest,
+        likes=likes,
         timezone=body.timezone,
         send_at=body.send_at,
         frequency=body.frequency,
@@ -203,7 +238,8 @@ def sign_up(request: Request, body: SignupIn, background: BackgroundTasks) -> An
     ip = request.client.host if request.client else "unknown"
     try:
         # Stored before answering; a failed write answers 503, never a lost 202.
-        mail = ctx.accounts.signup(body.email, _input(body, body.keywords, body.topics), ip)
+        data = _input(body, body.keywords, body.topics, body.interest, body.likes)
+        mail = ctx.accounts.signup(body.email, data, ip)
     except MailBudgetSpent as exc:
         return JSONResponse({"error": str(exc), "field": "email"}, status_code=429)
     except TooManyRequests as exc:
@@ -238,7 +274,8 @@ def change_subscription(request: Request, token: str, body: ProfilePatch) -> Any
     """Change the profile or the schedule; fields left out stay as they are."""
     ctx = web(request)
     try:
-        sub = ctx.accounts.update(token, _input(body, body.keywords, body.topics))
+        data = _input(body, body.keywords, body.topics, body.interest, body.likes)
+        sub = ctx.accounts.update(token, data)
         return subscription_json(ctx, sub)
     except InputError as exc:
         return error(exc)
@@ -314,8 +351,11 @@ async def preview_profile(request: Request, body: Annotated[PreviewIn, Body()]) 
     gate: PreviewGate = request.app.state.preview
     ip = request.client.host if request.client else "unknown"
     try:
-        profile = ProfileInput(keywords=body.keywords, topics=body.topics).profile(ctx.catalogue)
-        return await gate.run(ip, profile, body.max_papers)
+        data = ProfileInput(
+            keywords=body.keywords, topics=body.topics, interest=body.interest, likes=body.likes
+        )
+        profile = data.profile(ctx.catalogue)
+        return await gate.run(ip, profile, body.max_papers, body.interest, body.likes)
     except Refused as exc:
         return JSONResponse(
             {"error": exc.message},

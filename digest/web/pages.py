@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from digest import store
 from digest.errors import InputError
 from digest.models import Subscriber
 from digest.rendering import subscriber_links
@@ -32,7 +33,14 @@ from digest.web.topics import split_profile
 
 router = APIRouter(include_in_schema=False)
 
-FIELD_LIMITS = {"email": 320, "keywords": 4000, "timezone": 64, "send_at": 5}
+FIELD_LIMITS = {
+    "email": 320,
+    "keywords": 4000,
+    "interest": 4000,
+    "likes": 4000,
+    "timezone": 64,
+    "send_at": 5,
+}
 FREQUENCY_LABELS = {
     Frequency.DAILY: "Every day",
     Frequency.WEEKDAYS: "Monday to Friday",
@@ -43,7 +51,9 @@ DONE_MESSAGES = {
     "paused": "Your digest is paused. Resume it whenever you like.",
     "resumed": "Your digest is on again.",
     "sent": "If the address can receive mail, a fresh link is on its way.",
+    "forgotten": "Your digest no longer counts those ratings.",
 }
+MAX_LISTED = 500  # ratings shown on the manage page, newest first
 PROFILE_EXAMPLES = [
     ('diffusion, "reinforcement learning", robot*', "any of these words or phrases"),
     ('"large language model" AND reasoning NOT survey', "both terms, but not surveys"),
@@ -152,6 +162,8 @@ def profile_input(form: FormData) -> ProfileInput:
     return ProfileInput(
         keywords=form_text(form, "keywords"),
         topics=[t for t in form.getlist("topics") if isinstance(t, str)][:100],
+        interest=form_text(form, "interest"),
+        likes=form_text(form, "likes"),
         timezone=form_text(form, "timezone") or None,
         send_at=form_text(form, "send_at") or None,
         frequency=form_text(form, "frequency") or None,
@@ -187,6 +199,8 @@ def default_values(request: Request) -> dict[str, Any]:
     return {
         "email": "",
         "keywords": "",
+        "interest": "",
+        "likes": "",
         "topics": [],
         "timezone": s.timezone,
         "send_at": s.send_at,
@@ -200,6 +214,8 @@ def typed_values(form: FormData, data: ProfileInput) -> dict[str, Any]:
     return {
         "email": form_text(form, "email"),
         "keywords": data.keywords,
+        "interest": data.interest or "",
+        "likes": data.likes if isinstance(data.likes, str) else ", ".join(data.likes or []),
         "topics": data.topics,
         "timezone": data.timezone or "",
         "send_at": data.send_at or "",
@@ -214,6 +230,8 @@ def subscriber_values(request: Request, sub: Subscriber) -> dict[str, Any]:
     return {
         "email": sub.email,
         "keywords": keywords,
+        "interest": sub.interest or "",
+        "likes": ", ".join(sub.likes or []),
         "topics": topics,
         "timezone": sub.timezone,
         "send_at": sub.send_at,
@@ -330,7 +348,7 @@ async def confirm_submit(request: Request, token: str) -> Response:
 # ---------------------------------------------------------------- manage
 
 
-def _manage_view(
+async def _manage_view(
     request: Request,
     token: str,
     sub: Subscriber,
@@ -340,7 +358,10 @@ def _manage_view(
 ) -> HTMLResponse:
     done = request.query_params.get("done", "")
     context = form_context(request, values or subscriber_values(request, sub), errors or {})
-    context.update(sub=sub, token=token, notice=DONE_MESSAGES.get(done, ""))
+    ratings = await run_in_threadpool(store.list_ratings, web(request).engine, sub.id or 0)
+    context.update(
+        sub=sub, token=token, notice=DONE_MESSAGES.get(done, ""), ratings=ratings[:MAX_LISTED]
+    )
     return render(request, "manage.html", context, status)
 
 
@@ -350,7 +371,7 @@ async def manage_page(request: Request, token: str) -> Response:
         sub = await run_in_threadpool(web(request).accounts.manage_subscriber, token)
     except LinkError as exc:
         return link_error_page(request, exc)
-    return _manage_view(request, token, sub)
+    return await _manage_view(request, token, sub)
 
 
 @router.post("/manage/{token}", response_class=HTMLResponse)
@@ -367,7 +388,7 @@ async def manage_save(request: Request, token: str) -> Response:
     except InputError as exc:
         sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
         values = {**typed_values(form, data), "email": sub.email}
-        return _manage_view(request, token, sub, values, field_errors(exc), 400)
+        return await _manage_view(request, token, sub, values, field_errors(exc), 400)
     return RedirectResponse(f"/manage/{token}?done=saved", status_code=303)
 
 
@@ -376,7 +397,7 @@ async def manage_action(
     request: Request, token: str, action: str, background: BackgroundTasks
 ) -> Response:
     ctx = web(request)
-    if action not in {"pause", "resume", "resend", "delete"}:
+    if action not in {"pause", "resume", "resend", "delete", "forget"}:
         return message_page(request, "Page not found", "There is nothing at this address.", 404)
     form = await read_form(request)
     if form is None or not ctx.csrf.check(request, form):
@@ -386,7 +407,7 @@ async def manage_action(
             if form.get("confirm_delete") != "yes":
                 sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
                 errors = {"delete": "Tick the box to confirm that everything should go."}
-                return _manage_view(request, token, sub, errors=errors, status=400)
+                return await _manage_view(request, token, sub, errors=errors, status=400)
             await run_in_threadpool(ctx.accounts.delete_account, token)
             return message_page(
                 request,
@@ -395,6 +416,12 @@ async def manage_action(
                 "Old links in your mailbox no longer lead anywhere.",
                 link=("/", "Sign up again"),
             )
+        if action == "forget":
+            sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
+            paper = form.get("paper")
+            one = [paper[:200]] if isinstance(paper, str) and paper else None
+            await run_in_threadpool(store.clear_ratings, ctx.engine, sub.id or 0, one)
+            return RedirectResponse(f"/manage/{token}?done=forgotten", status_code=303)
         if action == "resend":
             mail = await run_in_threadpool(ctx.accounts.resend, token)
             if mail is not None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
-from digest import store
+from digest import semantic, store, subscriptions
 from digest.config import Settings
-from digest.errors import InputError, QueryError
+from digest.errors import DigestError, InputError, QueryError
 from digest.matching import IndexedPapers, Weights, profile_from_input, query_warnings, rank
 from digest.models import Paper
 from digest.preview import preview_papers
@@ -76,15 +77,28 @@ def preview(
     profile: str,
     max_papers: int,
     papers: IndexedPapers | None = None,
+    interest: str = "",
+    likes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The matches as JSON-ready data; a bad profile raises InputError/QueryError.
-    `papers` is a prepared paper set to reuse (the gate's); read afresh without it."""
-    wanted = profile_from_input(profile)
+    `papers` is a prepared paper set to reuse (the gate's); read afresh without it.
+    With an interest or example papers, they rank as they would in the digest."""
+    wants = subscriptions.check_interest(interest)
+    examples = subscriptions.check_likes(list(likes))
+    if not profile.strip() and not wants and not examples:
+        raise InputError("the profile is empty: give keywords, topics, an interest or examples")
+    wanted = profile_from_input(profile, interest=wants, liked=examples)
     if papers is None:
         papers = IndexedPapers(recent_papers(engine))
     # every paper it would select, so `matched` counts them all; the list shows a few
     wanted = wanted.with_limits(len(papers) or 1)
-    matches = rank({0: wanted}, papers, Weights.from_settings(settings))[0]
+    # the papers' vectors as stored (fetches compute them): no waiting on the model here
+    ready = (
+        semantic.paper_set(engine, settings, papers, [wanted], embed_missing=False)
+        if wants or examples
+        else papers
+    )
+    matches = rank({0: wanted}, ready, Weights.from_settings(settings))[0]
     shown = matches[: min(max_papers, MAX_SHOWN)]
     by_id = {p.id: p for p in papers} if shown else {}
     return {
@@ -92,7 +106,7 @@ def preview(
         "days": PREVIEW_DAYS,
         "considered": len(papers),
         "matched": len(matches),
-        "warnings": query_warnings(profile),  # shown above the list: likely slips
+        "warnings": query_warnings(profile) if profile.strip() else [],  # likely slips
         "papers": [
             {
                 "id": m.paper_id,
@@ -111,6 +125,11 @@ def error_json(exc: InputError) -> dict[str, Any]:
     position = exc.position if isinstance(exc, QueryError) else None
     message = exc.args[0] if exc.args else str(exc)
     return {"ok": False, "error": str(message), "position": position}
+
+
+def _warm(settings: Settings) -> None:
+    with contextlib.suppress(DigestError):  # DIGEST_SEMANTIC=on without the model
+        semantic.embedder(settings)
 
 
 class Refused(Exception):
@@ -137,6 +156,10 @@ class PreviewGate:
         self.limiter = MemoryRateLimiter()
         self.in_flight = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-preview")
+        if settings.semantic != "off":
+            # Load the embedding model now, on the preview's worker, so that the first
+            # preview with an interest does not spend its time budget loading it.
+            self._pool.submit(_warm, settings)
 
     def admit(self, client_ip: str) -> None:
         """Raise `Refused` unless this client may start a preview now."""
@@ -150,12 +173,21 @@ class PreviewGate:
         if self.in_flight >= self.settings.preview_queue:
             raise Refused(503, "the preview is busy; try again in a moment", 1)
 
-    async def run(self, client_ip: str, profile: str, max_papers: int) -> dict[str, Any]:
+    async def run(
+        self,
+        client_ip: str,
+        profile: str,
+        max_papers: int,
+        interest: str = "",
+        likes: Sequence[str] = (),
+    ) -> dict[str, Any]:
         """The preview's data; `Refused` when limited, busy or over the time budget."""
         self.admit(client_ip)
         loop = asyncio.get_running_loop()
         self.in_flight += 1
-        job: Future[dict[str, Any]] = self._pool.submit(self._work, profile, max_papers)
+        job: Future[dict[str, Any]] = self._pool.submit(
+            self._work, profile, max_papers, interest, tuple(likes)
+        )
         job.add_done_callback(lambda _: self._report(loop))
         try:
             return await asyncio.wait_for(
@@ -166,9 +198,17 @@ class PreviewGate:
             # and stays counted in `in_flight` until it does
             raise Refused(503, "the preview took too long; try again in a moment", 2) from None
 
-    def _work(self, profile: str, max_papers: int) -> dict[str, Any]:
+    def _work(
+        self, profile: str, max_papers: int, interest: str, likes: tuple[str, ...]
+    ) -> dict[str, Any]:
         return preview(
-            self.engine, self.settings, profile, max_papers, papers=self.papers.current()
+            self.engine,
+            self.settings,
+            profile,
+            max_papers,
+            papers=self.papers.current(),
+            interest=interest,
+            likes=likes,
         )
 
     def _report(self, loop: asyncio.AbstractEventLoop) -> None:

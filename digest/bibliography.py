@@ -1,0 +1,274 @@
+"""Example papers from a reference library: a BibTeX file, or a Zotero export (CSV or
+CSL JSON), read into arXiv ids and titles, then resolved against the stored papers.
+
+BibTeX is parsed by `bibtexparser` (2.x, with `pylatexenc` turning LaTeX in titles
+into text): BibTeX in the wild is messy (nested braces, `@string` macros, comments,
+LaTeX accents) and a hand-written reader would get it wrong in the cases people
+have. A file is read whole or not at all: over `MAX_BYTES`, not text, or with no
+readable entry, it is refused with one line and nothing changes; an entry without an
+arXiv id or title, or that does not parse, is skipped and reported.
+
+Ids are taken from every field that can hold one: `eprint` (with any
+`archivePrefix`), arXiv URLs, `arXiv:` ids in a journal or note field, and arXiv
+DOIs (`10.48550/arXiv.2401.06102`). Entries without an arXiv id are matched by
+title (case and spacing aside) against stored papers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from digest import store
+from digest.errors import InputError
+from digest.records import canonical_arxiv_id
+from digest.store import Engine
+
+MAX_BYTES = 4 * 1024 * 1024
+MAX_ENTRIES = 5000
+MAX_TITLE = 1000
+MAX_REPORTED = 20  # skipped entries named in the report; the rest are counted
+_LABEL_RE = re.compile(r"arxiv:\s+", re.IGNORECASE)  # Zotero's Extra: "arXiv: 2401.06102"
+_DOI_RE = re.compile(r"10\.48550/arxiv\.(\d{4}\.\d{4,5})", re.IGNORECASE)
+# Fields of a BibTeX entry, a CSL JSON item or a Zotero CSV row that may hold an id.
+ID_FIELDS = (
+    "eprint",
+    "arxivid",
+    "arxiv",
+    "doi",
+    "url",
+    "journal",
+    "note",
+    "howpublished",
+    "number",
+    "id",
+    "extra",
+    "container-title",
+    "archive_location",
+    "publisher",
+)
+
+
+@dataclass
+class Library:
+    """What a file gave: arXiv ids, titles of entries without one, what was skipped."""
+
+    ids: list[str] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    entries: int = 0
+
+    def add(self, label: str, values: dict[str, str]) -> None:
+        self.entries += 1
+        found = arxiv_id_in(values.get(name, "") for name in ID_FIELDS)
+        if found:
+            self.ids.append(found)
+            return
+        title = clean_title(values.get("title", ""))
+        if title:
+            self.titles.append(title)
+        else:
+            self.skipped.append(f"{label}: no arXiv id and no title")
+
+
+@dataclass
+class LikeImport:
+    """A library resolved against the stored papers."""
+
+    paper_ids: list[str]
+    unmatched_titles: list[str]
+    skipped: list[str]
+    entries: int
+
+    def summary(self) -> str:
+        parts = [f"{_count(len(self.paper_ids), 'example paper')} from {self.entries} entries"]
+        if self.unmatched_titles:
+            parts.append(
+                f"{_count(len(self.unmatched_titles), 'title')} not among the stored papers"
+            )
+        if self.skipped:
+            parts.append(f"{_count(len(self.skipped), 'entry', 'entries')} skipped")
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "paper_ids": self.paper_ids,
+            "unmatched_titles": self.unmatched_titles[:MAX_REPORTED],
+            "skipped": self.skipped[:MAX_REPORTED],
+            "entries": self.entries,
+        }
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def arxiv_id_in(values: Iterable[str]) -> str | None:
+    """The first arXiv id in any of `values` (an id, a URL, an arXiv DOI)."""
+    for value in values:
+        if not value or not isinstance(value, str):
+            continue
+        found = canonical_arxiv_id(_LABEL_RE.sub("arXiv:", value[:2000]))
+        if found:
+            return found
+        doi = _DOI_RE.search(value)
+        if doi:
+            return doi.group(1)
+    return None
+
+
+def clean_title(raw: str) -> str:
+    """A title as text: LaTeX accents and commands rendered, braces gone, spaces folded."""
+    if not isinstance(raw, str) or not raw.strip():
+        return ""
+    raw = raw[:MAX_TITLE]
+    try:
+        from pylatexenc.latex2text import LatexNodes2Text
+
+        text = LatexNodes2Text(math_mode="text").latex_to_text(raw)
+    except Exception:  # noqa: BLE001 - malformed LaTeX: keep the words, drop the braces
+        text = raw.replace("{", "").replace("}", "")
+    return " ".join(text.split())
+
+
+def read_library(data: bytes, name: str = "") -> Library:
+    """Parse a BibTeX file, a Zotero CSV export or CSL JSON (told apart by content)."""
+    if len(data) > MAX_BYTES:
+        raise InputError(
+            f"{name or 'the file'} is {len(data) // 1024} KiB; at most "
+            f"{MAX_BYTES // (1024 * 1024)} MiB is read (export a collection instead)"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{name or 'the file'} is not UTF-8 text") from None
+    if "\x00" in text:
+        raise InputError(f"{name or 'the file'} is not a text file")
+    head = text.lstrip()[:200]
+    if head.startswith(("[", "{")) and not head.startswith("{\\"):
+        library = _from_csl_json(text, name)
+    elif head.startswith(("<?xml", "<rdf:RDF")):
+        raise InputError(
+            f"{name or 'the file'} looks like Zotero RDF, which is not read; "
+            "export as BibTeX, CSV or CSL JSON"
+        )
+    elif _looks_like_csv(head):
+        library = _from_csv(text)
+    else:
+        library = _from_bibtex(text)
+    if library.entries > MAX_ENTRIES:
+        raise InputError(
+            f"{name or 'the file'} has {library.entries} entries; at most {MAX_ENTRIES} are read"
+        )
+    if not library.ids and not library.titles:
+        reason = f" ({library.skipped[0]})" if library.skipped else ""
+        raise InputError(
+            f"no paper found in {name or 'the file'}: no entry with an arXiv id or a title{reason}"
+        )
+    return library
+
+
+def _from_bibtex(text: str) -> Library:
+    import bibtexparser
+
+    # bibtexparser logs every block it cannot parse; we report them ourselves.
+    logging.getLogger("bibtexparser").setLevel(logging.CRITICAL)
+    parsed = bibtexparser.parse_string(text)
+    library = Library()
+    for entry in parsed.entries:
+        values = {f.key.lower(): str(f.value) for f in entry.fields if isinstance(f.value, str)}
+        library.add(f"entry {entry.key[:80]!r}", values)
+    for block in parsed.failed_blocks:
+        first = " ".join(str(getattr(block, "raw", "")).split())[:60]
+        library.skipped.append(f"unreadable entry at {first!r}")
+    return library
+
+
+def _from_csl_json(text: str, name: str) -> Library:
+    try:
+        items = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise InputError(f"{name or 'the file'} is not valid JSON (CSL JSON expected)") from None
+    if isinstance(items, dict):
+        items = items.get("items", [items])
+    if not isinstance(items, list):
+        raise InputError(f"{name or 'the file'}: CSL JSON is a list of items")
+    library = Library()
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, dict):
+            library.skipped.append(f"item {i}: not an object")
+            continue
+        values = {str(k).lower(): v for k, v in item.items() if isinstance(v, str)}
+        library.add(f"item {i}", values)
+    return library
+
+
+def _looks_like_csv(head: str) -> bool:
+    first = head.splitlines()[0] if head else ""
+    return first.startswith('"') and '"Title"' in first
+
+
+def _from_csv(text: str) -> Library:
+    """A Zotero CSV export: a header row with "Title", "Url", "DOI", "Extra", ..."""
+    library = Library()
+    rows: Iterator[dict[str, str | None]] = csv.DictReader(io.StringIO(text))
+    try:
+        for i, row in enumerate(rows, 2):
+            values = {str(k).lower(): v for k, v in row.items() if isinstance(v, str) and k}
+            library.add(f"line {i}", values)
+    except csv.Error as exc:
+        library.skipped.append(f"the rest of the file: {exc}")
+    return library
+
+
+def resolve_likes(engine: Engine, library: Library) -> LikeImport:
+    """Ids as found, titles matched against stored papers (case and spacing aside)."""
+    by_title = store.paper_ids_by_titles(engine, library.titles)
+    ids = list(library.ids)
+    unmatched = []
+    for title in library.titles:
+        found = by_title.get(title_key(title))
+        if found:
+            ids.append(found)
+        else:
+            unmatched.append(title)
+    return LikeImport(list(dict.fromkeys(ids)), unmatched, library.skipped, library.entries)
+
+
+def title_key(title: str) -> str:
+    return store.title_key(title)
+
+
+def likes_from_file(engine: Engine, path: Path, limit: int) -> tuple[LikeImport, list[str]]:
+    """`--like-file`: the file read and resolved, and what to say about it on stderr.
+    At most `limit` ids are kept (the first ones); refused whole when unreadable."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise InputError(
+                f"--like-file: {path.name} is {size // 1024} KiB; at most "
+                f"{MAX_BYTES // (1024 * 1024)} MiB is read"
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"--like-file: cannot read {path}: {exc.strerror}") from None
+    try:
+        found = resolve_likes(engine, read_library(data, path.name))
+    except InputError as exc:
+        raise InputError(f"--like-file: {exc}") from None
+    notes = [f"{path.name}: {found.summary()}"]
+    if len(found.paper_ids) > limit:
+        notes.append(f"{path.name}: kept the first {limit} of {len(found.paper_ids)} papers")
+        found.paper_ids = found.paper_ids[:limit]
+    notes += [f"{path.name}: skipped {s}" for s in found.skipped[:MAX_REPORTED]]
+    notes += [
+        f"{path.name}: no stored paper titled {t[:100]!r}" for t in found.unmatched_titles[:5]
+    ]
+    return found, notes
