@@ -260,9 +260,9 @@ class InterestScorer:
             tids = np.concatenate([tids] + [q[0] for _, q in extra])
             ws = np.concatenate([ws] + [q[1] for _, q in extra])
         mass = np.bincount(rows, index.idf_of[tids], minlength=b) + index.unseen_idf * unseen
-        for r, plan in planned.items():
-            mass[r] = plan.mass
-            topical[r] = bool(plan.topic or plan.likes)
+        for r, done in planned.items():
+            mass[r] = done.mass
+            topical[r] = bool(done.topic or done.likes)
         bm25, present = index.score_flat(b, rows, tids, ws)
         # coverage: the share of each query's idf mass present in a paper
         mass[mass == 0] = 1.0
@@ -272,8 +272,7 @@ class InterestScorer:
         if self.vectors is not None and len(self.vectors):
             vecs = np.zeros((b, self.vectors.shape[1]), dtype=np.float32)
             for r, p in enumerate(parts):
-                plan = planned.get(r)
-                v = self._vector_of(p) if plan is None else plan.vector
+                v = planned[r].vector if r in planned else self._vector_of(p)
                 if v is not None:
                     vecs[r], has_vector[r] = v, True
             cos = vecs @ self.vectors.T  # a zero row: cosine 0, standardised to 0
