@@ -27,8 +27,10 @@ up by id) or as a plain sequence (lexical only, examples found in the batch itse
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Hashable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +51,11 @@ DISLIKE = 0.75  # how hard disliked papers push their neighbours down
 # 94% of the relevant papers and 12% of the others.
 COVERAGE = 0.15  # share of the topic's idf mass a paper must contain ...
 MIN_COSINE = 0.4  # ... or cosine it must reach, to be eligible at all
-BLOCK = 2048  # profiles scored per matrix product
+BLOCK = 1024  # profiles scored per matrix product
+# Blocks scored at once, in threads (bench/semantic.py: the two cores of the machine
+# it was tuned on). The pipeline ranks chunks of a few hundred subscribers, a block
+# each, so there one thread works.
+THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,16 @@ class SemanticPapers(IndexedPapers):
 
 def as_semantic(papers: Sequence[Any]) -> SemanticPapers:
     return papers if isinstance(papers, SemanticPapers) else SemanticPapers(papers)
+
+
+def _standardise(rows: np.ndarray, weight: float) -> np.ndarray:
+    """`weight * _z(rows)`, in place on float32 `rows` (four passes, no temporaries
+    the size of the block: at 100,000 profiles each pass over the scores counts)."""
+    n = rows.shape[1]
+    rows -= (rows.sum(axis=1, dtype=np.float64) / n).astype(np.float32)[:, None]
+    sd = np.sqrt(np.einsum("ij,ij->i", rows, rows).astype(np.float64) / n)
+    rows *= np.where(sd > 1e-9, weight / np.maximum(sd, 1e-9), 0.0).astype(np.float32)[:, None]
+    return rows
 
 
 def _z(rows: np.ndarray) -> np.ndarray:
@@ -217,52 +233,97 @@ class InterestScorer:
             float(self.index.idf_of[encoded[0]].sum()) + self.index.unseen_idf * unseen,
         )
 
-    def score(self, plans: Sequence[_Plan]) -> tuple[np.ndarray, np.ndarray]:
-        """(fused scores, eligible) for a block of plans: one row per plan."""
-        index = self.index
-        bm25, present = index.score_block([p.query for p in plans])
-        fused = _z(bm25)
+    def score(self, parts: Sequence[Interest]) -> tuple[np.ndarray, np.ndarray]:
+        """(fused scores, eligible) for a block of parts: one row each.
+
+        A part without example papers (most) needs no plan: the block's topic words
+        become one array of (row, term id, weight) triples scored in one go
+        (`LexicalIndex.score_flat`), its vector a row of one matrix product. A part
+        with examples is planned (`plan`) and joins the same arrays."""
+        index, b = self.index, len(parts)
+        planned = {r: self.plan(p) for r, p in enumerate(parts) if p.liked or p.disliked}
+        simple = [p for r, p in enumerate(parts) if r not in planned] if planned else parts
+        where = [r for r in range(b) if r not in planned] if planned else range(b)
+        lens = np.fromiter((len(p.words) for p in simple), np.int64, len(simple))
+        total = int(lens.sum())
+        get = index.ids.get
+        tids = np.fromiter((get(w, -1) for p in simple for w, _ in p.words), np.int64, total)
+        ws = np.fromiter((c for p in simple for _, c in p.words), np.float32, total)
+        rows = np.repeat(np.fromiter(where, np.int64, len(simple)), lens)
+        known = tids >= 0
+        unseen = np.bincount(rows[~known], minlength=b)  # words in no paper today
+        rows, tids, ws = rows[known], tids[known], ws[known]
+        topical = np.bincount(rows, minlength=b) > 0
+        if planned:
+            extra = [(r, plan.query) for r, plan in planned.items()]
+            rows = np.concatenate([rows] + [np.full(len(q[0]), r) for r, q in extra])
+            tids = np.concatenate([tids] + [q[0] for _, q in extra])
+            ws = np.concatenate([ws] + [q[1] for _, q in extra])
+        mass = np.bincount(rows, index.idf_of[tids], minlength=b) + index.unseen_idf * unseen
+        for r, done in planned.items():
+            mass[r] = done.mass
+            topical[r] = bool(done.topic or done.likes)
+        bm25, present = index.score_flat(b, rows, tids, ws)
         # coverage: the share of each query's idf mass present in a paper
-        mass = np.array([p.mass or 1.0 for p in plans], np.float32)
-        eligible = present >= COVERAGE * mass[:, None]
+        mass[mass == 0] = 1.0
+        eligible = present >= (COVERAGE * mass).astype(np.float32)[:, None]
+        fused = _standardise(bm25, 1.0)
+        has_vector = np.zeros(b, dtype=bool)
         if self.vectors is not None and len(self.vectors):
-            vecs = [(i, p.vector) for i, p in enumerate(plans) if p.vector is not None]
-            has = [i for i, _ in vecs]
-            if vecs:
-                cos = np.stack([v for _, v in vecs]) @ self.vectors.T
-                fused[has] += SEM * _z(cos)
-                eligible[has] |= cos >= MIN_COSINE
-        pushed = [r for r, p in enumerate(plans) if p.dislikes]
-        if pushed:
-            push = _z(index.score_block([index.encode(plans[r].dislikes) for r in pushed])[0])
-            for k, r in enumerate(pushed):
-                dv = plans[r].disliked_vector
-                if dv is not None and self.vectors is not None:
-                    push[k] = 0.5 * push[k] + 0.5 * _z((self.vectors @ dv)[None])[0]
-                fused[r] -= DISLIKE * push[k]
-        for r, p in enumerate(plans):
-            for pid in p.part.liked + p.part.disliked:  # known already: not news
+            vecs = np.zeros((b, self.vectors.shape[1]), dtype=np.float32)
+            for r, p in enumerate(parts):
+                v = planned[r].vector if r in planned else self._vector_of(p)
+                if v is not None:
+                    vecs[r], has_vector[r] = v, True
+            cos = vecs @ self.vectors.T  # a zero row: cosine 0, standardised to 0
+            eligible |= cos >= MIN_COSINE
+            fused += _standardise(cos, SEM)
+        self._push_disliked(planned, fused)
+        for r, p in enumerate(parts):
+            if p.excluded_words:
+                eligible[r] &= ~self.excluded_by(p.excluded_words)
+        for r in planned:
+            for pid in parts[r].liked + parts[r].disliked:  # known already: not news
                 if pid in self._in_batch:
                     eligible[r, self._in_batch[pid]] = False
-            if p.exclusions:
-                eligible[r] &= ~self.excluded(p)
-            if not p.topic and not p.likes and p.vector is None:
-                eligible[r] = False  # nothing to match on
+        eligible[~(topical | has_vector)] = False  # nothing to match on
         return fused, eligible
 
-    def excluded(self, plan: _Plan) -> np.ndarray:
-        """Papers an exclusion of `plan` rules out (see the module docstring)."""
+    def _vector_of(self, part: Interest) -> np.ndarray | None:
+        return part.vector if part.vector is not None else self.papers.topic_vector(part.topic)
+
+    def _push_disliked(self, planned: Mapping[int, _Plan], fused: np.ndarray) -> None:
+        """Disliked papers push their neighbours down (words and, with vectors, cosine)."""
+        pushed = [r for r, p in planned.items() if p.dislikes]
+        if not pushed:
+            return
+        index = self.index
+        push = _z(index.score_block([index.encode(planned[r].dislikes) for r in pushed])[0])
+        for k, r in enumerate(pushed):
+            dv = planned[r].disliked_vector
+            if dv is not None and self.vectors is not None:
+                push[k] = 0.5 * push[k] + 0.5 * _z((self.vectors @ dv)[None])[0]
+            fused[r] -= DISLIKE * push[k]
+
+    def excluded_by(self, exclusions: Sequence[tuple[str, ...]]) -> np.ndarray:
+        """Papers any of `exclusions` rules out (see the module docstring)."""
         out = np.zeros(len(self.ids), dtype=bool)
-        for words in plan.exclusions:
+        for words in exclusions:
             mask = self._excluded.get(words)
             if mask is None:
                 mask = self._excluded[words] = self.index.phrase_mask(words)
             out |= mask
         return out
 
-    def hits(self, plan: _Plan, i: int) -> list[Hit]:
-        """Why paper `i` matched `plan`: the interest and/or the liked paper it is like,
-        each with the strongest terms they share with it."""
+    def excluded(self, plan: _Plan) -> np.ndarray:
+        """Papers an exclusion of `plan` rules out (see the module docstring)."""
+        return self.excluded_by(plan.exclusions)
+
+    def hits(self, part: Interest | _Plan, i: int) -> list[Hit]:
+        """Why paper `i` matched `part`: the interest and/or the liked paper it is like,
+        each with the strongest terms they share with it (planned on first use: most
+        ranked matches are never explained)."""
+        plan = part if isinstance(part, _Plan) else self.plan(part)
         out: list[Hit] = []
         paper = self.papers[i]
         words = self.index.shared_terms(plan.topic, i) if plan.topic else []
@@ -337,10 +398,9 @@ def score_interests(
     out: dict[Hashable, tuple[_Plan, np.ndarray, np.ndarray]] = {}
     for lo in range(0, len(keys), BLOCK):
         block = keys[lo : lo + BLOCK]
-        plans = [scorer.plan(parts[k]) for k in block]
-        fused, eligible = scorer.score(plans)
+        fused, eligible = scorer.score([parts[k] for k in block])
         for r, k in enumerate(block):
-            out[k] = (plans[r], fused[r], eligible[r])
+            out[k] = (scorer.plan(parts[k]), fused[r], eligible[r])
     return scorer, out
 
 
@@ -364,9 +424,10 @@ def top(
 
 def top_block(
     scores: np.ndarray, eligible: np.ndarray, id_rank: np.ndarray, limits: Sequence[Limits]
-) -> list[list[tuple[int, float]]]:
+) -> tuple[list[list[int]], list[list[float]]]:
     """`top` for a block of rows at once: a partial sort per row, then the few kept
-    sorted best first (ties by paper id, as `top`)."""
+    sorted best first (ties by paper id, as `top`). Row r's papers are the first
+    lengths of its lists (paper indexes, rounded scores). `scores` is overwritten."""
     b, n = scores.shape
     caps = np.array([max(lim.max_papers, 0) for lim in limits])
     floors = np.array(
@@ -375,19 +436,23 @@ def top_block(
             for lim in limits
         ]
     )
-    keys = np.where(eligible & (scores >= floors[:, None]), scores, -np.inf)
+    keys = scores
+    np.putmask(keys, ~eligible, -np.inf)
+    if np.isfinite(floors).any():
+        np.putmask(keys, keys < floors[:, None].astype(np.float32), -np.inf)
     width = int(min(max(caps.max(initial=0), 1), n))
-    part = np.argpartition(-keys, width - 1, axis=1)[:, :width]
-    # ties: by paper id (a lexsort on the id rank first, then a stable sort on score)
+    part = np.argpartition(keys, n - width, axis=1)[:, n - width :]
+    # ties: by paper id (a sort on the id rank first, then a stable sort on score)
     part = np.take_along_axis(part, np.argsort(id_rank[part], axis=1), 1)
-    part = np.take_along_axis(part, np.argsort(-np.take_along_axis(keys, part, 1), 1, "stable"), 1)
     kept = np.take_along_axis(keys, part, 1)
+    order = np.argsort(-kept, 1, "stable")
+    part = np.take_along_axis(part, order, 1)
+    kept = np.take_along_axis(kept, order, 1)
     counts = np.minimum((kept > -np.inf).sum(1), caps)
     rounded = np.round(kept.astype(np.float64), 6)
     return [
-        list(zip(part[r, :c].tolist(), rounded[r, :c].tolist(), strict=True))
-        for r, c in enumerate(counts.tolist())
-    ]
+        row[:c] for row, c in zip(part.tolist(), counts.tolist(), strict=True)
+    ], rounded.tolist()
 
 
 def rank_interests(
@@ -413,13 +478,21 @@ def _rank_interests(
     id_rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
     default = Limits()
     keys = list(parts)
+    blocks = [keys[lo : lo + BLOCK] for lo in range(0, len(keys), BLOCK)]
+
+    def chosen_in(block: list[Hashable]) -> tuple[list[list[int]], list[list[float]]]:
+        fused, eligible = scorer.score([parts[k] for k in block])
+        return top_block(fused, eligible, id_rank, [limits.get(k, default) for k in block])
+
     out: dict[Hashable, list[Match]] = {}
     lazy = Match.lazy
-    for lo in range(0, len(keys), BLOCK):
-        block = keys[lo : lo + BLOCK]
-        plans = [scorer.plan(parts[k]) for k in block]
-        fused, eligible = scorer.score(plans)
-        chosen = top_block(fused, eligible, id_rank, [limits.get(k, default) for k in block])
-        for key, plan, found in zip(block, plans, chosen, strict=True):
-            out[key] = [lazy(ids[i], s, scorer, plan, i) for i, s in found]
+    with ThreadPoolExecutor(min(THREADS, len(blocks))) as pool:
+        # blocks are scored in worker threads (numpy releases the GIL in its products,
+        # sorts and ufuncs) while this one turns the finished ones into matches
+        for block, (chosen, scores) in zip(blocks, pool.map(chosen_in, blocks), strict=True):
+            for key, found, row in zip(block, chosen, scores, strict=True):
+                part = parts[key]
+                out[key] = [
+                    lazy(ids[i], s, scorer, part, i) for i, s in zip(found, row, strict=False)
+                ]
     return out

@@ -79,8 +79,11 @@ def paper_terms(paper: Any) -> list[str]:
 
 
 # A term in at least this share of the papers is scored with a dense matrix product
-# (few such terms, used by most queries); rarer ones through their postings.
-DENSE_SHARE = 1 / 16
+# (few such terms, used by most queries); rarer ones through their postings. The
+# product costs every dense term for every query, the postings only what a query
+# has: measured with bench/semantic.py, 1/16 (320 dense terms of 1,000 papers) cost
+# 1.4 CPU-s per 100,000 queries, 0.15 (89 terms) 0.77 s, flat up to 0.2.
+DENSE_SHARE = 0.15
 
 
 class LexicalIndex:
@@ -154,40 +157,45 @@ class LexicalIndex:
         self, queries: Sequence[tuple[np.ndarray, np.ndarray]]
     ) -> tuple[np.ndarray, np.ndarray]:
         """(BM25, idf mass present) of many encoded queries: one row each."""
-        b, n = len(queries), self.n
         lens = np.array([len(t) for t, _ in queries], dtype=np.int64)
         if not lens.sum():
-            zero = np.zeros((b, n), dtype=np.float32)
+            zero = np.zeros((len(queries), self.n), dtype=np.float32)
             return zero, zero.copy()
+        rows = np.repeat(np.arange(len(queries)), lens)
         tids = np.concatenate([t for t, _ in queries])
         ws = np.concatenate([w for _, w in queries])
-        rows = np.repeat(np.arange(b), lens)
+        return self.score_flat(len(queries), rows, tids, ws)
+
+    def score_flat(
+        self, b: int, rows: np.ndarray, tids: np.ndarray, ws: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(BM25, idf mass present) of `b` queries given as one (row, term id, weight)
+        triple per query term (each term once per row): frequent terms through one
+        BLAS product each, rare ones scattered from their postings with `np.add.at`."""
+        n = self.n
         pos = self.dense_pos[tids]
         dense = pos >= 0
         f = len(self.dense_w)
-        cells = rows[dense] * f + pos[dense]  # (bincount: np.add.at is unbuffered, slow)
-        q = np.bincount(cells, ws[dense], minlength=b * f).reshape(b, f).astype(np.float32)
-        bm25 = q @ self.dense_w
-        qi = np.bincount(cells, self.idf_of[tids[dense]], minlength=b * f).reshape(b, f)
-        present = qi.astype(np.float32) @ self.dense_p
+        if f:
+            cells = rows[dense] * f + pos[dense]
+            q = np.zeros(b * f, dtype=np.float32)
+            np.add.at(q, cells, ws[dense])
+            bm25 = q.reshape(b, f) @ self.dense_w
+            q[:] = 0
+            np.add.at(q, cells, self.idf_of[tids[dense]])
+            present = q.reshape(b, f) @ self.dense_p
+        else:
+            bm25 = np.zeros((b, n), dtype=np.float32)
+            present = np.zeros((b, n), dtype=np.float32)
         sparse = ~dense
         t, r, w = tids[sparse], rows[sparse], ws[sparse]
         starts, counts = self.ptr[t], self.ptr[t + 1] - self.ptr[t]
         total = int(counts.sum())
         if total:
-            offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
-            at = offsets + np.arange(total)
-            flat = np.repeat(r, counts) * n + self.post_idx[at]
-            bm25 += (
-                np.bincount(flat, self.post_val[at] * np.repeat(w, counts), minlength=b * n)
-                .reshape(b, n)
-                .astype(np.float32)
-            )
-            present += (
-                np.bincount(flat, np.repeat(self.idf_of[t], counts), minlength=b * n)
-                .reshape(b, n)
-                .astype(np.float32)
-            )
+            at = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
+            flat = np.repeat(r * n, counts) + self.post_idx[at]
+            np.add.at(bm25.reshape(-1), flat, self.post_val[at] * np.repeat(w, counts))
+            np.add.at(present.reshape(-1), flat, np.repeat(self.idf_of[t], counts))
         return bm25, present
 
     def phrase_mask(self, words: Sequence[str]) -> np.ndarray:
