@@ -94,6 +94,11 @@ def embed_new_papers(engine: Engine, settings: Settings, limit: int | None = Non
     return len(_embed_and_store(engine, model, missing))
 
 
+def interests_in(profiles: Iterable[Profile]) -> list[Interest]:
+    """The interest parts of `profiles` (none: nothing semantic to prepare)."""
+    return [p for prof in profiles for p in prof.parts if isinstance(p, Interest)]
+
+
 def paper_set(
     engine: Engine,
     settings: Settings,
@@ -105,33 +110,61 @@ def paper_set(
     interest; else a `SemanticPapers` with their vectors (computed now for any that
     lacks one) and the example papers the profiles name. `embed_missing` False (the
     web's live preview, which has seconds): when some vector is missing, the papers
-    rank lexically instead of waiting for the model (~15 papers/s a core)."""
-    interests = [p for prof in profiles for p in prof.parts if isinstance(p, Interest)]
+    rank lexically instead of waiting for the model (~15 papers/s a core).
+
+    For one ranking (previews, check-query). An edition ranked in chunks calls
+    `edition_papers` once per paper set and `with_examples` per chunk instead."""
+    interests = interests_in(profiles)
     if not interests:
         return papers
+    ready = edition_papers(engine, settings, papers, embed_missing)
+    return with_examples(engine, ready, interests, embed_missing)
+
+
+def edition_papers(
+    engine: Engine, settings: Settings, papers: Sequence[Any], embed_missing: bool = True
+) -> SemanticPapers:
+    """What ranking interests needs of `papers` whoever ranks them: their vectors
+    (stored ones, the missing computed and stored, unless not `embed_missing`: then
+    none, BM25 alone) and the model. Made once per paper set; examples come per
+    chunk (`with_examples`)."""
     model = embedder(settings)
-    example_ids = sorted({i for part in interests for i in part.liked + part.disliked})
-    stored_examples = store.papers_by_ids(engine, example_ids) if example_ids else {}
     if model is None:
-        examples = {pid: Example.of(p) for pid, p in stored_examples.items()}
-        return SemanticPapers(papers, None, None, examples)
-    everything = list(papers) + [p for p in stored_examples.values()]
-    ids = list(dict.fromkeys(str(p.id) for p in everything))
-    raw = store.paper_vectors(engine, model.name, ids)
-    missing = [p for p in {str(p.id): p for p in everything}.values() if str(p.id) not in raw]
+        return SemanticPapers(papers)
+    raw = store.paper_vectors(engine, model.name, list(dict.fromkeys(str(p.id) for p in papers)))
+    missing = [p for p in {str(p.id): p for p in papers}.values() if str(p.id) not in raw]
     if missing and not embed_missing:
-        examples = {pid: Example.of(p) for pid, p in stored_examples.items()}
-        return SemanticPapers(papers, None, None, examples)
+        return SemanticPapers(papers)
     raw.update(_embed_and_store(engine, model, missing))
     vectors = np.zeros((len(papers), model.dim), dtype=np.float32)
     for row, paper in enumerate(papers):
         vec = from_bytes(raw.get(str(paper.id), b""))
         if vec is not None:
             vectors[row] = vec
-    examples = {
-        pid: Example.of(p, from_bytes(raw.get(pid, b""))) for pid, p in stored_examples.items()
-    }
-    return SemanticPapers(papers, vectors, model, examples)
+    return SemanticPapers(papers, vectors, model)
+
+
+def with_examples(
+    engine: Engine, ready: SemanticPapers, interests: Iterable[Interest], embed_missing: bool = True
+) -> SemanticPapers:
+    """`ready` with the example papers `interests` like or dislike (looked up by id,
+    with their vectors; one not stored yet is skipped): the per-chunk part. Shares
+    `ready`'s indexes; without `embed_missing`, an example lacking a vector makes the
+    whole set lexical (as `paper_set` always did)."""
+    example_ids = sorted({i for part in interests for i in part.liked + part.disliked})
+    stored = store.papers_by_ids(engine, example_ids) if example_ids else {}
+    model = ready.embedder
+    if model is None:
+        return ready.with_examples({pid: Example.of(p) for pid, p in stored.items()})
+    raw = store.paper_vectors(engine, model.name, list(stored)) if stored else {}
+    missing = [p for pid, p in stored.items() if pid not in raw]
+    if missing and not embed_missing:
+        lexical = {pid: Example.of(p) for pid, p in stored.items()}
+        return SemanticPapers(ready, None, None, lexical)
+    raw.update(_embed_and_store(engine, model, missing))
+    return ready.with_examples(
+        {pid: Example.of(p, from_bytes(raw.get(pid, b""))) for pid, p in stored.items()}
+    )
 
 
 def _topic_hash(topic: str) -> str:

@@ -300,16 +300,22 @@ class IndexedPapers(Sequence[Any]):
     in place of the list, and the keyword index is built once per weights and reused
     by every later call, instead of once per call. `rank` answers exactly as for the
     plain list. `builds` counts the indexes built, so callers and tests can see reuse.
+    Made from another `IndexedPapers`, it shares that one's indexes (the same papers).
 
     Thread-safe: the build happens under a lock; an index's lazy per-term caches are
     only ever filled with the same values, so concurrent readers agree.
     """
 
     def __init__(self, papers: Sequence[Any]) -> None:
-        self._papers = tuple(papers)
-        self._indexes: dict[Weights, PaperIndex] = {}
-        self._lock = threading.Lock()
-        self.builds = 0
+        same = papers if isinstance(papers, IndexedPapers) else None  # share its indexes
+        self._papers: tuple[Any, ...] = same._papers if same is not None else tuple(papers)
+        self._indexes: dict[Weights, PaperIndex] = same._indexes if same is not None else {}
+        self._lock: threading.Lock = same._lock if same is not None else threading.Lock()
+
+    @property
+    def builds(self) -> int:
+        """Keyword indexes built over these papers (one per weights, never dropped)."""
+        return len(self._indexes)
 
     def __len__(self) -> int:
         return len(self._papers)
@@ -323,7 +329,6 @@ class IndexedPapers(Sequence[Any]):
             if index is None:
                 with gc_paused():
                     index = self._indexes[weights] = PaperIndex(self._papers, weights)
-                self.builds += 1
             return index
 
 

@@ -27,6 +27,7 @@ up by id) or as a plain sequence (lexical only, examples found in the batch itse
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections.abc import Hashable, Mapping, Sequence
@@ -76,7 +77,13 @@ class Example:
 class SemanticPapers(IndexedPapers):
     """An edition's papers with what semantic ranking needs: their vectors (rows of
     zeros where unknown), the embedder (for profile texts), and example papers by id.
-    Built by `digest.semantic.paper_set`; indexes are built once and reused."""
+    Built by `digest.semantic.paper_set`; indexes are built once and reused.
+
+    What depends only on the papers (vectors, keyword and BM25 indexes, topic
+    vectors) is made once per paper set; the example papers are a chunk's own:
+    `with_examples` gives a view with other examples that shares all the rest, so an
+    edition ranked in chunks indexes its papers once. `lexical_builds` counts the BM25
+    indexes built (1 at most), so callers and tests can see that reuse."""
 
     def __init__(
         self,
@@ -92,13 +99,23 @@ class SemanticPapers(IndexedPapers):
         self._lexical: LexicalIndex | None = None
         self._lex_lock = threading.Lock()
         self._topic_vectors: dict[str, np.ndarray] = {}
+        self.lexical_builds = 0
 
     @property
     def lexical(self) -> LexicalIndex:
         with self._lex_lock:
             if self._lexical is None:
                 self._lexical = LexicalIndex(self)
+                self.lexical_builds += 1
             return self._lexical
+
+    def with_examples(self, examples: Mapping[str, Example]) -> SemanticPapers:
+        """These papers with `examples` in place of this set's: a view sharing the
+        papers, vectors, embedder, indexes and topic vectors (nothing is rebuilt)."""
+        _ = self.lexical  # built here, once, so every view shares the one index
+        view = copy.copy(self)  # shallow: the indexes and caches are shared objects
+        view.examples = dict(examples)
+        return view
 
     def topic_vector(self, text: str) -> np.ndarray | None:
         if self.embedder is None or not text:

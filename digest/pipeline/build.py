@@ -3,7 +3,9 @@
 A chunk is a list of claims (outbox rows in `building`, see `digest.store.claims`).
 `EditionBuilder` holds what every chunk of one edition shares, made once per process
 and per edition, never per chunk: the engine, the renderer, the ranking weights, and
-the papers (with their keyword index) per watermark. It runs in the `digest run`
+the papers per watermark (`PaperSet`: their keyword index and, once a chunk has an
+interest, their vectors and BM25 index; only the example papers a chunk's profiles
+name are looked up per chunk). It runs in the `digest run`
 process itself or in a worker process of the build pool (`digest.pipeline.pool`);
 either way it commits its own chunk, so only counts travel back.
 
@@ -17,12 +19,13 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from digest import semantic, store
 from digest.config import Settings
 from digest.errors import InputError
 from digest.logs import log_event
-from digest.matching import IndexedPapers, Match, Profile, Weights, rank
+from digest.matching import IndexedPapers, Match, Profile, SemanticPapers, Weights, rank
 from digest.models import Paper
 from digest.rendering import EditionRenderer, Item
 from digest.states import DigestStatus
@@ -79,6 +82,26 @@ class EditionPlan:
 
 
 @dataclass
+class PaperSet:
+    """The papers after one watermark, as every chunk starting there ranks them:
+    indexed once, with their vectors and BM25 index (`semantic`) made on the first
+    chunk that has an interest and kept for the next ones."""
+
+    papers: IndexedPapers
+    by_id: dict[str, Paper]
+    semantic: SemanticPapers | None = None
+
+    def ready(self, engine: Engine, settings: Settings, profiles: Sequence[Profile]) -> Any:
+        """The papers made ready for ranking `profiles` (see `semantic.paper_set`)."""
+        interests = semantic.interests_in(profiles)
+        if not interests:
+            return self.papers
+        if self.semantic is None:
+            self.semantic = semantic.edition_papers(engine, settings, self.papers)
+        return semantic.with_examples(engine, self.semantic, interests)
+
+
+@dataclass
 class RenderedRow:
     message_id: str
     subject: str
@@ -127,15 +150,15 @@ class EditionBuilder:
         self.settings = plan.settings
         self.weights = Weights.from_settings(plan.settings)
         self.renderer = make_renderer(plan.settings)
-        self._papers: OrderedDict[int, tuple[IndexedPapers, dict[str, Paper]]] = OrderedDict()
+        self._papers: OrderedDict[int, PaperSet] = OrderedDict()
 
-    def papers(self, start: int) -> tuple[IndexedPapers, dict[str, Paper]]:
+    def papers(self, start: int) -> PaperSet:
         """The papers after `start` up to the edition's top, indexed once and kept for
         the next chunks (most subscribers share one watermark)."""
         got = self._papers.get(start)
         if got is None:
             papers = store.papers_after(self.engine, start, self.plan.top)
-            got = self._papers[start] = (IndexedPapers(papers), {p.id: p for p in papers})
+            got = self._papers[start] = PaperSet(IndexedPapers(papers), {p.id: p for p in papers})
             while len(self._papers) > PAPER_SETS_KEPT:
                 self._papers.popitem(last=False)
         else:
@@ -162,13 +185,15 @@ class EditionBuilder:
             seq = triple[0].last_paper_seq
             groups[seq if seq is not None else self.plan.first_seq].append(triple)
         for start, group in groups.items():
-            papers, by_id = self.papers(start)
+            papers = self.papers(start)
             results = self._rank(group, papers, built, start)
             for sub, edition, digest_id in group:
                 matches = results.get(sub.id)
                 if matches is None:
                     continue  # its profile failed: already recorded as failed
-                built.append(self._one(sub, edition, digest_id, start, matches, by_id, report))
+                built.append(
+                    self._one(sub, edition, digest_id, start, matches, papers.by_id, report)
+                )
         if self.plan.dry_run:
             return _counted(report, built)
         kept = finish(self.engine, built, self.plan.owner, self.plan.now)
@@ -177,7 +202,7 @@ class EditionBuilder:
     def _rank(
         self,
         group: Sequence[tuple[SubscriberRow, str, int]],
-        papers: IndexedPapers,
+        papers: PaperSet,
         built: list[Built],
         start: int,
     ) -> dict[int, list[Match]]:
@@ -196,7 +221,7 @@ class EditionBuilder:
                     profiles.update(semantic.profiles_of(self.engine, self.settings, [sub], rated))
                 except Exception as exc:
                     built.append(self._failed(sub, edition, digest_id, start, "profile", exc))
-        ready = semantic.paper_set(self.engine, self.settings, papers, profiles.values())
+        ready = papers.ready(self.engine, self.settings, list(profiles.values()))
         try:
             return rank(profiles, ready, self.weights)
         except Exception:
