@@ -158,6 +158,19 @@ def _host(value: str) -> str:
     return v
 
 
+def _listen(value: str) -> str:
+    """HOST:PORT for a separate listener (`[::1]:9108` for IPv6), or empty for none."""
+    v = value.strip()
+    if not v:
+        return ""
+    host, sep, port = v.rpartition(":")
+    if not sep:
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9108), got {value[:200]!r}")
+    _host(host)
+    _int(1, 65535)(port)
+    return v
+
+
 def _mail_domain(value: str) -> str:
     """Empty, or a domain name: it becomes the part after @ of every envelope sender."""
     v = value.strip().lower().rstrip(".")
@@ -263,6 +276,7 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     admin_token: str = ""
+    metrics_listen: str = ""
     signup_limit_per_ip: int = 20
     mail_limit_per_address: int = 3
     preview_limit_per_ip: int = 60
@@ -338,6 +352,7 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_HTTP_HOST": ("http_host", _host),
     "DIGEST_HTTP_PORT": ("http_port", _int(1, 65535)),
     "DIGEST_ADMIN_TOKEN": ("admin_token", _str),
+    "DIGEST_METRICS_LISTEN": ("metrics_listen", _listen),
     "DIGEST_SIGNUP_LIMIT_PER_IP": ("signup_limit_per_ip", _int(1, 1_000_000)),
     "DIGEST_MAIL_LIMIT_PER_ADDRESS": ("mail_limit_per_address", _int(1, 1000)),
     "DIGEST_PREVIEW_LIMIT_PER_IP": ("preview_limit_per_ip", _int(1, 1_000_000)),

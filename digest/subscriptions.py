@@ -168,3 +168,153 @@ def change(engine: Engine, settings: Settings, email: str, **fields: Any) -> Sub
     if fields.get("notify_empty") is not None:
         changes["notify_empty"] = fields["notify_empty"]
     return store.update_subscriber(engine, address, **changes)
+
+
+# ------------------------------------------------------------ operator commands
+
+
+@dataclass
+class Outcome:
+    """What an operator command did to one address: `changed` (it did something),
+    `refused` (it would not: `message` says why and what to do), or neither (the
+    address was already in the asked-for state)."""
+
+    email: str
+    status: str | None
+    message: str
+    changed: bool = False
+    refused: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "email": self.email,
+            "status": self.status,
+            "changed": self.changed,
+            "refused": self.refused,
+            "message": self.message,
+        }
+
+
+def status_note(sub: Subscriber) -> str | None:
+    """Why a stored subscription gets no digests, and what brings it back; None when
+    it is active. `subscribe` and `set` say it, so they never pretend all is well."""
+    fixes = {
+        SubscriberStatus.UNSUBSCRIBED: (
+            f"it unsubscribed; `digest reactivate {sub.email} --unsubscribed-ok` brings it "
+            "back, only with the subscriber's consent"
+        ),
+        SubscriberStatus.SUSPENDED: (
+            f"it was suspended after {sub.bounces} bounce(s); `digest reactivate "
+            f"{sub.email}` brings it back and clears the bounces"
+        ),
+        SubscriberStatus.PAUSED: f"it is paused; `digest resume {sub.email}` restarts it",
+        SubscriberStatus.PENDING: "it has not confirmed its sign-up (the emailed link) yet",
+    }
+    fix = fixes.get(SubscriberStatus(sub.status)) if sub.status in set(SubscriberStatus) else None
+    return f"status {sub.status}: no digests are sent; {fix}" if fix else None
+
+
+def add(engine: Engine, sub: Subscriber) -> Subscriber:
+    """Store a new subscriber (`digest subscribe`); a known address is refused with its
+    status and the command that would bring it back, not a bare "already subscribed"."""
+    known = store.get_subscriber(engine, sub.email)
+    if known is not None:
+        note = status_note(known)
+        raise InputError(
+            f"{sub.email} is already a subscriber ({note})"
+            if note
+            else f"{sub.email} is already subscribed; `digest set` changes its profile"
+        )
+    return store.add_subscriber(engine, sub)
+
+
+def _find(engine: Engine, email: str) -> Subscriber | Outcome:
+    """The stored row, or the refusal for a bad or unknown address."""
+    try:
+        address = store.normalise_email(email)
+    except InputError as exc:
+        return Outcome(email[:320], None, str(exc), refused=True)
+    sub = store.get_subscriber(engine, address)
+    if sub is None:
+        return Outcome(address, None, "no such subscriber", refused=True)
+    return sub
+
+
+def _refuse(sub: Subscriber, why: str) -> Outcome:
+    return Outcome(sub.email, sub.status, why, refused=True)
+
+
+def _set(engine: Engine, sub: Subscriber, message: str, **changes: Any) -> Outcome:
+    stored = store.update_subscriber(engine, sub.email, **changes)
+    return Outcome(stored.email, stored.status, message, changed=True)
+
+
+def pause(engine: Engine, email: str) -> Outcome:
+    """Stop an active subscription for now, keeping its watermark: `resume` sends the
+    papers that came meanwhile (up to max_papers), as the web's pause does."""
+    sub = _find(engine, email)
+    if isinstance(sub, Outcome):
+        return sub
+    if sub.status == SubscriberStatus.PAUSED:
+        return Outcome(sub.email, sub.status, "already paused")
+    if sub.status != SubscriberStatus.ACTIVE:
+        return _refuse(sub, f"only an active subscription can be paused ({status_note(sub)})")
+    return _set(engine, sub, "paused", status=SubscriberStatus.PAUSED)
+
+
+def resume(engine: Engine, email: str) -> Outcome:
+    """Restart a paused subscription (as the web's resume: bounces cleared)."""
+    sub = _find(engine, email)
+    if isinstance(sub, Outcome):
+        return sub
+    if sub.status == SubscriberStatus.ACTIVE:
+        return Outcome(sub.email, sub.status, "already active")
+    if sub.status != SubscriberStatus.PAUSED:
+        return _refuse(sub, f"only a paused subscription can be resumed ({status_note(sub)})")
+    return _set(engine, sub, "resumed", status=SubscriberStatus.ACTIVE, bounces=0)
+
+
+def reactivate(engine: Engine, email: str, unsubscribed_ok: bool = False) -> Outcome:
+    """Bring back a suspended (bounces cleared) or, with `unsubscribed_ok`, an
+    unsubscribed address. An unsubscribe was the subscriber's own choice: mailing them
+    again without their say is what gets a sender reported as spam, so it takes the
+    explicit flag. The watermark restarts, as on a confirmation: the first digest
+    covers the last DIGEST_FIRST_DIGEST_DAYS, not every paper since they left."""
+    sub = _find(engine, email)
+    if isinstance(sub, Outcome):
+        return sub
+    if sub.status == SubscriberStatus.ACTIVE:
+        return Outcome(sub.email, sub.status, "already active")
+    if sub.status == SubscriberStatus.PAUSED:
+        return _refuse(sub, f"it is paused, not stopped; `digest resume {sub.email}`")
+    if sub.status == SubscriberStatus.PENDING:
+        return _refuse(sub, "it has not confirmed its sign-up; it confirms with the emailed link")
+    if sub.status == SubscriberStatus.UNSUBSCRIBED and not unsubscribed_ok:
+        since = f" on {sub.unsubscribed_at:%Y-%m-%d}" if sub.unsubscribed_at else ""
+        return _refuse(
+            sub,
+            f"it unsubscribed{since}, by its own choice; mail it again only with its consent "
+            "and then add --unsubscribed-ok",
+        )
+    was = sub.status
+    return _set(
+        engine,
+        sub,
+        f"reactivated (was {was})",
+        status=SubscriberStatus.ACTIVE,
+        bounces=0,
+        unsubscribed_at=None,
+        confirmed_at=sub.confirmed_at or utcnow(),
+        last_paper_seq=None,
+    )
+
+
+def delete(engine: Engine, email: str) -> Outcome:
+    """Forget an address and every digest made for it (the web's delete: the same
+    store function); the caller also forgets its mail budget, as the web does."""
+    sub = _find(engine, email)
+    if isinstance(sub, Outcome):
+        return sub
+    if not store.delete_subscriber(engine, sub.email):  # gone meanwhile
+        return Outcome(sub.email, None, "no such subscriber", refused=True)
+    return Outcome(sub.email, None, "deleted with its digests", changed=True)

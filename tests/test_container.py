@@ -45,6 +45,15 @@ def test_compose_has_digest_postgres_and_a_mail_catcher_with_real_settings():
     assert services["digest"]["depends_on"]["db"]["condition"] == "service_healthy"
 
 
+def test_compose_trusts_the_proxy_that_reaches_digest_through_the_published_port():
+    """The host's proxy connects from the Docker gateway, not 127.0.0.1: trusting only
+    127.0.0.1 put every visitor behind one address (one rate limit for everyone)."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    trusted = services["digest"]["environment"]["DIGEST_TRUSTED_PROXIES"]
+    assert re.fullmatch(r"\$\{DIGEST_TRUSTED_PROXIES:-\*\}", trusted), trusted
+    assert all(p.startswith("127.0.0.1:") for p in services["digest"]["ports"])
+
+
 def test_docker_compose_config_accepts_the_file():
     docker = shutil.which("docker")
     if docker is None:

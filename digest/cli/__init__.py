@@ -5,6 +5,8 @@ module adds one group of commands and is imported here so it registers itself.""
 from digest.cli import (
     db,  # noqa: F401  (registers `digest db ...`)
     inbound,  # noqa: F401  (registers `digest inbound`)
+    subscribers,  # noqa: F401  (registers pause, resume, reactivate, delete)
+    transfer,  # noqa: F401  (registers export, import, backup)
     worker,  # noqa: F401  (registers `digest worker`)
 )
 from digest.cli.base import _engine, app, main

@@ -265,7 +265,7 @@ def subscribe(
         weekday=weekday,
         notify_empty=notify_empty,
     )
-    store.add_subscriber(_engine(settings), sub)
+    subscriptions.add(_engine(settings), sub)
     out.print(f"subscribed {sub.email}")
 
 
@@ -306,6 +306,9 @@ def set_(
     )
     when = f"{sub.frequency}{' on ' + sub.weekday if sub.weekday else ''}"
     out.print(f"updated {sub.email}: {when} at {sub.send_at} {sub.timezone}", highlight=False)
+    note = subscriptions.status_note(sub)
+    if note:  # the profile changed, but nothing will be sent: say so
+        typer.echo(f"note: {note}", err=True)  # plain: a console would wrap it
 
 
 @app.command()

@@ -6,7 +6,8 @@ Exit codes follow sysexits(3), as MTAs read them: 0 the message was handled or
 deliberately ignored (never a failure for what a message contains: a stranger's
 junk must not bounce back); 75 (EX_TEMPFAIL) it could not be handled now (the
 database locked or down, no database, a bad setting): the MTA keeps it and retries,
-so nothing is lost while the operator fixes it. Bad command-line usage is 2.
+so nothing is lost while the operator fixes it; an unexpected error is 75 too, never
+a traceback and exit 1. Bad command-line usage is 2.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def inbound(
         raise _tempfail(str(exc)) from None
     except store.DatabaseError as exc:
         raise _tempfail(f"database: {_first_line(exc)}") from None
+    except Exception as exc:  # a bug of ours: any other exit (1) makes the MTA bounce
+        # the message back to its sender, a stranger's forged address (backscatter).
+        raise _tempfail(f"unexpected {type(exc).__name__}: {_first_line(exc)}") from None
     if as_json:
         _print_json(result.to_json())
         return

@@ -26,6 +26,11 @@ from digest.states import InboundKind
 from digest.tokens import find_mail_token
 
 log = logging.getLogger("digest.inbound")
+# flufl.bounce logs a detector's exception with its traceback before re-raising it;
+# `_bounce` reports it in one line. Without a handler of its own, Python's last-resort
+# handler printed those tracebacks to stderr, into the operator's (JSON) log.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
+logging.getLogger("flufl.bounce").propagate = False
 
 RECIPIENT_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "To")
 # ARF feedback types that mean "this recipient does not want this mail" (RFC 5965 §7.3);
@@ -34,6 +39,16 @@ COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus"})
 # A permanent failure in a human-readable bounce that names no address: an enhanced
 # status 5.x.x (RFC 3463) or a 5yz SMTP reply ("550 mailbox unavailable").
 _PERMANENT = re.compile(r"(?<![\d.])5\.\d{1,3}\.\d{1,3}(?![\d.])|(?<![\d.])5[0-5]\d[ -]")
+# Such a code counts only in a notice from a mail system: an out-of-office reply (sent
+# to the Return-Path, RFC 3834) has "512 GPUs" or "call 503-555-0100" in it as well.
+_MAIL_SYSTEM_FROM = re.compile(
+    r"\b(mailer[-_]?daemon|mail[-_]?daemon|postmaster)@|mail delivery", re.I
+)
+_FAILURE_SUBJECT = re.compile(
+    r"undeliver|non-?deliver|returned mail|delivery (status|fail|problem|notification)"
+    r"|failure notice|could not be delivered|mail delivery",
+    re.I,
+)
 
 
 @dataclass
@@ -127,12 +142,25 @@ def _bounce(msg: Message, subscriber_id: int) -> Verdict:
         return Verdict(InboundKind.BOUNCE, subscriber_id, "permanent failure (DSN status)")
     if any(s.strip().startswith("4") for s in statuses):
         return Verdict(InboundKind.TRANSIENT, subscriber_id, "temporary failure (DSN status)")
+    if not _from_a_mail_system(msg):
+        return Verdict(InboundKind.IGNORED, subscriber_id, "no delivery failure in it")
     for part in parts(msg):
         if part.get_content_type() in ("text/plain", "text/html") and _PERMANENT.search(
             text_of(part)
         ):
             return Verdict(InboundKind.BOUNCE, subscriber_id, "permanent failure (SMTP code)")
     return Verdict(InboundKind.IGNORED, subscriber_id, "no delivery failure in it")
+
+
+def _from_a_mail_system(msg: Message) -> bool:
+    """A failure notice by its sender (MAILER-DAEMON, postmaster, "Mail Delivery
+    System") or its Subject ("Undelivered Mail", "Returned mail", ...), not a person's
+    auto-reply."""
+    senders = header_values(msg, "From")
+    subjects = header_values(msg, "Subject")
+    return any(_MAIL_SYSTEM_FROM.search(v) for v in senders) or any(
+        _FAILURE_SUBJECT.search(v) for v in subjects
+    )
 
 
 def _status_fields(part: Message) -> list[tuple[str, str]]:

@@ -93,8 +93,10 @@ def fields(part: Message) -> list[tuple[str, str]]:
             blocks = []
     out: list[tuple[str, str]] = []
     for block in blocks:
-        for name in block.keys()[:200]:
-            out.extend((name.lower(), value) for value in header_values(block, name))
+        # Each name once: `keys()` repeats a name per field, and asking for all its
+        # values per repeat made 300 Return-Path fields 4,000 values (and token checks).
+        for name in dict.fromkeys(n.lower() for n in block.keys()[:200]):
+            out.extend((name, value) for value in header_values(block, name))
     return out
 
 
@@ -109,16 +111,23 @@ def text_of(part: Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return raw[: MAX_TEXT * 4].decode(charset, errors="replace")[:MAX_TEXT]
-    except LookupError:  # an unknown charset
+    except (LookupError, ValueError):  # an unknown charset, or a NUL in its name
         return raw[: MAX_TEXT * 4].decode("latin-1")[:MAX_TEXT]
 
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029<>]")
+# Lone surrogates too: the parser and argv keep undecodable bytes as U+DC80..U+DCFF,
+# which no UTF-8 database column, log line or terminal can take.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff<>]")
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def for_log(value: str, limit: int = 200) -> str:
-    """A stranger's text made safe to log: control characters (CR, LF, ESC) and angle
-    brackets escaped, cut at `limit` characters."""
+    """A stranger's text made safe to log and store: control characters (CR, LF, ESC,
+    NUL), lone surrogates and angle brackets escaped, cut at `limit` characters."""
     cut = value[:limit]
-    safe = _UNSAFE.sub(lambda m: f"\\x{ord(m.group(0)):02x}", cut)
+    safe = _UNSAFE.sub(_escape, cut)
     return safe + ("..." if len(value) > limit else "")

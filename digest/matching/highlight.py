@@ -13,10 +13,11 @@ holds those per text for a run (bounded); `highlight_spans` is the one-off form.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from digest.matching.model import Match
 from digest.matching.nodes import Form, form_in
-from digest.matching.query import label_forms
+from digest.matching.query import label_forms as _label_forms
 from digest.matching.text import analyse, stem, words
 
 # Authors looked at for a followed name (the matcher saw them all; a card needs few).
@@ -25,6 +26,13 @@ AUTHOR_SCAN = 10_000
 _TEXT_FIELDS = {"title", "abstract", "keyword"}
 
 Found = list[tuple[str, str, int, int]]  # (folded word, stem, start, end) in the text
+
+
+@lru_cache(maxsize=1 << 16)
+def label_forms(label: str, synonyms: bool = True) -> tuple[Form, ...]:
+    """`query.label_forms`, parsed once per label for the whole process (an edition
+    looks the same few thousand labels up in every paper it shows)."""
+    return _label_forms(label, synonyms)
 
 
 def form_spans(form: Form, found: Found) -> list[tuple[int, int]]:

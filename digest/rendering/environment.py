@@ -38,6 +38,7 @@ from digest.rendering.filters import register as register_filters
 
 STYLESHEET = "email.css"
 CSS_MARKER = "/*digest:css*/"
+_MISSING = object()
 _JINJA_TAG_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
 
@@ -140,7 +141,8 @@ class DigestEnvironment(Environment):
         super().__init__(**options)
         self.settings = settings
         self.cache: dict[Any, Any] = {}
-        self.cache_limit = 10_000
+        self.old_cache: dict[Any, Any] = {}
+        self.cache_limit = 6_000
         self.papers: dict[Any, Any] = {}
         self.papers_limit = 20_000
         self.analysis = TextAnalysis()
@@ -166,15 +168,20 @@ class DigestEnvironment(Environment):
         return value
 
     def remember(self, key: Any, make: Callable[[], Any]) -> Any:
-        """`make()` once per key; the cache is dropped whole when it grows too big,
-        which keeps a long-running process bounded without bookkeeping per entry."""
+        """`make()` once per key, kept in two generations: when the newer one is full
+        it becomes the older (the one before is dropped) and a value found there moves
+        back to the newer. So the cards in use survive, memory stays bounded at twice
+        `cache_limit`, and there is no bookkeeping per entry."""
         try:
             return self.cache[key]
         except KeyError:
             pass
+        value = self.old_cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = make()
         if len(self.cache) >= self.cache_limit:
-            self.cache.clear()
-        value = self.cache[key] = make()
+            self.old_cache, self.cache = self.cache, {}
+        self.cache[key] = value
         return value
 
 

@@ -15,12 +15,16 @@ functions the stages call (`from digest import store; store.merge_papers(...)`).
 | `rates.py`       | the web app's rate events                                    |
 | `inbound.py`     | what inbound mail changes (unsubscribe, bounce, complaint), its log |
 | `sources.py`     | how far each source has read                                 |
+| `transfer.py`    | subscribers in and out in bulk (export / import)             |
+| `backup.py`      | a consistent copy of a SQLite database while it is used     |
+| `metrics.py`     | cheap aggregate counts for the Prometheus `/metrics` scrape  |
 
 It imports only core modules (models, records, errors), never a stage.
 """
 
 from __future__ import annotations
 
+from digest.store.backup import UsePgDump, backup_sqlite, pg_dump_command
 from digest.store.editions import (
     commit_rows,
     digest_for,
@@ -45,6 +49,7 @@ from digest.store.inbound import (
     list_inbound_events,
 )
 from digest.store.legacy import add_missing_columns, move_digest_messages
+from digest.store.metrics import LatencyBuckets, MetricsSnapshot, metrics_snapshot
 from digest.store.migrate import (
     HEAD,
     Revision,
@@ -85,6 +90,13 @@ from digest.store.subscribers import (
     purge_unconfirmed,
     store_signup,
     update_subscriber,
+)
+from digest.store.transfer import (
+    ColumnInfo,
+    after_import,
+    import_subscriber_rows,
+    iter_subscriber_rows,
+    subscriber_columns,
 )
 
 __all__ = [
@@ -144,4 +156,16 @@ __all__ = [
     "take_rate_slot",
     "update_subscriber",
     "upgrade",
+    # transfer, backup
+    "ColumnInfo",
+    "UsePgDump",
+    "after_import",
+    "backup_sqlite",
+    "import_subscriber_rows",
+    "iter_subscriber_rows",
+    "pg_dump_command",
+    "subscriber_columns",
+    "LatencyBuckets",
+    "MetricsSnapshot",
+    "metrics_snapshot",
 ]

@@ -22,7 +22,7 @@ from digest import store
 from digest.config import Settings, canonical_timezones
 from digest.delivery import Transport
 from digest.store import DatabaseError, Engine
-from digest.web import admin, api, pages
+from digest.web import admin, api, metrics, pages
 from digest.web.accounts import Accounts
 from digest.web.context import WebContext
 from digest.web.head import HeadAsGet
@@ -86,6 +86,9 @@ def create_app(
     app.include_router(api.router)
     # the admin API answers 404 while DIGEST_ADMIN_TOKEN is empty; it is not advertised then
     app.include_router(admin.router, include_in_schema=bool(settings.admin_token))
+    app.state.metrics = metrics.make_registry(engine)
+    if not settings.metrics_listen:  # else on their own listener (digest.web.server)
+        app.include_router(metrics.router)
 
     @app.get("/healthz", include_in_schema=True, tags=["operations"])
     async def healthz() -> JSONResponse:

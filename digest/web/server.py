@@ -24,6 +24,7 @@ from digest.logs import configure_logging, log_event
 from digest.store import Engine
 from digest.web.app import create_app
 from digest.web.deadlines import with_deadlines
+from digest.web.metrics import serve_metrics
 
 log = logging.getLogger("digest.web")
 
@@ -89,6 +90,7 @@ def run_web(
         from digest.scheduler import start_scheduler
 
         scheduler = start_scheduler(engine, settings)
+    stop_metrics = serve_metrics(settings, engine)
     # uvicorn re-raises the signal that stopped it once it is done; a quiet handler
     # turns that into a normal return, so the scheduler below is stopped cleanly.
     previous = {s: signal.signal(s, _noted) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -97,6 +99,8 @@ def run_web(
         server.run(sockets=[listener])
     finally:
         listener.close()
+        if stop_metrics is not None:
+            stop_metrics()
         if scheduler is not None:
             from digest.scheduler import stop_scheduler
 

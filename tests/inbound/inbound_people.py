@@ -3,6 +3,8 @@ the token substitution (tests/fixtures/inbound/README.md)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from digest import store, subscriptions
@@ -90,3 +92,16 @@ def expected_after(
     else:
         after[address] = ("unsubscribed", bounces, complaints)
     return after
+
+
+def run_inbound(
+    env: dict[str, str], data: bytes, *args: str | bytes
+) -> subprocess.CompletedProcess[bytes]:
+    """`digest inbound --json ARGS` as the real command, `data` on stdin."""
+    return subprocess.run(
+        [sys.executable, "-m", "digest", "inbound", "--json", *args],
+        input=data,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )

@@ -5,8 +5,6 @@ right subscriber changes, or nobody does."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tracemalloc
 
 import pytest
@@ -16,6 +14,7 @@ from inbound_people import (
     PEOPLE,
     add_people,
     expected_after,
+    run_inbound,
     snapshot,
     with_tokens,
 )
@@ -123,16 +122,6 @@ def test_nesting_deeper_than_the_parser_can_follow_is_ignored(engine, settings, 
     assert all(v == ("active", 0, 0) for v in snapshot(engine).values())
 
 
-def _inbound(env, data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "digest", "inbound", "--json", *args],
-        input=data,
-        env=env,
-        capture_output=True,
-        timeout=60,
-    )
-
-
 @pytest.mark.parametrize(
     "name",
     [
@@ -148,7 +137,7 @@ def test_the_command_reads_stdin_as_a_postfix_pipe_delivers_it(env, engine, sett
     owner, action = EXPECTED[name]
     data = with_tokens((FIXTURES / name).read_bytes(), settings.secret_key, people[owner or "ada"])
     before = snapshot(engine)
-    proc = _inbound(env, data.replace(b"\r\n", b"\n"), "--sender", "MAILER-DAEMON")
+    proc = run_inbound(env, data.replace(b"\r\n", b"\n"), "--sender", "MAILER-DAEMON")
     assert proc.returncode == 0, proc.stderr
     assert b"Traceback" not in proc.stderr
     out = json.loads(proc.stdout)
@@ -158,7 +147,7 @@ def test_the_command_reads_stdin_as_a_postfix_pipe_delivers_it(env, engine, sett
 
 def test_the_command_drains_ten_megabytes_and_exits_0(env, engine, settings, people):
     huge = with_tokens(make_huge(10 * 1024 * 1024), settings.secret_key, people["ada"])
-    proc = _inbound(env, huge)
+    proc = run_inbound(env, huge)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["truncated"] is True
     assert snapshot(engine)[PEOPLE["ada"]][1] == 1
@@ -167,7 +156,7 @@ def test_the_command_drains_ten_megabytes_and_exits_0(env, engine, settings, peo
 def test_the_envelope_recipient_argument_names_the_subscriber(env, engine, settings, people):
     """As `${original_recipient}` from the pipe: the message itself names nobody."""
     token = make_mail_token(settings.secret_key, "unsubscribe-mail", people["carol"])
-    proc = _inbound(
+    proc = run_inbound(
         env,
         b"From: carol@example.com\nSubject: stop\n\nplease stop\n",
         "--recipient",
@@ -180,7 +169,7 @@ def test_the_envelope_recipient_argument_names_the_subscriber(env, engine, setti
 def test_a_locked_or_missing_database_is_a_temporary_failure(env, tmp_path):
     """Exit 75: the MTA keeps the message and retries; nothing is lost."""
     missing = {**env, "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'nope' / 'x.db'}"}
-    proc = _inbound(missing, b"From: a@b\n\nhi\n")
+    proc = run_inbound(missing, b"From: a@b\n\nhi\n")
     assert proc.returncode == 75
     assert b"Traceback" not in proc.stderr
     assert b"retries" in proc.stderr

@@ -170,3 +170,27 @@ def test_edition_renderer_pickles_to_a_fresh_one_with_the_same_output() -> None:
     text = again.render(addr, items, EDITION, "1:x", "p").text
     assert unstamped.sub("/token", text) == unstamped.sub("/token", rendered.text)
     assert msg["Message-ID"] and msg.as_bytes().startswith(b"From: ")
+
+
+FOOTER_UPPER = """<p>You receive this because {{ email|upper }} subscribed.
+{% if profile|length > 40 %}Long profile.{% else %}{{ profile }}{% endif %}</p>
+<p><a href="{{ links.manage }}">Manage</a> <a href="{{ links.unsubscribe }}">Unsubscribe</a></p>
+"""
+
+
+def test_page_frames_are_patterns_and_match_direct_pages(tmp_path: Path) -> None:
+    """The packaged page templates give a pattern for every shape; a designer footer
+    that changes a value with a filter or tests its content is rendered directly,
+    and both give the same bytes as rendering every page directly."""
+    digests = realistic_digests(60, 80, hostile_papers())
+    fast, slow = make_environment(make_settings()), direct_env(make_settings())
+    for i, (addr, items) in enumerate(digests):
+        assert same_messages(fast, slow, addr, items, f"{i}:x"), addr
+    assert fast.frames and all(p is not None for p in fast.frames.values())
+    (tmp_path / "partials").mkdir()
+    (tmp_path / "partials" / "footer.html").write_text(FOOTER_UPPER)
+    settings = make_settings(templates_dir=tmp_path)
+    fast, slow = make_environment(settings), direct_env(settings)
+    for i, (addr, items) in enumerate(digests[:20]):
+        assert same_messages(fast, slow, addr, items, f"{i}:x"), addr
+    assert any(p is None for k, p in fast.frames.items() if k[1] == "digest.html")

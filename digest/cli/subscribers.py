@@ -1,0 +1,98 @@
+"""Operator commands on subscriptions: pause, resume, reactivate, delete. Each takes
+one or more addresses and goes on past a refused one; the rules (which status may
+become which) live in `digest.subscriptions`, shared with nothing here but printing.
+
+Exit 0 when every address ended in the asked-for state, 2 when any was refused
+(unknown, invalid, or in a state the command does not apply to: nothing was changed
+for that address, and the line says why and what would)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Annotated
+
+import typer
+
+from digest import subscriptions
+from digest.cli.base import JsonOpt, _engine, _print_json, _settings, app
+from digest.errors import InputError
+from digest.store import Engine
+from digest.subscriptions import Outcome
+
+EmailsArg = Annotated[list[str], typer.Argument(help="One or more subscriber addresses.")]
+
+
+def _each(
+    emails: Iterable[str], act: Callable[[Engine, str], Outcome], as_json: bool
+) -> list[Outcome]:
+    engine = _engine(_settings())
+    outcomes = [act(engine, e) for e in emails]
+    if as_json:
+        _print_json([o.to_json() for o in outcomes])
+    else:
+        for o in outcomes:  # plain echo: a console would wrap the long reasons
+            typer.echo(f"{'refused: ' if o.refused else ''}{o.email}: {o.message}", err=o.refused)
+    if any(o.refused for o in outcomes):
+        raise typer.Exit(2)
+    return outcomes
+
+
+@app.command()
+def pause(emails: EmailsArg, as_json: JsonOpt = False) -> None:
+    """Pause active subscriptions (no digests until `digest resume`)."""
+    _each(emails, subscriptions.pause, as_json)
+
+
+@app.command()
+def resume(emails: EmailsArg, as_json: JsonOpt = False) -> None:
+    """Resume paused subscriptions."""
+    _each(emails, subscriptions.resume, as_json)
+
+
+@app.command()
+def reactivate(
+    emails: EmailsArg,
+    unsubscribed_ok: Annotated[
+        bool,
+        typer.Option(
+            "--unsubscribed-ok",
+            help="Also bring back addresses that unsubscribed (only with their consent).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring back suspended addresses (bounces cleared) and, with --unsubscribed-ok,
+    unsubscribed ones. Paused ones: use `digest resume`."""
+    _each(
+        emails,
+        lambda engine, e: subscriptions.reactivate(engine, e, unsubscribed_ok=unsubscribed_ok),
+        as_json,
+    )
+
+
+@app.command()
+def delete(
+    emails: EmailsArg,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Really delete: the rows cannot be brought back.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete subscribers with every digest made for them (as the web's "delete my
+    data"); needs --yes. Use `digest unsubscribe` to stop mail but keep the record."""
+    if not yes:
+        raise InputError(
+            f"deleting {len(emails)} address(es) removes them and every digest sent to "
+            "them, for good (back up first: digest backup PATH); run again with --yes"
+        )
+    from digest.web.limits import DbRateLimiter, SignupLimits
+
+    settings = _settings()
+
+    def delete_one(engine: Engine, email: str) -> Outcome:
+        outcome = subscriptions.delete(engine, email)
+        if outcome.changed:  # the web's delete also forgets the address's mail budget
+            SignupLimits(settings, DbRateLimiter(engine)).forget_address(outcome.email)
+        return outcome
+
+    _each(emails, delete_one, as_json)
