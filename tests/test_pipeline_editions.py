@@ -25,6 +25,7 @@ from sqlalchemy import func, insert, select
 from digest import pipeline, store, subscriptions
 from digest.config import Settings, load_settings
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
+from digest.pipeline import pool
 from digest.pipeline.build import BuildReport, EditionBuilder
 from digest.pipeline.editions import make_plan
 from digest.store.claims import subscriber_rows
@@ -195,12 +196,19 @@ def _normalised_parts(message: bytes) -> list[str]:
     return [tokens.sub(r"/\1/T", RANDOM.sub(b"", p.encode()).decode()) for p in parts]
 
 
-def test_an_edition_built_by_worker_processes_matches_one_built_here(tmp_path, settings: Settings):
+def test_an_edition_built_by_worker_processes_matches_one_built_here(
+    tmp_path, settings: Settings, monkeypatch
+):
     """Two worker processes (spawned: they re-create their renderer and papers) give
-    the same digests as this process alone, chunk for chunk, and one subscriber whose
-    digest cannot be rendered fails alone, visibly, its papers kept."""
+    the same digests as this process alone, chunk for chunk, also when each worker is
+    replaced after every chunk (as it is, for flat memory, after WORKER_DIGESTS), and
+    one subscriber whose digest cannot be rendered fails alone, visibly, its papers
+    kept."""
     built = {}
-    for name, workers in (("here", 1), ("pool", 2)):
+    for name, workers in (("here", 1), ("pool", 2), ("replaced", 2)):
+        if name == "replaced":
+            monkeypatch.setattr(pool, "WORKER_DIGESTS", 25)
+            assert pool.chunks_per_worker(replace(settings, edition_chunk=25)) == 1
         url = f"sqlite:///{tmp_path / name}.db"
         engine = store.make_engine(url)
         store.init_db(engine)
@@ -217,12 +225,13 @@ def test_an_edition_built_by_worker_processes_matches_one_built_here(tmp_path, s
         assert broken is not None and broken.last_paper_seq is None
         built[name] = outbox(engine)
         engine.dispose()
-    assert built["here"].keys() == built["pool"].keys()
-    for address, (status, papers, why, subject, message) in built["here"].items():
-        other = built["pool"][address]
-        assert (status, papers, why, subject) == other[:4], address
-        assert _normalised_parts(message) == _normalised_parts(other[4]), address
-    assert built["pool"]["broken address@example.org"][0] == "failed"
+    for name in ("pool", "replaced"):
+        assert built["here"].keys() == built[name].keys()
+        for address, (status, papers, why, subject, message) in built["here"].items():
+            other = built[name][address]
+            assert (status, papers, why, subject) == other[:4], address
+            assert _normalised_parts(message) == _normalised_parts(other[4]), address
+        assert built[name]["broken address@example.org"][0] == "failed"
 
 
 def test_hostile_stored_profiles_fail_no_one(tmp_path, settings: Settings, engine):

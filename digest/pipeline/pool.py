@@ -7,6 +7,13 @@ threads, database connections or sender loop). Each worker keeps one
 indexed papers are made once per process and per edition, not once per chunk; a
 chunk travels there as a list of claims and comes back as a `BuildReport` (the
 worker commits its chunk itself, so rendered messages never cross processes).
+
+A worker is replaced after WORKER_DIGESTS digests' worth of chunks: what it keeps
+between chunks is bounded per edition (papers, cards, encoded lines), but the
+compiled-profile caches of `digest.matching` hold one entry per distinct profile it
+has seen, and a long-lived allocator keeps its high-water mark. Starting afresh
+(about a second: imports, indexing the papers) every 20,000 digests keeps a worker's
+memory flat whatever the edition's size.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from digest.store import Engine
 from digest.store.claims import Claim, SubscriberRow
 
 T = TypeVar("T")
+
+WORKER_DIGESTS = 20_000  # digests a build worker builds before it is replaced
 
 # The builder of the edition this worker process is on: per process by design (a
 # worker serves one `digest run` at a time), replaced when a new edition's plan comes.
@@ -49,6 +58,11 @@ def build_workers(settings: Settings, subscribers: int) -> int:
     return max(1, wanted)
 
 
+def chunks_per_worker(settings: Settings) -> int:
+    """Chunks a build worker takes before it is replaced (see WORKER_DIGESTS)."""
+    return max(1, WORKER_DIGESTS // settings.edition_chunk)
+
+
 class ChunkRunner:
     """Builds chunks in this process (`workers == 1`) or in a process pool; used as a
     context manager so the pool is always shut down."""
@@ -60,7 +74,9 @@ class ChunkRunner:
         self.pool: Executor | None = None
         if self.local is None:
             self.pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                max_tasks_per_child=chunks_per_worker(plan.settings),
             )
 
     def __enter__(self) -> ChunkRunner:
