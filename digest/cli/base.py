@@ -197,6 +197,8 @@ def subscriber_json(s: Subscriber) -> dict[str, Any]:
         "send_at": s.send_at,
         "frequency": s.frequency,
         "weekday": s.weekday,
+        "notify_empty": s.notify_empty,
+        "unsubscribed_at": _iso(s.unsubscribed_at),
         "bounces": s.bounces,
         "complaints": s.complaints,
     }
