@@ -82,7 +82,13 @@ def read_token_issued(
 
 
 FEEDBACK_MAX_AGE_DAYS = 365
-_FEEDBACK_RE = re.compile(r"(\d{1,10})\.(\d{1,10})\.(\d{1,6})\.([A-Za-z0-9_-]{1,300})")
+# A paper id is at most 200 characters (Paper.id), up to 4 UTF-8 bytes each (the file
+# and feed sources keep non-ASCII ids): 800 bytes, 1,067 base64 characters.
+_FEEDBACK_PAPER_CHARS = -(-200 * 4 * 4 // 3)
+_FEEDBACK_MAX_LEN = _FEEDBACK_PAPER_CHARS + 100  # ids, day, dots and the signature
+_FEEDBACK_RE = re.compile(
+    rf"(\d{{1,10}})\.(\d{{1,10}})\.(\d{{1,6}})\.([A-Za-z0-9_-]{{1,{_FEEDBACK_PAPER_CHARS}}})"
+)
 _EPOCH = date(1970, 1, 1)
 
 
@@ -117,7 +123,7 @@ def make_feedback_token(
 
 def read_feedback_token(secret: str, token: str, today: int | None = None) -> FeedbackTarget:
     """Verify (constant time) and decode a feedback token; TokenError otherwise."""
-    if not isinstance(token, str) or len(token) > 600:
+    if not isinstance(token, str) or len(token) > _FEEDBACK_MAX_LEN:
         raise TokenError("this link is not valid")
     try:
         payload = _feedback_signer(secret).unsign(token).decode()

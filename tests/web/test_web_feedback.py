@@ -213,3 +213,17 @@ def test_json_api_takes_interest_and_likes(site, settings, engine):
         assert preview.json()["papers"][0]["id"] == "2401.00001"
     sub = store.get_subscriber(engine, "ada@example.org")
     assert sub.interest == "reward models for alignment" and sub.likes == ["2401.00001"]
+
+
+def test_a_long_non_ascii_paper_id_gets_working_links(site, settings, engine):
+    """The file and feed sources keep ids of up to 200 characters, not only ASCII: the
+    link for such a paper must record like any other (it was refused as not valid)."""
+    url, ada, _ = site
+    long_id = "論文" * 100  # 200 characters, 600 UTF-8 bytes
+    store.merge_papers(
+        engine, [PaperRecord(id=long_id, title="A paper with a long id", source="t")]
+    )
+    with httpx.Client(base_url=url) as person:
+        done = click(person, feedback_path(settings, ada, long_id, "less"))
+        assert done.status_code == 200 and "feedback-recorded" in done.text
+    assert ratings(engine, ada) == [(long_id, -1)]
