@@ -35,10 +35,16 @@ def label_forms(label: str, synonyms: bool = True) -> tuple[Form, ...]:
     return _label_forms(label, synonyms)
 
 
-def form_spans(form: Form, found: Found) -> list[tuple[int, int]]:
+def form_spans(
+    form: Form, found: Found, starts: Iterable[int] | None = None
+) -> list[tuple[int, int]]:
+    """Where `form` occurs in `found`. `starts` (ascending) are the only positions it
+    can begin at, when the caller has indexed them; every position by default."""
     out = []
     n = len(form)
-    for i in range(len(found) - n + 1):
+    for i in range(len(found) - n + 1) if starts is None else starts:
+        if i + n > len(found):
+            break
         for j, (text, prefix) in enumerate(form):
             raw, stemmed, _, _ = found[i + j]
             if not (raw.startswith(text) if prefix else stemmed == text):
@@ -83,19 +89,7 @@ class TextSpans:
             self._starts = {}
             for i, (_, stemmed, _, _) in enumerate(self.found):
                 self._starts.setdefault(stemmed, []).append(i)
-        found, n = self.found, len(form)
-        out = []
-        for i in self._starts.get(form[0][0], ()):
-            if i + n > len(found):
-                break
-            for j in range(1, n):
-                text, prefix = form[j]
-                raw, stemmed, _, _ = found[i + j]
-                if not (raw.startswith(text) if prefix else stemmed == text):
-                    break
-            else:
-                out.append((found[i][2], found[i + n - 1][3]))
-        return out
+        return form_spans(form, self.found, self._starts.get(form[0][0], ()))
 
     def matched_texts(self, label: str) -> list[str]:
         """What `label` matched, as written (spaces made single), a capital that only
