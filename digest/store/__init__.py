@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from digest.store.backup import UsePgDump, backup_sqlite, pg_dump_command
 from digest.store.editions import (
-    commit_rows,
     digest_for,
     digests_for_edition,
     edition_summary,
@@ -150,7 +149,6 @@ __all__ = [
     "add_subscriber",
     "clear_ratings",
     "add_subscribers",
-    "commit_rows",
     "count_rate_events",
     "current_revision",
     "delete_rate_events",

@@ -7,13 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from digest.models import Digest, Subscriber
-from digest.states import DigestStatus
+from digest.models import Digest
 
 
 def digests_for_edition(engine: Engine, edition: str | None = None) -> list[Digest]:
@@ -77,49 +75,4 @@ def editions_done(engine: Engine, keys: dict[int, str]) -> set[tuple[int, str]]:
                 .where(col(Digest.subscriber_id).in_(list(keys)))
                 .where(col(Digest.edition).in_(set(keys.values())))
             )
-        )
-
-
-def commit_rows(
-    engine: Engine, rows: list[tuple[Subscriber, Digest]], top: int, now: datetime
-) -> None:
-    """Insert rows and advance watermarks in chunks; a row that already exists (another
-    process built it first) is left alone, and that subscriber's watermark with it."""
-    for i in range(0, len(rows), 500):
-        chunk = rows[i : i + 500]
-        with Session(engine) as session:
-            try:
-                _add_chunk(session, chunk, top, now)
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                for pair in chunk:
-                    with Session(engine) as single:
-                        try:
-                            _add_chunk(single, [pair], top, now)
-                            single.commit()
-                        except IntegrityError:
-                            single.rollback()
-
-
-def _add_chunk(
-    session: Session, chunk: list[tuple[Subscriber, Digest]], top: int, now: datetime
-) -> None:
-    for _sub, row in chunk:
-        copy = Digest.model_validate(row.model_dump())
-        copy.message = row.message  # its own table: model_dump leaves it out
-        session.add(copy)
-    # Watermarks in two statements per chunk, not one SELECT + UPDATE per subscriber.
-    # A failed digest keeps its subscriber's watermark, so their papers wait.
-    advanced = [sub.id for sub, row in chunk if row.status != DigestStatus.FAILED]
-    delivered = [
-        sub.id for sub, row in chunk if row.status not in (DigestStatus.FAILED, DigestStatus.EMPTY)
-    ]
-    if advanced:
-        session.exec(
-            update(Subscriber).where(col(Subscriber.id).in_(advanced)).values(last_paper_seq=top)
-        )
-    if delivered:
-        session.exec(
-            update(Subscriber).where(col(Subscriber.id).in_(delivered)).values(last_digest_at=now)
         )
