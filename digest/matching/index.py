@@ -336,7 +336,7 @@ def _hits(stats: Mapping[str, TermStats], terms: Sequence[Term], i: int) -> list
     out: list[Hit] = []
     for t in terms:
         field_bits = stats[t.key].field_bits
-        out.extend(Hit(t.label, f, t.topic) for f in t.fields if field_bits[f] >> i & 1)
+        out.extend([hit for f, hit in t.hit_of if field_bits[f] >> i & 1])
     return out
 
 
