@@ -46,6 +46,7 @@ from sqlalchemy import func, insert, select, update
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(REPO / "bench"))  # bench/render.py imports its neighbours by name
 
 from bench.harness import SENDER, Sink  # noqa: E402
 from digest import store  # noqa: E402
@@ -80,7 +81,7 @@ def make_message(template: bytes, recipient: str, n: int) -> bytes:
 def edition_messages(distinct: int, papers: int, seed: int) -> list[bytes]:
     """`distinct` real digests of one edition, as `digest run` stores them: realistic
     profiles matched by the real matcher, rendered and built by the real renderer."""
-    from render import realistic_digests  # bench/render.py (bench/ is on the path)
+    from render import realistic_digests  # bench/render.py
 
     from digest.config import Settings
     from digest.rendering import build_message, make_environment, render_digest
