@@ -59,6 +59,11 @@ from digest.store.outbox import record as record_outcomes
 
 CLAIM_BATCH = 200
 RECORD_EVERY = 0.2  # seconds between wake-ups while every connection is stuck
+# Group commit: the writer waits up to GROUP_WAIT for more results (never once every
+# send in flight has finished), so a commit carries ~10 rows rather than ~3: a row
+# costs ~13 us to record in a batch of 10 and ~27 us in one of 3.
+GROUP_WAIT = 0.004
+GROUP_MAX = 64
 MAX_ERRORS_KEPT = 100
 RELAY_FIRST_PROBE = 2.0  # seconds: then 4, 8, ... while DIGEST_RELAY_DOWN_WAIT_SECONDS lasts
 
@@ -212,6 +217,7 @@ class Sender:
         self.waiter: asyncio.Future[None] | None = None
         self.pending: list[Attempt] = []
         self.flushing: asyncio.Task[None] | None = None
+        self.more_results: asyncio.Future[None] | None = None
         self.write_error: BaseException | None = None
         self.renewed_at = time.monotonic()
         self.deferred: set[int] = set()
@@ -337,6 +343,7 @@ class Sender:
         row.message = b""  # sent: the bytes need not wait in memory for the record
         attempt = Attempt(row, result, utcnow(), asyncio.get_running_loop().create_future())
         self.pending.append(attempt)
+        _wake(self.more_results)
         self._start_writer()
         assert attempt.recorded is not None
         # This task holds its connection's place in the pool until the result is
@@ -378,6 +385,7 @@ class Sender:
 
     async def _writer(self) -> None:
         while self.pending and self.write_error is None:
+            await self._gather_results()
             batch, self.pending = self.pending, []
             try:
                 await self._write(batch)
@@ -390,6 +398,23 @@ class Sender:
                 return
             for a in batch:
                 _settle(a.recorded)
+
+    async def _gather_results(self) -> None:
+        """Let results gather for up to GROUP_WAIT; at once when every send in flight
+        has finished (nothing more can come) or GROUP_MAX are waiting."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + GROUP_WAIT
+        while len(self.pending) < min(GROUP_MAX, len(self.in_flight)):
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            self.more_results = more = loop.create_future()
+            timer = loop.call_later(left, _wake, more)
+            try:
+                await more
+            finally:
+                timer.cancel()
+                self.more_results = None
 
     async def _flush(self) -> None:
         """Until every result so far is committed."""
