@@ -9,7 +9,8 @@ what gives them); the sender adds:
   recorded, and at most `pool` tasks run). So a crash duplicates at most one message
   per connection: the one the server accepted just before it. Results are written by
   group commit: one writer takes everything that finished while the previous commit
-  ran, in one executemany, so the commits keep pace with any number of connections.
+  ran (and a few ms more, unless every send in flight is already done), in one
+  executemany, so the commits keep pace with any number of connections.
 - Fast: claims and results rewrite small rows (the message bytes live in their own
   table and are read once per claimed batch); database work runs in a thread beside
   the sends, and only a bounded number of rows (with their messages) is in memory.
