@@ -319,13 +319,10 @@ class Sender:
         while every connection is stuck on a slow server)."""
         if not self.in_flight:
             return
-        loop = asyncio.get_running_loop()
-        self.waiter = waiter = loop.create_future()
-        timer = loop.call_later(RECORD_EVERY, _wake, waiter)
+        self.waiter = waiter = asyncio.get_running_loop().create_future()
         try:
-            await waiter
+            await _until_woken(waiter, RECORD_EVERY)
         finally:
-            timer.cancel()
             self.waiter = None
 
     async def _send(self, row: Claimed) -> None:
@@ -410,11 +407,9 @@ class Sender:
             if left <= 0:
                 return
             self.more_results = more = loop.create_future()
-            timer = loop.call_later(left, _wake, more)
             try:
-                await more
+                await _until_woken(more, left)
             finally:
-                timer.cancel()
                 self.more_results = None
 
     async def _flush(self) -> None:
@@ -549,6 +544,15 @@ def _settle(future: asyncio.Future[None] | None, error: BaseException | None = N
 def _wake(waiter: asyncio.Future[None] | None) -> None:
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
+
+
+async def _until_woken(waiter: asyncio.Future[None], seconds: float) -> None:
+    """Until `waiter` is woken (`_wake`) or `seconds` pass."""
+    timer = asyncio.get_running_loop().call_later(seconds, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
 
 
 async def send_due(
