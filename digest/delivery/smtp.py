@@ -167,8 +167,8 @@ def _parsed_address(sender: str) -> str:
 
 
 # A CR not followed by LF, an LF not preceded by CR, an LF before a ".": each starts
-# with a literal, so the regex engine skips between line ends at memchr speed (a 67 kB
-# digest costs ~60 us here against ~550 us for aiosmtplib's passes).
+# with a literal, so the regex engine scans for it in C and tries the rest only at
+# line ends (a 67 kB digest: ~80 us CPU here, ~580 us in aiosmtplib's two passes).
 _BARE_CR = re.compile(rb"\r(?!\n)")
 _BARE_LF = re.compile(rb"\n(?<!\r\n)")
 _DOT_LINE = re.compile(rb"\n(?=\.)")
