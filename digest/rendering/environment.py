@@ -151,6 +151,8 @@ class DigestEnvironment(Environment):
         # Page patterns by shape (frame.py); None where the templates give none.
         self.frames: dict[Any, Any] = {}
         self.frames_limit = 2_000
+        # Templates whose first pattern matched a direct render with real values.
+        self.frames_verified: set[str] = set()
         # False renders every card straight from its templates (the reference the
         # spliced cards are tested against, byte for byte).
         self.splice_cards = True
