@@ -25,7 +25,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from digest.rendering.encoding import Chunk, LineCodec, qp_line, chunk_of
+from digest.rendering.encoding import Chunk, LineCodec, chunk_of, qp_line
 
 _MARK_RE = re.compile("\x00(F|C)([0-9]+)(<|&lt;|)\x00")
 _SLOT_RE = re.compile("\x00C([0-9]+)\x00")
