@@ -153,6 +153,10 @@ class DigestEnvironment(Environment):
         self.frames_limit = 2_000
         # Templates whose first pattern matched a direct render with real values.
         self.frames_verified: set[str] = set()
+        # Papers whose card patterns passed the sample check, by `with_why`; past
+        # cards.CARD_CHECKS the templates are trusted (negative once one failed:
+        # then every paper is checked).
+        self.card_checks: dict[bool, int] = {}
         # False renders every card straight from its templates (the reference the
         # spliced cards are tested against, byte for byte).
         self.splice_cards = True
