@@ -85,24 +85,29 @@ class TextSpans:
 
     def _form_spans(self, form: Form) -> list[tuple[int, int]]:
         """`form_spans(form, self.found)`, starting only where the first word can."""
+        found = self.found
         if not form:
-            return form_spans(form, self.found)
-        if form[0][1]:  # a prefix: the words it starts are a run of the sorted words
+            return form_spans(form, found)
+        first, prefix = form[0]
+        if prefix:  # the words a prefix starts are a run of the words sorted
             if self._sorted is None:
-                self._sorted = sorted((raw, i) for i, (raw, _, _, _) in enumerate(self.found))
-            prefix = form[0][0]
-            at = bisect_left(self._sorted, (prefix, -1))
+                self._sorted = sorted(zip([w[0] for w in found], range(len(found))))
+            ordered = self._sorted
             starts = []
-            for raw, i in self._sorted[at:]:
-                if not raw.startswith(prefix):
+            for at in range(bisect_left(ordered, (first, -1)), len(ordered)):
+                if not ordered[at][0].startswith(first):
                     break
-                starts.append(i)
-            return form_spans(form, self.found, sorted(starts))
-        if self._starts is None:
-            self._starts = {}
-            for i, (_, stemmed, _, _) in enumerate(self.found):
-                self._starts.setdefault(stemmed, []).append(i)
-        return form_spans(form, self.found, self._starts.get(form[0][0], ()))
+                starts.append(ordered[at][1])
+            starts.sort()
+        else:
+            if self._starts is None:
+                self._starts = {}
+                for i, (_, stemmed, _, _) in enumerate(found):
+                    self._starts.setdefault(stemmed, []).append(i)
+            starts = self._starts.get(first, [])
+        if len(form) == 1:  # every start is a whole match
+            return [(found[i][2], found[i][3]) for i in starts]
+        return form_spans(form, found, starts)
 
     def matched_texts(self, label: str) -> list[str]:
         """What `label` matched, as written (spaces made single), a capital that only

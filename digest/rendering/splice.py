@@ -76,6 +76,10 @@ class Marks:
     def render(self, hole: Hole) -> str:
         raise NotImplementedError
 
+    def key(self) -> object:
+        """What the rendering depends on besides the hole (hashable)."""
+        raise NotImplementedError
+
 
 class EscapedText:
     """A text with its HTML-escaped form and where each character starts in it, so
@@ -170,7 +174,11 @@ class CardLines:
     when the pattern's ends are holes (the strip could cut into a value) or its text
     has carriage returns; such a card is cut into lines after filling, as before."""
 
-    __slots__ = ("lines",)
+    __slots__ = ("lines", "_memory")
+
+    # Lines with holes remembered per paper, by the values in them: subscribers with
+    # other terms often mark the same words of a title or summary.
+    LINE_MEMORY = 64
 
     def __init__(self, lines: list[str | tuple[str | Hole, ...]]) -> None:
         # A fixed line is its text; a line with holes is its pieces.
@@ -178,6 +186,7 @@ class CardLines:
             (line, b"\r\n" + qp_line(line)) if isinstance(line, str) else (line, b"")
             for line in lines
         ]
+        self._memory: list[dict[object, tuple[str, bytes]]] = [{} for _ in lines]
 
     @classmethod
     def compile(cls, pattern: CardPattern, lead: str, strip: str | None) -> CardLines | None:
@@ -215,17 +224,34 @@ class CardLines:
         or None when a value brought a line break (then it is cut after filling)."""
         texts: list[str] = []
         encoded: list[bytes] = []
-        for line, fixed in self.lines:
+        for k, (line, fixed) in enumerate(self.lines):
             if isinstance(line, str):
                 texts.append(line)
                 encoded.append(fixed)
                 continue
-            text = "".join(p if isinstance(p, str) else p.fill(values[p.field]) for p in line)
-            if "\n" in text or "\r" in text:
-                return None
-            texts.append(text)
-            encoded.append(b"\r\n" + qp_line(text))
+            key = tuple(_key(values[p.field]) for p in line if not isinstance(p, str))
+            memory = self._memory[k]
+            known = memory.get(key)
+            if known is None:
+                text = "".join(
+                    p if isinstance(p, str) else p.fill(values[p.field]) for p in line
+                )
+                if "\n" in text or "\r" in text:
+                    return None
+                if len(memory) >= self.LINE_MEMORY:
+                    memory.clear()
+                known = memory[key] = (text, b"\r\n" + qp_line(text))
+            texts.append(known[0])
+            encoded.append(known[1])
         encoded[0] = b""  # the first line is the head: encoded with the page around it
         encoded.append(b"\r\n")
         texts.append("")
         return Chunk("\n".join(texts), texts[0], b"".join(encoded), "")
+
+
+def _key(value: str | Sequence[Part] | Marks) -> object:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Marks):
+        return value.key()
+    return tuple(value)
