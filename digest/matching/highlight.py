@@ -91,7 +91,7 @@ class TextSpans:
         first, prefix = form[0]
         if prefix:  # the words a prefix starts are a run of the words sorted
             if self._sorted is None:
-                self._sorted = sorted(zip([w[0] for w in found], range(len(found))))
+                self._sorted = sorted(zip([w[0] for w in found], range(len(found)), strict=True))
             ordered = self._sorted
             starts = []
             for at in range(bisect_left(ordered, (first, -1)), len(ordered)):

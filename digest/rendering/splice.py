@@ -233,9 +233,7 @@ class CardLines:
             memory = self._memory[k]
             known = memory.get(key)
             if known is None:
-                text = "".join(
-                    p if isinstance(p, str) else p.fill(values[p.field]) for p in line
-                )
+                text = "".join(p if isinstance(p, str) else p.fill(values[p.field]) for p in line)
                 if "\n" in text or "\r" in text:
                     return None
                 if len(memory) >= self.LINE_MEMORY:
