@@ -10,10 +10,12 @@ Filling it for a subscriber is joining strings, and its literal lines are
 quoted-printable encoded once (`encoding.LineJoiner`), so a message costs no template
 render and no re-encoding of the lines every message shares.
 
-A pattern is used only after it reproduced a direct render twice: with the first
-subscriber's values and with sample values (long, full of characters to escape). A
-template that changes a string with a filter, or tests its content, fails that check
-and the page is rendered directly for that shape, as before.
+A pattern is used only after it reproduced a direct render with sample values (long,
+full of characters to escape) and, for a template's first shape, with the first
+subscriber's values too. A template that changes a string with a filter, or tests its
+content, fails that check and the page is rendered directly for that shape, as
+before. A digest's shape is worked out once for its HTML and text pages, and a page
+is filled and encoded in one pass (`FramePattern.build`).
 """
 
 from __future__ import annotations
