@@ -34,7 +34,12 @@ def prune(
     ] = False,
     batch: Annotated[
         int,
-        typer.Option("--batch", min=1, max=100_000, help="Messages deleted per transaction."),
+        typer.Option(
+            "--batch",
+            min=1,
+            max=100_000,
+            help="Digests looked at per transaction (each deletes at most this many emails).",
+        ),
     ] = store.PRUNE_BATCH,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON.")] = False,
 ) -> None:

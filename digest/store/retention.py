@@ -20,7 +20,6 @@ long: senders and the web app get in between batches.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,26 +76,48 @@ def _settled_before(before: datetime) -> Any:
     )
 
 
-def _old_messages(before: datetime) -> Any:
-    """SELECT digest id, message size of each prunable message, in id order."""
-    return (
-        select(_M.c.digest_id, func.length(_M.c.message).label("size"))
-        .select_from(_M.join(_T, _T.c.id == _M.c.digest_id))
-        .where(_settled_before(before))
-        .order_by(_M.c.digest_id)
-    )
+def _next_message_id(conn: Connection, at_least: int) -> int | None:
+    """The smallest digest id >= `at_least` that still has a message (one index
+    probe): the walk below skips the pruned history and any gap at once."""
+    found = conn.execute(
+        select(func.min(_M.c.digest_id)).where(_M.c.digest_id >= at_least)
+    ).scalar()
+    return None if found is None else int(found)
 
 
-def _delete_messages(conn: Connection, ids: Sequence[int], before: datetime) -> list[int]:
-    """Delete the messages of `ids` that are still prunable (the status is checked
-    again in the same statement: a digest `digest retry` pushed back meanwhile keeps
-    its message). Returns the ids deleted."""
-    still = select(_T.c.id).where(_T.c.id.in_(ids)).where(_settled_before(before))
-    return list(
+def _window_has_old(conn: Connection, lo: int, hi: int, before: datetime) -> bool:
+    return bool(
         conn.execute(
-            delete(_M).where(_M.c.digest_id.in_(still)).returning(_M.c.digest_id)
-        ).scalars()
+            select(func.count()).where(_T.c.id >= lo, _T.c.id < hi, _T.c.created_at < before)
+        ).scalar_one()
     )
+
+
+def _settled_ids(lo: int, hi: int, before: datetime) -> Any:
+    return select(_T.c.id).where(_T.c.id >= lo, _T.c.id < hi).where(_settled_before(before))
+
+
+def _delete_window(conn: Connection, lo: int, hi: int, before: datetime) -> tuple[int, int]:
+    """Delete the prunable messages of digests lo <= id < hi; (how many, bytes). The
+    status is read in the same statement, so a digest `digest retry` pushed back
+    meanwhile keeps its email."""
+    deleted = conn.execute(
+        delete(_M)
+        .where(_M.c.digest_id.in_(_settled_ids(lo, hi, before)))
+        .returning(func.length(_M.c.message))
+    ).scalars()
+    sizes = [int(n or 0) for n in deleted]
+    return len(sizes), sum(sizes)
+
+
+def _count_window(conn: Connection, lo: int, hi: int, before: datetime) -> tuple[int, int]:
+    """What `_delete_window` would delete (a dry run)."""
+    n, size = conn.execute(
+        select(func.count(), func.coalesce(func.sum(func.length(_M.c.message)), 0)).where(
+            _M.c.digest_id.in_(_settled_ids(lo, hi, before))
+        )
+    ).one()
+    return int(n), int(size)
 
 
 def prune_messages(
@@ -106,25 +127,24 @@ def prune_messages(
     batch: int = DEFAULT_BATCH,
     stop: threading.Event | None = None,
 ) -> None:
-    """Delete the stored messages of finished digests settled before `before`, a
-    batch per transaction, walking the message table once in id order (keyset: the
-    rows a batch leaves, ones still due, are not read again)."""
-    after = 0
+    """Delete (or, in a dry run, count) the stored messages of finished digests
+    settled before `before`: a window of `batch` digest ids per transaction, from the
+    oldest stored message up to the first window whose digests are all newer than
+    `before` (ids grow with time). Each window reads digest rows by primary key
+    and probes messages by primary key: the cost follows the messages stored, never
+    the whole history, and no large message row is read to be skipped."""
+    act = _count_window if report.dry_run else _delete_window
+    at_least = 0
     while stop is None or not stop.is_set():
         with engine.begin() as conn:
-            rows = conn.execute(
-                _old_messages(before).where(_M.c.digest_id > after).limit(batch)
-            ).all()
-            if not rows:
+            lo = _next_message_id(conn, at_least)
+            if lo is None or not _window_has_old(conn, lo, lo + batch, before):
                 return
-            sizes = {int(r[0]): int(r[1] or 0) for r in rows}
-            deleted = _delete_messages(conn, list(sizes), before)
+            n, size = act(conn, lo, lo + batch, before)
         report.batches += 1
-        report.messages += len(deleted)
-        report.message_bytes += sum(sizes[i] for i in deleted)
-        after = max(sizes)
-        if len(rows) < batch:
-            return
+        report.messages += n
+        report.message_bytes += size
+        at_least = lo + batch
 
 
 def prune_events(
@@ -149,21 +169,16 @@ def prune_events(
             return
 
 
-def _count_prunable(engine: Engine, report: PruneReport) -> None:
-    """A dry run: what a prune would delete now, in one read of aggregates."""
+def _count_events(engine: Engine, report: PruneReport) -> None:
+    """A dry run: the inbound events a prune would delete now."""
+    if report.events_before is None:
+        return
     with engine.connect() as conn:
-        if report.messages_before is not None:
-            old = _old_messages(report.messages_before).order_by(None).subquery()
-            n, size = conn.execute(
-                select(func.count(), func.coalesce(func.sum(old.c.size), 0)).select_from(old)
-            ).one()
-            report.messages, report.message_bytes = int(n), int(size)
-        if report.events_before is not None:
-            report.events = int(
-                conn.execute(
-                    select(func.count()).where(_E.c.created_at < report.events_before)
-                ).scalar_one()
-            )
+        report.events = int(
+            conn.execute(
+                select(func.count()).where(_E.c.created_at < report.events_before)
+            ).scalar_one()
+        )
 
 
 def prune(
@@ -181,11 +196,10 @@ def prune(
     `keep_events_days` (0 keeps them). `stop` ends it between two batches."""
     now = now or utcnow()
     report = PruneReport(dry_run, cutoff(keep_messages_days, now), cutoff(keep_events_days, now))
-    if dry_run:
-        _count_prunable(engine, report)
-        return report
     if report.messages_before is not None:
         prune_messages(engine, report.messages_before, report, batch, stop)
-    if report.events_before is not None:
+    if dry_run:
+        _count_events(engine, report)
+    elif report.events_before is not None:
         prune_events(engine, report.events_before, report, batch * 10, stop)
     return report

@@ -107,8 +107,16 @@ def exercise_batches(engine, settings) -> None:
     due = {ids[f"e-{n:03d}"] for n in range(40) if n % 3 == 0}
     report = store.prune(engine, 7, 0, batch=4, now=now)
     assert report.messages == 40 - len(due) == 26
-    assert report.batches == 7  # 26 rows, 4 a transaction
+    assert report.batches == 10  # 40 digest ids, 4 a transaction
     assert with_message(engine) == due
+    # The next prune walks only the stored messages: none is old and finished.
+    assert store.prune(engine, 7, 0, batch=4, now=now).messages == 0
+    # Digests newer than the cutoff end the walk: nothing of them is read or deleted.
+    fresh = add_digests(
+        engine, sub.id, [dict(edition=f"new-{n}", status=S.SENT, sent_at=now) for n in range(8)]
+    )
+    later = store.prune(engine, 7, 0, batch=4, now=now)
+    assert later.messages == 0 and with_message(engine) == due | set(fresh.values())
 
 
 def exercise_events(engine, settings) -> None:
