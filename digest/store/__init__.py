@@ -68,6 +68,7 @@ from digest.store.migrate import (
     ensure_schema,
     history,
     init_db,
+    is_known_revision,
     upgrade,
 )
 from digest.store.outbox import NO_MESSAGE, retry_failed
@@ -151,6 +152,7 @@ __all__ = [
     "add_subscribers",
     "count_rate_events",
     "current_revision",
+    "is_known_revision",
     "delete_rate_events",
     "delete_subscriber",
     "delivery_status",
