@@ -100,6 +100,8 @@ def test_bad_input_and_other_links_record_nothing(api, settings, engine):
 
 def test_the_routes_are_in_the_openapi_document(api):
     client = api[0]
-    paths = httpx.get(str(client.base_url).rstrip("/").removesuffix("/api") + "/openapi.json").json()["paths"]
+    paths = httpx.get(
+        str(client.base_url).rstrip("/").removesuffix("/api") + "/openapi.json"
+    ).json()["paths"]
     assert set(paths["/api/manage/{token}/ratings"]) == {"get", "post", "delete"}
     assert set(paths["/api/manage/{token}/ratings/{paper_id}"]) == {"delete"}
