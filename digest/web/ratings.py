@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from digest import store
@@ -37,13 +38,25 @@ PaperIdPath = Annotated[str, Path(min_length=1, max_length=MAX_PAPER_ID)]
 # ---------------------------------------------------------------- manage page
 
 
-@pages.post("/manage/{token}/ratings/forget")
-async def forget_one(request: Request, token: str) -> Response:
-    """The "Clear" button beside one rating: that paper's rating, nothing else."""
+async def _posted(request: Request, token: str) -> tuple[FormData, Subscriber] | Response:
+    """A manage-page POST's form and subscriber, or the page that refuses it."""
     ctx = web(request)
     form = await read_form(request)
     if form is None or not ctx.csrf.check(request, form):
         return csrf_failed(request)
+    try:
+        return form, await run_in_threadpool(ctx.accounts.manage_subscriber, token)
+    except LinkError as exc:
+        return link_error_page(request, exc)
+
+
+@pages.post("/manage/{token}/ratings/forget")
+async def forget_one(request: Request, token: str) -> Response:
+    """The "Clear" button beside one rating: that paper's rating, nothing else."""
+    posted = await _posted(request, token)
+    if isinstance(posted, Response):
+        return posted
+    form, sub = posted
     paper = form.get("paper")
     if not isinstance(paper, str) or not 0 < len(paper) <= MAX_PAPER_ID:
         return message_page(
@@ -54,11 +67,7 @@ async def forget_one(request: Request, token: str) -> Response:
             400,
             (f"/manage/{token}#ratings", "Back to your ratings"),
         )
-    try:
-        sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
-    except LinkError as exc:
-        return link_error_page(request, exc)
-    gone = await run_in_threadpool(store.undo_rating, ctx.engine, sub.id or 0, paper)
+    gone = await run_in_threadpool(store.undo_rating, web(request).engine, sub.id or 0, paper)
     done = "forgot" if gone else "forgot-none"
     return RedirectResponse(f"/manage/{token}?done={done}#ratings", status_code=303)
 
@@ -66,15 +75,10 @@ async def forget_one(request: Request, token: str) -> Response:
 @pages.post("/manage/{token}/ratings/clear")
 async def clear_all(request: Request, token: str) -> Response:
     """The "Clear all ratings" button."""
-    ctx = web(request)
-    form = await read_form(request)
-    if form is None or not ctx.csrf.check(request, form):
-        return csrf_failed(request)
-    try:
-        sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
-    except LinkError as exc:
-        return link_error_page(request, exc)
-    await run_in_threadpool(store.clear_ratings, ctx.engine, sub.id or 0, None)
+    posted = await _posted(request, token)
+    if isinstance(posted, Response):
+        return posted
+    await run_in_threadpool(store.clear_ratings, web(request).engine, posted[1].id or 0, None)
     return RedirectResponse(f"/manage/{token}?done=cleared#ratings", status_code=303)
 
 
