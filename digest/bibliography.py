@@ -204,7 +204,7 @@ def _from_bibtex(text: str) -> Library:
 def _from_csl_json(text: str, name: str) -> Library:
     try:
         items = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also a number over 4,300 digits
         raise InputError(f"{name or 'the file'} is not valid JSON (CSL JSON expected)") from None
     if isinstance(items, dict):
         items = items.get("items", [items])

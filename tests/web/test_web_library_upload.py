@@ -131,6 +131,8 @@ def test_a_file_over_64_kib_is_refused_without_being_read(site, engine):
         ("unknown.bib", b"@article{a, title={A title nobody stored}}", "no paper from"),
         ("binary.bib", b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8"),
         ("broken.json", b'[{"title": "x"', "not valid JSON"),
+        # beyond Python's 4,300-digit limit for int(): a ValueError, not a JSONDecodeError
+        ("huge-number.json", b'[{"title": "x", "id": 1' + b"0" * 5000 + b"}]", "not valid JSON"),
         ('"><script>alert(1)</script>.bib', b"@misc{x, title={", "no paper found"),
         ("crlf\r\nX-Evil: 1.bib", b"", "no paper found"),
     ],
