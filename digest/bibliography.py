@@ -22,6 +22,7 @@ title (case and spacing aside) against stored papers.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -159,9 +160,11 @@ def read_library(data: bytes, name: str = "") -> Library:
             f"{MAX_BYTES // (1024 * 1024)} MiB is read (export a collection instead)"
         )
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(_encoding_of(data))
     except UnicodeDecodeError:
-        raise InputError(f"{name or 'the file'} is not UTF-8 text") from None
+        raise InputError(
+            f"{name or 'the file'} is not UTF-8 text (export or save it as UTF-8)"
+        ) from None
     if "\x00" in text:
         raise InputError(f"{name or 'the file'} is not a text file")
     head = text.lstrip()[:200]
@@ -185,6 +188,14 @@ def read_library(data: bytes, name: str = "") -> Library:
     return library
 
 
+def _encoding_of(data: bytes) -> str:
+    """UTF-8, or UTF-16 when the file starts with its byte order mark: what Windows
+    tools write as "Unicode". A BOM is unambiguous; other encodings are refused."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8-sig"
+
+
 def _from_bibtex(text: str) -> Library:
     import bibtexparser
 
@@ -204,7 +215,7 @@ def _from_bibtex(text: str) -> Library:
 def _from_csl_json(text: str, name: str) -> Library:
     try:
         items = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also a number over 4,300 digits
         raise InputError(f"{name or 'the file'} is not valid JSON (CSL JSON expected)") from None
     if isinstance(items, dict):
         items = items.get("items", [items])

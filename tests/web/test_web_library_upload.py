@@ -58,10 +58,13 @@ def error_on_page(res: httpx.Response) -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("name", ["zotero.bib", "zotero.rdf", "zotero-csl.json"])
+@pytest.mark.parametrize("name", ["zotero.bib", "zotero.rdf", "zotero-csl.json", "utf-16"])
 def test_an_upload_adds_the_papers_as_like_file_does(site, engine, name):
     url, manage = site
-    data = (FIXTURES / name).read_bytes()
+    if name == "utf-16":  # a Windows "Unicode" save: UTF-16 with its byte order mark
+        name, data = "zotero-utf16.bib", (FIXTURES / "zotero.bib").read_text().encode("utf-16")
+    else:
+        data = (FIXTURES / name).read_bytes()
     with httpx.Client(base_url=url) as person:
         res = upload(person, manage, name, data)
     assert res.status_code == 200, res.text[:500]
@@ -130,7 +133,10 @@ def test_a_file_over_64_kib_is_refused_without_being_read(site, engine):
         ("empty.rdf", (FIXTURES / "missing-fields.rdf").read_bytes(), "no paper found"),
         ("unknown.bib", b"@article{a, title={A title nobody stored}}", "no paper from"),
         ("binary.bib", b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8"),
+        ("latin-1.bib", "@misc{x, title={Caf\u00e9}}".encode("latin-1"), "save it as UTF-8"),
         ("broken.json", b'[{"title": "x"', "not valid JSON"),
+        # beyond Python's 4,300-digit limit for int(): a ValueError, not a JSONDecodeError
+        ("huge-number.json", b'[{"title": "x", "id": 1' + b"0" * 5000 + b"}]", "not valid JSON"),
         ('"><script>alert(1)</script>.bib', b"@misc{x, title={", "no paper found"),
         ("crlf\r\nX-Evil: 1.bib", b"", "no paper found"),
     ],
