@@ -138,11 +138,17 @@ def arxiv_id_in(values: Iterable[str]) -> str | None:
     return None
 
 
+# Characters and pairs LaTeX reads specially; a title without any is plain text.
+_PLAIN_TITLE = re.compile(r"(?:(?!--|``|'')[^\\{}$~%^_&#])*")
+
+
 def clean_title(raw: str) -> str:
     """A title as text: LaTeX accents and commands rendered, braces gone, spaces folded."""
     if not isinstance(raw, str) or not raw.strip():
         return ""
     raw = raw[:MAX_TITLE]
+    if _PLAIN_TITLE.fullmatch(raw):  # no LaTeX in it: pylatexenc (~0.3 ms) would keep it
+        return " ".join(raw.split())
     try:
         from pylatexenc.latex2text import LatexNodes2Text
 
