@@ -20,6 +20,7 @@ functions the stages call (`from digest import store; store.merge_papers(...)`).
 | `transfer.py`    | subscribers in and out in bulk (export / import)             |
 | `backup.py`      | a consistent copy of a SQLite database while it is used     |
 | `metrics.py`     | cheap aggregate counts for the Prometheus `/metrics` scrape  |
+| `retention.py`   | `digest prune`: old messages and events deleted in batches   |
 
 It imports only core modules (models, records, errors), never a stage.
 """
@@ -101,6 +102,8 @@ from digest.store.ratings import (
     record_rating,
     undo_rating,
 )
+from digest.store.retention import DEFAULT_BATCH as PRUNE_BATCH
+from digest.store.retention import PruneReport, prune
 from digest.store.sources import get_source_state, list_source_states, save_source_state
 from digest.store.status import delivery_status, row_counts
 from digest.store.subscribers import (
@@ -185,6 +188,9 @@ __all__ = [
     "papers_version",
     "ping",
     "probe_write",
+    "prune",
+    "PruneReport",
+    "PRUNE_BATCH",
     "purge_unconfirmed",
     "rated_examples",
     "ratings_for",
