@@ -9,11 +9,12 @@ chunk travels there as a list of claims and comes back as a `BuildReport` (the
 worker commits its chunk itself, so rendered messages never cross processes).
 
 A worker is replaced after WORKER_DIGESTS digests' worth of chunks: what it keeps
-between chunks is bounded per edition (papers, cards, encoded lines), but the
-compiled-profile caches of `digest.matching` hold one entry per distinct profile it
-has seen, and a long-lived allocator keeps its high-water mark. Starting afresh
-(about a second: imports, indexing the papers) every 20,000 digests keeps a worker's
-memory flat whatever the edition's size.
+between chunks is bounded (papers, cards, encoded lines, the compiled-profile caches
+of `digest.matching`), but a worker in a real edition still grew by ~10 kB per
+digest it built (measured at 100,000 subscribers: ~475 MiB after 10,000 digests,
+~530 MiB after 20,000), much of it filling those bounds and the allocator's
+high-water mark. Starting afresh (about a second: imports, indexing the papers)
+every 10,000 digests keeps a worker's memory flat whatever the edition's size.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from digest.store.claims import Claim, SubscriberRow
 
 T = TypeVar("T")
 
-WORKER_DIGESTS = 20_000  # digests a build worker builds before it is replaced
+WORKER_DIGESTS = 10_000  # digests a build worker builds before it is replaced
 
 # The builder of the edition this worker process is on: per process by design (a
 # worker serves one `digest run` at a time), replaced when a new edition's plan comes.
