@@ -1,7 +1,8 @@
 """A real SMTP server (aiosmtpd on loopback) that misbehaves on purpose, for the
-delivery and crash-safety tests: scripted replies per address at RCPT or DATA, a
-connection dropped in the middle of DATA, slow acceptance, and a listener that never
-says a word. It records every message it accepted, with the time it said 250."""
+delivery and crash-safety tests: scripted replies per address at RCPT, at the DATA
+command (before 354) or at the end of the data, a connection dropped at either, slow
+acceptance, and a listener that never says a word. It records every message it
+accepted, with the time it said 250."""
 
 from __future__ import annotations
 
@@ -36,11 +37,14 @@ class Accepted:
 
 @dataclass
 class FaultyHandler:
-    """`rcpt[address]` / `data[address]`: replies used (and used up) one per attempt
-    before that address is accepted; `delay`: seconds each DATA takes."""
+    """`rcpt[address]` / `data_command[address]` / `data[address]`: replies used (and
+    used up) one per attempt before that address is accepted, at RCPT, at the DATA
+    command (instead of 354) and at the end of the data; `delay`: seconds each DATA
+    takes."""
 
     rcpt: dict[str, list[str]] = field(default_factory=dict)
     data: dict[str, list[str]] = field(default_factory=dict)
+    data_command: dict[str, list[str]] = field(default_factory=dict)
     delay: float = 0.0
     accepted: list[Accepted] = field(default_factory=list)
     tries: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -92,13 +96,38 @@ class FaultyHandler:
             return dict(out)
 
 
+class FaultySMTP(SMTP):
+    """aiosmtpd's server, with the handler's `data_command` script answered to DATA."""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        handler = self.event_handler
+        rcpts = self.envelope.rcpt_tos if self.envelope is not None else []
+        if isinstance(handler, FaultyHandler) and rcpts:
+            with handler.lock:
+                script = handler.data_command.get(rcpts[0])
+                reply = script.pop(0) if script else None
+            if reply == DROP:
+                assert self.transport is not None
+                self.transport.abort()
+                return
+            if reply:
+                await self.push(reply)
+                return
+        await super().smtp_DATA(arg)
+
+
+class FaultyController(Controller):
+    def factory(self) -> SMTP:
+        return FaultySMTP(self.handler, **self.SMTP_kwargs)
+
+
 class FaultyServer:
     """`with FaultyServer(handler) as server:`; `server.port`."""
 
     def __init__(self, handler: FaultyHandler, port: int | None = None, **kwargs: Any) -> None:
         self.handler = handler
         self.port = port or free_port()
-        self.controller = Controller(handler, hostname="127.0.0.1", port=self.port, **kwargs)
+        self.controller = FaultyController(handler, hostname="127.0.0.1", port=self.port, **kwargs)
 
     def __enter__(self) -> FaultyServer:
         self.controller.start()

@@ -9,6 +9,7 @@ address as sender keeps working, and nobody's bounces land in an unread mailbox.
 
 from __future__ import annotations
 
+import functools
 from email.utils import parseaddr
 
 from digest.config import Settings
@@ -20,6 +21,12 @@ BOUNCE_LOCAL_PART = "bounces"
 def envelope_sender(settings: Settings, subscriber_id: int) -> str:
     """The bare address a digest for `subscriber_id` is sent from."""
     if not settings.bounce_domain:
-        return parseaddr(settings.from_address)[1] or settings.from_address
+        return _address_of(settings.from_address)
     token = make_mail_token(settings.secret_key, "bounce", subscriber_id)
     return f"{BOUNCE_LOCAL_PART}+{token}@{settings.bounce_domain}"
+
+
+@functools.lru_cache(maxsize=16)
+def _address_of(from_address: str) -> str:
+    """`Name <addr>` -> `addr`: parsed once per From setting, not once per message."""
+    return parseaddr(from_address)[1] or from_address

@@ -9,7 +9,8 @@ what gives them); the sender adds:
   recorded, and at most `pool` tasks run). So a crash duplicates at most one message
   per connection: the one the server accepted just before it. Results are written by
   group commit: one writer takes everything that finished while the previous commit
-  ran, in one executemany, so the commits keep pace with any number of connections.
+  ran (and a few ms more, unless every send in flight is already done), in one
+  executemany, so the commits keep pace with any number of connections.
 - Fast: claims and results rewrite small rows (the message bytes live in their own
   table and are read once per claimed batch); database work runs in a thread beside
   the sends, and only a bounded number of rows (with their messages) is in memory.
@@ -59,6 +60,11 @@ from digest.store.outbox import record as record_outcomes
 
 CLAIM_BATCH = 200
 RECORD_EVERY = 0.2  # seconds between wake-ups while every connection is stuck
+# Group commit: the writer waits up to GROUP_WAIT for more results (never once every
+# send in flight has finished), so a commit carries ~10 rows rather than ~3: a row
+# costs ~13 us to record in a batch of 10 and ~27 us in one of 3.
+GROUP_WAIT = 0.004
+GROUP_MAX = 64
 MAX_ERRORS_KEPT = 100
 RELAY_FIRST_PROBE = 2.0  # seconds: then 4, 8, ... while DIGEST_RELAY_DOWN_WAIT_SECONDS lasts
 
@@ -212,6 +218,7 @@ class Sender:
         self.waiter: asyncio.Future[None] | None = None
         self.pending: list[Attempt] = []
         self.flushing: asyncio.Task[None] | None = None
+        self.more_results: asyncio.Future[None] | None = None
         self.write_error: BaseException | None = None
         self.renewed_at = time.monotonic()
         self.deferred: set[int] = set()
@@ -312,13 +319,10 @@ class Sender:
         while every connection is stuck on a slow server)."""
         if not self.in_flight:
             return
-        loop = asyncio.get_running_loop()
-        self.waiter = waiter = loop.create_future()
-        timer = loop.call_later(RECORD_EVERY, _wake, waiter)
+        self.waiter = waiter = asyncio.get_running_loop().create_future()
         try:
-            await waiter
+            await _until_woken(waiter, RECORD_EVERY)
         finally:
-            timer.cancel()
             self.waiter = None
 
     async def _send(self, row: Claimed) -> None:
@@ -337,6 +341,7 @@ class Sender:
         row.message = b""  # sent: the bytes need not wait in memory for the record
         attempt = Attempt(row, result, utcnow(), asyncio.get_running_loop().create_future())
         self.pending.append(attempt)
+        _wake(self.more_results)
         self._start_writer()
         assert attempt.recorded is not None
         # This task holds its connection's place in the pool until the result is
@@ -378,6 +383,7 @@ class Sender:
 
     async def _writer(self) -> None:
         while self.pending and self.write_error is None:
+            await self._gather_results()
             batch, self.pending = self.pending, []
             try:
                 await self._write(batch)
@@ -390,6 +396,21 @@ class Sender:
                 return
             for a in batch:
                 _settle(a.recorded)
+
+    async def _gather_results(self) -> None:
+        """Let results gather for up to GROUP_WAIT; at once when every send in flight
+        has finished (nothing more can come) or GROUP_MAX are waiting."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + GROUP_WAIT
+        while len(self.pending) < min(GROUP_MAX, len(self.in_flight)):
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            self.more_results = more = loop.create_future()
+            try:
+                await _until_woken(more, left)
+            finally:
+                self.more_results = None
 
     async def _flush(self) -> None:
         """Until every result so far is committed."""
@@ -523,6 +544,15 @@ def _settle(future: asyncio.Future[None] | None, error: BaseException | None = N
 def _wake(waiter: asyncio.Future[None] | None) -> None:
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
+
+
+async def _until_woken(waiter: asyncio.Future[None], seconds: float) -> None:
+    """Until `waiter` is woken (`_wake`) or `seconds` pass."""
+    timer = asyncio.get_running_loop().call_later(seconds, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
 
 
 async def send_due(

@@ -4,6 +4,13 @@ Each `send` borrows one connection, so the outbox gets N messages in flight by c
 `send` from N tasks. A connection the server closed while idle (421, idle timeout) is
 noticed and replaced; a message that failed before the server could have accepted it
 is tried once more at once on a fresh connection, because nothing was delivered yet.
+
+DATA goes out without aiosmtplib's two regex passes over the message (line endings,
+dot-stuffing), which were most of the CPU a 67 kB digest cost to send: our messages
+are built with CRLF line ends, so `data_payload` only checks that and doubles leading
+dots, with patterns the regex engine runs several times faster, giving the very bytes
+aiosmtplib would have sent. Anything else (a bare CR or LF, no final CRLF) goes
+through aiosmtplib's own path.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 from email.utils import parseaddr
 
 import aiosmtplib
@@ -100,7 +108,7 @@ class SmtpTransport:
                 stage = "rcpt"
                 await _rcpt(conn, recipient, encoding)
                 stage = "data"
-                response = await conn.data(message)
+                response = await _data(conn, message)
                 return client, SendResult(True, f"{response.code} {response.message}")
             except aiosmtplib.SMTPNotSupported as exc:
                 await _reset_envelope(conn)
@@ -141,10 +149,65 @@ class SmtpTransport:
         _drop(client)
 
 
-@functools.lru_cache(maxsize=16)
+# An address with nothing for parseaddr to take away (no name, comment or quotes).
+_BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\\\",;:@]+@[^\s<>()\[\]\\\",;:@]+")
+
+
 def _envelope_address(sender: str) -> str:
-    """`Name <addr>` -> `addr` (the From header's address is the envelope sender)."""
+    """`Name <addr>` -> `addr` (the From header's address is the envelope sender). A
+    bare address (every VERP sender is a new one) is taken as it is, unparsed."""
+    if _BARE_ADDRESS.fullmatch(sender):
+        return sender
+    return _parsed_address(sender)
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_address(sender: str) -> str:
     return parseaddr(sender)[1] or sender
+
+
+# A CR not followed by LF, an LF not preceded by CR, an LF before a ".": each starts
+# with a literal, so the regex engine scans for it in C and tries the rest only at
+# line ends (a 67 kB digest: ~80 us CPU here, ~580 us in aiosmtplib's two passes).
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_BARE_LF = re.compile(rb"\n(?<!\r\n)")
+_DOT_LINE = re.compile(rb"\n(?=\.)")
+
+
+def data_payload(message: bytes) -> bytes | None:
+    """What aiosmtplib's DATA sends for `message` (line ends made CRLF, lines starting
+    with "." doubled, then the final "."), or None unless every line end of `message`
+    is already CRLF, the last one included (aiosmtplib then sends it itself)."""
+    if not message.endswith(b"\r\n") or _BARE_CR.search(message) or _BARE_LF.search(message):
+        return None
+    if message.startswith(b"."):
+        message = b"." + message
+    return _DOT_LINE.sub(b"\n.", message) + b".\r\n"
+
+
+async def _data(client: aiosmtplib.SMTP, message: bytes) -> aiosmtplib.SMTPResponse:
+    """`client.data(message)`, the message's payload made by `data_payload`; errors
+    as aiosmtplib gives them (SMTPDataError for a reply other than 354, then 250; the
+    connection closed on a timeout or a disconnect)."""
+    payload = data_payload(message)
+    if payload is None:
+        return await client.data(message)
+    # execute_command closes the connection on a timeout, a disconnect and a 421.
+    start = await client.execute_command(b"DATA")
+    if start.code != 354:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol = client.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    try:
+        protocol.write(payload)
+        reply = await protocol.read_response(timeout=client.timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        client.close()
+        raise
+    if reply.code != 250:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    return reply
 
 
 # aiosmtplib's mail() and rcpt() parse each address again with email.utils, a tenth

@@ -145,8 +145,10 @@ class HuggingFaceSource:
 def _json_list(content: bytes, url: str) -> list[Any]:
     try:
         data = json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SourceError(f"malformed JSON from {url}: {exc}") from None
+    # ValueError: undecodable bytes, bad JSON, or a number past Python's digit limit;
+    # RecursionError: arrays nested beyond the parser's depth.
+    except (ValueError, RecursionError) as exc:
+        raise SourceError(f"malformed JSON from {url}: {str(exc)[:200]}") from None
     if not isinstance(data, list):
         raise SourceError(f"unexpected JSON from {url}: expected a list, got {type(data).__name__}")
     return data

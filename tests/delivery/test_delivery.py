@@ -5,6 +5,7 @@ limit, the circuit breaker, leases, and `digest status` / `digest retry`."""
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import json
 import subprocess
 import sys
@@ -30,7 +31,9 @@ EDITION = "2026-11-25"
 
 
 def make_message(to: str, n: int = 0) -> bytes:
-    msg = EmailMessage()
+    """CRLF line ends, as the renderer builds digests (so the transport's own DATA path
+    is the one tested; tests/delivery/test_smtp_wire.py covers LF messages too)."""
+    msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"] = "Paper Digest <digest@example.org>"
     msg["To"] = to
     msg["Subject"] = f"3 new papers for you ({n})"

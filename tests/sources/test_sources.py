@@ -267,6 +267,19 @@ def test_huggingface_truncated_json_fails_the_source(replay: ReplayServer, tmp_p
         hf_source(make_settings(replay, tmp_path)).fetch({})
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'[{"upvotes": 1' + b"9" * 5000 + b"}]", b"[" * 100_000 + b"]" * 100_000],
+    ids=["number-over-python-digit-limit", "nested-100000-deep"],
+)
+def test_huggingface_hostile_json_fails_the_source(
+    replay: ReplayServer, tmp_path: Path, body: bytes
+):
+    replay.route(HF_PATH, Reply(200, body))
+    with pytest.raises(SourceError, match="malformed JSON"):
+        hf_source(make_settings(replay, tmp_path)).fetch({})
+
+
 def test_huggingface_non_list_json_fails_the_source(replay: ReplayServer, tmp_path: Path):
     replay.route(HF_PATH, Reply(200, b'{"error": "Invalid date"}'))
     with pytest.raises(SourceError, match="expected a list, got dict"):
