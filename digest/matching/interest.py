@@ -113,8 +113,10 @@ class Interest:
     disliked: tuple[str, ...] = ()
     vector: np.ndarray | None = field(default=None, compare=False, hash=False, repr=False)
     # Analysed once, when the profile is built (not per edition): the topic's BM25
-    # terms with their counts, and each exclusion's words.
-    words: tuple[tuple[str, float], ...] = field(default=(), compare=False, repr=False)
+    # terms (each once) and their weights, side by side (ranking reads them as two
+    # flat runs for a whole block of profiles), and each exclusion's words.
+    words: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    weights: tuple[float, ...] = field(default=(), compare=False, repr=False)
     excluded_words: tuple[tuple[str, ...], ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
@@ -129,9 +131,10 @@ class Interest:
         topic, exclusions = split_interest(clean)
         like = tuple(dict.fromkeys(liked))[:MAX_EXAMPLES]
         dislike = tuple(i for i in dict.fromkeys(disliked) if i not in like)[:MAX_EXAMPLES]
-        words = tuple((w, float(c)) for w, c in Counter(query_terms(topic)).items())
+        counted = Counter(query_terms(topic))
+        words, weights = tuple(counted), tuple(float(c) for c in counted.values())
         excluded = tuple(t for t in (tuple(terms(e)) for e in exclusions) if t)
-        return cls(clean, topic, exclusions, like, dislike, vector, words, excluded)
+        return cls(clean, topic, exclusions, like, dislike, vector, words, weights, excluded)
 
     def with_examples(self, liked: tuple[str, ...], disliked: tuple[str, ...]) -> Interest:
         """The same interest with more example papers (ratings from the email)."""
