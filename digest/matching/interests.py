@@ -209,8 +209,10 @@ class InterestScorer:
 
     def _plan(self, part: Interest) -> _Plan:
         postings = self.index.postings
-        topic = {w: c for w, c in zip(part.words, part.weights, strict=True) if w in postings}
-        unseen = len(part.words) - len(topic)  # in no paper today: none has them
+        written = zip(part.words + part.pairs, part.weights + part.pair_weights, strict=True)
+        topic = {w: c for w, c in written if w in postings}
+        # words (not pairs) in no paper today: none has them
+        unseen = sum(1 for w in part.words if w not in postings)
         liked = [e for e in map(self.example, part.liked) if e is not None]
         disliked = [e for e in map(self.example, part.disliked) if e is not None]
         likes: dict[str, float] = {}
@@ -242,7 +244,7 @@ class InterestScorer:
             liked_terms,
             list(part.excluded_words),
             encoded,
-            float(self.index.idf_of[encoded[0]].sum()) + self.index.unseen_idf * unseen,
+            float(self.index.cover_of[encoded[0]].sum()) + self.index.unseen_idf * unseen,
         )
 
     def _encoded_distinctive(self, example: Example) -> np.ndarray:
@@ -295,6 +297,7 @@ class InterestScorer:
         tids = np.fromiter(map(index.ids.get, words, repeat(-1)), np.int64, total)
         ws = np.fromiter(chain.from_iterable([p.weights for p in parts]), np.float32, total)
         rows = np.repeat(np.arange(b), lens)
+        rows, tids, ws = self._with_pairs(parts, lens, rows, tids, ws)
         known = tids >= 0
         unseen = np.bincount(rows[~known], minlength=b)  # words in no paper today
         rows, tids, ws = rows[known], tids[known], ws[known]
@@ -307,7 +310,7 @@ class InterestScorer:
                 len(index.idf_of),
             )
         topical = np.bincount(rows, minlength=b) > 0
-        mass = np.bincount(rows, index.idf_of[tids], minlength=b) + index.unseen_idf * unseen
+        mass = np.bincount(rows, index.cover_of[tids], minlength=b) + index.unseen_idf * unseen
         bm25, present = index.score_flat(b, rows, tids, ws)
         # coverage: the share of each query's idf mass present in a paper
         mass[mass == 0] = 1.0
@@ -332,6 +335,32 @@ class InterestScorer:
             eligible[seen[:, 0], seen[:, 1]] = False
         eligible[~(topical | has_vector)] = False  # nothing to match on
         return fused, eligible
+
+    def _with_pairs(
+        self,
+        parts: Sequence[Interest],
+        lens: np.ndarray,
+        rows: np.ndarray,
+        tids: np.ndarray,
+        ws: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The block's (row, term id, weight) word triples, followed by those of the
+        pairs some paper has: a pair's id is found from its two words' ids
+        (`LexicalIndex.pair_ids`), so pairs no paper has cost no lookup by string."""
+        counts = np.fromiter(map(len, (p.pair_at for p in parts)), np.int64, len(parts))
+        if not counts.any():
+            return rows, tids, ws
+        at = np.fromiter(chain.from_iterable([p.pair_at for p in parts]), np.int64).reshape(-1, 2)
+        pair_rows = np.repeat(np.arange(len(parts)), counts // 2)
+        at += (np.cumsum(lens) - lens)[pair_rows, None]  # positions in the block's words
+        found = self.index.pair_ids(tids[at[:, 0]], tids[at[:, 1]])
+        pw = np.fromiter(chain.from_iterable([p.pair_weights for p in parts]), np.float32)
+        keep = found >= 0
+        return (
+            np.concatenate([rows, pair_rows[keep]]),
+            np.concatenate([tids, found[keep]]),
+            np.concatenate([ws, pw[keep]]),
+        )
 
     def _profile_vectors(self, parts: Sequence[Interest], ex: _BlockExamples) -> np.ndarray:
         """Each part's vector: its topic's, moved towards its liked papers (Rocchio:
@@ -477,15 +506,19 @@ def _rocchio(topic: np.ndarray | None, liked: list[np.ndarray]) -> np.ndarray | 
 
 
 def _surface(stems: Sequence[str], paper: Any) -> list[str]:
-    """The words of `paper` behind each stem, as first written there."""
+    """The words of `paper` behind each term, as first written there (a pair of
+    words, "a b", as the two words written next to each other)."""
     if not stems:
         return []
     text = f"{getattr(paper, 'title', '') or ''} {(getattr(paper, 'abstract', '') or '')[:20000]}"
     wanted = dict.fromkeys(stems, "")
+    previous = ("", "")
     for w in tokens(text):
         s = stem_word(w)
-        if s in wanted and not wanted[s]:
-            wanted[s] = w
+        for term, written in ((s, w), (f"{previous[0]} {s}", f"{previous[1]} {w}")):
+            if term in wanted and not wanted[term]:
+                wanted[term] = written
+        previous = (s, w)
     return [w for w in wanted.values() if w]
 
 
