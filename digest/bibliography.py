@@ -1,5 +1,7 @@
-"""Example papers from a reference library: a BibTeX file, or a Zotero export (CSV or
-CSL JSON), read into arXiv ids and titles, then resolved against the stored papers.
+"""Example papers from a reference library: a BibTeX file, or a Zotero export (CSV,
+CSL JSON or Zotero RDF), read into arXiv ids and titles, then resolved against the
+stored papers. The CLI (`--like-file`) and the web (the manage page's upload) both go
+through `import_likes` and `add_likes`, so a file gives the same papers either way.
 
 BibTeX is parsed by `bibtexparser` (2.x, with `pylatexenc` turning LaTeX in titles
 into text): BibTeX in the wild is messy (nested braces, `@string` macros, comments,
@@ -7,6 +9,10 @@ LaTeX accents) and a hand-written reader would get it wrong in the cases people
 have. A file is read whole or not at all: over `MAX_BYTES`, not text, or with no
 readable entry, it is refused with one line and nothing changes; an entry without an
 arXiv id or title, or that does not parse, is skipped and reported.
+
+Zotero RDF is XML from whoever uploads it: it is parsed by `defusedxml` with DTDs
+forbidden, so entity expansion (billion laughs) and external entities are refused
+before anything is expanded or fetched; Zotero never writes a DTD.
 
 Ids are taken from every field that can hold one: `eprint` (with any
 `archivePrefix`), arXiv URLs, `arXiv:` ids in a journal or note field, and arXiv
@@ -21,7 +27,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +103,13 @@ class LikeImport:
             parts.append(f"{_count(len(self.skipped), 'entry', 'entries')} skipped")
         return "; ".join(parts)
 
+    def notes(self, name: str) -> list[str]:
+        """What to tell the person: the summary, what was skipped, titles not found."""
+        out = [f"{name}: {self.summary()}"]
+        out += [f"{name}: skipped {s}" for s in self.skipped[:MAX_REPORTED]]
+        out += [f"{name}: no stored paper titled {t[:100]!r}" for t in self.unmatched_titles[:5]]
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             "paper_ids": self.paper_ids,
@@ -154,11 +167,8 @@ def read_library(data: bytes, name: str = "") -> Library:
     head = text.lstrip()[:200]
     if head.startswith(("[", "{")) and not head.startswith("{\\"):
         library = _from_csl_json(text, name)
-    elif head.startswith(("<?xml", "<rdf:RDF")):
-        raise InputError(
-            f"{name or 'the file'} looks like Zotero RDF, which is not read; "
-            "export as BibTeX, CSV or CSL JSON"
-        )
+    elif head.startswith("<"):
+        library = _from_zotero_rdf(text, name)
     elif _looks_like_csv(head):
         library = _from_csv(text)
     else:
@@ -210,6 +220,54 @@ def _from_csl_json(text: str, name: str) -> Library:
     return library
 
 
+RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+ZOTERO = "{http://www.zotero.org/namespaces/export#}"
+DC = "{http://purl.org/dc/elements/1.1/}"
+PRISM = "{http://prismstandard.org/namespaces/1.2/basic/}"
+# Zotero's own records beside the papers: files, notes, collections.
+NOT_PAPERS = {"attachment", "note"}
+
+
+def _from_zotero_rdf(text: str, name: str) -> Library:
+    """A "Zotero RDF" export: one top-level element per item (`bib:Article`,
+    `rdf:Description`, ...) with a `z:itemType`; attachments, notes, collections and
+    the journals items point at are not papers. An item's own `dc:title` is its
+    title (a journal's, nested in `dcterms:isPartOf`, is not); ids come from its
+    `rdf:about` URL, `dc:identifier` (a DOI or a URI), `dc:description` (Zotero's
+    "arXiv:2305.18290 [cs]") and `prism:number`."""
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import ParseError, fromstring
+
+    shown = name or "the file"
+    try:
+        root = fromstring(text, forbid_dtd=True)
+    except DefusedXmlException:
+        raise InputError(
+            f"{shown}: XML with a DTD or entities is not read (Zotero RDF has none)"
+        ) from None
+    except ParseError as exc:
+        raise InputError(f"{shown} is not well-formed XML ({exc})") from None
+    if root.tag != f"{RDF}RDF":
+        raise InputError(
+            f"{shown} is XML but not a Zotero RDF export; export as Zotero RDF, BibTeX, "
+            "CSV or CSL JSON"
+        )
+    library = Library()
+    for i, item in enumerate(root, 1):
+        kind = (item.findtext(f"{ZOTERO}itemType") or "").strip()
+        if not kind or kind in NOT_PAPERS:
+            continue
+        values = {
+            "url": item.get(f"{RDF}about", ""),
+            "doi": " ".join(" ".join(e.itertext()) for e in item.findall(f"{DC}identifier")),
+            "extra": " ".join(e.text or "" for e in item.findall(f"{DC}description")),
+            "number": item.findtext(f"{PRISM}number") or "",
+            "title": item.findtext(f"{DC}title") or "",
+        }
+        library.add(f"item {i} ({kind[:40]})", values)
+    return library
+
+
 def _looks_like_csv(head: str) -> bool:
     first = head.splitlines()[0] if head else ""
     return first.startswith('"') and '"Title"' in first
@@ -246,9 +304,22 @@ def title_key(title: str) -> str:
     return store.title_key(title)
 
 
-def likes_from_file(engine: Engine, path: Path, limit: int) -> tuple[LikeImport, list[str]]:
-    """`--like-file`: the file read and resolved, and what to say about it on stderr.
-    At most `limit` ids are kept (the first ones); refused whole when unreadable."""
+def import_likes(engine: Engine, data: bytes, name: str) -> LikeImport:
+    """A file's bytes read (any format above) and resolved against the stored papers;
+    InputError, naming the file, when it is refused whole."""
+    return resolve_likes(engine, read_library(data, name))
+
+
+def add_likes(current: Sequence[str], found: Sequence[str], limit: int) -> tuple[list[str], int]:
+    """The example papers after an import: the current ones first, then the new ones
+    in file order, repeats dropped, at most `limit`; and how many new ones did not fit."""
+    merged = list(dict.fromkeys([*current, *found]))
+    return merged[:limit], max(0, len(merged) - limit)
+
+
+def likes_from_file(engine: Engine, path: Path) -> tuple[LikeImport, list[str]]:
+    """`--like-file`: the file read and resolved, and what to say about it on stderr;
+    refused whole when unreadable."""
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
@@ -260,15 +331,7 @@ def likes_from_file(engine: Engine, path: Path, limit: int) -> tuple[LikeImport,
     except OSError as exc:
         raise InputError(f"--like-file: cannot read {path}: {exc.strerror}") from None
     try:
-        found = resolve_likes(engine, read_library(data, path.name))
+        found = import_likes(engine, data, path.name)
     except InputError as exc:
         raise InputError(f"--like-file: {exc}") from None
-    notes = [f"{path.name}: {found.summary()}"]
-    if len(found.paper_ids) > limit:
-        notes.append(f"{path.name}: kept the first {limit} of {len(found.paper_ids)} papers")
-        found.paper_ids = found.paper_ids[:limit]
-    notes += [f"{path.name}: skipped {s}" for s in found.skipped[:MAX_REPORTED]]
-    notes += [
-        f"{path.name}: no stored paper titled {t[:100]!r}" for t in found.unmatched_titles[:5]
-    ]
-    return found, notes
+    return found, found.notes(path.name)

@@ -268,6 +268,8 @@ class Settings:
     lease_seconds: float = 300.0
     run_retry_window_seconds: float = 300.0
     edition_chunk: int = 500
+    keep_messages_days: int = 7  # 0: keep forever
+    keep_events_days: int = 0  # 0: keep forever
     build_workers: int = 0  # 0: one per CPU
     dkim_key_file: Path | None = None
     dkim_selector: str = ""
@@ -346,6 +348,8 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_LEASE_SECONDS": ("lease_seconds", _float(1, 86400)),
     "DIGEST_RUN_RETRY_WINDOW_SECONDS": ("run_retry_window_seconds", _float(0, 86400)),
     "DIGEST_EDITION_CHUNK": ("edition_chunk", _int(1, 100_000)),
+    "DIGEST_KEEP_MESSAGES_DAYS": ("keep_messages_days", _int(0, 36_500)),
+    "DIGEST_KEEP_EVENTS_DAYS": ("keep_events_days", _int(0, 36_500)),
     "DIGEST_BUILD_WORKERS": ("build_workers", _int(0, 256)),
     "DIGEST_DKIM_KEY_FILE": ("dkim_key_file", _optional_path),
     "DIGEST_DKIM_SELECTOR": ("dkim_selector", _str),

@@ -10,6 +10,9 @@ missed:
   day; fetched every `DIGEST_FETCH_EVERY_MINUTES`.
 - `send-due`: every `DIGEST_SEND_EVERY_MINUTES`, build the editions that have come due
   in each subscriber's own zone and send the outbox (`pipeline.run_once`).
+- `prune`: once a day, `digest prune` (the stored emails of finished digests older
+  than `DIGEST_KEEP_MESSAGES_DAYS`, inbound events past `DIGEST_KEEP_EVENTS_DAYS`);
+  not scheduled when both keep everything (0).
 
 Every job coalesces (a backlog of missed runs becomes one run) and `send-due` has no
 misfire limit, so after downtime it runs once at start-up and each subscriber gets a
@@ -110,6 +113,10 @@ def job_specs(settings: Settings, kinds: SourceRegistry = SOURCE_KINDS) -> list[
             None,
         )
     )
+    if settings.keep_messages_days or settings.keep_events_days:
+        jobs.append(
+            JobSpec("prune", "digest.scheduler:prune_job", IntervalTrigger(days=1), (), None)
+        )
     return jobs
 
 
@@ -194,6 +201,21 @@ def send_job() -> None:
         )
     for error in s.errors[:20]:
         log_event(log, "send.failed", logging.WARNING, error=error)
+
+
+def prune_job() -> None:
+    """Delete what retention allows (see `digest.store.retention`), in batches that
+    stop at shutdown; its own short transactions let sends go on meanwhile."""
+    rt = _current()
+    s = rt.settings
+    report = store.prune(rt.engine, s.keep_messages_days, s.keep_events_days, stop=rt.stopping)
+    log_event(
+        log,
+        "prune.done",
+        messages=report.messages,
+        message_bytes=report.message_bytes,
+        events=report.events,
+    )
 
 
 def catch_up_job() -> None:

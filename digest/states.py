@@ -29,6 +29,15 @@ class DigestStatus(StrEnum):
 # Rows a sender may claim, and rows `digest status` lists as errors.
 DUE_STATUSES = (DigestStatus.PENDING, DigestStatus.RETRYING)
 ERROR_STATUSES = (DigestStatus.RETRYING, DigestStatus.FAILED, DigestStatus.BOUNCED)
+# Rows whose outcome is settled: no sender, builder or retry schedule takes them again
+# (only `digest retry` can push a failed one back), so their stored message may be
+# pruned once old (`digest prune`). Pending, retrying, sending and building are not.
+FINISHED_STATUSES = (
+    DigestStatus.SENT,
+    DigestStatus.BOUNCED,
+    DigestStatus.FAILED,
+    DigestStatus.EMPTY,
+)
 
 
 class SubscriberStatus(StrEnum):

@@ -77,7 +77,10 @@ def check_likes(value: str | Sequence[str] | None) -> list[str]:
     items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
     out: list[str] = []
     for item in items:
-        raw = canonical_arxiv_id(str(item))  # as every source keys papers
+        # A control character (a CR, say) inside an item is refused, not cut around:
+        # "arXiv:2401.01234\r\nX" is no id, though an id can be found in it.
+        text = str(item).strip()
+        raw = canonical_arxiv_id(text) if text.isprintable() else None  # as sources key
         if raw is None:
             shown = str(item)[:60]
             raise InputError(

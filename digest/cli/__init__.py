@@ -5,6 +5,7 @@ module adds one group of commands and is imported here so it registers itself.""
 from digest.cli import (
     db,  # noqa: F401  (registers `digest db ...`)
     inbound,  # noqa: F401  (registers `digest inbound`)
+    prune,  # noqa: F401  (registers `digest prune`)
     ratings,  # noqa: F401  (registers `digest ratings`)
     subscribers,  # noqa: F401  (registers pause, resume, reactivate, delete)
     transfer,  # noqa: F401  (registers export, import, backup)

@@ -261,8 +261,8 @@ LikeFileOpt = Annotated[
     Path | None,
     typer.Option(
         "--like-file",
-        help="A BibTeX file or a Zotero export (CSV, CSL JSON): its arXiv ids, and titles "
-        "of stored papers, become example papers (added to --like and, for set, to the "
+        help="A BibTeX file or a Zotero export (CSV, CSL JSON, Zotero RDF): its arXiv ids, "
+        "and titles of stored papers, become example papers (added to --like and, for set, to the "
         "current ones).",
         dir_okay=False,
     ),
@@ -275,14 +275,17 @@ def _with_file_likes(
     """--like plus the papers found in --like-file (and, for set, the current ones)."""
     if like_file is None:
         return like
-    from digest.bibliography import likes_from_file
+    from digest.bibliography import add_likes, likes_from_file
     from digest.matching.interest import MAX_EXAMPLES
 
     given = subscriptions.check_likes(like) if like is not None else list(current or [])
-    found, notes = likes_from_file(engine, like_file, MAX_EXAMPLES)
+    found, notes = likes_from_file(engine, like_file)
+    likes, dropped = add_likes(given, found.paper_ids, MAX_EXAMPLES)
+    if dropped:
+        notes.append(f"{like_file.name}: {dropped} papers left out: at most {MAX_EXAMPLES} kept")
     for note in notes:
         err.print(note, markup=False, highlight=False, soft_wrap=True)
-    return ",".join(list(dict.fromkeys(given + found.paper_ids))[:MAX_EXAMPLES])
+    return ",".join(likes)
 
 
 @app.command()

@@ -27,12 +27,23 @@ def db_current(as_json: JsonObjOpt = False) -> None:
     settings = _settings()
     engine = _engine(settings, schema=False)
     revision = store.current_revision(engine)
-    data = {"revision": revision, "head": store.HEAD, "at_head": revision == store.HEAD}
+    known = revision is None or store.is_known_revision(revision)
+    data = {
+        "revision": revision,
+        "head": store.HEAD,
+        "at_head": revision == store.HEAD,
+        "known": known,
+    }
     if as_json:
         _print_json(data)
         return
     # Plain echo, here and below: a URL must not be wrapped.
-    state = "head" if revision == store.HEAD else f"behind head {store.HEAD}"
+    if revision == store.HEAD:
+        state = "head"
+    elif known:
+        state = f"behind head {store.HEAD}"
+    else:  # written by a newer digest: upgrading this one is the way forward
+        state = f"unknown to this digest, whose head is {store.HEAD}: a newer digest wrote it"
     typer.echo(f"{revision or 'none'} ({state}): {store.shown_url(settings.database_url)}")
 
 

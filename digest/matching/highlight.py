@@ -12,13 +12,14 @@ holds those per text for a run (bounded); `highlight_spans` is the one-off form.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from digest.matching.model import Match
 from digest.matching.nodes import Form, form_in
 from digest.matching.query import label_forms as _label_forms
-from digest.matching.text import analyse, stem, words
+from digest.matching.text import _WORD, analyse, stem, words
 
 # Authors looked at for a followed name (the matcher saw them all; a card needs few).
 AUTHOR_SCAN = 10_000
@@ -63,12 +64,13 @@ class TextSpans:
     """One text, split into analysed words once; the spans of each label found in it
     are computed on first request and kept (a label's spans never change)."""
 
-    __slots__ = ("text", "found", "_starts", "_labels", "_shown")
+    __slots__ = ("text", "found", "_starts", "_sorted", "_labels", "_shown")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.found: Found = [(w, stem(w), s, e) for w, s, e in words(text)] if text else []
+        self.found: Found = _analysed(text)
         self._starts: dict[str, list[int]] | None = None
+        self._sorted: list[tuple[str, int]] | None = None
         self._labels: dict[str, list[tuple[int, int]]] = {}
         self._shown: dict[str, list[str]] = {}
 
@@ -83,13 +85,29 @@ class TextSpans:
 
     def _form_spans(self, form: Form) -> list[tuple[int, int]]:
         """`form_spans(form, self.found)`, starting only where the first word can."""
-        if not form or form[0][1]:
-            return form_spans(form, self.found)
-        if self._starts is None:
-            self._starts = {}
-            for i, (_, stemmed, _, _) in enumerate(self.found):
-                self._starts.setdefault(stemmed, []).append(i)
-        return form_spans(form, self.found, self._starts.get(form[0][0], ()))
+        found = self.found
+        if not form:
+            return form_spans(form, found)
+        first, prefix = form[0]
+        if prefix:  # the words a prefix starts are a run of the words sorted
+            if self._sorted is None:
+                self._sorted = sorted(zip([w[0] for w in found], range(len(found)), strict=True))
+            ordered = self._sorted
+            starts = []
+            for at in range(bisect_left(ordered, (first, -1)), len(ordered)):
+                if not ordered[at][0].startswith(first):
+                    break
+                starts.append(ordered[at][1])
+            starts.sort()
+        else:
+            if self._starts is None:
+                self._starts = {}
+                for i, (_, stemmed, _, _) in enumerate(found):
+                    self._starts.setdefault(stemmed, []).append(i)
+            starts = self._starts.get(first, [])
+        if len(form) == 1:  # every start is a whole match
+            return [(found[i][2], found[i][3]) for i in starts]
+        return form_spans(form, found, starts)
 
     def matched_texts(self, label: str) -> list[str]:
         """What `label` matched, as written (spaces made single), a capital that only
@@ -115,6 +133,19 @@ class TextSpans:
             else:
                 merged.append((start, end))
         return merged
+
+
+def _analysed(text: str) -> Found:
+    """(folded word, stem, start, end) for each word of `text`, as `words` gives them;
+    ASCII text (most titles and summaries) in one pass over its lower-cased copy,
+    where folding a word is lower-casing it and keeps every position."""
+    if not text:
+        return []
+    if text.isascii():
+        return [
+            (w, stem(w), m.start(), m.end()) for m in _WORD.finditer(text.lower()) for w in (m[0],)
+        ]
+    return [(w, stem(w), s, e) for w, s, e in words(text)]
 
 
 class TextAnalysis:
@@ -145,16 +176,26 @@ def highlight_spans(text: str, match: Match) -> list[tuple[int, int]]:
 
 
 class AuthorNames:
-    """A paper's author list analysed once (name by name), for `author:` terms."""
+    """A paper's author list analysed once (name by name), for `author:` terms; on
+    the first such term, since most subscribers follow no author."""
 
-    __slots__ = ("fields", "_labels")
+    __slots__ = ("authors", "_fields", "_labels")
 
     def __init__(self, authors: Sequence[str]) -> None:
-        self.fields = [analyse(str(name)) for name in authors[:AUTHOR_SCAN]]
+        self.authors = authors
+        self._fields: list[tuple[list[str], list[str]]] | None = None
         self._labels: dict[str, list[int]] = {}
+
+    @property
+    def fields(self) -> list[tuple[list[str], list[str]]]:
+        if self._fields is None:
+            self._fields = [analyse(str(name)) for name in self.authors[:AUTHOR_SCAN]]
+        return self._fields
 
     def named(self, labels: Iterable[str]) -> list[int]:
         """Positions of the names the `author:` terms `labels` find, in list order."""
+        if not labels:
+            return []
         found: set[int] = set()
         for label in dict.fromkeys(labels):
             positions = self._labels.get(label)

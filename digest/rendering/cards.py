@@ -25,7 +25,15 @@ from digest.rendering.highlight import (
     highlight_parts,
     parts_at,
 )
-from digest.rendering.splice import WHY, CardPattern, EscapedText, Hole, Marks, probe_context
+from digest.rendering.splice import (
+    WHY,
+    CardLines,
+    CardPattern,
+    EscapedText,
+    Hole,
+    Marks,
+    probe_context,
+)
 from digest.rendering.text import (
     CATEGORY_LIMIT,
     TITLE_LIMIT,
@@ -38,6 +46,9 @@ from digest.rendering.text import (
 )
 
 MAX_CATEGORIES = 6
+# Papers whose card patterns are checked against a direct render with sample values
+# before the templates are trusted to treat every value the way a pattern does.
+CARD_CHECKS = 8
 WHY_LIMIT = 300
 
 
@@ -134,6 +145,9 @@ class MarkedText(Marks):
     def render(self, hole: Hole) -> str:
         return self.source.render(self.spans, hole)
 
+    def key(self) -> object:
+        return tuple(self.spans)
+
 
 class MarkedAuthors(Marks):
     """A paper's author line with the followed authors marked; rendered once per
@@ -158,6 +172,9 @@ class MarkedAuthors(Marks):
             shown = self.card.author_lines[key] = hole.fill(self.parts())
         return shown
 
+    def key(self) -> object:
+        return self.named
+
 
 class PaperCard:
     """What one run knows about a paper, whoever it is shown to: its fields made
@@ -166,7 +183,7 @@ class PaperCard:
 
     __slots__ = (
         "paper", "view", "title", "summary", "authors", "author_lines",
-        "_title_text", "_summary_text", "_patterns",
+        "_title_text", "_summary_text", "_patterns", "_lines",
     )  # fmt: skip
 
     def __init__(self, paper: Paper) -> None:
@@ -179,6 +196,7 @@ class PaperCard:
         self._title_text = EscapedText(self.view.title)
         self._summary_text = EscapedText(self.view.summary)
         self._patterns: dict[bool, tuple[CardPattern, CardPattern] | None] = {}
+        self._lines: dict[bool, tuple[CardLines | None, CardLines | None]] = {}
 
     def values(self, match: Match | None, why: str) -> dict[str, Any]:
         """The subscriber-dependent part of the card's context, from cached spans."""
@@ -202,6 +220,22 @@ class PaperCard:
             self._patterns[with_why] = self._learn(env, with_why)
         return self._patterns[with_why]
 
+    def lines(
+        self, env: DigestEnvironment, with_why: bool
+    ) -> tuple[CardLines | None, CardLines | None] | None:
+        """The patterns cut into lines, their fixed lines encoded (`CardLines`), for
+        the HTML and the text card; None when there is no pattern."""
+        lines = self._lines.get(with_why)
+        if lines is None:
+            patterns = self.patterns(env, with_why)
+            if patterns is None:
+                return None
+            lines = self._lines[with_why] = (
+                CardLines.compile(patterns[0], "\n", None),
+                CardLines.compile(patterns[1], "", "\n"),
+            )
+        return lines
+
     def _learn(
         self, env: DigestEnvironment, with_why: bool
     ) -> tuple[CardPattern, CardPattern] | None:
@@ -209,11 +243,18 @@ class PaperCard:
         html_pattern, text_pattern = CardPattern.learn(html), CardPattern.learn(text)
         if html_pattern is None or text_pattern is None:
             return None
+        checks = env.card_checks
+        if checks.get(with_why, 0) >= CARD_CHECKS:
+            return html_pattern, text_pattern
         sample = self._sample(with_why)
         if (html_pattern.fill(sample), text_pattern.fill(sample)) != _render_both(
             env, {"paper": self.view, **_as_parts(sample)}
         ):
+            # the templates treat a value in a way a pattern does not: from now on
+            # every paper's pattern is checked (and this one is rendered directly)
+            checks[with_why] = -(10**9)
             return None
+        checks[with_why] = checks.get(with_why, 0) + 1
         return html_pattern, text_pattern
 
     def _sample(self, with_why: bool) -> dict[str, Any]:
@@ -256,9 +297,15 @@ def _spliced_card(env: DigestEnvironment, paper: Paper, match: Match | None, why
     patterns = state.patterns(env, bool(values[WHY]))
     if patterns is None:
         html, text = _render_both(env, {"paper": state.view, **_as_parts(values)})
-    else:
-        html, text = patterns[0].fill(values), patterns[1].fill(values)
-    return _card(html, text, env.card_codec)
+        return _card(html, text, env.card_codec)
+    html_lines, text_lines = state.lines(env, bool(values[WHY])) or (None, None)
+    html_chunk = html_lines.fill(values) if html_lines is not None else None
+    if html_chunk is None:
+        html_chunk = card_chunk(f"\n{patterns[0].fill(values).strip()}\n", env.card_codec)
+    text_chunk = text_lines.fill(values) if text_lines is not None else None
+    if text_chunk is None:
+        text_chunk = card_chunk(patterns[1].fill(values).strip("\n"), env.card_codec)
+    return _made(html_chunk, text_chunk)
 
 
 def _as_parts(values: dict[str, Any]) -> dict[str, Any]:
@@ -294,6 +341,8 @@ def _render_both(env: DigestEnvironment, context: dict[str, Any]) -> tuple[str, 
 
 
 def _card(html: str, text: str, codec: LineCodec | None) -> Card:
-    card_html = card_chunk(f"\n{html.strip()}\n", codec)
-    card_text = card_chunk(text.strip("\n"), codec)
-    return Card(card_html, card_text, len(card_html.mid or b"") + len(card_text.mid or b"") + 80)
+    return _made(card_chunk(f"\n{html.strip()}\n", codec), card_chunk(text.strip("\n"), codec))
+
+
+def _made(html: Chunk, text: Chunk) -> Card:
+    return Card(html, text, len(html.mid or b"") + len(text.mid or b"") + 80)

@@ -19,7 +19,7 @@ from digest.rendering.encoding import Chunk, encode_body, header_text, normalise
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
 from digest.rendering.frame import (
     Shape,
-    card_marker,
+    card_markers,
     encode_pieces,
     joined,
     learn_frame,
@@ -243,48 +243,57 @@ def _render_page(
 ) -> RenderedDigest:
     """The page with a slot for each card, filled from the pattern of its shape
     (frame.py) or rendered directly; the cached cards (and their cached encodings)
-    go in the slots."""
+    go in the slots. The shape is worked out once for both the HTML and the text."""
     page = {
         **context,
         "feedback": context["feedback"][: len(cards)],
-        "cards": [card_marker(i) for i in range(len(cards))],
+        "cards": card_markers(len(cards)),
         "shown": len(cards),
         "more": total - len(cards),
     }
-    html = _page(env, "digest.html", page, [c.html for c in cards])
-    text = _page(env, "digest.txt", page, [c.text for c in cards])
+    shape = Shape(page) if env.splice_cards else None
+    html, html_qp = _page(env, "digest.html", page, shape, [c.html for c in cards])
+    text, text_qp = _page(env, "digest.txt", page, shape, [c.text for c in cards])
     return RenderedDigest(
         subject,
-        joined(html),
-        joined(text),
+        html,
+        text,
         links,
         len(cards),
         total,
-        ("quoted-printable", encode_pieces(html, env.codec)),
-        ("quoted-printable", encode_pieces(text, env.codec)),
+        ("quoted-printable", html_qp),
+        ("quoted-printable", text_qp),
     )
 
 
 def _page(
-    env: DigestEnvironment, name: str, page: dict[str, Any], cards: list[Chunk]
-) -> list[str | Chunk]:
-    """The page as pieces: from its shape's pattern when the templates give one."""
+    env: DigestEnvironment,
+    name: str,
+    page: dict[str, Any],
+    shape: Shape | None,
+    cards: list[Chunk],
+) -> tuple[str, bytes]:
+    """The page's text and encoding: from its shape's pattern when the templates give
+    one. A template's first shape is checked against a direct render with the real
+    values and with sample ones; later shapes with sample ones."""
 
     def render(context: Mapping[str, Any]) -> str:
         return normalise_newlines(_render(env, name, dict(context)))
 
-    if not env.splice_cards:
-        return slotted(render(page), cards)
-    shape = Shape(page)
-    key = ("frame", name, shape.key)
-    pattern = env.frames.get(key, False)
-    if pattern is False:
-        if len(env.frames) >= env.frames_limit:
-            env.frames.clear()
-        pattern = env.frames[key] = learn_frame(render, page, shape, cards)
-    if pattern is None:
-        return slotted(render(page), cards)
-    return pattern.fill(shape.values, cards)
+    if shape is not None:
+        key = ("frame", name, shape.key)
+        pattern = env.frames.get(key, False)
+        if pattern is False:
+            if len(env.frames) >= env.frames_limit:
+                env.frames.clear()
+            verified = name in env.frames_verified
+            pattern = env.frames[key] = learn_frame(render, page, shape, cards, verified)
+            if pattern is not None:
+                env.frames_verified.add(name)
+        if pattern is not None:
+            return pattern.build(shape.values, cards, env.codec)
+    pieces = slotted(render(page), cards)
+    return joined(pieces), encode_pieces(pieces, env.codec)
 
 
 def items_from_outbox(

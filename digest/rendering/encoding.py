@@ -26,7 +26,7 @@ def quoted_printable(text: str) -> bytes:
     return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
 
 
-def _qp_line(line: str) -> bytes:
+def qp_line(line: str) -> bytes:
     """One line (no newline in it) quoted-printable encoded, soft breaks as CRLF."""
     return binascii.b2a_qp(
         line.encode("utf-8"), quotetabs=False, istext=True, header=False
@@ -63,7 +63,7 @@ def chunk_of(text: str, codec: LineCodec | None = None) -> str | Chunk:
         return text
     last = text.rfind("\n")
     inner = text[first + 1 : last].split("\n") if last > first else []
-    encode = codec.line if codec is not None else _qp_line
+    encode = codec.line if codec is not None else qp_line
     mid = b"".join([b"\r\n" + encode(line) for line in inner]) + b"\r\n"
     return Chunk(text, text[:first], mid, text[last + 1 :])
 
@@ -83,7 +83,7 @@ class LineCodec:
         if encoded is None:
             if len(self.memory) > self.limit:
                 self.memory.clear()
-            encoded = self.memory[line] = _qp_line(line)
+            encoded = self.memory[line] = qp_line(line)
         return encoded
 
     def encode(self, text: str) -> bytes:

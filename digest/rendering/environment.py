@@ -79,8 +79,32 @@ def inline_css(source: str, css: str) -> str:
         inlined = _style_after_meta(inliner.inline(hidden))
     else:
         inlined = css_inline.inline_fragment(hidden, css)
+    inlined = _STYLE_ATTR_RE.sub(_compact_style, inlined)
     placeholder = re.compile(f"<!--J{nonce}\\.(\\d+)-->|&lt;!--J{nonce}\\.(\\d+)--&gt;")
     return placeholder.sub(lambda m: tags[int(m.group(1) or m.group(2))], inlined)
+
+
+_STYLE_ATTR_RE = re.compile(r'( style=")([^"<>]*)(")')
+
+
+def _compact_style(m: re.Match[str]) -> str:
+    """`style="margin: 0;padding: 0 4px;"` as `style="margin:0;padding:0 4px"`: the
+    spaces around a declaration's colon and the last semicolon mean nothing to CSS,
+    and every card of every message carries a dozen such attributes. Left as it is
+    when a declaration could hold a `;` or `:` of its own (quotes, parentheses, a
+    template tag, an entity)."""
+    value = m.group(2)
+    if any(c in value for c in "()'\\{}&!") or "--" in value:
+        return m.group(0)
+    declarations = []
+    for declaration in value.split(";"):
+        name, colon, rest = declaration.partition(":")
+        if not colon:
+            if declaration.strip():
+                return m.group(0)
+            continue
+        declarations.append(f"{name.strip()}:{rest.strip()}")
+    return m.group(1) + ";".join(declarations) + m.group(3)
 
 
 def _style_after_meta(document: str) -> str:
@@ -151,6 +175,12 @@ class DigestEnvironment(Environment):
         # Page patterns by shape (frame.py); None where the templates give none.
         self.frames: dict[Any, Any] = {}
         self.frames_limit = 2_000
+        # Templates whose first pattern matched a direct render with real values.
+        self.frames_verified: set[str] = set()
+        # Papers whose card patterns passed the sample check, by `with_why`; past
+        # cards.CARD_CHECKS the templates are trusted (negative once one failed:
+        # then every paper is checked).
+        self.card_checks: dict[bool, int] = {}
         # False renders every card straight from its templates (the reference the
         # spliced cards are tested against, byte for byte).
         self.splice_cards = True

@@ -10,22 +10,24 @@ Filling it for a subscriber is joining strings, and its literal lines are
 quoted-printable encoded once (`encoding.LineJoiner`), so a message costs no template
 render and no re-encoding of the lines every message shares.
 
-A pattern is used only after it reproduced a direct render twice: with the first
-subscriber's values and with sample values (long, full of characters to escape). A
-template that changes a string with a filter, or tests its content, fails that check
-and the page is rendered directly for that shape, as before.
+A pattern is used only after it reproduced a direct render with sample values (long,
+full of characters to escape) and, for a template's first shape, with the first
+subscriber's values too. A template that changes a string with a filter, or tests its
+content, fails that check and the page is rendered directly for that shape, as
+before. A digest's shape is worked out once for its HTML and text pages, and a page
+is filled and encoded in one pass (`FramePattern.build`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup, escape
 
-from digest.rendering.encoding import Chunk, LineCodec, chunk_of
+from digest.rendering.encoding import Chunk, LineCodec, chunk_of, qp_line
 
 _MARK_RE = re.compile("\x00(F|C)([0-9]+)(<|&lt;|)\x00")
 _SLOT_RE = re.compile("\x00C([0-9]+)\x00")
@@ -33,6 +35,14 @@ _SLOT_RE = re.compile("\x00C([0-9]+)\x00")
 
 def card_marker(i: int) -> Markup:
     return Markup(f"\x00C{i}\x00")
+
+
+_CARD_MARKERS = [card_marker(i) for i in range(600)]
+
+
+def card_markers(n: int) -> list[Markup]:
+    """The markers of `n` card slots (made once: every digest needs them)."""
+    return _CARD_MARKERS[:n] if n <= len(_CARD_MARKERS) else [card_marker(i) for i in range(n)]
 
 
 @dataclass(frozen=True)
@@ -51,35 +61,83 @@ Piece = str | Chunk | ValueHole | CardHole
 
 class Shape:
     """A page context split into its shape (hashable) and its strings, with a probe
-    context in which every non-empty string is a marker."""
+    context in which every non-empty string is a marker. Computed once per digest and
+    shared by its HTML and text pages."""
 
-    __slots__ = ("key", "values", "probe")
+    __slots__ = ("key", "values", "_context")
 
     def __init__(self, context: Mapping[str, Any]) -> None:
         key: list[Any] = []
-        self.values: list[str] = []
-        self.probe = {name: self._walk(v, key) for name, v in context.items()}
+        values: list[str] = []
+        self._walk_all(context, key, values)
+        self.values = values
         self.key = (tuple(context), tuple(key))
+        self._context = context
 
-    def _walk(self, value: Any, key: list[Any]) -> Any:
-        if isinstance(value, Markup):  # card markers and other fixed markup
-            key.append(("M", str(value)))
-            return value
-        if isinstance(value, str):
-            if not value:
-                key.append("")
-                return ""
-            key.append(1)
-            self.values.append(value)
-            return f"\x00F{len(self.values) - 1}<\x00"
-        if isinstance(value, (list, tuple)):
-            key.append(("L", len(value)))
-            return [self._walk(v, key) for v in value]
+    @staticmethod
+    def _walk_all(context: Mapping[str, Any], key: list[Any], values: list[str]) -> None:
+        """The key and values of `context`, in the order `probe` numbers its markers;
+        a loop per level instead of a call per value (this runs for every digest)."""
+        add = key.append
+        for value in context.values():
+            kind = type(value)
+            if kind is str:
+                if value:
+                    add(1)
+                    values.append(value)
+                else:
+                    add("")
+            elif kind is list or kind is tuple or kind is dict:
+                Shape._walk_nested(value, key, values)
+            elif isinstance(value, Markup):
+                add(("M", str(value)))
+            elif isinstance(value, str):
+                add(1 if value else "")
+                if value:
+                    values.append(value)
+            else:
+                add(value)
+
+    @staticmethod
+    def _walk_nested(value: Any, key: list[Any], values: list[str]) -> None:
         if isinstance(value, dict):
             key.append(("D", tuple(value)))
-            return {k: self._walk(v, key) for k, v in value.items()}
-        key.append(value)  # numbers, dates, None: part of the shape
+            items: Any = value.values()
+        else:
+            key.append(("L", len(value)))
+            items = value
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                if item:
+                    key.append(1)
+                    values.append(item)
+                else:
+                    key.append("")
+            elif kind is Markup:
+                key.append(("M", str(item)))
+            elif kind is list or kind is tuple or kind is dict:
+                Shape._walk_nested(item, key, values)
+            else:
+                Shape._walk_all({"": item}, key, values)
+
+    @property
+    def probe(self) -> dict[str, Any]:
+        """The context with each non-empty string a marker (numbered as `values`)."""
+        count = iter(range(len(self.values)))
+        return {name: _markers(v, count) for name, v in self._context.items()}
+
+
+def _markers(value: Any, count: Iterator[int]) -> Any:
+    if isinstance(value, Markup):  # card markers and other fixed markup
         return value
+    if isinstance(value, str):
+        return f"\x00F{next(count)}<\x00" if value else ""
+    if isinstance(value, (list, tuple)):
+        return [_markers(v, count) for v in value]
+    if isinstance(value, dict):
+        return {k: _markers(v, count) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -122,6 +180,47 @@ class FramePattern:
                 out.append(piece)
         return out
 
+    def build(
+        self, values: Sequence[str], cards: Sequence[Chunk], codec: LineCodec
+    ) -> tuple[str, bytes]:
+        """The page's text and its quoted-printable encoding in one pass: what
+        `joined(self.fill(...))` and `encode_pieces` give, without the list between.
+        A line holding a subscriber's value is encoded without the codec's memory
+        (no other message has it; remembering it would only evict shared lines)."""
+        texts: list[str] = []
+        out: list[bytes] = []
+        line = ""
+        unique = False
+        for piece in self.pieces:
+            if isinstance(piece, str):
+                texts.append(piece)
+                line += piece
+                continue
+            if isinstance(piece, ValueHole):
+                value = values[piece.index]
+                if piece.escaped:
+                    value = str(escape(value))
+                texts.append(value)
+                unique = True
+                if "\n" not in value:
+                    line += value
+                    continue
+                found = chunk_of(value)
+                assert isinstance(found, Chunk)
+                chunk = found
+            else:
+                chunk = cards[piece.index] if isinstance(piece, CardHole) else piece
+                texts.append(chunk.text)
+            if chunk.mid is None:
+                line += chunk.head
+                continue
+            head = line + chunk.head
+            out.append(qp_line(head) if unique else codec.line(head))
+            out.append(chunk.mid)
+            line, unique = chunk.tail, False
+        out.append(qp_line(line) if unique else codec.line(line))
+        return "".join(texts), b"".join(out)
+
 
 def sample_values(values: Sequence[str]) -> list[str]:
     """Values unlike any real one: long, mixed case, with every character to escape."""
@@ -133,13 +232,17 @@ def learn_frame(
     context: Mapping[str, Any],
     shape: Shape,
     cards: Sequence[Chunk],
+    verified: bool = False,
 ) -> FramePattern | None:
     """The pattern of `render` for this shape, or None when it does not reproduce a
-    direct render with the real values and with sample ones."""
+    direct render with sample values and, for the first shape of a template (not
+    `verified` yet), with the real ones too."""
     pattern = FramePattern.learn(render(shape.probe))
     if pattern is None:
         return None
-    if joined(pattern.fill(shape.values, cards)) != joined(slotted(render(context), cards)):
+    if not verified and joined(pattern.fill(shape.values, cards)) != joined(
+        slotted(render(context), cards)
+    ):
         return None
     sample = sample_values(shape.values)
     direct = slotted(render(_with_values(shape, sample)), cards)

@@ -10,8 +10,10 @@ holes with a subscriber's parts is string joining, no template and no tokenising
 
 A template that does something a pattern cannot express (shows only some parts,
 changes their text with a filter, treats a piece by its position) gives no pattern,
-or one that fails the check against a direct render (`CardPattern.learn` callers
-compare once per paper); the card is then rendered directly, as before.
+or one that fails the check against a direct render with sample values (done for the
+first `cards.CARD_CHECKS` papers, and for every paper once a check failed); the card
+is then rendered directly, as before. `CardLines` cuts a pattern into lines and
+encodes the fixed ones once per paper, so a new card encodes only its lines with holes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 from markupsafe import escape
 
+from digest.rendering.encoding import Chunk, qp_line
 from digest.rendering.highlight import Part
 
 # Placeholders never met in real text: every field shown is cleaned of control
@@ -75,6 +78,10 @@ class Marks:
     def render(self, hole: Hole) -> str:
         raise NotImplementedError
 
+    def key(self) -> object:
+        """What the rendering depends on besides the hole (hashable)."""
+        raise NotImplementedError
+
 
 class EscapedText:
     """A text with its HTML-escaped form and where each character starts in it, so
@@ -123,7 +130,7 @@ class CardPattern:
 
     pieces: tuple[str | Hole, ...]
 
-    def fill(self, values: Mapping[str, str | Sequence[Part]]) -> str:
+    def fill(self, values: Mapping[str, str | Sequence[Part] | Marks]) -> str:
         return "".join(
             piece if isinstance(piece, str) else piece.fill(values[piece.field])
             for piece in self.pieces
@@ -159,3 +166,92 @@ class CardPattern:
         if any(isinstance(p, str) and "\x00" in p for p in pieces):
             return None
         return cls(tuple(p for p in pieces if p != ""))
+
+
+class CardLines:
+    """A `CardPattern` cut into lines once, as a card is spliced into a page:
+    `lead` + the filled text stripped of `strip` + a newline (see `cards.card_chunk`).
+    Lines without a hole are quoted-printable encoded here, once per paper; filling
+    encodes only the lines with a subscriber's value in them. `compile` gives None
+    when the pattern's ends are holes (the strip could cut into a value) or its text
+    has carriage returns; such a card is cut into lines after filling, as before."""
+
+    __slots__ = ("lines", "_memory")
+
+    # Lines with holes remembered per paper, by the values in them: subscribers with
+    # other terms often mark the same words of a title or summary.
+    LINE_MEMORY = 64
+
+    def __init__(self, lines: list[str | tuple[str | Hole, ...]]) -> None:
+        # A fixed line is its text; a line with holes is its pieces.
+        self.lines = [
+            (line, b"\r\n" + qp_line(line)) if isinstance(line, str) else (line, b"")
+            for line in lines
+        ]
+        self._memory: list[dict[object, tuple[str, bytes]]] = [{} for _ in lines]
+
+    @classmethod
+    def compile(cls, pattern: CardPattern, lead: str, strip: str | None) -> CardLines | None:
+        pieces = list(pattern.pieces)
+        if not pieces or not isinstance(pieces[0], str) or not isinstance(pieces[-1], str):
+            return None
+        first, last = pieces[0].lstrip(strip), pieces[-1].rstrip(strip)
+        if not first or not last or len(pieces) == 1:
+            return None
+        pieces[0], pieces[-1] = lead + first, last + "\n"
+        if any(isinstance(p, str) and "\r" in p for p in pieces):
+            return None
+        lines: list[list[str | Hole]] = [[]]
+        for piece in pieces:
+            if isinstance(piece, Hole):
+                lines[-1].append(piece)
+                continue
+            head, *rest = piece.split("\n")
+            if head:
+                lines[-1].append(head)
+            lines += [[part] if part else [] for part in rest]
+        if lines[-1]:  # the text ends with its newline: the last line is empty
+            return None
+        return cls(
+            [
+                "".join(p for p in line if isinstance(p, str))
+                if all(isinstance(p, str) for p in line)
+                else tuple(line)
+                for line in lines[:-1]
+            ]
+        )
+
+    def fill(self, values: Mapping[str, str | Sequence[Part] | Marks]) -> Chunk | None:
+        """The filled card as a `Chunk` (head: its first line; mid: the rest encoded),
+        or None when a value brought a line break (then it is cut after filling)."""
+        texts: list[str] = []
+        encoded: list[bytes] = []
+        for k, (line, fixed) in enumerate(self.lines):
+            if isinstance(line, str):
+                texts.append(line)
+                encoded.append(fixed)
+                continue
+            key = tuple(_key(values[p.field]) for p in line if not isinstance(p, str))
+            memory = self._memory[k]
+            known = memory.get(key)
+            if known is None:
+                text = "".join(p if isinstance(p, str) else p.fill(values[p.field]) for p in line)
+                if "\n" in text or "\r" in text:
+                    return None
+                if len(memory) >= self.LINE_MEMORY:
+                    memory.clear()
+                known = memory[key] = (text, b"\r\n" + qp_line(text))
+            texts.append(known[0])
+            encoded.append(known[1])
+        encoded[0] = b""  # the first line is the head: encoded with the page around it
+        encoded.append(b"\r\n")
+        texts.append("")
+        return Chunk("\n".join(texts), texts[0], b"".join(encoded), "")
+
+
+def _key(value: str | Sequence[Part] | Marks) -> object:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Marks):
+        return value.key()
+    return tuple(value)

@@ -20,6 +20,7 @@ functions the stages call (`from digest import store; store.merge_papers(...)`).
 | `transfer.py`    | subscribers in and out in bulk (export / import)             |
 | `backup.py`      | a consistent copy of a SQLite database while it is used     |
 | `metrics.py`     | cheap aggregate counts for the Prometheus `/metrics` scrape  |
+| `retention.py`   | `digest prune`: old messages and events deleted in batches   |
 
 It imports only core modules (models, records, errors), never a stage.
 """
@@ -68,6 +69,7 @@ from digest.store.migrate import (
     ensure_schema,
     history,
     init_db,
+    is_known_revision,
     upgrade,
 )
 from digest.store.outbox import NO_MESSAGE, retry_failed
@@ -100,6 +102,8 @@ from digest.store.ratings import (
     record_rating,
     undo_rating,
 )
+from digest.store.retention import DEFAULT_BATCH as PRUNE_BATCH
+from digest.store.retention import PruneReport, prune
 from digest.store.sources import get_source_state, list_source_states, save_source_state
 from digest.store.status import delivery_status, row_counts
 from digest.store.subscribers import (
@@ -151,6 +155,7 @@ __all__ = [
     "add_subscribers",
     "count_rate_events",
     "current_revision",
+    "is_known_revision",
     "delete_rate_events",
     "delete_subscriber",
     "delivery_status",
@@ -183,6 +188,9 @@ __all__ = [
     "papers_version",
     "ping",
     "probe_write",
+    "prune",
+    "PruneReport",
+    "PRUNE_BATCH",
     "purge_unconfirmed",
     "rated_examples",
     "ratings_for",

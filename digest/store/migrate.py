@@ -78,6 +78,12 @@ def current_revision(engine: Engine) -> str | None:
         return _read_version(conn)
 
 
+def is_known_revision(revision: str) -> bool:
+    """Whether a revision is one of ours (a database a newer digest upgraded is not):
+    read from the scripts' file names, so no Alembic import."""
+    return any(p.name.split("_", 1)[0] == revision for p in (MIGRATIONS / "versions").glob("*.py"))
+
+
 def _read_version(conn: Connection) -> str | None:
     if not sa_inspect(conn).has_table("alembic_version"):
         return None

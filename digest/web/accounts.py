@@ -291,11 +291,15 @@ class Accounts:
         if int(sub_id) > MAX_ID:  # signed by us, yet no row can have it: nothing here
             raise LinkError("there is no such digest", "missing")
         row = store.digest_for(self.engine, int(sub_id), edition)
-        if row is None or not row.message:
+        if row is None:
             raise LinkError("this digest is no longer stored", "gone")
+        # Re-rendered from its papers first: that works after `digest prune` deleted
+        # the stored email too. The email is the fallback when a paper is gone.
         full = self._full_digest_html(row, key)
         if full is not None:
             return full
+        if not row.message:
+            raise LinkError("this digest is no longer stored", "gone")
         msg = email.message_from_bytes(row.message, policy=email.policy.default)
         part = msg.get_body(preferencelist=("html",))
         if part is None:

@@ -22,7 +22,7 @@ from digest import store
 from digest.config import Settings, canonical_timezones
 from digest.delivery import Transport
 from digest.store import DatabaseError, Engine
-from digest.web import admin, api, feedback, metrics, pages
+from digest.web import admin, api, feedback, library, metrics, pages, ratings
 from digest.web.accounts import Accounts
 from digest.web.context import WebContext
 from digest.web.head import HeadAsGet
@@ -79,12 +79,15 @@ def create_app(
     )
     app.state.web = context
     app.state.preview = gate
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, explains=library.is_upload)
     app.add_middleware(SecurityHeaders, hsts=settings.base_url.startswith("https://"))
     app.add_middleware(HeadAsGet)
+    app.include_router(library.router)  # before pages: /manage/{token}/{action}
+    app.include_router(ratings.pages)
     app.include_router(pages.router)
     app.include_router(feedback.router)
     app.include_router(api.router)
+    app.include_router(ratings.api)
     # the admin API answers 404 while DIGEST_ADMIN_TOKEN is empty; it is not advertised then
     app.include_router(admin.router, include_in_schema=bool(settings.admin_token))
     app.state.metrics = metrics.make_registry(engine)

@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from digest import store
 from digest.config import Settings
+from digest.errors import InputError
 from digest.models import utcnow
 from digest.states import DigestStatus, FetchStatus, InboundKind, SubscriberStatus
 from digest.store import Engine
@@ -208,13 +209,19 @@ def serve_metrics(settings: Settings, engine: Engine) -> Callable[[], None] | No
         return None
     host, _, port = settings.metrics_listen.rpartition(":")
     app = _with_token(make_wsgi_app(make_registry(engine)), settings.admin_token)
-    server = make_server(
-        host.strip("[]") or "127.0.0.1",
-        int(port),
-        app,
-        server_class=_ThreadingServer,
-        handler_class=_QuietHandler,
-    )
+    try:
+        server = make_server(
+            host.strip("[]") or "127.0.0.1",
+            int(port),
+            app,
+            server_class=_ThreadingServer,
+            handler_class=_QuietHandler,
+        )
+    except OSError as exc:  # a busy port or an address not on this machine: one line
+        raise InputError(
+            f"DIGEST_METRICS_LISTEN={settings.metrics_listen}: cannot listen there: "
+            f"{exc.strerror or exc}"
+        ) from None
     thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
     thread.start()
     log.info("metrics on http://%s/metrics", settings.metrics_listen)

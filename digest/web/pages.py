@@ -28,16 +28,28 @@ from digest.web.accounts import (
     field_errors,
 )
 from digest.web.context import web
-from digest.web.security import CSRF_FIELD, DIGEST_VIEW_CSP, HONEYPOT_FIELD, honeypot_filled
+from digest.web.security import (
+    CSRF_FIELD,
+    DIGEST_VIEW_CSP,
+    HONEYPOT_FIELD,
+    MAX_BODY_BYTES,
+    BodyTooLarge,
+    honeypot_filled,
+)
 from digest.web.topics import split_profile
 
 router = APIRouter(include_in_schema=False)
 
+# What of a field is read (one character more, so that too long stays too long).
+# The profile's text fields are checked by `subscriptions`, which counts what was
+# typed (a textarea's newlines arrive as CRLF): cutting them here would make it
+# report a wrong length, or lose the end of one that folds to fit. The body cap
+# (`security.MAX_BODY_BYTES`) bounds them.
 FIELD_LIMITS = {
     "email": 320,
-    "keywords": 4000,
-    "interest": 4000,
-    "likes": 4000,
+    "keywords": MAX_BODY_BYTES,
+    "interest": MAX_BODY_BYTES,
+    "likes": MAX_BODY_BYTES,
     "timezone": 64,
     "send_at": 5,
 }
@@ -51,7 +63,9 @@ DONE_MESSAGES = {
     "paused": "Your digest is paused. Resume it whenever you like.",
     "resumed": "Your digest is on again.",
     "sent": "If the address can receive mail, a fresh link is on its way.",
-    "forgotten": "Your digest no longer counts those ratings.",
+    "forgot": "That rating is cleared: your digest no longer counts it.",
+    "forgot-none": "That rating was cleared already.",
+    "cleared": "Your ratings are cleared: your digest no longer counts them.",
 }
 MAX_LISTED = 500  # ratings shown on the manage page, newest first
 PROFILE_EXAMPLES = [
@@ -142,8 +156,12 @@ def csrf_failed(request: Request) -> HTMLResponse:
 
 
 async def read_form(request: Request) -> FormData | None:
+    """The form, or None when the body is malformed (the CSRF check then refuses it).
+    A body over the cap is not malformed: `BodyTooLarge` goes on to the 413."""
     try:
         return await request.form(max_files=0, max_fields=200)
+    except BodyTooLarge:
+        raise
     except Exception:  # noqa: BLE001 - a malformed body is the visitor's problem, not a 500
         return None
 
@@ -348,19 +366,27 @@ async def confirm_submit(request: Request, token: str) -> Response:
 # ---------------------------------------------------------------- manage
 
 
-async def _manage_view(
+async def manage_view(
     request: Request,
     token: str,
     sub: Subscriber,
     values: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    upload_notes: list[str] | None = None,
 ) -> HTMLResponse:
+    """The manage page; `values` and `errors` of a form sent back, what an upload did."""
     done = request.query_params.get("done", "")
     context = form_context(request, values or subscriber_values(request, sub), errors or {})
     ratings = await run_in_threadpool(store.list_ratings, web(request).engine, sub.id or 0)
     context.update(
-        sub=sub, token=token, notice=DONE_MESSAGES.get(done, ""), ratings=ratings[:MAX_LISTED]
+        sub=sub,
+        token=token,
+        notice=DONE_MESSAGES.get(done, ""),
+        ratings=ratings[:MAX_LISTED],
+        rating_count=len(ratings),
+        upload_notes=upload_notes or [],
+        max_upload_kib=MAX_BODY_BYTES // 1024,
     )
     return render(request, "manage.html", context, status)
 
@@ -371,7 +397,7 @@ async def manage_page(request: Request, token: str) -> Response:
         sub = await run_in_threadpool(web(request).accounts.manage_subscriber, token)
     except LinkError as exc:
         return link_error_page(request, exc)
-    return await _manage_view(request, token, sub)
+    return await manage_view(request, token, sub)
 
 
 @router.post("/manage/{token}", response_class=HTMLResponse)
@@ -388,7 +414,7 @@ async def manage_save(request: Request, token: str) -> Response:
     except InputError as exc:
         sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
         values = {**typed_values(form, data), "email": sub.email}
-        return await _manage_view(request, token, sub, values, field_errors(exc), 400)
+        return await manage_view(request, token, sub, values, field_errors(exc), 400)
     return RedirectResponse(f"/manage/{token}?done=saved", status_code=303)
 
 
@@ -397,7 +423,7 @@ async def manage_action(
     request: Request, token: str, action: str, background: BackgroundTasks
 ) -> Response:
     ctx = web(request)
-    if action not in {"pause", "resume", "resend", "delete", "forget"}:
+    if action not in {"pause", "resume", "resend", "delete"}:
         return message_page(request, "Page not found", "There is nothing at this address.", 404)
     form = await read_form(request)
     if form is None or not ctx.csrf.check(request, form):
@@ -407,7 +433,7 @@ async def manage_action(
             if form.get("confirm_delete") != "yes":
                 sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
                 errors = {"delete": "Tick the box to confirm that everything should go."}
-                return await _manage_view(request, token, sub, errors=errors, status=400)
+                return await manage_view(request, token, sub, errors=errors, status=400)
             await run_in_threadpool(ctx.accounts.delete_account, token)
             return message_page(
                 request,
@@ -416,12 +442,6 @@ async def manage_action(
                 "Old links in your mailbox no longer lead anywhere.",
                 link=("/", "Sign up again"),
             )
-        if action == "forget":
-            sub = await run_in_threadpool(ctx.accounts.manage_subscriber, token)
-            paper = form.get("paper")
-            one = [paper[:200]] if isinstance(paper, str) and paper else None
-            await run_in_threadpool(store.clear_ratings, ctx.engine, sub.id or 0, one)
-            return RedirectResponse(f"/manage/{token}?done=forgotten", status_code=303)
         if action == "resend":
             mail = await run_in_threadpool(ctx.accounts.resend, token)
             if mail is not None:

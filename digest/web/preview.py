@@ -33,6 +33,7 @@ from digest.web.limits import MemoryRateLimiter, network_of
 PREVIEW_DAYS = 7
 MAX_SHOWN = 50
 PREVIEW_WINDOW = timedelta(minutes=1)
+MODEL_LOAD_TIMEOUT = 60.0  # seconds the first interest preview waits for the model
 
 
 def recent_papers(engine: Engine, today: date | None = None) -> list[Paper]:
@@ -156,10 +157,16 @@ class PreviewGate:
         self.limiter = MemoryRateLimiter()
         self.in_flight = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-preview")
-        if settings.semantic != "off":
-            # Load the embedding model now, on the preview's worker, so that the first
-            # preview with an interest does not spend its time budget loading it.
-            self._pool.submit(_warm, settings)
+        self._model: Future[None] | None = None
+
+    def model_loaded(self) -> Future[None] | None:
+        """The embedding model's loading, started by the first preview that ranks an
+        interest or example papers (None with DIGEST_SEMANTIC=off). Loading takes
+        about 1.4 s, so it is not done when the app starts: most requests never need
+        it (sign-ups, links, the API, keyword previews), and `digest web` is up at once."""
+        if self._model is None and self.settings.semantic != "off":
+            self._model = self._pool.submit(_warm, self.settings)
+        return self._model
 
     def admit(self, client_ip: str) -> None:
         """Raise `Refused` unless this client may start a preview now."""
@@ -185,6 +192,14 @@ class PreviewGate:
         self.admit(client_ip)
         loop = asyncio.get_running_loop()
         self.in_flight += 1
+        loading = self.model_loaded() if interest.strip() or likes else None
+        if loading is not None and not loading.done():
+            # the first such preview waits for the model outside its time budget (a
+            # failed load is the preview's to report: it ranks lexically, or says why)
+            done, _ = await asyncio.wait({asyncio.wrap_future(loading)}, timeout=MODEL_LOAD_TIMEOUT)
+            if not done:
+                self.in_flight -= 1
+                raise Refused(503, "the preview is starting up; try again in a moment", 2)
         job: Future[dict[str, Any]] = self._pool.submit(
             self._work, profile, max_papers, interest, tuple(likes)
         )

@@ -115,30 +115,44 @@ class BodyTooLarge(Exception):
 
 class BodyLimit:
     """ASGI middleware: refuse request bodies over `limit` bytes with 413, whether the
-    client announced the length or streamed it."""
+    client announced the length or streamed it; nothing past the limit is read.
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    Paths for which `explains(path)` is true (the file uploads) are handed to the app
+    all the same, with a body whose first read raises `BodyTooLarge` (announced too
+    long) or whose read past the limit does: the route answers with its own page
+    saying the file is too big. Uncaught, the plain 413 goes out as for the rest."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = MAX_BODY_BYTES,
+        explains: Callable[[str], bool] | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.explains = explains
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        announced_too_big = False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.limit
+                    announced_too_big = int(value) > self.limit
                 except ValueError:
-                    too_big = True
-                if too_big:
-                    await _plain(send, 413, "request body too large")
-                    return
+                    announced_too_big = True
+        if announced_too_big and not (self.explains and self.explains(scope.get("path", ""))):
+            await _plain(send, 413, "request body too large")
+            return
         seen = 0
         started = False
 
         async def counted_receive() -> Message:
             nonlocal seen
+            if announced_too_big:
+                raise BodyTooLarge
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))

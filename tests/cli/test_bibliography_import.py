@@ -5,6 +5,7 @@ error or skipped entries reported, never a traceback."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -95,7 +96,9 @@ def test_zotero_csv_and_csl_json():
         (b"{" * 100_000, "not valid JSON"),
         (b"[" * 100_000, "not valid JSON"),
         (b"@misc{x, title = {unclosed", "no paper found"),
-        (b'<?xml version="1.0"?><rdf:RDF></rdf:RDF>', "Zotero RDF"),
+        (b'<?xml version="1.0"?><rdf:RDF></rdf:RDF>', "not well-formed XML"),
+        (b'<?xml version="1.0"?><mods xmlns="http://www.loc.gov/mods/v3"/>', "not a Zotero RDF"),
+        (b"<" * 100_000, "not well-formed XML"),
         (b'"Key","Title","DOI"\n"k1","",""\n', "no paper found"),
     ],
 )
@@ -148,3 +151,47 @@ def test_cli_like_file_on_subscribe_and_set(cli, tmp_path, engine):
         res = cli("set", "ada@example.org", "--like-file", str(path))
         assert res.code == 2
     assert len(store.get_subscriber(engine, "ada@example.org").likes) == 6
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bibliography"
+GO = "Mastering the game of Go with deep neural networks and tree search"
+
+
+@pytest.mark.parametrize("name", ["zotero.bib", "zotero-csl.json", "zotero.rdf"])
+def test_zotero_exports_give_the_preprints_and_the_journal_article_by_title(name, engine):
+    """Zotero 7's three exports of one library: the arXiv preprint by id (from its URL,
+    DOI or "arXiv:" note), the Nature article by its title, the untitled book skipped;
+    the RDF's attachment, note, collection and journal record are not papers."""
+    store.merge_papers(engine, [PaperRecord(id="1601.00001", title=GO + ".", source="t")])
+    lib = read_library((FIXTURES / name).read_bytes(), name)
+    assert lib.ids[0] == "2305.18290"
+    assert "2401.99999" not in lib.ids  # the id in the RDF's note
+    assert lib.titles == [GO]
+    assert len(lib.skipped) == 1 and "no arXiv id and no title" in lib.skipped[0]
+    got = resolve_likes(engine, lib)
+    assert got.paper_ids == [*lib.ids, "1601.00001"]
+    assert got.unmatched_titles == []
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("billion-laughs.rdf", "DTD or entities is not read"),
+        ("external-entity.rdf", "DTD or entities is not read"),
+        ("malformed.rdf", "not well-formed XML"),
+        ("missing-fields.rdf", "no paper found"),
+    ],
+)
+def test_hostile_rdf_is_refused_before_anything_is_expanded(name, says):
+    data = (FIXTURES / name).read_bytes()
+    with pytest.raises(InputError) as caught:
+        read_library(data, name)
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+    assert "root:" not in str(caught.value)  # /etc/passwd never read
+
+
+def test_a_huge_rdf_is_refused_by_size():
+    item = (FIXTURES / "zotero.rdf").read_text().split("<rdf:Description", 1)[1]
+    data = ("<rdf:RDF" + item * 2000).encode()
+    with pytest.raises(InputError, match="at most 4 MiB"):
+        read_library(data, "big.rdf")

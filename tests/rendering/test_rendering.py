@@ -177,7 +177,7 @@ def test_designer_overrides_one_partial(tmp_path: Path) -> None:
     )
     html = render_golden(make_settings(templates_dir=tmp_path)).html
     assert "Sent by the lab." in html and "Manage preferences" not in html
-    assert 'class="footer-note" style="color: #7c2d12;"' in html
+    assert 'class="footer-note" style="color:#7c2d12"' in html
     assert ">Diffusion</mark>" in html  # everything else still comes from the package
 
 

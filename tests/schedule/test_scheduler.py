@@ -78,7 +78,7 @@ def stored_jobs(engine) -> dict[str, float]:
 def test_fetch_jobs_follow_when_sources_publish(settings: Settings) -> None:
     s = replace(settings, sources="arxiv:cs.CL+cs.LG,huggingface,feed:https://x.org/rss")
     jobs = {j.id: j for j in sched.job_specs(s)}
-    assert set(jobs) == {"fetch-arxiv", "fetch-daytime", "send-due"}
+    assert set(jobs) == {"fetch-arxiv", "fetch-daytime", "send-due", "prune"}
     assert jobs["fetch-arxiv"].args == ("arxiv:cs.CL+cs.LG",)
     assert jobs["fetch-daytime"].args == ("huggingface,feed:https://x.org/rss",)
     arxiv = jobs["fetch-arxiv"].trigger
@@ -94,7 +94,38 @@ def test_fetch_jobs_follow_when_sources_publish(settings: Settings) -> None:
     assert thursday.astimezone(UTC) == utc(2026, 3, 16, 0, 30)  # Sunday 20:30 EDT
     assert jobs["send-due"].trigger.interval == timedelta(minutes=settings.send_every_minutes)
     only_sample = {j.id for j in sched.job_specs(replace(settings, sources="sample"))}
-    assert only_sample == {"fetch-daytime", "send-due"}
+    assert only_sample == {"fetch-daytime", "send-due", "prune"}
+
+
+def test_prune_runs_daily_unless_everything_is_kept(settings: Settings) -> None:
+    jobs = {j.id: j for j in sched.job_specs(settings)}
+    assert jobs["prune"].trigger.interval == timedelta(days=1)
+    keep_all = replace(settings, keep_messages_days=0, keep_events_days=0)
+    assert "prune" not in {j.id for j in sched.job_specs(keep_all)}
+    events_only = replace(settings, keep_messages_days=0, keep_events_days=90)
+    assert "prune" in {j.id for j in sched.job_specs(events_only)}
+
+
+def test_the_prune_job_deletes_old_emails_of_finished_digests(
+    quiet_settings: Settings, engine, smtp_sink, running
+) -> None:
+    store.merge_papers(engine, [paper("p-0")])
+    subscriptions.subscribe(engine, quiet_settings, "ada@example.org", "diffusion")
+    with time_machine.travel(utc(2026, 3, 2, 0, 0), tick=False):
+        s = sched.start_scheduler(engine, quiet_settings, catch_up=False)
+        running.append(s)
+        sched.send_job()
+        (row,) = store.digests_for_edition(engine)
+        assert row.status == "sent" and row.message
+        sched.prune_job()  # the same day: kept
+        assert store.digests_for_edition(engine)[0].message
+        sched.stop_scheduler(running.pop())
+    with time_machine.travel(utc(2026, 3, 10, 0, 0), tick=False):
+        running.append(sched.start_scheduler(engine, quiet_settings, catch_up=False))
+        assert "prune" in stored_jobs(engine)
+        sched.prune_job()
+    (row,) = store.digests_for_edition(engine)
+    assert row.status == "sent" and row.message is None and row.paper_ids == ["p-0"]
 
 
 # ---------------------------------------------------------------- restart, catch-up
@@ -186,7 +217,7 @@ def test_changed_settings_replace_stored_jobs(quiet_settings: Settings, engine, 
     running.append(s)
     assert s.get_job("send-due").trigger.interval == timedelta(minutes=2)
     assert s.get_job("fetch-daytime") is None and s.get_job("fetch-arxiv") is not None
-    assert set(stored_jobs(engine)) == {"fetch-arxiv", "send-due"}
+    assert set(stored_jobs(engine)) == {"fetch-arxiv", "send-due", "prune"}
 
 
 # ---------------------------------------------------------------- stopping

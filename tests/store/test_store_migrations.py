@@ -85,6 +85,7 @@ def test_a_database_from_0_1_0_is_adopted_with_every_row_kept(tmp_path, cli, smt
         "revision": store.HEAD,
         "head": store.HEAD,
         "at_head": True,
+        "known": True,
     }
 
     listed = cli("subscribers", "--json")
@@ -247,6 +248,15 @@ def test_db_commands(tmp_path, cli):
     assert empty.stdout.startswith(f"none (behind head {store.HEAD})")
     up = cli("db", "upgrade", extra_env=fresh)
     assert (up.code, up.stdout.strip()) == (0, f"database at {store.HEAD}")
+    with sqlite3.connect(tmp_path / "fresh.db") as conn:  # as a newer digest leaves it
+        conn.execute("UPDATE alembic_version SET version_num = '0999'")
+    newer = cli("db", "current", extra_env=fresh)
+    assert newer.code == 0 and "0999 (unknown to this digest" in newer.stdout
+    assert json.loads(cli("db", "current", "--json", extra_env=fresh).stdout)["known"] is False
+    refused = cli("subscribers", extra_env=fresh)
+    assert refused.code == 2 and "Traceback" not in refused.stderr, refused.stderr
+    with sqlite3.connect(tmp_path / "fresh.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (store.HEAD,))
     history = json.loads(cli("db", "history", "--json", extra_env=fresh).stdout)
     assert history[0] == {
         "revision": store.HEAD,

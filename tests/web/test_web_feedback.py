@@ -176,11 +176,24 @@ def test_manage_page_lists_ratings_and_clears_them(site, settings, engine):
         assert "Reward models for preference optimisation" in page.text
         # the hostile title is escaped
         assert "Jailbreaking chat assistants &lt;b&gt;fast&lt;/b&gt;" in page.text
-        assert page.text.count('action="' + manage + '/forget"') == 3  # two rows + all
-        cleared = post_form(person, manage + "/forget", paper="2401.00002")
-        assert cleared.status_code == 200 and "no longer counts" in cleared.text
+        # one route clears one rating, another clears them all
+        assert page.text.count('action="' + manage + '/ratings/forget"') == 2
+        assert page.text.count('action="' + manage + '/ratings/clear"') == 1
+        assert "Clear all 2 ratings" in page.text
+        cleared = post_form(person, manage + "/ratings/forget", paper="2401.00002")
+        assert cleared.status_code == 200 and "That rating is cleared" in cleared.text
         assert ratings(engine, ada) == [("2401.00001", 1)]
-        post_form(person, manage + "/forget")
+        again = post_form(person, manage + "/ratings/forget", paper="2401.00002")
+        assert "cleared already" in again.text
+        # a one-paper form that lost its paper (or names a hostile one) clears nothing
+        for paper in ({}, {"paper": ""}, {"paper": "x" * 201}, {"paper": "2401.00001\r\n"}):
+            res = post_form(person, manage + "/ratings/forget", **paper)
+            assert res.status_code in (200, 400) and "Traceback" not in res.text
+            assert ratings(engine, ada) == [("2401.00001", 1)]
+        # the old shared route is gone: it cannot clear everything by accident
+        assert post_form(person, manage + "/forget").status_code == 404
+        assert ratings(engine, ada) == [("2401.00001", 1)]
+        assert "Your ratings are cleared" in post_form(person, manage + "/ratings/clear").text
         assert ratings(engine, ada) == []
         assert "None yet" in person.get(manage).text
 

@@ -5,6 +5,7 @@ separate listener (DIGEST_METRICS_LISTEN)."""
 from __future__ import annotations
 
 import httpx
+import pytest
 from conftest import clean_exit, free_port, settings_with, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from web_served import served
@@ -74,6 +75,20 @@ def test_separate_listener(settings, engine):
             assert res.status_code == 404
     finally:
         stop()
+
+
+def test_separate_listener_on_a_busy_port_is_one_clear_error(settings, engine):
+    import socket
+
+    from digest.errors import InputError
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        listen = settings_with(settings, admin_token=TOKEN, metrics_listen=f"127.0.0.1:{port}")
+        with pytest.raises(InputError, match=f"DIGEST_METRICS_LISTEN=127.0.0.1:{port}: cannot"):
+            serve_metrics(listen, engine)
 
 
 def test_separate_listener_without_a_token_says_why_it_serves_nothing(settings, engine, caplog):
