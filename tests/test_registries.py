@@ -112,6 +112,7 @@ def test_a_registry_of_ones_own_replaces_the_default(settings: Settings):
     assert [j.id for j in job_specs(replace(settings, sources="toy:y"), only_toy)] == [
         "fetch-arxiv",
         "send-due",
+        "prune",
     ]
     with pytest.raises(ValueError, match="already registered"):
         only_toy.register(TOY)

@@ -64,15 +64,25 @@ class TextSpans:
     """One text, split into analysed words once; the spans of each label found in it
     are computed on first request and kept (a label's spans never change)."""
 
-    __slots__ = ("text", "found", "_starts", "_sorted", "_labels", "_shown")
+    __slots__ = ("text", "_words", "_found", "_starts", "_sorted", "_labels", "_shown")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.found: Found = _analysed(text)
+        self._words = _words_of(text)
+        self._found: Found | None = None
         self._starts: dict[str, list[int]] | None = None
-        self._sorted: list[tuple[str, int]] | None = None
+        self._sorted: tuple[list[str], dict[str, list[int]]] | None = None
         self._labels: dict[str, list[tuple[int, int]]] = {}
         self._shown: dict[str, list[str]] = {}
+
+    @property
+    def found(self) -> Found:
+        """(folded word, stem, start, end) for each word; the stems are worked out on
+        the first term that needs them (a one-word prefix does not: an abstract
+        searched only for the words `agent*` matched is never stemmed)."""
+        if self._found is None:
+            self._found = [(w, stem(w), s, e) for w, s, e in self._words]
+        return self._found
 
     def label_spans(self, label: str) -> list[tuple[int, int]]:
         """Spans of `label` in the text, form by form as `label_forms` lists them."""
@@ -85,29 +95,40 @@ class TextSpans:
 
     def _form_spans(self, form: Form) -> list[tuple[int, int]]:
         """`form_spans(form, self.found)`, starting only where the first word can."""
-        found = self.found
         if not form:
-            return form_spans(form, found)
+            return form_spans(form, self.found)
         first, prefix = form[0]
-        if prefix:  # the words a prefix starts are a run of the words sorted
+        if prefix:  # the words a prefix starts are a run of the distinct words sorted
             if self._sorted is None:
-                self._sorted = sorted(zip([w[0] for w in found], range(len(found)), strict=True))
-            ordered = self._sorted
+                self._sorted = self._word_positions()
+            ordered, positions = self._sorted
             starts = []
-            for at in range(bisect_left(ordered, (first, -1)), len(ordered)):
-                if not ordered[at][0].startswith(first):
+            for at in range(bisect_left(ordered, first), len(ordered)):
+                if not ordered[at].startswith(first):
                     break
-                starts.append(ordered[at][1])
+                starts += positions[ordered[at]]
             starts.sort()
+            if len(form) == 1:
+                words_ = self._words
+                return [(words_[i][1], words_[i][2]) for i in starts]
         else:
             if self._starts is None:
                 self._starts = {}
-                for i, (_, stemmed, _, _) in enumerate(found):
+                for i, (_, stemmed, _, _) in enumerate(self.found):
                     self._starts.setdefault(stemmed, []).append(i)
             starts = self._starts.get(first, [])
+        found = self.found
         if len(form) == 1:  # every start is a whole match
             return [(found[i][2], found[i][3]) for i in starts]
         return form_spans(form, found, starts)
+
+    def _word_positions(self) -> tuple[list[str], dict[str, list[int]]]:
+        """The distinct words sorted, and where each occurs (sorting the words alone,
+        not (word, position) pairs, keeps a long abstract cheap)."""
+        positions: dict[str, list[int]] = {}
+        for i, w in enumerate(self._words):
+            positions.setdefault(w[0], []).append(i)
+        return sorted(positions), positions
 
     def matched_texts(self, label: str) -> list[str]:
         """What `label` matched, as written (spaces made single), a capital that only
@@ -124,7 +145,7 @@ class TextSpans:
 
     def spans(self, labels: Iterable[str]) -> list[tuple[int, int]]:
         """Character spans of the text that the labels cover, sorted and disjoint."""
-        if not self.found:
+        if not self._words:
             return []
         merged: list[tuple[int, int]] = []
         for start, end in sorted(span for label in labels for span in self.label_spans(label)):
@@ -135,17 +156,15 @@ class TextSpans:
         return merged
 
 
-def _analysed(text: str) -> Found:
-    """(folded word, stem, start, end) for each word of `text`, as `words` gives them;
+def _words_of(text: str) -> list[tuple[str, int, int]]:
+    """(folded word, start, end) for each word of `text`, as `words` gives them;
     ASCII text (most titles and summaries) in one pass over its lower-cased copy,
     where folding a word is lower-casing it and keeps every position."""
     if not text:
         return []
     if text.isascii():
-        return [
-            (w, stem(w), m.start(), m.end()) for m in _WORD.finditer(text.lower()) for w in (m[0],)
-        ]
-    return [(w, stem(w), s, e) for w, s, e in words(text)]
+        return [(m[0], m.start(), m.end()) for m in _WORD.finditer(text.lower())]
+    return list(words(text))
 
 
 class TextAnalysis:

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from digest.matching.lexical import query_terms, terms
+from digest.matching.lexical import BIGRAM_WEIGHT, QUERY_DROP, bigrams, query_terms, terms
 
 MAX_INTEREST_CHARS = 4000
 MAX_EXAMPLES = 200
@@ -113,8 +113,16 @@ class Interest:
     disliked: tuple[str, ...] = ()
     vector: np.ndarray | None = field(default=None, compare=False, hash=False, repr=False)
     # Analysed once, when the profile is built (not per edition): the topic's BM25
-    # terms with their counts, and each exclusion's words.
-    words: tuple[tuple[str, float], ...] = field(default=(), compare=False, repr=False)
+    # words (each once) and their weights, side by side (ranking reads them as flat
+    # runs for a whole block of profiles); its pairs of adjacent words ("a b"), their
+    # weights and, two per pair, the positions of their words in `words` (so ranking
+    # finds a pair's term from its words' ids, without a lookup by string); and each
+    # exclusion's words.
+    words: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    weights: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    pairs: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    pair_weights: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    pair_at: tuple[int, ...] = field(default=(), compare=False, repr=False)
     excluded_words: tuple[tuple[str, ...], ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
@@ -129,9 +137,24 @@ class Interest:
         topic, exclusions = split_interest(clean)
         like = tuple(dict.fromkeys(liked))[:MAX_EXAMPLES]
         dislike = tuple(i for i in dict.fromkeys(disliked) if i not in like)[:MAX_EXAMPLES]
-        words = tuple((w, float(c)) for w, c in Counter(query_terms(topic)).items())
-        excluded = tuple(t for t in (tuple(terms(e)) for e in exclusions) if t)
-        return cls(clean, topic, exclusions, like, dislike, vector, words, excluded)
+        counted = Counter(query_terms(topic))
+        words, weights = tuple(counted), tuple(float(c) for c in counted.values())
+        paired = Counter(bigrams(topic, QUERY_DROP))  # both words are in `words`
+        at = {w: i for i, w in enumerate(words)}
+        return cls(
+            clean,
+            topic,
+            exclusions,
+            like,
+            dislike,
+            vector,
+            words,
+            weights,
+            tuple(paired),
+            tuple(BIGRAM_WEIGHT * c for c in paired.values()),
+            tuple(at[w] for pair in paired for w in pair.split(" ")),
+            tuple(t for t in (tuple(terms(e)) for e in exclusions) if t),
+        )
 
     def with_examples(self, liked: tuple[str, ...], disliked: tuple[str, ...]) -> Interest:
         """The same interest with more example papers (ratings from the email)."""

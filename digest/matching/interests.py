@@ -32,7 +32,8 @@ import os
 import threading
 from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -131,20 +132,13 @@ def as_semantic(papers: Sequence[Any]) -> SemanticPapers:
 
 
 def _standardise(rows: np.ndarray, weight: float) -> np.ndarray:
-    """`weight * _z(rows)`, in place on float32 `rows` (four passes, no temporaries
+    """`weight` times each row standardised over its papers (a flat row: zeros), in place on float32 `rows` (four passes, no temporaries
     the size of the block: at 100,000 profiles each pass over the scores counts)."""
     n = rows.shape[1]
     rows -= (rows.sum(axis=1, dtype=np.float64) / n).astype(np.float32)[:, None]
     sd = np.sqrt(np.einsum("ij,ij->i", rows, rows).astype(np.float64) / n)
     rows *= np.where(sd > 1e-9, weight / np.maximum(sd, 1e-9), 0.0).astype(np.float32)[:, None]
     return rows
-
-
-def _z(rows: np.ndarray) -> np.ndarray:
-    """Each row standardised over its papers; a flat row becomes zeros."""
-    mean = rows.mean(axis=1, keepdims=True)
-    sd = rows.std(axis=1, keepdims=True)
-    return np.where(sd > 1e-9, (rows - mean) / np.maximum(sd, 1e-9), 0.0).astype(np.float32)
 
 
 @dataclass
@@ -176,6 +170,7 @@ class InterestScorer:
         self._example_cache: dict[str, Example | None] = {}
         self._plans: dict[Interest, _Plan] = {}
         self._words_of: dict[str, dict[str, float]] = {}
+        self._encoded_of: dict[str, np.ndarray] = {}
         self._excluded: dict[tuple[str, ...], np.ndarray] = {}
 
     @property
@@ -214,8 +209,10 @@ class InterestScorer:
 
     def _plan(self, part: Interest) -> _Plan:
         postings = self.index.postings
-        topic = {w: c for w, c in part.words if w in postings}
-        unseen = len(part.words) - len(topic)  # in no paper today: none has them
+        written = zip(part.words + part.pairs, part.weights + part.pair_weights, strict=True)
+        topic = {w: c for w, c in written if w in postings}
+        # words (not pairs) in no paper today: none has them
+        unseen = sum(1 for w in part.words if w not in postings)
         liked = [e for e in map(self.example, part.liked) if e is not None]
         disliked = [e for e in map(self.example, part.disliked) if e is not None]
         likes: dict[str, float] = {}
@@ -247,80 +244,167 @@ class InterestScorer:
             liked_terms,
             list(part.excluded_words),
             encoded,
-            float(self.index.idf_of[encoded[0]].sum()) + self.index.unseen_idf * unseen,
+            float(self.index.cover_of[encoded[0]].sum()) + self.index.unseen_idf * unseen,
         )
+
+    def _encoded_distinctive(self, example: Example) -> np.ndarray:
+        """The term ids of `_distinctive(example)` (once per example)."""
+        found = self._encoded_of.get(example.id)
+        if found is None:
+            ids = self.index.ids
+            words = self._distinctive(example)
+            found = np.fromiter((ids[w] for w in words), np.int64, len(words))
+            self._encoded_of[example.id] = found
+        return found
+
+    def _examples_in(self, parts: Sequence[Interest]) -> _BlockExamples:
+        """The example papers of a block's parts, gathered as flat arrays (a short
+        loop over the parts that have any: most have none)."""
+        ex = _BlockExamples()
+        for r, part in enumerate(parts):
+            if not (part.liked or part.disliked):
+                continue
+            for pid in part.liked + part.disliked:  # known already: not news
+                at = self._in_batch.get(pid)
+                if at is not None:
+                    ex.seen.append((r, at))
+            for found, words, vectors in (
+                ([e for e in map(self.example, part.liked) if e is not None], ex.likes, ex.liked),
+                (
+                    [e for e in map(self.example, part.disliked) if e is not None],
+                    ex.dislikes,
+                    ex.disliked,
+                ),
+            ):
+                for e in found:
+                    words.append((r, self._encoded_distinctive(e), 1.0 / len(found)))
+                    if e.vector is not None:
+                        vectors.append((r, e.vector))
+        return ex
 
     def score(self, parts: Sequence[Interest]) -> tuple[np.ndarray, np.ndarray]:
         """(fused scores, eligible) for a block of parts: one row each.
 
-        A part without example papers (most) needs no plan: the block's topic words
-        become one array of (row, term id, weight) triples scored in one go
-        (`LexicalIndex.score_flat`), its vector a row of one matrix product. A part
-        with examples is planned (`plan`) and joins the same arrays."""
+        No per-part Python beyond reading its words: the block's topic words (and the
+        liked papers' distinctive words) become one array of (row, term id, weight)
+        triples scored in one go (`LexicalIndex.score_flat`), the profile vectors
+        (Rocchio with the liked papers) rows of one matrix product. `plan` computes
+        the same per part, for explanations."""
         index, b = self.index, len(parts)
-        planned = {r: self.plan(p) for r, p in enumerate(parts) if p.liked or p.disliked}
-        simple = [p for r, p in enumerate(parts) if r not in planned] if planned else parts
-        where = [r for r in range(b) if r not in planned] if planned else range(b)
-        lens = np.fromiter((len(p.words) for p in simple), np.int64, len(simple))
+        lens = np.fromiter(map(len, (p.words for p in parts)), np.int64, b)
         total = int(lens.sum())
-        get = index.ids.get
-        tids = np.fromiter((get(w, -1) for p in simple for w, _ in p.words), np.int64, total)
-        ws = np.fromiter((c for p in simple for _, c in p.words), np.float32, total)
-        rows = np.repeat(np.fromiter(where, np.int64, len(simple)), lens)
+        words = chain.from_iterable([p.words for p in parts])
+        tids = np.fromiter(map(index.ids.get, words, repeat(-1)), np.int64, total)
+        ws = np.fromiter(chain.from_iterable([p.weights for p in parts]), np.float32, total)
+        rows = np.repeat(np.arange(b), lens)
+        rows, tids, ws = self._with_pairs(parts, lens, rows, tids, ws)
         known = tids >= 0
         unseen = np.bincount(rows[~known], minlength=b)  # words in no paper today
         rows, tids, ws = rows[known], tids[known], ws[known]
+        ex = self._examples_in(parts)
+        if ex.likes:
+            rows, tids, ws = _summed(
+                np.concatenate([rows, *(np.full(len(t), r) for r, t, _ in ex.likes)]),
+                np.concatenate([tids, *(t for _, t, _ in ex.likes)]),
+                np.concatenate([ws, *(np.full(len(t), w, np.float32) for _, t, w in ex.likes)]),
+                len(index.idf_of),
+            )
         topical = np.bincount(rows, minlength=b) > 0
-        if planned:
-            extra = [(r, plan.query) for r, plan in planned.items()]
-            rows = np.concatenate([rows] + [np.full(len(q[0]), r) for r, q in extra])
-            tids = np.concatenate([tids] + [q[0] for _, q in extra])
-            ws = np.concatenate([ws] + [q[1] for _, q in extra])
-        mass = np.bincount(rows, index.idf_of[tids], minlength=b) + index.unseen_idf * unseen
-        for r, done in planned.items():
-            mass[r] = done.mass
-            topical[r] = bool(done.topic or done.likes)
+        mass = np.bincount(rows, index.cover_of[tids], minlength=b) + index.unseen_idf * unseen
         bm25, present = index.score_flat(b, rows, tids, ws)
         # coverage: the share of each query's idf mass present in a paper
         mass[mass == 0] = 1.0
         eligible = present >= (COVERAGE * mass).astype(np.float32)[:, None]
+        del present
         fused = _standardise(bm25, 1.0)
         has_vector = np.zeros(b, dtype=bool)
         if self.vectors is not None and len(self.vectors):
-            vecs = np.zeros((b, self.vectors.shape[1]), dtype=np.float32)
-            for r, p in enumerate(parts):
-                v = planned[r].vector if r in planned else self._vector_of(p)
-                if v is not None:
-                    vecs[r], has_vector[r] = v, True
+            vecs = self._profile_vectors(parts, ex)
+            has_vector = np.einsum("ij,ij->i", vecs, vecs) > 0
             cos = vecs @ self.vectors.T  # a zero row: cosine 0, standardised to 0
             eligible |= cos >= MIN_COSINE
             fused += _standardise(cos, SEM)
-        self._push_disliked(planned, fused)
-        for r, p in enumerate(parts):
-            if p.excluded_words:
-                eligible[r] &= ~self.excluded_by(p.excluded_words)
-        for r in planned:
-            for pid in parts[r].liked + parts[r].disliked:  # known already: not news
-                if pid in self._in_batch:
-                    eligible[r, self._in_batch[pid]] = False
+        self._push_disliked(ex, fused)
+        excluding = [r for r, p in enumerate(parts) if p.excluded_words]
+        if excluding:
+            eligible[excluding] &= ~np.array(
+                [self.excluded_by(parts[r].excluded_words) for r in excluding]
+            )
+        if ex.seen:
+            seen = np.array(ex.seen, dtype=np.int64)
+            eligible[seen[:, 0], seen[:, 1]] = False
         eligible[~(topical | has_vector)] = False  # nothing to match on
         return fused, eligible
+
+    def _with_pairs(
+        self,
+        parts: Sequence[Interest],
+        lens: np.ndarray,
+        rows: np.ndarray,
+        tids: np.ndarray,
+        ws: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The block's (row, term id, weight) word triples, followed by those of the
+        pairs some paper has: a pair's id is found from its two words' ids
+        (`LexicalIndex.pair_ids`), so pairs no paper has cost no lookup by string."""
+        counts = np.fromiter(map(len, (p.pair_at for p in parts)), np.int64, len(parts))
+        if not counts.any():
+            return rows, tids, ws
+        at = np.fromiter(chain.from_iterable([p.pair_at for p in parts]), np.int64).reshape(-1, 2)
+        pair_rows = np.repeat(np.arange(len(parts)), counts // 2)
+        at += (np.cumsum(lens) - lens)[pair_rows, None]  # positions in the block's words
+        found = self.index.pair_ids(tids[at[:, 0]], tids[at[:, 1]])
+        pw = np.fromiter(chain.from_iterable([p.pair_weights for p in parts]), np.float32)
+        keep = found >= 0
+        return (
+            np.concatenate([rows, pair_rows[keep]]),
+            np.concatenate([tids, found[keep]]),
+            np.concatenate([ws, pw[keep]]),
+        )
+
+    def _profile_vectors(self, parts: Sequence[Interest], ex: _BlockExamples) -> np.ndarray:
+        """Each part's vector: its topic's, moved towards its liked papers (Rocchio:
+        the topic plus LIKE times the liked papers' unit centroid, normalised)."""
+        assert self.vectors is not None
+        zero = np.zeros(self.vectors.shape[1], dtype=np.float32)
+        found = [p.vector if p.vector is not None else self._vector_of(p) for p in parts]
+        vecs = np.array([zero if v is None else v for v in found], dtype=np.float32)
+        if ex.liked:
+            at = np.array([r for r, _ in ex.liked], dtype=np.int64)
+            centroid = np.zeros_like(vecs)
+            np.add.at(centroid, at, np.array([v for _, v in ex.liked], dtype=np.float32))
+            moved = np.unique(at)
+            vecs[moved] += LIKE * _unit_rows(centroid[moved])
+            vecs[moved] = _unit_rows(vecs[moved])
+        return vecs
 
     def _vector_of(self, part: Interest) -> np.ndarray | None:
         return part.vector if part.vector is not None else self.papers.topic_vector(part.topic)
 
-    def _push_disliked(self, planned: Mapping[int, _Plan], fused: np.ndarray) -> None:
-        """Disliked papers push their neighbours down (words and, with vectors, cosine)."""
-        pushed = [r for r, p in planned.items() if p.dislikes]
-        if not pushed:
+    def _push_disliked(self, ex: _BlockExamples, fused: np.ndarray) -> None:
+        """Disliked papers push their neighbours down: z(BM25 of their distinctive
+        words), averaged with z(cosine to their centroid) when they have vectors."""
+        if not ex.dislikes:
             return
-        index = self.index
-        push = _z(index.score_block([index.encode(planned[r].dislikes) for r in pushed])[0])
-        for k, r in enumerate(pushed):
-            dv = planned[r].disliked_vector
-            if dv is not None and self.vectors is not None:
-                push[k] = 0.5 * push[k] + 0.5 * _z((self.vectors @ dv)[None])[0]
-            fused[r] -= DISLIKE * push[k]
+        pushed = np.unique(np.array([r for r, _, _ in ex.dislikes], dtype=np.int64))
+        local = np.searchsorted(pushed, [r for r, _, _ in ex.dislikes])
+        rows, tids, ws = _summed(
+            np.concatenate(
+                [np.full(len(t), k) for k, (_, t, _) in zip(local, ex.dislikes, strict=True)]
+            ),
+            np.concatenate([t for _, t, _ in ex.dislikes]),
+            np.concatenate([np.full(len(t), w, np.float32) for _, t, w in ex.dislikes]),
+            len(self.index.idf_of),
+        )
+        push = _standardise(self.index.score_flat(len(pushed), rows, tids, ws)[0], 1.0)
+        if ex.disliked and self.vectors is not None:
+            at = np.searchsorted(pushed, [r for r, _ in ex.disliked])
+            centroid = np.zeros((len(pushed), self.vectors.shape[1]), dtype=np.float32)
+            np.add.at(centroid, at, np.array([v for _, v in ex.disliked], dtype=np.float32))
+            with_vec = np.unique(at)
+            cos = _unit_rows(centroid[with_vec]) @ self.vectors.T
+            push[with_vec] = 0.5 * push[with_vec] + _standardise(cos, 0.5)
+        fused[pushed] -= DISLIKE * push
 
     def excluded_by(self, exclusions: Sequence[tuple[str, ...]]) -> np.ndarray:
         """Papers any of `exclusions` rules out (see the module docstring)."""
@@ -372,6 +456,34 @@ class InterestScorer:
         return (k, sims[k]) if sims[k] >= floor else None
 
 
+@dataclass
+class _BlockExamples:
+    """A block's example papers as (row, ...) entries: the distinctive words of each
+    liked / disliked paper (term ids, weight 1/number of such papers of the row),
+    their vectors, and the (row, paper index) pairs of examples in this paper set."""
+
+    likes: list[tuple[int, np.ndarray, float]] = field(default_factory=list)
+    dislikes: list[tuple[int, np.ndarray, float]] = field(default_factory=list)
+    liked: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    disliked: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    seen: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _summed(
+    rows: np.ndarray, tids: np.ndarray, ws: np.ndarray, vocab: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, term id, weight) triples with each (row, term) once, weights summed (a
+    liked paper's word may be the topic's too: `score_flat` wants each term once)."""
+    keys, at = np.unique(rows.astype(np.int64) * vocab + tids, return_inverse=True)
+    return keys // vocab, keys % vocab, np.bincount(at, ws).astype(np.float32)
+
+
+def _unit_rows(rows: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero)."""
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    return (rows / np.where(norms > 1e-9, norms, 1.0)[:, None]).astype(np.float32)
+
+
 def _merge(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
     out = dict(a)
     for k, v in b.items():
@@ -394,15 +506,19 @@ def _rocchio(topic: np.ndarray | None, liked: list[np.ndarray]) -> np.ndarray | 
 
 
 def _surface(stems: Sequence[str], paper: Any) -> list[str]:
-    """The words of `paper` behind each stem, as first written there."""
+    """The words of `paper` behind each term, as first written there (a pair of
+    words, "a b", as the two words written next to each other)."""
     if not stems:
         return []
     text = f"{getattr(paper, 'title', '') or ''} {(getattr(paper, 'abstract', '') or '')[:20000]}"
     wanted = dict.fromkeys(stems, "")
+    previous = ("", "")
     for w in tokens(text):
         s = stem_word(w)
-        if s in wanted and not wanted[s]:
-            wanted[s] = w
+        for term, written in ((s, w), (f"{previous[0]} {s}", f"{previous[1]} {w}")):
+            if term in wanted and not wanted[term]:
+                wanted[term] = written
+        previous = (s, w)
     return [w for w in wanted.values() if w]
 
 

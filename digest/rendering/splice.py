@@ -183,9 +183,12 @@ class CardLines:
     LINE_MEMORY = 64
 
     def __init__(self, lines: list[str | tuple[str | Hole, ...]]) -> None:
-        # A fixed line is its text; a line with holes is its pieces.
-        self.lines = [
-            (line, b"\r\n" + qp_line(line)) if isinstance(line, str) else (line, b"")
+        # A fixed line is its text and encoding; a line with holes is its pieces and
+        # the fields of its holes (what its memory is keyed by).
+        self.lines: list[tuple[str | tuple[str | Hole, ...], bytes, tuple[str, ...]]] = [
+            (line, b"\r\n" + qp_line(line), ())
+            if isinstance(line, str)
+            else (line, b"", tuple(p.field for p in line if isinstance(p, Hole)))
             for line in lines
         ]
         self._memory: list[dict[object, tuple[str, bytes]]] = [{} for _ in lines]
@@ -226,12 +229,17 @@ class CardLines:
         or None when a value brought a line break (then it is cut after filling)."""
         texts: list[str] = []
         encoded: list[bytes] = []
-        for k, (line, fixed) in enumerate(self.lines):
+        for k, (line, fixed, fields) in enumerate(self.lines):
             if isinstance(line, str):
                 texts.append(line)
                 encoded.append(fixed)
                 continue
-            key = tuple(_key(values[p.field]) for p in line if not isinstance(p, str))
+            # one hole (most lines): its value's key; more: the tuple of their keys
+            key = (
+                _key(values[fields[0]])
+                if len(fields) == 1
+                else tuple([_key(values[f]) for f in fields])
+            )
             memory = self._memory[k]
             known = memory.get(key)
             if known is None:
@@ -250,8 +258,8 @@ class CardLines:
 
 
 def _key(value: str | Sequence[Part] | Marks) -> object:
+    if isinstance(value, Marks):  # the usual value: checked first
+        return value.key()
     if isinstance(value, str):
         return value
-    if isinstance(value, Marks):
-        return value.key()
     return tuple(value)

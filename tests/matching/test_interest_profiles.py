@@ -263,3 +263,48 @@ def test_ratings_join_the_profile_as_examples(engine, settings):
     assert kinds == {KeywordQuery, Interest}
     part = next(p for p in profile.parts if isinstance(p, Interest))
     assert part.liked == ("2401.10580", "2402.08925") and part.disliked == ("2312.00001",)
+
+
+@pytest.mark.parametrize(
+    "british, american",
+    [
+        ("optimisation", "optimization"),
+        ("tokenisers", "tokenizers"),
+        ("modelling", "modeling"),
+        ("labelled", "labeled"),
+        ("behaviour", "behavior"),
+        ("analysed", "analyzed"),
+    ],
+)
+def test_british_spellings_match_american_ones(british, american):
+    """Interests are often written in British English, papers mostly in American."""
+    doc = SimpleNamespace(id="a", title=f"Better {american} of networks", abstract="")
+    other = SimpleNamespace(id="b", title="Something unrelated entirely", abstract="")
+    top = ranked(interest(f"{british} of networks"), SemanticPapers([other, doc]))
+    assert top[:1] == ["a"]
+
+
+def test_a_shared_phrase_outranks_the_same_words_apart_and_explains_the_match():
+    """Adjacent words of the interest are a term too: the paper that says "reward
+    models" beats one that has "reward" and "models" far apart, and the explanation
+    names the phrase once, not its words one by one."""
+    apart = SimpleNamespace(
+        id="apart",
+        title="Models of reward in animal learning",
+        abstract="We study how models predict reward in animals.",
+    )
+    phrase = SimpleNamespace(
+        id="phrase",
+        title="Reward models for animal learning",
+        abstract="We study how reward models predict learning in animals.",
+    )
+    filler = [
+        SimpleNamespace(id=f"f{i}", title=f"Topic {i} of vision", abstract="Vision study.")
+        for i in range(6)
+    ]
+    profile = Profile((Interest.of("reward models"),), Limits(5))
+    found = rank({0: profile}, SemanticPapers([apart, phrase, *filler]))[0]
+    assert [m.paper_id for m in found[:2]] == ["phrase", "apart"]
+    assert [h.term for h in found[0].hits] == ["reward models"]
+    assert [h.term for h in found[1].hits] != ["reward models"]
+    assert all(h.term.lower() in paper_text(apart).lower() for h in found[1].hits)
