@@ -10,7 +10,8 @@ The public surface other stages use (the callers use nothing else):
   a person typed (strict: raises `QueryError` with a position) (`profiles.py`, whose
   docstring says how to add a kind),
 - `Weights.from_settings(settings)`: the operator's ranking weights,
-- `Match` with `.score`, `.hits`, `.terms()` and `.why()`,
+- `Match` with `.score`, `.hits`, `.terms()` and `.why()`, and `explanations_json`
+  (a digest's matches as the JSON text its outbox row stores),
 - `highlight_spans(text, match)`: the character spans of `text` to highlight,
 - `matched_authors(authors, match)`: which authors an `author:` term found,
 - `readable_terms([(match, paper), ...])`: what matched, in words (for subjects),
@@ -39,7 +40,7 @@ from digest.matching.index import IndexedPapers, match_all
 from digest.matching.interest import Interest, split_interest
 from digest.matching.interests import Example, SemanticPapers
 from digest.matching.matcher import ProfileKindError, rank
-from digest.matching.model import Hit, Limits, Match, Weights
+from digest.matching.model import Hit, Limits, Match, Weights, explanations_json
 from digest.matching.profiles import (
     KeywordQuery,
     Profile,
@@ -68,6 +69,7 @@ __all__ = [
     "Weights",
     "compile_profile",
     "compile_stored",
+    "explanations_json",
     "highlight_spans",
     "match_all",
     "matched_authors",

@@ -335,8 +335,11 @@ class IndexedPapers(Sequence[Any]):
 def _hits(stats: Mapping[str, TermStats], terms: Sequence[Term], i: int) -> list[Hit]:
     out: list[Hit] = []
     for t in terms:
-        field_bits = stats[t.key].field_bits
-        out.extend(Hit(t.label, f, t.topic) for f in t.fields if field_bits[f] >> i & 1)
+        st = stats[t.key]
+        if st.contrib is not None and i not in st.contrib:
+            continue  # most of a profile's terms are not in a given paper: one lookup
+        field_bits = st.field_bits
+        out.extend([hit for f, hit in t.hit_of if field_bits[f] >> i & 1])
     return out
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from json import dumps
+from json.encoder import encode_basestring_ascii as _quoted  # what json.dumps writes
 from typing import Any
 
 from digest.config import Settings
@@ -37,7 +40,7 @@ class Match:
     dominate the edition's cost.
     """
 
-    __slots__ = ("paper_id", "score", "_hits", "_explain", "_terms", "_at")
+    __slots__ = ("paper_id", "score", "_hits", "_explain", "_terms", "_at", "_why", "_labels")
 
     def __init__(
         self,
@@ -52,6 +55,8 @@ class Match:
         self._explain: Any = explain
         self._terms: Any = None
         self._at = 0
+        self._why: str | None = None
+        self._labels: tuple[str, ...] | None = None
 
     @classmethod
     def lazy(cls, paper_id: str, score: float, source: Any, terms: Any, at: int) -> Match:
@@ -59,6 +64,7 @@ class Match:
         m = cls.__new__(cls)
         m.paper_id, m.score, m._hits = paper_id, score, None
         m._explain, m._terms, m._at = source, terms, at
+        m._why = m._labels = None
         return m
 
     @property
@@ -74,11 +80,23 @@ class Match:
     @hits.setter
     def hits(self, value: list[Hit]) -> None:
         self._hits, self._explain, self._terms = value, None, None
+        self._why = self._labels = None
 
     def terms(self) -> list[str]:
-        return list(dict.fromkeys(h.term for h in self.hits))
+        """The matched terms as written, each once, in hit order (worked out once: the
+        cards, the subject line and the explanation all ask)."""
+        if self._labels is None:
+            self._labels = tuple(dict.fromkeys(h.term for h in self.hits))
+        return list(self._labels)
 
     def why(self) -> str:
+        """The one-line reason (see `_describe`), worked out once per match: the card
+        and the stored explanation both show it."""
+        if self._why is None:
+            self._why = self._describe()
+        return self._why
+
+    def _describe(self) -> str:
         """`matched: diffusion, robot*, topic:robot-learning (manipulation)`, then what an
         interest found: `similar to your interest (reward, preference)`, `like "<title>"
         you liked (dpo)`."""
@@ -109,6 +127,37 @@ class Match:
             "why": self.why(),
         }
 
+    def json_text(self) -> str:
+        """`json.dumps(self.to_json())`, the same text, written without the dicts: an
+        edition stores one per matched paper (see `explanations_json`)."""
+        score = round(self.score, 4)
+        try:
+            hits = ", ".join(
+                [
+                    '{"term": '
+                    + _quoted(h.term)
+                    + ', "field": '
+                    + _quoted(h.field)
+                    + ', "topic": '
+                    + ("null" if h.topic is None else _quoted(h.topic))
+                    + "}"
+                    for h in self.hits
+                ]
+            )
+            why = _quoted(self.why())
+        except TypeError:  # not text (a hit read back from elsewhere): the general way
+            return dumps(self.to_json())
+        number = float.__repr__(score) if type(score) is float and math.isfinite(score) else None
+        return (
+            '{"score": '
+            + (number if number is not None else dumps(score))
+            + ', "hits": ['
+            + hits
+            + '], "why": '
+            + why
+            + "}"
+        )
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Match):
             return NotImplemented
@@ -118,6 +167,21 @@ class Match:
 
     def __repr__(self) -> str:
         return f"Match({self.paper_id!r}, {self.score!r}, {self.hits!r})"
+
+
+def explanations_json(matches: Sequence[Match]) -> str:
+    """A digest's stored explanations as JSON text: exactly
+    `json.dumps({m.paper_id: m.to_json() for m in matches})` (what the JSON column
+    wrote for the dict, which the web page and `digest explain` read back), in one
+    pass with no intermediate dicts: it is built for every digest of an edition."""
+    ids = [m.paper_id for m in matches]
+    if len(set(ids)) != len(ids) or any(type(i) is not str for i in ids):
+        return dumps({m.paper_id: m.to_json() for m in matches})  # the dict's own rules
+    return (
+        "{"
+        + ", ".join([_quoted(i) + ": " + m.json_text() for i, m in zip(ids, matches, strict=True)])
+        + "}"
+    )
 
 
 @dataclass(frozen=True)

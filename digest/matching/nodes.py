@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from digest.matching.model import Hit
+
 FIELDS = ("title", "abstract", "author", "keyword", "category")
 TEXT_FIELDS = ("title", "abstract")
 
@@ -51,7 +53,7 @@ def form_in(form: Form, field: FieldText) -> bool:
 class Term:
     """A leaf: alternatives (`forms`, from synonyms) searched in some fields."""
 
-    __slots__ = ("label", "fields", "forms", "topic", "key")
+    __slots__ = ("label", "fields", "forms", "topic", "key", "hit_of")
 
     def __init__(
         self, label: str, fields: tuple[str, ...], forms: tuple[Form, ...], topic: str | None
@@ -66,6 +68,9 @@ class Term:
             + "\x1f"
             + "\x1e".join(" ".join(t + ("*" if p else "") for t, p in f) for f in forms)
         )
+        # The hit this term makes in each field, made once (terms are shared through
+        # the compile caches) rather than once per matched paper.
+        self.hit_of = tuple((f, Hit(label, f, topic)) for f in fields)
 
     def fields_in(self, doc: Doc) -> list[str]:
         return [f for f in self.fields if any(form_in(form, doc[f]) for form in self.forms)]

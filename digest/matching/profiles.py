@@ -46,7 +46,7 @@ import numpy as np
 from digest.matching import nodes
 from digest.matching.interest import Interest
 from digest.matching.model import Limits
-from digest.matching.query import compile_profile, compile_stored
+from digest.matching.query import PROFILES_KEPT, compile_profile, compile_stored
 
 
 class ProfilePart(Protocol):
@@ -134,7 +134,7 @@ def profile_of(
     )
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=PROFILES_KEPT)
 def _stored_profile(
     keywords: str,
     interest: str,

@@ -363,7 +363,16 @@ def query_warnings(text: str) -> list[str]:
     return out
 
 
-@lru_cache(maxsize=1 << 16)
+# What the compile caches keep, least recently used first out. An edition of 100,000
+# mostly distinct profiles would otherwise keep every one of them (about 1 kB each,
+# with their terms) in every build worker: memory growing with the edition, not with
+# its papers. Profiles shared by many subscribers stay (they are used again and
+# again); the rest were needed for one chunk. Terms are fewer (a vocabulary's worth).
+PROFILES_KEPT = 8192
+TERMS_KEPT = 16384
+
+
+@lru_cache(maxsize=TERMS_KEPT)
 def _leaf(kind: str, value: str, field: str | None, topic: str | None) -> Node:
     """One term, compiled once and shared by every profile that writes it the same way
     (terms are immutable): 100,000 profiles hold far fewer distinct terms. Error
@@ -394,7 +403,7 @@ def _compile(text: str) -> Profile:
     return Profile.from_root(text, Parser(text).parse())
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=PROFILES_KEPT)
 def compile_profile(text: str) -> Profile:
     """Parse and compile a profile once; the same text gives the same (immutable) Profile,
     so an edition with 100,000 subscribers does not parse 100,000 queries again."""

@@ -71,7 +71,9 @@ def _most_matched(
     counts: Counter[str] = Counter()
     for match, paper in found:
         fields = {h.field for h in match.hits if h.term == label}
-        for field in fields & _TEXT_FIELDS.keys():
+        # In a fixed order (a set's order changes with the hash seed, and on a tie the
+        # text counted first wins: the subject must not change from run to run).
+        for field in [f for f in _TEXT_FIELDS if f in fields]:
             for attr in _TEXT_FIELDS[field]:
                 for text in _texts(getattr(paper, attr, None)):
                     counts.update(analysis.of(text, SCAN).matched_texts(label))

@@ -25,7 +25,15 @@ from digest import semantic, store
 from digest.config import Settings
 from digest.errors import InputError
 from digest.logs import log_event
-from digest.matching import IndexedPapers, Match, Profile, SemanticPapers, Weights, rank
+from digest.matching import (
+    IndexedPapers,
+    Match,
+    Profile,
+    SemanticPapers,
+    Weights,
+    explanations_json,
+    rank,
+)
 from digest.models import Paper
 from digest.rendering import EditionRenderer, Item
 from digest.states import DigestStatus
@@ -256,7 +264,7 @@ class EditionBuilder:
             start,
             self.plan.top,
             [],
-            {},
+            "{}",
             last_error=f"{what}: {reason}"[:500],
             recipient=sub.email,
         )
@@ -271,7 +279,9 @@ class EditionBuilder:
         by_id: dict[str, Paper],
         report: BuildReport,
     ) -> Built:
-        explanations = {m.paper_id: m.to_json() for m in matches}
+        # One JSON text per digest, exactly what storing the dict wrote (see
+        # `explanations_json`): the web page and `digest explain` read it back.
+        explanations = explanations_json(matches)
         row = Built(
             digest_id,
             sub.id,

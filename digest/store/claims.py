@@ -18,12 +18,14 @@ whole table as ORM objects.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -215,7 +217,9 @@ def count_building(engine: Engine) -> int:
 
 @dataclass(slots=True)
 class Built:
-    """A claimed digest, built: what its outbox row becomes."""
+    """A claimed digest, built: what its outbox row becomes. `explanations_json` is
+    the explanations column's JSON text, made by the builder (`json.dumps` of the
+    explanations dict, as the column itself would write it)."""
 
     digest_id: int
     subscriber_id: int
@@ -223,7 +227,7 @@ class Built:
     paper_seq_from: int
     paper_seq_to: int
     paper_ids: list[str]
-    explanations: dict[str, Any]
+    explanations_json: str
     message_id: str | None = None
     subject: str | None = None
     message: bytes | None = None
@@ -233,20 +237,46 @@ class Built:
 
 _FINISH = (
     update(_T)
-    .where(_T.c.id == bindparam("b_id"))
+    .where(_T.c.id == bindparam("id"))
     .values(
-        status=bindparam("b_status"),
-        paper_seq_from=bindparam("b_from"),
-        paper_seq_to=bindparam("b_to"),
-        paper_ids=bindparam("b_paper_ids", type_=_T.c.paper_ids.type),
-        explanations=bindparam("b_explanations", type_=_T.c.explanations.type),
-        message_id=bindparam("b_message_id"),
-        subject=bindparam("b_subject"),
-        last_error=bindparam("b_error"),
-        lease_owner=None,
-        lease_until=None,
+        status=bindparam("status"),
+        paper_seq_from=bindparam("paper_seq_from"),
+        paper_seq_to=bindparam("paper_seq_to"),
+        paper_ids=bindparam("paper_ids", type_=_T.c.paper_ids.type),
+        explanations=bindparam("explanations", type_=_T.c.explanations.type),
+        message_id=bindparam("message_id"),
+        subject=bindparam("subject"),
+        last_error=bindparam("last_error"),
+        lease_owner=null(),
+        lease_until=null(),
     )
 )
+_MESSAGE = insert(_M).values(digest_id=bindparam("digest_id"), message=bindparam("message"))
+
+
+@dataclass(frozen=True)
+class _DriverSql:
+    """A statement in the driver's own SQL and parameter style, and the order of its
+    parameters when that style is positional (SQLite's qmark)."""
+
+    sql: str
+    order: tuple[str, ...] | None
+
+    def rows(self, params: list[dict[str, Any]]) -> list[Any]:
+        if self.order is None:
+            return params
+        return [tuple(row[k] for k in self.order) for row in params]
+
+
+@functools.lru_cache(maxsize=16)
+def _driver_sql(stmt: Any, dialect: Any) -> _DriverSql:
+    """`stmt` compiled once per dialect: a chunk's rows then go straight to the
+    driver's executemany (`exec_driver_sql`), with no per-row work in SQLAlchemy. The
+    JSON columns get their text from the builder, already encoded as the column's own
+    serializer (the engine's default, `json.dumps`) would have encoded it."""
+    compiled = stmt.compile(dialect=dialect)
+    order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+    return _DriverSql(compiled.string, order)
 
 
 def finish(engine: Engine, built: Sequence[Built], owner: str, now: datetime) -> set[int]:
@@ -275,26 +305,30 @@ def finish(engine: Engine, built: Sequence[Built], owner: str, now: datetime) ->
 
 
 def _write(conn: Connection, kept: list[Built], now: datetime) -> None:
-    conn.execute(
-        _FINISH,
-        [
-            {
-                "b_id": b.digest_id,
-                "b_status": b.status,
-                "b_from": b.paper_seq_from,
-                "b_to": b.paper_seq_to,
-                "b_paper_ids": b.paper_ids,
-                "b_explanations": b.explanations,
-                "b_message_id": b.message_id,
-                "b_subject": b.subject,
-                "b_error": b.last_error,
-            }
-            for b in kept
-        ],
+    finish_sql = _driver_sql(_FINISH, conn.dialect)
+    conn.exec_driver_sql(
+        finish_sql.sql,
+        finish_sql.rows(
+            [
+                {
+                    "id": b.digest_id,
+                    "status": str(b.status),
+                    "paper_seq_from": b.paper_seq_from,
+                    "paper_seq_to": b.paper_seq_to,
+                    "paper_ids": json.dumps(b.paper_ids),
+                    "explanations": b.explanations_json,
+                    "message_id": b.message_id,
+                    "subject": b.subject,
+                    "last_error": b.last_error,
+                }
+                for b in kept
+            ]
+        ),
     )
     messages = [{"digest_id": b.digest_id, "message": b.message} for b in kept if b.message]
     if messages:
-        conn.execute(insert(_M), messages)
+        message_sql = _driver_sql(_MESSAGE, conn.dialect)
+        conn.exec_driver_sql(message_sql.sql, message_sql.rows(messages))
     # A failed digest keeps its subscriber's watermark, so their papers wait.
     by_top: dict[int, list[int]] = {}
     for b in kept:
