@@ -267,7 +267,7 @@ class Settings:
     relay_down_wait_seconds: float = 20.0
     lease_seconds: float = 300.0
     run_retry_window_seconds: float = 300.0
-    edition_chunk: int = 500
+    edition_chunk: int = 250
     keep_messages_days: int = 7  # 0: keep forever
     keep_events_days: int = 0  # 0: keep forever
     build_workers: int = 0  # 0: one per CPU

@@ -166,7 +166,9 @@ class DigestEnvironment(Environment):
         self.settings = settings
         self.cache: dict[Any, Any] = {}
         self.old_cache: dict[Any, Any] = {}
-        self.cache_limit = 6_000
+        # Two generations of 2,000 cards (~8.5 kB each): 6,000 held ~70 MiB more per
+        # build worker for ~3% less CPU (a 10,000-subscriber edition, realistic profiles).
+        self.cache_limit = 2_000
         self.papers: dict[Any, Any] = {}
         self.papers_limit = 20_000
         self.analysis = TextAnalysis()
