@@ -30,7 +30,7 @@ from digest.states import Vote
 from digest.tokens import TokenError, read_feedback_token
 from digest.web.accounts import MAX_ID, LinkError
 from digest.web.context import WebContext, web
-from digest.web.pages import csrf_failed, link_error_page, message_page, read_form, render
+from digest.web.pages import link_error_page, message_page, posted_form, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -104,13 +104,7 @@ def _page(ctx: WebContext, token: str, vote: Vote, rated: Rated) -> dict[str, ob
 async def _posted(request: Request, token: str) -> tuple[FormData, Rated] | Response:
     """A POST's form and target, or the page that refuses it (CSRF, a bad link)."""
     ctx = web(request)
-    form = await read_form(request)
-    if form is None or not ctx.csrf.check(request, form):
-        return csrf_failed(request)
-    try:
-        return form, await run_in_threadpool(feedback_target, ctx, token)
-    except LinkError as exc:
-        return link_error_page(request, exc)
+    return await posted_form(request, lambda: feedback_target(ctx, token))
 
 
 @router.get("/feedback/{token}", response_class=HTMLResponse)

@@ -7,7 +7,8 @@ always gets a friendly page, never an error trace.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -37,6 +38,8 @@ from digest.web.security import (
     honeypot_filled,
 )
 from digest.web.topics import split_profile
+
+T = TypeVar("T")
 
 router = APIRouter(include_in_schema=False)
 
@@ -164,6 +167,18 @@ async def read_form(request: Request) -> FormData | None:
         raise
     except Exception:  # noqa: BLE001 - a malformed body is the visitor's problem, not a 500
         return None
+
+
+async def posted_form(request: Request, target: Callable[[], T]) -> tuple[FormData, T] | Response:
+    """A form POST's fields and what its link names (`target`, run in a thread), or
+    the page that refuses it: a failed CSRF check or a link that is not valid."""
+    form = await read_form(request)
+    if form is None or not web(request).csrf.check(request, form):
+        return csrf_failed(request)
+    try:
+        return form, await run_in_threadpool(target)
+    except LinkError as exc:
+        return link_error_page(request, exc)
 
 
 def form_text(form: FormData, name: str) -> str:

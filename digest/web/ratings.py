@@ -22,10 +22,9 @@ from digest import store
 from digest.errors import InputError
 from digest.models import Subscriber
 from digest.states import Vote
-from digest.web.accounts import LinkError
 from digest.web.api import LINK_ERRORS, ErrorOut, error
 from digest.web.context import WebContext, web
-from digest.web.pages import csrf_failed, link_error_page, message_page, read_form
+from digest.web.pages import message_page, posted_form
 
 MAX_PAPER_ID = 200  # the longest id a feedback link carries (digest.tokens)
 
@@ -40,14 +39,8 @@ PaperIdPath = Annotated[str, Path(min_length=1, max_length=MAX_PAPER_ID)]
 
 async def _posted(request: Request, token: str) -> tuple[FormData, Subscriber] | Response:
     """A manage-page POST's form and subscriber, or the page that refuses it."""
-    ctx = web(request)
-    form = await read_form(request)
-    if form is None or not ctx.csrf.check(request, form):
-        return csrf_failed(request)
-    try:
-        return form, await run_in_threadpool(ctx.accounts.manage_subscriber, token)
-    except LinkError as exc:
-        return link_error_page(request, exc)
+    accounts = web(request).accounts
+    return await posted_form(request, lambda: accounts.manage_subscriber(token))
 
 
 @pages.post("/manage/{token}/ratings/forget")
