@@ -31,8 +31,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
 from digest.states import DigestStatus, SubscriberStatus
-from digest.store.engine import table_of
-from digest.store.outbox import release_dead_leases
+from digest.store.engine import retried_on_deadlock, table_of
+from digest.store.outbox import leased, release_dead_leases
 
 _T = table_of(Digest)
 _S = table_of(Subscriber)
@@ -125,6 +125,7 @@ def _insert_ignoring_conflicts(engine: Engine) -> Any:
     return dialect.insert(_T).on_conflict_do_nothing(index_elements=["subscriber_id", "edition"])
 
 
+@retried_on_deadlock
 def claim(
     engine: Engine,
     wanted: Iterable[tuple[SubscriberRow, str]],
@@ -168,6 +169,7 @@ def claim(
     )
 
 
+@retried_on_deadlock
 def take_over(
     engine: Engine, owner: str, limit: int, lease_seconds: float, me: str | None = None
 ) -> list[Claim]:
@@ -194,13 +196,14 @@ def take_over(
     return sorted((Claim(*r) for r in got), key=lambda c: c.subscriber_id)
 
 
+@retried_on_deadlock
 def renew(engine: Engine, owner: str, lease_seconds: float) -> None:
-    """Keep our `building` rows ours while their chunks are still being built."""
+    """Keep our `building` rows ours while their chunks are still being built (a
+    chunk a worker is finishing right now is skipped: see `outbox.leased`)."""
     with engine.begin() as conn:
         conn.execute(
             update(_T)
-            .where(_T.c.lease_owner == owner)
-            .where(_T.c.status == DigestStatus.BUILDING)
+            .where(leased(engine, owner, DigestStatus.BUILDING))
             .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
         )
 
@@ -279,6 +282,7 @@ def _driver_sql(stmt: Any, dialect: Any) -> _DriverSql:
     return _DriverSql(compiled.string, order)
 
 
+@retried_on_deadlock
 def finish(engine: Engine, built: Sequence[Built], owner: str, now: datetime) -> set[int]:
     """Turn claimed rows into what was built, with their messages and the advanced
     watermarks, in one transaction; only rows still leased to `owner` (a row taken

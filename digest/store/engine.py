@@ -6,13 +6,17 @@ engine it passes around and the error it catches without importing SQLAlchemy.""
 
 from __future__ import annotations
 
+import functools
+import random
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Table, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.exc import SQLAlchemyError as DatabaseError
 from sqlmodel import SQLModel, create_engine
 
@@ -104,3 +108,33 @@ def ping(engine: Engine) -> None:
 def has_table(engine: Engine, name: str) -> bool:
     """Whether the database holds a table called `name` (ours or another library's)."""
     return inspect(engine).has_table(name)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+DEADLOCK_RETRIES = 3
+# PostgreSQL's deadlock_detected and serialization_failure: the server aborted this
+# transaction so that another could go on; nothing of it was written.
+_RETRYABLE = frozenset({"40P01", "40001"})
+
+
+def retried_on_deadlock(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run `fn` (one whole transaction) again when PostgreSQL aborts it to break a
+    deadlock: N processes share an edition's rows, and an edition must not fail
+    because two of them once took row locks in a different order. Only for functions
+    whose transaction is their only effect."""
+
+    @functools.wraps(fn)
+    def retried(*args: P.args, **kwargs: P.kwargs) -> R:
+        attempt = 0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except DBAPIError as exc:
+                code = getattr(exc.orig, "sqlstate", None)
+                if code not in _RETRYABLE or attempt >= DEADLOCK_RETRIES:
+                    raise
+            attempt += 1
+            time.sleep(random.uniform(0, 0.05 * attempt))  # let the other one finish
+
+    return retried

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
 from digest.states import DUE_STATUSES, DigestStatus, SubscriberStatus
-from digest.store.engine import table_of
+from digest.store.engine import retried_on_deadlock, table_of
 
 NO_MESSAGE = "not sent: no rendered message is stored for this digest"
 
@@ -155,6 +155,7 @@ def _orphaned(now: datetime) -> Any:
     )
 
 
+@retried_on_deadlock
 def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[Claimed]:
     """Lease up to `limit` due rows to `owner` and return them.
 
@@ -174,10 +175,12 @@ def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[
             want = limit - len(rows)
             if want <= 0:
                 break
-            picked = select(_T.c.id).where(free).limit(want).scalar_subquery()
+            picked = select(_T.c.id).where(free).limit(want)
+            if engine.dialect.name == "postgresql":  # never wait on a row another holds
+                picked = picked.with_for_update(skip_locked=True)
             rows += conn.execute(
                 update(_T)
-                .where(_T.c.id.in_(picked))
+                .where(_T.c.id.in_(picked.scalar_subquery()))
                 .where(free)
                 .values(**lease)
                 .returning(
@@ -216,12 +219,25 @@ def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[
     ]
 
 
+def leased(engine: Engine, owner: str, status: str) -> Any:
+    """The rows leased to `owner` in `status`, as a WHERE clause for an UPDATE that
+    renews them. On PostgreSQL it skips the rows another transaction holds (ours:
+    a chunk being finished, results being recorded): they are about to change anyway,
+    and waiting for them while holding the others' locks is how two transactions
+    deadlock (they lock in different orders)."""
+    mine = (_T.c.lease_owner == owner) & (_T.c.status == status)
+    if engine.dialect.name != "postgresql":
+        return mine
+    picked = select(_T.c.id).where(mine).with_for_update(skip_locked=True)
+    return _T.c.id.in_(picked.scalar_subquery()) & mine
+
+
+@retried_on_deadlock
 def renew_leases(engine: Engine, owner: str, lease_seconds: float) -> None:
     with engine.begin() as conn:
         conn.execute(
             update(_T)
-            .where(_T.c.lease_owner == owner)
-            .where(_T.c.status == DigestStatus.SENDING)
+            .where(leased(engine, owner, DigestStatus.SENDING))
             .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
         )
 
@@ -278,6 +294,7 @@ def _result_sql(dialect: Any) -> tuple[str, tuple[str, ...] | None, Callable[[An
     return compiled.string, order, to_db or (lambda value: value)
 
 
+@retried_on_deadlock
 def record(
     engine: Engine,
     outcomes: Sequence[Outcome],
@@ -302,7 +319,7 @@ def record(
             "sent_at": None if o.sent_at is None else to_db(o.sent_at),
             "next_at": None if o.next_at is None else to_db(o.next_at),
         }
-        for o in outcomes
+        for o in sorted(outcomes, key=lambda o: o.id)  # rows locked in one order, always
     ]
     if order is not None:  # a positional parameter style (SQLite's qmark)
         params = [tuple(row[k] for k in order) for row in params]
