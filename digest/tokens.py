@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_decode
+from itsdangerous.encoding import base64_decode, base64_encode, int_to_bytes
 
 from digest.errors import InputError
 
@@ -54,16 +54,10 @@ def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
 
 @lru_cache(maxsize=64)
 def _keyed_mac(secret: str, purpose: str) -> hmac.HMAC:
-    """The HMAC-SHA1 `_serializer(secret, purpose)` signs with, keyed once (itsdangerous
-    derives the key again for every token: "django-concat", sha1(salt + signer + key))."""
-    if purpose not in PURPOSES:
-        raise ValueError(f"unknown token purpose {purpose!r}")
-    key = hashlib.sha1(f"digest.{purpose}".encode() + b"signer" + secret.encode()).digest()
-    return hmac.new(key, digestmod=hashlib.sha1)
-
-
-def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    """The HMAC `_serializer(secret, purpose)` signs with, keyed once: itsdangerous
+    derives the key again for every token."""
+    signer = _serializer(secret, purpose).make_signer()
+    return hmac.new(signer.derive_key(), digestmod=signer.digest_method)
 
 
 def make_token(secret: str, purpose: str, payload: Any) -> str:
@@ -71,12 +65,11 @@ def make_token(secret: str, purpose: str, payload: Any) -> str:
     `read_token` (itsdangerous) reads it: every message carries three of these, and
     itsdangerous took ~47 us a token (a zlib attempt, the key derived again), ~5% of
     rendering a digest. Links are small JSON (an address and an id), never compressed."""
-    body = _b64(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
-    stamp = int(time.time())
-    value = body + b"." + _b64(stamp.to_bytes((stamp.bit_length() + 7) // 8 or 1, "big"))
+    body = base64_encode(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+    value = body + b"." + base64_encode(int_to_bytes(int(time.time())))
     mac = _keyed_mac(secret, purpose).copy()
     mac.update(value)
-    return (value + b"." + _b64(mac.digest())).decode()
+    return (value + b"." + base64_encode(mac.digest())).decode()
 
 
 def subscriber_payload(address: str, subscriber_id: int | None) -> Any:
@@ -145,12 +138,12 @@ def today_number(now: datetime | None = None) -> int:
 def make_feedback_token(
     secret: str, subscriber_id: int, token_version: int, paper_id: str, day: int | None = None
 ) -> str:
-    paper = base64.urlsafe_b64encode(paper_id.encode()).rstrip(b"=").decode()
+    paper = base64_encode(paper_id).decode()
     day = today_number() if day is None else day
     payload = f"{subscriber_id}.{token_version}.{day}.{paper}".encode()
     mac = _feedback_mac(secret).copy()  # what _feedback_signer(secret).sign makes, keyed once
     mac.update(payload)
-    return (payload + b"." + _b64(mac.digest())).decode()
+    return (payload + b"." + base64_encode(mac.digest())).decode()
 
 
 def read_feedback_token(secret: str, token: str, today: int | None = None) -> FeedbackTarget:
