@@ -18,7 +18,6 @@ whole table as ORM objects.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
 from digest.states import DigestStatus, SubscriberStatus
-from digest.store.engine import retried_on_deadlock, table_of
+from digest.store.engine import driver_sql, retried_on_deadlock, table_of
 from digest.store.outbox import leased, release_dead_leases
 
 _T = table_of(Digest)
@@ -257,31 +256,6 @@ _FINISH = (
 _MESSAGE = insert(_M).values(digest_id=bindparam("digest_id"), message=bindparam("message"))
 
 
-@dataclass(frozen=True)
-class _DriverSql:
-    """A statement in the driver's own SQL and parameter style, and the order of its
-    parameters when that style is positional (SQLite's qmark)."""
-
-    sql: str
-    order: tuple[str, ...] | None
-
-    def rows(self, params: list[dict[str, Any]]) -> list[Any]:
-        if self.order is None:
-            return params
-        return [tuple(row[k] for k in self.order) for row in params]
-
-
-@functools.lru_cache(maxsize=16)
-def _driver_sql(stmt: Any, dialect: Any) -> _DriverSql:
-    """`stmt` compiled once per dialect: a chunk's rows then go straight to the
-    driver's executemany (`exec_driver_sql`), with no per-row work in SQLAlchemy. The
-    JSON columns get their text from the builder, already encoded as the column's own
-    serializer (the engine's default, `json.dumps`) would have encoded it."""
-    compiled = stmt.compile(dialect=dialect)
-    order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
-    return _DriverSql(compiled.string, order)
-
-
 @retried_on_deadlock
 def finish(engine: Engine, built: Sequence[Built], owner: str, now: datetime) -> set[int]:
     """Turn claimed rows into what was built, with their messages and the advanced
@@ -309,7 +283,7 @@ def finish(engine: Engine, built: Sequence[Built], owner: str, now: datetime) ->
 
 
 def _write(conn: Connection, kept: list[Built], now: datetime) -> None:
-    finish_sql = _driver_sql(_FINISH, conn.dialect)
+    finish_sql = driver_sql(_FINISH, conn.dialect)
     conn.exec_driver_sql(
         finish_sql.sql,
         finish_sql.rows(
@@ -331,7 +305,7 @@ def _write(conn: Connection, kept: list[Built], now: datetime) -> None:
     )
     messages = [{"digest_id": b.digest_id, "message": b.message} for b in kept if b.message]
     if messages:
-        message_sql = _driver_sql(_MESSAGE, conn.dialect)
+        message_sql = driver_sql(_MESSAGE, conn.dialect)
         conn.exec_driver_sql(message_sql.sql, message_sql.rows(messages))
     # A failed digest keeps its subscriber's watermark, so their papers wait.
     by_top: dict[int, list[int]] = {}

@@ -11,6 +11,7 @@ import random
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -138,3 +139,28 @@ def retried_on_deadlock(fn: Callable[P, R]) -> Callable[P, R]:
             time.sleep(random.uniform(0, 0.05 * attempt))  # let the other one finish
 
     return retried
+
+
+@dataclass(frozen=True)
+class DriverSql:
+    """A statement in the driver's own SQL and parameter style, and the order of its
+    parameters when that style is positional (SQLite's qmark)."""
+
+    sql: str
+    order: tuple[str, ...] | None
+
+    def rows(self, params: list[dict[str, Any]]) -> list[Any]:
+        if self.order is None:
+            return params
+        return [tuple(row[k] for k in self.order) for row in params]
+
+
+@functools.lru_cache(maxsize=32)
+def driver_sql(stmt: Any, dialect: Any) -> DriverSql:
+    """`stmt` compiled once per dialect, so a batch of rows goes straight to the
+    driver's executemany (`exec_driver_sql`) with no per-row work in SQLAlchemy (on a
+    hot path: an edition's chunks, the sender's results). The caller passes values as
+    the driver takes them (JSON as text, datetimes as the dialect binds them)."""
+    compiled = stmt.compile(dialect=dialect)
+    order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+    return DriverSql(compiled.string, order)

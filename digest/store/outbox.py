@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
 from digest.states import DUE_STATUSES, DigestStatus, SubscriberStatus
-from digest.store.engine import retried_on_deadlock, table_of
+from digest.store.engine import DriverSql, driver_sql, retried_on_deadlock, table_of
 
 NO_MESSAGE = "not sent: no rendered message is stored for this digest"
 
@@ -284,14 +284,12 @@ _RESULT_SQL = text(
 
 
 @functools.lru_cache(maxsize=8)
-def _result_sql(dialect: Any) -> tuple[str, tuple[str, ...] | None, Callable[[Any], Any]]:
-    """The UPDATE in this driver's own SQL and parameter style, and how it takes a
-    datetime: the batch then goes to the driver's executemany with no per-row work in
-    SQLAlchemy (that work, on the database thread, took the GIL from the sends)."""
-    compiled = _RESULT_SQL.compile(dialect=dialect)
-    order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+def _result_sql(dialect: Any) -> tuple[DriverSql, Callable[[Any], Any]]:
+    """The UPDATE for the driver's executemany (`driver_sql`: that per-row work in
+    SQLAlchemy, on the database thread, took the GIL from the sends) and how this
+    dialect takes a datetime."""
     to_db = _T.c.sent_at.type.dialect_impl(dialect).bind_processor(dialect)
-    return compiled.string, order, to_db or (lambda value: value)
+    return driver_sql(_RESULT_SQL, dialect), to_db or (lambda value: value)
 
 
 @retried_on_deadlock
@@ -308,7 +306,7 @@ def record(
     Only rows still leased to `owner` are written: if our lease was lost, whoever took
     the row over owns its result.
     """
-    sql, order, to_db = _result_sql(engine.dialect)
+    result_sql, to_db = _result_sql(engine.dialect)
     params: list[Any] = [
         {
             "id": o.id,
@@ -321,12 +319,10 @@ def record(
         }
         for o in sorted(outcomes, key=lambda o: o.id)  # rows locked in one order, always
     ]
-    if order is not None:  # a positional parameter style (SQLite's qmark)
-        params = [tuple(row[k] for k in order) for row in params]
     suspended = 0
     with engine.begin() as conn:
         if params:
-            conn.exec_driver_sql(sql, params)
+            conn.exec_driver_sql(result_sql.sql, result_sql.rows(params))
         if bounces:
             suspended = _count_bounces(conn, bounces, max_bounces)
     return suspended
