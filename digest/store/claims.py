@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
 from digest.states import DigestStatus, SubscriberStatus
-from digest.store.engine import driver_sql, retried_on_deadlock, table_of
+from digest.store.engine import driver_sql, retried_on_deadlock, skipping_locked, table_of
 from digest.store.outbox import leased, release_dead_leases
 
 _T = table_of(Digest)
@@ -181,9 +181,9 @@ def take_over(
     free = (_T.c.status == DigestStatus.BUILDING) & or_(
         _T.c.lease_until.is_(None), _T.c.lease_until < now
     )
-    picked = select(_T.c.id).where(free).order_by(_T.c.subscriber_id).limit(limit)
-    if engine.dialect.name == "postgresql":
-        picked = picked.with_for_update(skip_locked=True)
+    picked = skipping_locked(
+        select(_T.c.id).where(free).order_by(_T.c.subscriber_id).limit(limit), engine
+    )
     with engine.begin() as conn:
         got = conn.execute(
             update(_T)

@@ -164,3 +164,13 @@ def driver_sql(stmt: Any, dialect: Any) -> DriverSql:
     compiled = stmt.compile(dialect=dialect)
     order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
     return DriverSql(compiled.string, order)
+
+
+def skipping_locked(picked: Any, engine: Engine) -> Any:
+    """A SELECT of rows to claim or renew that passes over rows another transaction
+    holds (PostgreSQL's FOR UPDATE SKIP LOCKED) instead of waiting for them: N
+    processes share an edition's rows, and a waiter that holds other rows' locks is
+    half a deadlock. SQLite has one writer at a time, so nothing to skip."""
+    if engine.dialect.name != "postgresql":
+        return picked
+    return picked.with_for_update(skip_locked=True)

@@ -35,7 +35,13 @@ from sqlalchemy.engine import Engine
 
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
 from digest.states import DUE_STATUSES, DigestStatus, SubscriberStatus
-from digest.store.engine import DriverSql, driver_sql, retried_on_deadlock, table_of
+from digest.store.engine import (
+    DriverSql,
+    driver_sql,
+    retried_on_deadlock,
+    skipping_locked,
+    table_of,
+)
 
 NO_MESSAGE = "not sent: no rendered message is stored for this digest"
 
@@ -175,9 +181,7 @@ def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[
             want = limit - len(rows)
             if want <= 0:
                 break
-            picked = select(_T.c.id).where(free).limit(want)
-            if engine.dialect.name == "postgresql":  # never wait on a row another holds
-                picked = picked.with_for_update(skip_locked=True)
+            picked = skipping_locked(select(_T.c.id).where(free).limit(want), engine)
             rows += conn.execute(
                 update(_T)
                 .where(_T.c.id.in_(picked.scalar_subquery()))
@@ -228,7 +232,7 @@ def leased(engine: Engine, owner: str, status: str) -> Any:
     mine = (_T.c.lease_owner == owner) & (_T.c.status == status)
     if engine.dialect.name != "postgresql":
         return mine
-    picked = select(_T.c.id).where(mine).with_for_update(skip_locked=True)
+    picked = skipping_locked(select(_T.c.id).where(mine), engine)
     return _T.c.id.in_(picked.scalar_subquery()) & mine
 
 
