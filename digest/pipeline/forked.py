@@ -14,8 +14,9 @@ share the zygote's pages until they write them, so memory is lower too).
 The zygote is single-threaded (forking is safe there, unlike in the `digest run`
 process with its sender thread). Chunks go out on one task queue that every worker
 reads; results come back on one pipe that a thread of the owner reads, setting the
-futures the owner waits on. A worker says which chunk it starts, so one that dies
-(killed, out of memory) fails that chunk's future, as a broken process pool would.
+futures the owner waits on. A worker that dies (killed, out of memory) breaks the
+pool, as it breaks a ProcessPoolExecutor: every chunk in flight fails, the run says
+so, and the claims are taken over by the next run.
 The zygote ends when told to, or when its owner is gone (its end of the control pipe
 closes); workers die with the zygote (Linux's parent-death signal).
 """
@@ -59,12 +60,17 @@ class Tuning:
 
 
 class _Results:
-    """The write end of the results pipe, shared by the zygote and every worker."""
+    """Where a process says what became of a chunk: the results pipe every worker
+    shares (under its lock), or the zygote's own control pipe (no lock: a worker killed
+    while holding that lock must not silence the zygote, which reports the death)."""
 
-    def __init__(self, conn: Connection, lock: Any) -> None:
+    def __init__(self, conn: Connection, lock: Any = None) -> None:
         self.conn, self.lock = conn, lock
 
     def send(self, kind: str, key: int, value: Any) -> None:
+        if self.lock is None:
+            self.conn.send((kind, key, value))
+            return
         with self.lock:
             self.conn.send((kind, key, value))
 
@@ -107,13 +113,14 @@ def _zygote(
 ) -> None:
     _die_with_parent()  # even while it waits for its first chunk
     gc.set_threshold(*tuning.gc_thresholds)
+    said = _Results(control)
     try:
         engine = store.make_engine(plan.settings.database_url)
         builder = EditionBuilder(plan, engine)
         _warm(builder)
         engine.dispose()  # a forked worker opens its own connections
     except Exception as exc:
-        results.send("fatal", 0, _picklable(exc))
+        said.send("fatal", 0, _picklable(exc))
         return
     children: dict[int, multiprocessing.process.BaseProcess] = {}
 
@@ -135,7 +142,7 @@ def _zygote(
     first = tasks.get()
     if first is not None:
         start()
-        _build(builder, first, results)
+        _build(builder, first, said)
         engine.dispose()
     gc.collect()
     tuning.release_memory()
@@ -164,10 +171,15 @@ def _zygote(
             child = children.pop(ready)
             child.join()
             if child.exitcode != 0:
-                results.send("died", child.pid or 0, child.exitcode)
+                # It may have died holding the task queue's lock (an idle worker waits
+                # inside it): the others could wait forever, so this pool is broken.
+                said.send("died", child.pid or 0, child.exitcode)
+                for other in children.values():
+                    other.kill()
+                return
             if not stopping:
                 start()
-    results.send("closed", 0, None)
+    said.send("closed", 0, None)
 
 
 def _build(builder: EditionBuilder, task: tuple[int, list[Claim]], results: _Results) -> None:
@@ -202,7 +214,7 @@ class ForkedWorkers:
     def __init__(self, plan: EditionPlan, tuning: Tuning) -> None:
         self.tasks = _SPAWN.SimpleQueue()
         reader, writer = _SPAWN.Pipe(duplex=False)
-        control_r, self.control = _SPAWN.Pipe(duplex=False)
+        self.control, control_r = _SPAWN.Pipe()  # stop, one way; the zygote's news, back
         self.results = reader
         # Kept here until the zygote has them: a lock is unlinked when collected.
         self.writer = _Results(writer, _SPAWN.Lock())
@@ -240,18 +252,19 @@ class ForkedWorkers:
             self.control.send("stop")
             self.tasks.put(None)
         self.zygote.join()
-        self.control.close()
         self.reader.join()
+        self.control.close()
         self._fail_all(BrokenProcessPool("the build workers were shut down"))
 
     def _read(self) -> None:
         while True:
-            ready = wait([self.results, self.zygote.sentinel])
-            if self.results not in ready:  # the zygote ended and said all it had to
+            ready = wait([self.results, self.control, self.zygote.sentinel])
+            conn = next((c for c in (self.results, self.control) if c in ready), None)
+            if conn is None:  # the zygote ended and said all it had to
                 self._fail_all(BrokenProcessPool("the build workers' zygote ended unexpectedly"))
                 return
             try:
-                kind, key, value = self.results.recv()
+                kind, key, value = conn.recv()
             except EOFError:
                 self._fail_all(BrokenProcessPool("the build workers ended unexpectedly"))
                 return
@@ -267,8 +280,8 @@ class ForkedWorkers:
             self._fail_all(value)
             return
         if kind == "died":
-            key = self.building.pop(key, 0)
-            value = BrokenProcessPool(f"a build worker ended with exit code {value}")
+            self._fail_all(BrokenProcessPool(f"a build worker ended with exit code {value}"))
+            return
         with self.lock:
             future = self.futures.pop(key, None)
         if future is None:
