@@ -10,7 +10,7 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from digest.errors import SourceError
@@ -89,6 +89,22 @@ def clean_url(value: Any) -> str | None:
     if len(text) > MAX_URL or not _URL_RE.match(text):
         return None
     return text
+
+
+# A publication date later than this many days past today (UTC) is no date: time
+# zones and arXiv's evening announcements put real ones at most a day ahead.
+MAX_DAYS_AHEAD = 2
+
+
+def clean_date(value: date | None, today: date | None = None) -> date | None:
+    """`value`, or None when it lies in the future (a feed's typo, a placeholder year
+    such as 2126, or a hostile entry). Ranking measures recency from the newest paper
+    of a run, so one paper dated a century ahead made every other paper's recency
+    nil, for every subscriber, until it aged out: decades."""
+    if value is None:
+        return None
+    today = today or datetime.now(UTC).date()
+    return value if value <= today + timedelta(days=MAX_DAYS_AHEAD) else None
 
 
 def clean_int(value: Any) -> int | None:

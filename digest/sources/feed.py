@@ -38,6 +38,7 @@ from digest.sources.base import (
     arxiv_abs_url,
     arxiv_pdf_url,
     canonical_arxiv_id,
+    clean_date,
     clean_list,
     clean_text,
     clean_url,
@@ -247,14 +248,17 @@ def validators(resp: Response) -> dict[str, str]:
 
 
 def entry_date(entry: Any, *keys: str) -> date | None:
-    """The first of `keys` (feedparser's *_parsed UTC struct_time) as a date."""
+    """The first of `keys` (feedparser's *_parsed UTC struct_time) as a date; one in
+    the future is no date (`clean_date`)."""
     for key in keys:
         value = entry.get(key)
         if value:
             try:
-                return datetime.fromtimestamp(calendar.timegm(value), UTC).date()
+                day = datetime.fromtimestamp(calendar.timegm(value), UTC).date()
             except (OverflowError, ValueError, TypeError):
                 continue
+            if (kept := clean_date(day)) is not None:
+                return kept
     return None
 
 

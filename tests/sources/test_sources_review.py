@@ -4,11 +4,15 @@ the store must end up holding."""
 
 from __future__ import annotations
 
-from datetime import date
+import json
+from datetime import date, timedelta
 from pathlib import Path
 
 from replay_server import ReplayServer, Reply, fixture_bytes
-from test_sources import API_PATH, arxiv_source, make_settings
+from test_sources import API_PATH, HF_PATH, TODAY, arxiv_source, hf_source, make_settings
+
+from digest.sources.feed import FeedSource
+from digest.sources.http import HttpClient
 
 EMPTY_API_PAGE = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -47,3 +51,47 @@ def test_an_export_api_that_keeps_answering_empty_pages_says_the_backfill_is_sho
     batch = arxiv_source(make_settings(replay, tmp_path)).fetch({}, since=date(2024, 11, 1))
     assert {r.id for r in batch.records} == {"2411.10001", "2411.09876"}
     assert any("2 of 3" in w and "empty" in w for w in batch.warnings), batch.warnings
+
+
+def rss(*items: tuple[str, str, str]) -> Reply:
+    body = "".join(
+        f"<item><title>{title}</title><link>https://lab.example/{guid}</link>"
+        f"<guid>{guid}</guid><pubDate>{when}</pubDate></item>"
+        for title, guid, when in items
+    )
+    return Reply(
+        200,
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Lab</title>{body}'
+        "</channel></rss>".encode(),
+        {"Content-Type": "application/rss+xml"},
+    )
+
+
+def test_a_date_in_the_future_is_no_publication_date(replay: ReplayServer, tmp_path: Path):
+    """One entry dated 2126 (a typo, a placeholder, or on purpose) became the newest
+    paper of every run: recency is measured from the newest paper, so every other
+    paper's recency was nil for every subscriber until 2126."""
+    tomorrow = date.today() + timedelta(days=1)
+    replay.route(
+        "/lab.xml",
+        rss(
+            ("Typo year", "typo", "Mon, 02 Jan 2126 15:04:05 GMT"),
+            ("Tomorrow in Tokyo", "tokyo", f"{tomorrow:%a, %d %b %Y} 01:00:00 GMT"),
+            ("Real", "real", "Mon, 18 Nov 2024 10:00:00 GMT"),
+        ),
+    )
+    settings = make_settings(replay, tmp_path)
+    batch = FeedSource(replay.url + "/lab.xml", HttpClient(settings), settings).fetch({})
+    published = {r.title: r.published for r in batch.records}
+    assert published == {
+        "Typo year": None,
+        "Tomorrow in Tokyo": tomorrow,
+        "Real": date(2024, 11, 18),
+    }
+
+
+def test_huggingface_publishedat_in_the_future_is_dropped(replay: ReplayServer, tmp_path: Path):
+    item = {"paper": {"id": "2411.10001", "title": "T", "publishedAt": "2999-01-01T00:00:00Z"}}
+    replay.route(HF_PATH, Reply(200, json.dumps([item]).encode()))
+    records = hf_source(make_settings(replay, tmp_path), today=TODAY).fetch({}).records
+    assert records and {r.published for r in records} == {None}
