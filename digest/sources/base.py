@@ -56,10 +56,11 @@ def clean_text(value: Any, limit: int, markup: bool = True) -> str:
     `<script>` in a title is text, kept as written and escaped when rendered.
     LaTeX like `$\\alpha$` is left as written: the renderer makes it readable.
     """
-    if value is None:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        # JSON that changed shape (`"title": {"en": ...}`, `"authors": [[...]]`): its
+        # repr ("{'en': ...}") is no title, and the item is reported as lacking one.
         return ""
-    text = str(value)
-    text = unicodedata.normalize("NFC", text)
+    text = unicodedata.normalize("NFC", str(value))
     if markup:
         # Markup again after decoding: `&lt;script&gt;` must not come back as a tag.
         text = _strip_markup(html.unescape(_strip_markup(text)))

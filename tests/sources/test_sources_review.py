@@ -95,3 +95,32 @@ def test_huggingface_publishedat_in_the_future_is_dropped(replay: ReplayServer, 
     replay.route(HF_PATH, Reply(200, json.dumps([item]).encode()))
     records = hf_source(make_settings(replay, tmp_path), today=TODAY).fetch({}).records
     assert records and {r.published for r in records} == {None}
+
+
+def test_huggingface_fields_of_another_json_type_are_no_text(replay: ReplayServer, tmp_path: Path):
+    """A changed API shape (a title object, a list summary, author objects in a list)
+    was stored as Python reprs: a paper titled "{'en': 'x'}" mailed to subscribers."""
+    items = [
+        {"paper": {"id": "2411.10001", "title": {"en": "Shape change"}, "summary": "s"}},
+        {
+            "paper": {
+                "id": "2411.10002",
+                "title": "Good title",
+                "summary": ["a", "list"],
+                "ai_summary": {"text": "x"},
+                "authors": [{"name": {"first": "Ada"}}, {"name": "Alan Turing"}, {"name": True}],
+                "ai_keywords": [["nested"], "kept"],
+            }
+        },
+    ]
+    replay.route(HF_PATH, Reply(200, json.dumps(items).encode()))
+    batch = hf_source(make_settings(replay, tmp_path), today=TODAY).fetch({})
+    [good, _again] = batch.records
+    assert (good.id, good.title, good.abstract, good.ai_summary) == (
+        "2411.10002",
+        "Good title",
+        "",
+        None,
+    )
+    assert good.authors == ["Alan Turing"] and good.ai_keywords == ["kept"]
+    assert any("2411.10001: no title" in w for w in batch.warnings), batch.warnings
