@@ -270,11 +270,20 @@ def entry_authors(entry: Any, separators: str = ";") -> list[str]:
     return clean_list(names, MAX_AUTHORS)
 
 
+def _links(entry: Any) -> list[str]:
+    """Every link of an entry (Atom `related`, `alternate`, enclosures), in order."""
+    links = entry.get("links")
+    hrefs = [x.get("href") for x in links[:20] if isinstance(x, dict)] if links else []
+    return [h for h in hrefs if isinstance(h, str)]
+
+
 def _entry_key(entry: Any) -> tuple[str | None, str | None]:
-    """(arXiv id, fallback key) for an entry."""
+    """(arXiv id, fallback key) for an entry: the arXiv id in its id, its main link
+    or any other link (a journal's entry whose `related` link is the preprint), so
+    the paper is one row whichever feed saw it first."""
     raw_id = entry.get("id") if isinstance(entry.get("id"), str) else None
     link = entry.get("link") if isinstance(entry.get("link"), str) else None
-    for candidate in (raw_id, link):
+    for candidate in (raw_id, link, *_links(entry)):
         if arxiv := canonical_arxiv_id(candidate):
             return arxiv, None
     for candidate in (raw_id, link):

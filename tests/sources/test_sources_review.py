@@ -8,9 +8,12 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
-from replay_server import ReplayServer, Reply, fixture_bytes
-from test_sources import API_PATH, HF_PATH, TODAY, arxiv_source, hf_source, make_settings
+import pytest
+from replay_server import ReplayServer, Reply, fixture_bytes, xml
+from test_sources import API_PATH, HF_PATH, RSS_PATH, TODAY, arxiv_source, hf_source, make_settings
 
+from digest import store
+from digest.sources import build_source
 from digest.sources.feed import FeedSource
 from digest.sources.http import HttpClient
 
@@ -124,3 +127,50 @@ def test_huggingface_fields_of_another_json_type_are_no_text(replay: ReplayServe
     )
     assert good.authors == ["Alan Turing"] and good.ai_keywords == ["kept"]
     assert any("2411.10001: no title" in w for w in batch.warnings), batch.warnings
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    eng = store.make_engine(f"sqlite:///{tmp_path / 'review.db'}")
+    store.init_db(eng)
+    yield eng
+    eng.dispose()
+
+
+JOURNAL_ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>Journal</title><id>tag:journal.example,2024:feed</id>
+  <updated>2024-11-18T00:00:00Z</updated>
+  <entry>
+    <title>Sparse Attention for Long-Context Language Models (journal version)</title>
+    <id>tag:journal.example,2024:a1</id>
+    <link rel="alternate" href="https://doi.org/10.48550/arXiv.2411.10001"/>
+    <updated>2024-11-18T00:00:00Z</updated>
+  </entry>
+  <entry>
+    <title>A paper whose arXiv version is a related link</title>
+    <id>tag:journal.example,2024:a2</id>
+    <link rel="alternate" href="https://journal.example/articles/a2"/>
+    <link rel="related" href="https://arxiv.org/abs/2411.10002v2"/>
+    <updated>2024-11-18T00:00:00Z</updated>
+  </entry>
+</feed>"""
+
+
+def test_a_journal_entry_for_an_arxiv_paper_is_the_same_paper(
+    replay: ReplayServer, tmp_path: Path, engine
+):
+    """arXiv's own DOI (10.48550/arXiv.ID) and an arXiv link other than the entry's
+    main one were not read as the arXiv id: the paper got a second row (`doi:...`,
+    `tag:...`) and a subscriber following both feeds was sent it twice."""
+    replay.route(RSS_PATH, xml("arxiv_rss_cs.CL.xml"))
+    replay.route(
+        "/journal.atom", Reply(200, JOURNAL_ATOM, {"Content-Type": "application/atom+xml"})
+    )
+    settings = make_settings(replay, tmp_path)
+    store.merge_papers(engine, arxiv_source(settings).fetch({}).records)
+    before = {p.id for p in store.list_papers(engine)}
+    journal = build_source(f"feed:{replay.url}/journal.atom", settings).fetch({})
+    assert [r.id for r in journal.records] == ["2411.10001", "2411.10002"]
+    store.merge_papers(engine, journal.records)
+    assert {p.id for p in store.list_papers(engine)} == before | {"2411.10002"}
