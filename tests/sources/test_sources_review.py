@@ -13,6 +13,7 @@ from replay_server import ReplayServer, Reply, fixture_bytes, xml
 from test_sources import API_PATH, HF_PATH, RSS_PATH, TODAY, arxiv_source, hf_source, make_settings
 
 from digest import store
+from digest.errors import SourceError
 from digest.sources import build_source
 from digest.sources.feed import FeedSource
 from digest.sources.http import HttpClient
@@ -174,3 +175,20 @@ def test_a_journal_entry_for_an_arxiv_paper_is_the_same_paper(
     assert [r.id for r in journal.records] == ["2411.10001", "2411.10002"]
     store.merge_papers(engine, journal.records)
     assert {p.id for p in store.list_papers(engine)} == before | {"2411.10002"}
+
+
+def test_a_body_that_does_not_decompress_is_a_source_error_naming_the_url(
+    replay: ReplayServer, tmp_path: Path
+):
+    """`Content-Encoding: gzip` on a body that is no gzip (a misconfigured proxy, a
+    truncated cache) raised httpx's DecodingError out of the client that promises
+    only SourceError: the fetch failed with "DecodingError: Error -3 ..." naming no
+    URL, and it was not retried."""
+    bad = Reply(200, b"not gzip at all", {"Content-Encoding": "gzip"})
+    replay.route("/bad.xml", bad, rss(("Fine", "fine", "Mon, 18 Nov 2024 10:00:00 GMT")))
+    settings = make_settings(replay, tmp_path)
+    batch = FeedSource(replay.url + "/bad.xml", HttpClient(settings), settings).fetch({})
+    assert [r.title for r in batch.records] == ["Fine"]
+    replay.route("/always-bad.xml", bad)
+    with pytest.raises(SourceError, match=r"cannot decode .*/always-bad\.xml.*gzip.*3 attempts"):
+        FeedSource(replay.url + "/always-bad.xml", HttpClient(settings), settings).fetch({})
