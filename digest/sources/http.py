@@ -312,6 +312,12 @@ class HttpSession:
             return f"cannot decode the body from {shown} (Content-Encoding: {encoding})", None
         except httpx.InvalidURL as exc:
             raise SourceError(f"bad URL {shown}: {exc}") from None
+        except UnicodeError:
+            # The IDNA codec refusing a host name (a label over 63 characters), in the
+            # URL or in a redirect's Location: httpx lets it through as is.
+            raise SourceError(
+                f"cannot reach {shown}: it or a redirect names an invalid host name"
+            ) from None
 
     def _backoff(self, attempt: int) -> float:
         base = self._owner.backoff * (2**attempt)

@@ -192,3 +192,18 @@ def test_a_body_that_does_not_decompress_is_a_source_error_naming_the_url(
     replay.route("/always-bad.xml", bad)
     with pytest.raises(SourceError, match=r"cannot decode .*/always-bad\.xml.*gzip.*3 attempts"):
         FeedSource(replay.url + "/always-bad.xml", HttpClient(settings), settings).fetch({})
+
+
+@pytest.mark.parametrize("where", ["redirect", "configured"])
+def test_a_host_name_idna_refuses_is_a_source_error_naming_the_url(
+    replay: ReplayServer, tmp_path: Path, where: str
+):
+    """A host label of more than 63 characters (in a redirect's Location, or in the
+    configured URL) raised a bare UnicodeError from the IDNA codec out of the client:
+    "UnicodeError: encoding with 'idna' codec failed", naming no URL."""
+    bad_host = "http://" + "a" * 70 + ".example/feed.xml"
+    replay.route("/moved.xml", Reply(302, b"", {"Location": bad_host}))
+    url = replay.url + "/moved.xml" if where == "redirect" else bad_host
+    settings = make_settings(replay, tmp_path)
+    with pytest.raises(SourceError, match=r"(moved\.xml|aaaa\.example/feed\.xml).*host name"):
+        FeedSource(url, HttpClient(settings), settings).fetch({})
