@@ -5,10 +5,13 @@ the store must end up holding."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from replay_server import ReplayServer, Reply, fixture_bytes, xml
 from test_sources import API_PATH, HF_PATH, RSS_PATH, TODAY, arxiv_source, hf_source, make_settings
 
@@ -207,3 +210,28 @@ def test_a_host_name_idna_refuses_is_a_source_error_naming_the_url(
     settings = make_settings(replay, tmp_path)
     with pytest.raises(SourceError, match=r"(moved\.xml|aaaa\.example/feed\.xml).*host name"):
         FeedSource(url, HttpClient(settings), settings).fetch({})
+
+
+def test_a_summary_of_script_openers_costs_no_minutes_of_cpu(replay: ReplayServer, env):
+    """An Atom summary (type="text") of 400 kB of `<script>`: the lazy regex that
+    drops script elements rescanned up to 100,000 characters per opener, and this one
+    entry held `digest fetch` (and the scheduler's fetch lock) for minutes. The
+    command gets 60 s here; it needs well under one."""
+    summary = "&lt;script&gt;" * 50_000
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        "<title>Lab</title><id>tag:lab,2024:f</id><updated>2024-11-18T00:00:00Z</updated>"
+        "<entry><title>Script soup</title><id>tag:lab,2024:1</id>"
+        "<updated>2024-11-18T00:00:00Z</updated>"
+        f'<summary type="text">{summary} real words</summary></entry></feed>'
+    ).encode()
+    replay.route("/soup.atom", Reply(200, body, {"Content-Type": "application/atom+xml"}))
+    source = f"feed:{replay.url}/soup.atom"
+    started = time.monotonic()
+    try:
+        res = run_cli(["fetch", "--json"], {**env, "DIGEST_SOURCES": source}, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"digest fetch still parsing after {time.monotonic() - started:.0f} s")
+    assert res.code == 0, res.stderr[-2000:]
+    [report] = json.loads(res.stdout)
+    assert report["new"] == 1 and not report["failed"]
