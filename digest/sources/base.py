@@ -28,15 +28,50 @@ MAX_AUTHORS = 500
 # Only real HTML element names count as markup, so that plain-text math such as
 # `a < b and c > d` or `$p<q$` survives; script/style lose their content too.
 _HTML_NAMES = (
-    r"a|abbr|article|audio|b|big|blockquote|body|br|button|center|cite|code|dd|del|div|"
-    r"dl|dt|em|embed|figcaption|figure|font|footer|form|h[1-6]|head|header|hr|html|i|"
-    r"iframe|img|input|ins|kbd|label|li|link|main|mark|meta|nav|object|ol|option|p|pre|q|"
-    r"s|samp|section|select|small|source|span|strike|strong|sub|sup|svg|table|tbody|td|"
-    r"textarea|th|thead|title|tr|tt|u|ul|var|video"
+    r"a|abbr|acronym|address|article|aside|audio|b|bdi|bdo|big|blockquote|body|br|button|"
+    r"caption|center|cite|code|col|colgroup|dd|del|details|dfn|div|dl|dt|em|embed|"
+    r"fieldset|figcaption|figure|font|footer|form|h[1-6]|head|header|hr|html|i|iframe|img|"
+    r"input|ins|kbd|label|legend|li|link|main|mark|meta|nav|nobr|noscript|object|ol|option|"
+    r"p|picture|pre|q|s|samp|section|select|small|source|span|strike|strong|sub|summary|"
+    r"sup|svg|table|tbody|td|textarea|tfoot|th|thead|time|title|tr|tt|u|ul|var|video|wbr"
 )
-_INLINE_NAMES = r"a|abbr|b|big|cite|code|del|em|font|i|ins|kbd|mark|q|s|samp|small|span|strike|strong|sub|sup|tt|u|var"
+_INLINE_NAMES = (
+    r"a|abbr|acronym|b|bdi|bdo|big|cite|code|del|dfn|em|font|i|ins|kbd|mark|nobr|q|s|samp|"
+    r"small|span|strike|strong|sub|sup|time|tt|u|var|wbr"
+)
 _TAG_RE = re.compile(rf"</?(?:{_HTML_NAMES})(?:\s[^<>]{{0,2000}})?/?>", re.IGNORECASE)
 _INLINE_TAG_RE = re.compile(rf"</?(?:{_INLINE_NAMES})(?:\s[^<>]{{0,2000}})?/?>", re.IGNORECASE)
+# Namespaced elements, as journal feeds carry abstracts (`<jats:p>`, `<jats:italic>`,
+# `<mml:mi>`): never plain text, so any name goes; inline ones leave no trace.
+_NS_TAG_RE = re.compile(r"</?[A-Za-z][\w-]{0,30}:([A-Za-z][\w.-]{0,60})(?:\s[^<>]{0,2000})?/?>")
+_NS_INLINE = frozenset(
+    [
+        "italic",
+        "bold",
+        "sub",
+        "sup",
+        "sc",
+        "underline",
+        "monospace",
+        "roman",
+        "sans-serif",
+        "inline-formula",
+        "mi",
+        "mn",
+        "mo",
+        "ms",
+        "mtext",
+        "mrow",
+        "msub",
+        "msup",
+        "msubsup",
+        "mfrac",
+        "msqrt",
+        "mroot",
+        "mover",
+        "munder",
+    ]
+)
 # A script or style element loses its content up to its end tag, at most
 # _SCRIPT_SPAN characters on. Openers and end tags are each found in one pass and
 # paired by bisection: a lazy `<script>.{0,N}?</script>` regex rescanned N characters
@@ -75,9 +110,26 @@ def _drop_scripts(text: str) -> str:
     return "".join(out)
 
 
+def _drop_comments(text: str) -> str:
+    """Replace each `<!-- ... -->` with a space, in one pass: once no `-->` follows an
+    opener, none follows a later one either."""
+    out: list[str] = []
+    pos = 0
+    while (start := text.find("<!--", pos)) != -1:
+        end = text.find("-->", start + 4)
+        if end == -1:
+            break
+        out += [text[pos:start], " "]
+        pos = end + 3
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def _strip_markup(text: str) -> str:
-    """Drop HTML tags (inline ones without a trace: H<sub>2</sub>O -> H2O)."""
-    text = _drop_scripts(text)
+    """Drop HTML comments and tags (inline ones without a trace: H<sub>2</sub>O ->
+    H2O)."""
+    text = _drop_scripts(_drop_comments(text))
+    text = _NS_TAG_RE.sub(lambda m: "" if m.group(1).lower() in _NS_INLINE else " ", text)
     text = _INLINE_TAG_RE.sub("", text)
     return _TAG_RE.sub(" ", text)
 

@@ -235,3 +235,43 @@ def test_a_summary_of_script_openers_costs_no_minutes_of_cpu(replay: ReplayServe
     assert res.code == 0, res.stderr[-2000:]
     [report] = json.loads(res.stdout)
     assert report["new"] == 1 and not report["failed"]
+
+
+def cdata_item(description: str) -> bytes:
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Lab</title>'
+        "<item><title>One</title><guid>lab-1</guid>"
+        f"<description><![CDATA[{description}]]></description></item></channel></rss>"
+    ).encode()
+
+
+def test_a_description_of_comment_openers_does_not_stall_the_parser(replay: ReplayServer, env):
+    """1.2 MB of `<!--` in one HTML description: feedparser's sgmllib sanitizer is
+    quadratic on it (218 s measured), a stalled `digest fetch` and scheduler fetch.
+    The command gets 60 s here; it needs about one."""
+    body = cdata_item("<!--" * 300_000)
+    replay.route("/comments.xml", Reply(200, body, {"Content-Type": "application/rss+xml"}))
+    source = f"feed:{replay.url}/comments.xml"
+    started = time.monotonic()
+    try:
+        res = run_cli(["fetch", "--json"], {**env, "DIGEST_SOURCES": source}, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"digest fetch still parsing after {time.monotonic() - started:.0f} s")
+    assert res.code == 0, res.stderr[-2000:]
+    assert json.loads(res.stdout)[0]["new"] == 1
+
+
+def test_html_and_journal_markup_in_a_description_become_plain_text(
+    replay: ReplayServer, tmp_path: Path
+):
+    """What feedparser's sanitizer did, `clean_text` does: comments, scripts and tags
+    (HTML, and the namespaced JATS/MathML of journal feeds) go, text stays."""
+    description = (
+        "<!-- teaser --><p>We grow <jats:italic>E. coli</jats:italic> in "
+        "H<sub>2</sub>O<script>track()</script> at <mml:mi>T</mml:mi> &lt; 40&#176;C."
+        "</p><jats:p>Second</jats:p>"
+    )
+    replay.route("/j.xml", Reply(200, cdata_item(description), {"Content-Type": "text/xml"}))
+    settings = make_settings(replay, tmp_path)
+    [record] = FeedSource(replay.url + "/j.xml", HttpClient(settings), settings).fetch({}).records
+    assert record.abstract == "We grow E. coli in H2O at T < 40°C. Second"
