@@ -31,7 +31,7 @@ from rich.progress import (
 from rich.table import Table
 
 from digest import pipeline, store, subscriptions
-from digest.config import Settings
+from digest.config import Settings, check_secret
 from digest.delivery.sender import SendReport
 from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
@@ -492,6 +492,8 @@ def run(
     Several at once (on one machine or many, against one database) share the work:
     each digest is built by exactly one of them; --json reports add up."""
     settings = _settings()
+    if not dry_run:
+        check_secret(settings)  # the digests' links are signed with it
     if not no_fetch:
         warn_default_sources()
     configure_logging(settings.log_format, settings.log_level)  # warnings as events
