@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.resources
+import io
 import ipaddress
 import os
 import re
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from digest.errors import ConfigError, InputError
 from digest.states import SmtpSecurity
@@ -462,6 +464,29 @@ def warn_misspelt(names: Iterable[str], stream: TextIO | None = None) -> None:
         (stream or sys.stderr).write(f"warning: {name} is not a digest setting; {hint}\n")
 
 
+def read_env_file(env_file: Path | str) -> dict[str, str]:
+    """The `KEY=value` pairs of a `.env` file ({} when there is none). python-dotenv
+    skips a line it cannot parse with a logged warning, so a setting mistyped there
+    (`DIGEST_FROM="Digest <d@x.org>` without its closing quote) would silently fall
+    back to its default: here it stops the program, naming the file and the line."""
+    path = Path(env_file)
+    if not path.is_file():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{env_file}: cannot read it as UTF-8 text ({exc})") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.string.strip().splitlines()[0][:80]
+            raise ConfigError(
+                f"{env_file}, line {binding.original.line}: cannot read {line!r}; "
+                "expected KEY=value (quote a value with spaces or #)"
+            )
+    values = dotenv_values(stream=io.StringIO(text))
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     env_file: Path | str | None = ".env",
@@ -478,13 +503,7 @@ def load_settings(
     unknown = set(checks or ()) - set(_KEYS)
     if unknown:
         raise ValueError(f"checks for keys that do not exist: {sorted(unknown)}")
-    merged: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        try:
-            values_in_file = dotenv_values(env_file, encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{env_file}: cannot read it as UTF-8 text ({exc})") from None
-        merged.update({k: v for k, v in values_in_file.items() if v is not None})
+    merged: dict[str, str] = dict(read_env_file(env_file)) if env_file is not None else {}
     merged.update(os.environ if environ is None else environ)
     values: dict[str, Any] = {}
     for key, (field_name, convert) in _KEYS.items():
