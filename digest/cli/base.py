@@ -288,6 +288,16 @@ def _with_file_likes(
     return ",".join(likes)
 
 
+def _warn_query(keywords: str | None) -> None:
+    """The slips `digest check-query` warns about (a lower-case `and` read as a word),
+    on stderr: the profile is stored as written, but it likely means something else."""
+    if keywords:
+        from digest.matching import query_warnings
+
+        for warning in query_warnings(keywords):
+            typer.echo(f"warning: {warning}", err=True)  # plain: a console would wrap it
+
+
 @app.command()
 def subscribe(
     email: EmailArg,
@@ -327,6 +337,7 @@ def subscribe(
         notify_empty=notify_empty,
     )
     out.print(f"subscribed {sub.email}")
+    _warn_query(keywords)
 
 
 @app.command("set")
@@ -382,6 +393,7 @@ def set_(
     )
     when = f"{sub.frequency}{' on ' + sub.weekday if sub.weekday else ''}"
     out.print(f"updated {sub.email}: {when} at {sub.send_at} {sub.timezone}", highlight=False)
+    _warn_query(keywords)
     note = subscriptions.status_note(sub)
     if note:  # the profile changed, but nothing will be sent: say so
         typer.echo(f"note: {note}", err=True)  # plain: a console would wrap it

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from digest import store
 from digest.errors import InputError
+from digest.matching import query_warnings
 from digest.models import Subscriber
 from digest.rendering import subscriber_links
 from digest.states import WEEKDAYS, Frequency, SubscriberStatus, Weekday
@@ -102,11 +103,21 @@ def render(
 
 
 def message_page(
-    request: Request, title: str, text: str, status: int = 200, link: tuple[str, str] | None = None
+    request: Request,
+    title: str,
+    text: str,
+    status: int = 200,
+    link: tuple[str, str] | None = None,
+    warnings: list[str] | None = None,
 ) -> HTMLResponse:
-    return render(
-        request, "message.html", {"title": title, "text": text, "link": link}, status, forms=False
-    )
+    context = {"title": title, "text": text, "link": link, "query_warnings": warnings or []}
+    return render(request, "message.html", context, status, forms=False)
+
+
+def slips(keywords: str) -> list[str]:
+    """What `digest check-query` warns about in a profile (a lower-case `and` read as
+    a word): the profile is kept as typed, but the visitor should know."""
+    return query_warnings(keywords) if keywords.strip() else []
 
 
 LINK_PAGES = {
@@ -224,6 +235,7 @@ def form_context(request: Request, values: dict[str, Any], errors: dict[str, str
         "examples": PROFILE_EXAMPLES,
         "honeypot_field": HONEYPOT_FIELD,
         "detect_timezone": False,
+        "query_warnings": slips(str(values.get("keywords") or "")),
     }
 
 
@@ -321,18 +333,26 @@ async def signup_submit(request: Request, background: BackgroundTasks) -> Respon
         context = form_context(request, typed_values(form, data), field_errors(exc))
         return render(request, "signup.html", context, 400)
     background.add_task(ctx.mailer.send, mail)
+    warnings = slips(data.keywords)
+    if warnings:  # shown now: the page a redirect leads to cannot know the profile
+        return check_inbox_page(request, warnings)
     return RedirectResponse("/check-your-inbox", status_code=303)
 
 
-@router.get("/check-your-inbox", response_class=HTMLResponse)
-async def check_inbox(request: Request) -> Response:
+def check_inbox_page(request: Request, warnings: list[str] | None = None) -> HTMLResponse:
     return message_page(
         request,
         "Check your inbox",
         "If the address can receive mail, we have sent it a message. Follow the link "
         "in it to confirm your subscription (or, if you are already subscribed, to "
         "manage it). A confirmation link works for two days.",
+        warnings=warnings,
     )
+
+
+@router.get("/check-your-inbox", response_class=HTMLResponse)
+async def check_inbox(request: Request) -> Response:
+    return check_inbox_page(request)
 
 
 # ---------------------------------------------------------------- confirm
@@ -355,6 +375,7 @@ async def confirm_page(request: Request, token: str) -> Response:
         "frequencies": FREQUENCY_LABELS,
         # Each later sign-up for the address bumps the version: say the profile changed.
         "replaced": sub.token_version > 0,
+        "query_warnings": slips(sub.keywords),
     }
     return render(request, "confirm.html", context)
 

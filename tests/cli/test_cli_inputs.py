@@ -175,3 +175,17 @@ def test_a_folder_the_system_refuses_is_one_line_not_a_traceback(cli):
     res = cli("run", "--now", extra_env=env)
     assert res.code in (1, 2) and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert "/proc/no-such-dir" in res.stderr
+
+
+def test_subscribe_and_set_warn_about_a_lower_case_operator(cli):
+    """As check-query does: the profile is stored as typed, with a warning."""
+    res = cli("subscribe", "ada@example.org", "--keywords", "diffusion and robots")
+    assert res.code == 0, res.stderr
+    assert "warning: 'and' is read as a word; write AND" in res.stderr
+    res = cli("set", "ada@example.org", "--keywords", "diffusion or robots")
+    assert res.code == 0, res.stderr
+    assert "warning: 'or' is read as a word; write OR" in res.stderr
+    quiet = cli("set", "ada@example.org", "--keywords", '"salt and pepper" NOT survey')
+    assert quiet.code == 0 and "warning" not in quiet.stderr
+    listed = json.loads(cli("subscribers", "--json").stdout)
+    assert listed[0]["keywords"] == '"salt and pepper" NOT survey'
