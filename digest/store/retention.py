@@ -168,7 +168,7 @@ def prune_events(
             # The kinds of the rows this transaction deleted (another prune running
             # at once deletes others, or none): each is tallied exactly once.
             kinds = conn.execute(delete(_E).where(_E.c.id.in_(oldest)).returning(_E.c.kind))
-            n = _tally(conn, Counter(kinds.scalars()))
+            n = tally_deleted_events(conn, Counter(kinds.scalars()))
         if n:
             report.batches += 1
             report.events += n
@@ -176,8 +176,9 @@ def prune_events(
             return
 
 
-def _tally(conn: Connection, kinds: Counter[str]) -> int:
-    """Add deleted events to the running totals; how many there were."""
+def tally_deleted_events(conn: Connection, kinds: Counter[str]) -> int:
+    """Add deleted inbound events (pruned, or a deleted subscriber's) to the running
+    totals, in the deleting transaction; how many there were."""
     if kinds:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         insert = dialect.insert(_TALLY)

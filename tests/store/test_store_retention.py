@@ -182,3 +182,19 @@ def test_prune_on_postgresql(postgres_url, settings, scenario):
         scenario(engine, settings)
     finally:
         engine.dispose()
+
+
+def test_deleting_a_subscriber_keeps_the_inbound_counter(engine, settings):
+    """Their inbound events go with them, but the counter keeps what was read."""
+    now = utcnow()
+    ada = subscriptions.subscribe(engine, settings, "ada@example.org", "diffusion")
+    with Session(engine) as session:
+        session.add(InboundEvent(kind="bounce", subscriber_id=ada.id, created_at=now))
+        session.add(InboundEvent(kind="complaint", subscriber_id=ada.id, created_at=now))
+        session.add(InboundEvent(kind="ignored", created_at=now))
+        session.commit()
+    snapshot = lambda: store.metrics_snapshot(engine, now, (1.0,), "2000-01-01").inbound  # noqa: E731
+    before = snapshot()
+    assert store.delete_subscriber(engine, "ada@example.org")
+    assert store.inbound_counts(engine).get("bounce", 0) == 0  # the rows are gone
+    assert snapshot() == before == {"bounce": 1, "complaint": 1, "ignored": 1}
