@@ -96,6 +96,13 @@ def _main_options(
     """Email researchers a personal daily digest of new papers."""
 
 
+def _shown(text: str) -> str:
+    """Text from outside (a web sign-up, a feed, a relay's answer) fit for a terminal:
+    rich markup escaped, and control characters written as escapes (`\\x1b`), so a
+    stored string cannot clear the screen, move the cursor or recolour what follows."""
+    return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
+
+
 def _settings() -> Settings:
     return load_checked_settings()
 
@@ -422,9 +429,9 @@ def subscribers(as_json: JsonOpt = False) -> None:
         when = f"{s.frequency}{' ' + s.weekday if s.weekday else ''} {s.send_at} {s.timezone}"
         wants = (s.interest or "")[:60] + (f" (+{len(s.likes)} liked)" if s.likes else "")
         table.add_row(
-            *(escape(v) for v in (s.email, s.status, s.keywords, wants)),
+            *(_shown(v) for v in (s.email, s.status, s.keywords, wants)),
             str(s.max_papers),
-            escape(when),
+            _shown(when),
             _iso(s.created_at) or "",
         )
     out.print(table)
@@ -448,7 +455,7 @@ def papers(
     table = Table("id", "published", "upvotes", "title")
     for p in rows:
         table.add_row(
-            escape(p.id), _iso(p.published) or "", str(p.upvotes or ""), escape(p.title[:90])
+            _shown(p.id), _iso(p.published) or "", str(p.upvotes or ""), _shown(p.title[:90])
         )
     out.print(table)
 
@@ -470,7 +477,7 @@ def fetch(
         table = Table("source", "new", "updated", "already known", "errors", "status")
         for r in reports:
             table.add_row(
-                escape(r.name),
+                _shown(r.name),
                 str(r.new),
                 str(r.updated),
                 str(r.known),
@@ -480,7 +487,7 @@ def fetch(
         out.print(table)
         for r in reports:
             for e in r.errors[:20]:
-                err.print(f"[yellow]{escape(r.name)}[/]: {escape(e)}", highlight=False)
+                err.print(f"[yellow]{_shown(r.name)}[/]: {_shown(e)}", highlight=False)
     if any(r.failed for r in reports):
         raise typer.Exit(1)
 
@@ -544,7 +551,7 @@ def _print_run(report: pipeline.RunReport, dry_run: bool) -> None:
     if b.failed:
         err.print(f"digests that could not be built: {b.failed}", highlight=False)
         for e in b.errors[:20]:
-            err.print(f"  {escape(e)}", highlight=False)
+            err.print(f"  {_shown(e)}", highlight=False)
     if b.nothing_new or report.not_due:
         out.print(f"'nothing new' notes: {b.nothing_new}, not due yet: {report.not_due}")
     if not dry_run:
@@ -595,12 +602,12 @@ def _print_schedule_status(data: dict[str, Any]) -> None:
     for s in data.get("sources", []):
         counts = s.get("last_counts") or {}
         sources.add_row(
-            escape(s["source"]),
+            _shown(s["source"]),
             s["last_fetch_at"] or "never",
             s["last_status"] or "",
             str(counts.get("new", "")),
             str(counts.get("updated", "")),
-            escape((s["last_error"] or "")[:80]),
+            _shown((s["last_error"] or "")[:80]),
         )
     out.print(sources)
     _print_scheduler(data.get("scheduler") or {}, data.get("next_runs", []))
