@@ -5,12 +5,13 @@ large) instead of "this form was open for too long" (403)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import httpx
 import pytest
-from web_served import csrf_token, served
+from web_served import csrf_token, digest_web, served
 
 from digest import store
 from digest.bibliography import add_likes, import_likes
@@ -149,3 +150,20 @@ def test_unreadable_forms_are_400_and_too_many_parts_413(site, settings, engine)
         flood = person.post(manage, data={f"f{i}": "x" for i in range(300)})
         assert flood.status_code == 413 and "Traceback" not in flood.text
     assert store.get_subscriber(engine, ADA) is None
+
+
+def test_a_malformed_body_leaves_only_log_lines_in_the_log(env, tmp_path):
+    """python-multipart's warning about a visitor's malformed body came out as a bare
+    line on stderr, in the middle of DIGEST_LOG_FORMAT=json logs."""
+    log = tmp_path / "web.log"
+    with digest_web(env, tmp_path, log_to=log, DIGEST_LOG_FORMAT="json") as port:
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/subscribe",
+            content=b"garbage",
+            headers={"content-type": "multipart/form-data; boundary=zz"},
+        )
+        assert answer.status_code == 400
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert lines, "the server logged nothing at all"
+    for line in lines:
+        assert json.loads(line)["level"], line  # every line is a JSON log record
