@@ -42,12 +42,14 @@ def test_commands_stop_on_a_short_key_with_exit_2(cli, command: list[str]):
     assert "Traceback" not in answer.stderr
 
 
-def test_run_refuses_the_example_key_when_links_go_to_a_public_site(cli):
+def test_run_and_worker_refuse_the_example_key_when_links_go_to_a_public_site(cli):
     # The `env` fixture's base URL is https://digest.example.org: mails would carry
     # links anyone could forge.
     answer = cli("run", "--no-fetch", extra_env={"DIGEST_SECRET_KEY": ""})
     assert answer.code == 2
     assert "DIGEST_SECRET_KEY is not set" in answer.stderr
+    worker = cli("worker", "--interval", "60", extra_env={"DIGEST_SECRET_KEY": ""})
+    assert worker.code == 2 and "DIGEST_SECRET_KEY is not set" in worker.stderr
     local = cli(
         "run",
         "--no-fetch",
