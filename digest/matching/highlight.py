@@ -64,7 +64,7 @@ class TextSpans:
     """One text, split into analysed words once; the spans of each label found in it
     are computed on first request and kept (a label's spans never change)."""
 
-    __slots__ = ("text", "_words", "_found", "_starts", "_sorted", "_labels", "_shown")
+    __slots__ = ("text", "_words", "_found", "_starts", "_sorted", "_labels", "_merged", "_shown")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -73,6 +73,7 @@ class TextSpans:
         self._starts: dict[str, list[int]] | None = None
         self._sorted: tuple[list[str], dict[str, list[int]]] | None = None
         self._labels: dict[str, list[tuple[int, int]]] = {}
+        self._merged: dict[str, tuple[tuple[int, int], ...]] = {}
         self._shown: dict[str, list[str]] = {}
 
     @property
@@ -143,17 +144,33 @@ class TextSpans:
                 shown.append(words_)
         return shown
 
-    def spans(self, labels: Iterable[str]) -> list[tuple[int, int]]:
-        """Character spans of the text that the labels cover, sorted and disjoint."""
+    def spans(self, labels: Iterable[str]) -> tuple[tuple[int, int], ...]:
+        """Character spans of the text that the labels cover, sorted and disjoint. Each
+        label's own spans are kept sorted and merged, so the usual case (no label, or
+        one, found in the text) is a lookup per label and no sorting."""
         if not self._words:
-            return []
-        merged: list[tuple[int, int]] = []
-        for start, end in sorted(span for label in labels for span in self.label_spans(label)):
-            if merged and start <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-            else:
-                merged.append((start, end))
-        return merged
+            return ()
+        found = []
+        for label in labels:
+            spans = self._merged.get(label)
+            if spans is None:
+                spans = self._merged[label] = _merged(self.label_spans(label))
+            if spans:
+                found.append(spans)
+        if len(found) <= 1:
+            return found[0] if found else ()
+        return _merged([span for spans in found for span in spans])
+
+
+def _merged(spans: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """`spans` sorted, overlapping and touching ones joined."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
 
 
 def _words_of(text: str) -> list[tuple[str, int, int]]:
@@ -191,7 +208,7 @@ def highlight_spans(text: str, match: Match) -> list[tuple[int, int]]:
     labels = text_labels(match)
     if not labels or not text:
         return []
-    return TextSpans(text).spans(labels)
+    return list(TextSpans(text).spans(labels))
 
 
 class AuthorNames:

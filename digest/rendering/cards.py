@@ -136,7 +136,7 @@ class MarkedText(Marks):
 
     __slots__ = ("source", "spans")
 
-    def __init__(self, source: EscapedText, spans: list[tuple[int, int]]) -> None:
+    def __init__(self, source: EscapedText, spans: tuple[tuple[int, int], ...]) -> None:
         self.source, self.spans = source, spans
 
     def parts(self) -> list[Part]:
@@ -146,7 +146,7 @@ class MarkedText(Marks):
         return self.source.render(self.spans, hole)
 
     def key(self) -> object:
-        return tuple(self.spans)
+        return self.spans
 
 
 class MarkedAuthors(Marks):
@@ -231,8 +231,8 @@ class PaperCard:
             if patterns is None:
                 return None
             lines = self._lines[with_why] = (
-                CardLines.compile(patterns[0], "\n", None),
-                CardLines.compile(patterns[1], "", "\n"),
+                CardLines.compile(patterns[0], "\n", None, env.reason_lines),
+                CardLines.compile(patterns[1], "", "\n", env.reason_lines),
             )
         return lines
 
@@ -264,7 +264,7 @@ class PaperCard:
         def marked(source: EscapedText, spans: TextSpans) -> MarkedText:
             found = spans.found
             picks = [found[0], found[-1]] if len(found) > 2 else found[:1]
-            return MarkedText(source, sorted({(s, e) for _, _, s, e in picks}))
+            return MarkedText(source, tuple(sorted({(s, e) for _, _, s, e in picks})))
 
         return {
             WHY: 'matched: <sample> & "check"' if with_why else "",
@@ -286,7 +286,7 @@ def make_card(
     why = match.why() if match else ""
     key = ("card", paper.id, paper.updated_at, terms, why)
     try:
-        return env.cache[key]
+        return env.cards[key]
     except KeyError:
         return env.remember(key, lambda: _spliced_card(env, paper, match, why))
 
