@@ -135,10 +135,16 @@ def today_number(now: datetime | None = None) -> int:
     return ((now or datetime.now(UTC)).date() - _EPOCH).days
 
 
+@lru_cache(maxsize=1 << 14)
+def _paper_part(paper_id: str) -> str:
+    """A paper id as a feedback token carries it (every subscriber shown the paper)."""
+    return base64_encode(paper_id).decode()
+
+
 def make_feedback_token(
     secret: str, subscriber_id: int, token_version: int, paper_id: str, day: int | None = None
 ) -> str:
-    paper = base64_encode(paper_id).decode()
+    paper = _paper_part(paper_id)
     day = today_number() if day is None else day
     payload = f"{subscriber_id}.{token_version}.{day}.{paper}".encode()
     mac = _feedback_mac(secret).copy()  # what _feedback_signer(secret).sign makes, keyed once

@@ -246,6 +246,22 @@ class AuthorNames:
         return sorted(found)
 
 
+def labels_of(match: Match | None) -> tuple[list[str], list[str]]:
+    """(`text_labels`, `author_labels`) of `match` in one pass over its hits (a card
+    needs both for every subscriber who is shown it)."""
+    if match is None:
+        return [], []
+    text: dict[str, None] = {}
+    authors: list[str] = []
+    for h in match.hits:
+        field = h.field
+        if field in _TEXT_FIELDS:
+            text[h.term] = None
+        elif field == "author":
+            authors.append(h.term)
+    return list(text), authors
+
+
 def author_labels(match: Match | None) -> list[str]:
     return [h.term for h in match.hits if h.field == "author"] if match is not None else []
 

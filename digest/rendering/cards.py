@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from digest.matching import Match
-from digest.matching.highlight import AuthorNames, TextSpans, author_labels, text_labels
+from digest.matching.highlight import AuthorNames, TextSpans, labels_of
 from digest.models import Paper
 from digest.rendering.encoding import Chunk, LineCodec, chunk_of, normalise_newlines
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
@@ -200,9 +200,8 @@ class PaperCard:
 
     def values(self, match: Match | None, why: str) -> dict[str, Any]:
         """The subscriber-dependent part of the card's context, from cached spans."""
-        hits = match is not None and bool(match.hits)
-        labels = text_labels(match) if match is not None and hits else []
-        named = tuple(self.authors.named(author_labels(match))) if hits else ()
+        labels, authors = labels_of(match)
+        named = tuple(self.authors.named(authors)) if authors else ()
         return {
             WHY: why,
             "title_parts": MarkedText(self._title_text, self.title.spans(labels)),
@@ -293,7 +292,7 @@ def make_card(
 
 def _spliced_card(env: DigestEnvironment, paper: Paper, match: Match | None, why: str) -> Card:
     state = paper_card(env, paper)
-    values = state.values(match, shorten(clean(why, WHY_LIMIT * 2), WHY_LIMIT))
+    values = state.values(match, _reason(env, why))
     patterns = state.patterns(env, bool(values[WHY]))
     if patterns is None:
         html, text = _render_both(env, {"paper": state.view, **_as_parts(values)})
@@ -306,6 +305,17 @@ def _spliced_card(env: DigestEnvironment, paper: Paper, match: Match | None, why
     if text_chunk is None:
         text_chunk = card_chunk(patterns[1].fill(values).strip("\n"), env.card_codec)
     return _made(html_chunk, text_chunk)
+
+
+def _reason(env: DigestEnvironment, why: str) -> str:
+    """`why` made safe to show and bounded, once per distinct reason in a run."""
+    reasons = env.reasons
+    shown = reasons.get(why)
+    if shown is None:
+        if len(reasons) >= env.papers_limit:
+            reasons.clear()
+        shown = reasons[why] = shorten(clean(why, WHY_LIMIT * 2), WHY_LIMIT)
+    return shown
 
 
 def _as_parts(values: dict[str, Any]) -> dict[str, Any]:

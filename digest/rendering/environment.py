@@ -177,13 +177,16 @@ class DigestEnvironment(Environment):
         self.analysis = TextAnalysis()
         self.codec = LineCodec()
         self.card_codec = LineCodec(50_000)
-        # The cards' reason lines, encoded, for every paper (splice.HoleLine).
+        # The cards' reasons cleaned, and their lines encoded, for every paper
+        # (cards._reason, splice.HoleLine).
+        self.reasons: dict[str, str] = {}
         self.reason_lines: dict[Any, Any] = {}
         # Page patterns by shape (frame.py); None where the templates give none.
         self.frames: dict[Any, Any] = {}
         self.frames_limit = 2_000
-        # Templates whose first pattern matched a direct render with real values.
-        self.frames_verified: set[str] = set()
+        # Per page template, how many shapes' patterns passed the check against a
+        # direct render (frame.learn_frame); negative once one failed.
+        self.frame_checks: dict[str, int] = {}
         # Papers whose card patterns passed the sample check, by `with_why`; past
         # cards.CARD_CHECKS the templates are trusted (negative once one failed:
         # then every paper is checked).

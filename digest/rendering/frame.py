@@ -7,14 +7,15 @@ templates (whichever a designer put in `DIGEST_TEMPLATES_DIR`) are rendered once
 *shape* — the numbers, which strings are empty, how many topics and cards — with a
 marker for each non-empty string and each card; the result is a `FramePattern`.
 Filling it for a subscriber is joining strings, and its literal lines are
-quoted-printable encoded once (`encoding.LineJoiner`), so a message costs no template
+quoted-printable encoded once (`encoding.LineCodec`), so a message costs no template
 render and no re-encoding of the lines every message shares.
 
 A pattern is used only after it reproduced a direct render with sample values (long,
 full of characters to escape) and, for a template's first shape, with the first
 subscriber's values too. A template that changes a string with a filter, or tests its
 content, fails that check and the page is rendered directly for that shape, as
-before. A digest's shape is worked out once for its HTML and text pages, and a page
+before, and every later shape is checked; a template whose first FRAME_CHECKS shapes
+passed is trusted, as card templates are after `cards.CARD_CHECKS` papers. A digest's shape is worked out once for its HTML and text pages, and a page
 is filled and encoded in one pass (`FramePattern.build`).
 """
 
@@ -227,20 +228,28 @@ def sample_values(values: Sequence[str]) -> list[str]:
     return [f"Sample <b>{i}</b> & \"Quote\" 'x' {'word ' * 30}end{i}" for i in range(len(values))]
 
 
+# Shapes of a page template whose patterns are checked against direct renders before
+# the template is trusted to treat every value the way a pattern does (as for cards:
+# a check renders the page once more, and a new shape is learned every few digests).
+FRAME_CHECKS = 16
+
+
 def learn_frame(
     render: Callable[[Mapping[str, Any]], str],
     context: Mapping[str, Any],
     shape: Shape,
     cards: Sequence[Chunk],
-    verified: bool = False,
+    checks: int = 0,
 ) -> FramePattern | None:
     """The pattern of `render` for this shape, or None when it does not reproduce a
-    direct render with sample values and, for the first shape of a template (not
-    `verified` yet), with the real ones too."""
+    direct render with sample values and, for the first shape of a template (no
+    `checks` passed yet), with the real ones too. A template with FRAME_CHECKS shapes
+    checked is trusted: its pattern is learned from one render; a template that
+    failed a check has a negative `checks`, and every shape is checked."""
     pattern = FramePattern.learn(render(shape.probe))
-    if pattern is None:
-        return None
-    if not verified and joined(pattern.fill(shape.values, cards)) != joined(
+    if pattern is None or checks >= FRAME_CHECKS:
+        return pattern
+    if checks <= 0 and joined(pattern.fill(shape.values, cards)) != joined(
         slotted(render(context), cards)
     ):
         return None

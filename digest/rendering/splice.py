@@ -181,7 +181,7 @@ class HoleLine:
     only hole is the reason keeps them in `shared`, the run's memory for every
     paper's such line: a reason recurs across papers and subscribers."""
 
-    __slots__ = ("pieces", "fields", "memory", "shared", "limit")
+    __slots__ = ("pieces", "fields", "memory", "shared", "limit", "ident")
 
     def __init__(
         self, pieces: tuple[str | Hole, ...], shared: dict[object, tuple[str, bytes]] | None
@@ -193,6 +193,9 @@ class HoleLine:
             shared if shared is not None and self.shared else {}
         )
         self.limit = SHARED_MEMORY if self.shared else LINE_MEMORY
+        # what tells this line from other papers' lines in `shared` (a string, whose
+        # hash Python keeps, unlike the pieces')
+        self.ident = repr(pieces) if self.shared else ""
 
     def filled(
         self, values: Mapping[str, str | Sequence[Part] | Marks]
@@ -203,7 +206,7 @@ class HoleLine:
             _key(values[fields[0]]) if len(fields) == 1 else tuple([_key(values[f]) for f in fields])
         )
         if self.shared:
-            key = (self.pieces, key)
+            key = (self.ident, key)
         memory = self.memory
         known = memory.get(key)
         if known is None:
