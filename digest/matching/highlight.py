@@ -12,6 +12,7 @@ holds those per text for a run (bounded); `highlight_spans` is the one-off form.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -19,7 +20,7 @@ from functools import lru_cache
 from digest.matching.model import Match
 from digest.matching.nodes import Form, form_in
 from digest.matching.query import label_forms as _label_forms
-from digest.matching.text import _WORD, analyse, stem, words
+from digest.matching.text import analyse, stem, words
 
 # Authors looked at for a followed name (the matcher saw them all; a card needs few).
 AUTHOR_SCAN = 10_000
@@ -180,8 +181,13 @@ def _words_of(text: str) -> list[tuple[str, int, int]]:
     if not text:
         return []
     if text.isascii():
-        return [(m[0], m.start(), m.end()) for m in _WORD.finditer(text.lower())]
+        return [(m[0], m.start(), m.end()) for m in _ASCII_WORD.finditer(text.lower())]
     return list(words(text))
+
+
+# `text._WORD` on lower-cased ASCII text, where it finds the same words (letters and
+# digits; its combining marks are not ASCII) twice as fast.
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 
 
 class TextAnalysis:
