@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -146,6 +146,11 @@ class FramePattern:
     """A rendered page as literal text (pre-encoded where it spans lines) and holes."""
 
     pieces: tuple[Piece, ...]
+    # the pieces as (kind, index or text or chunk), for `build`'s loop
+    ops: tuple[tuple[int, Any], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops", tuple(_op(p) for p in self.pieces))
 
     @classmethod
     def learn(cls, rendered: str) -> FramePattern | None:
@@ -192,15 +197,21 @@ class FramePattern:
         out: list[bytes] = []
         line = ""
         unique = False
-        for piece in self.pieces:
-            if isinstance(piece, str):
-                texts.append(piece)
-                line += piece
+        for kind, arg in self.ops:
+            if kind == _TEXT:
+                texts.append(arg)
+                line += arg
                 continue
-            if isinstance(piece, ValueHole):
-                value = values[piece.index]
-                if piece.escaped:
-                    value = str(escape(value))
+            if kind == _CARD:
+                chunk = cards[arg]
+                texts.append(chunk.text)
+            elif kind == _CHUNK:
+                chunk = arg
+                texts.append(chunk.text)
+            else:
+                value = values[arg]
+                if kind == _ESCAPED:
+                    value = _escaped(value)
                 texts.append(value)
                 unique = True
                 if "\n" not in value:
@@ -209,9 +220,6 @@ class FramePattern:
                 found = chunk_of(value)
                 assert isinstance(found, Chunk)
                 chunk = found
-            else:
-                chunk = cards[piece.index] if isinstance(piece, CardHole) else piece
-                texts.append(chunk.text)
             if chunk.mid is None:
                 line += chunk.head
                 continue
@@ -221,6 +229,28 @@ class FramePattern:
             line, unique = chunk.tail, False
         out.append(qp_line(line) if unique else codec.line(line))
         return "".join(texts), b"".join(out)
+
+
+# What `FramePattern.ops` says a piece is.
+_TEXT, _ESCAPED, _RAW, _CARD, _CHUNK = range(5)
+
+
+def _op(piece: Piece) -> tuple[int, Any]:
+    if isinstance(piece, str):
+        return _TEXT, piece
+    if isinstance(piece, ValueHole):
+        return (_ESCAPED if piece.escaped else _RAW), piece.index
+    if isinstance(piece, CardHole):
+        return _CARD, piece.index
+    return _CHUNK, piece
+
+
+def _escaped(value: str) -> str:
+    """`str(escape(value))`, without the Markup object for a value with nothing to
+    escape (most: links, addresses)."""
+    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
+        return str(escape(value))
+    return value
 
 
 def sample_values(values: Sequence[str]) -> list[str]:
