@@ -65,17 +65,31 @@ class TextSpans:
     """One text, split into analysed words once; the spans of each label found in it
     are computed on first request and kept (a label's spans never change)."""
 
-    __slots__ = ("text", "_words", "_found", "_starts", "_sorted", "_labels", "_merged", "_shown")
+    __slots__ = (
+        "text", "_lower", "_word_list", "_found", "_starts", "_sorted", "_labels", "_merged",
+        "_shown",
+    )  # fmt: skip
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._words = _words_of(text)
+        # ASCII text lower-cased, where a one-word prefix is found without splitting
+        # the text into words (`_prefix_spans`)
+        self._lower = text.lower() if text.isascii() else None
+        self._word_list: list[tuple[str, int, int]] | None = None
         self._found: Found | None = None
         self._starts: dict[str, list[int]] | None = None
         self._sorted: tuple[list[str], dict[str, list[int]]] | None = None
         self._labels: dict[str, list[tuple[int, int]]] = {}
         self._merged: dict[str, tuple[tuple[int, int], ...]] = {}
         self._shown: dict[str, list[str]] = {}
+
+    @property
+    def _words(self) -> list[tuple[str, int, int]]:
+        """(folded word, start, end) for each word, on first need (an abstract looked
+        at only for the words a prefix matched is never split into words)."""
+        if self._word_list is None:
+            self._word_list = _words_of(self.text)
+        return self._word_list
 
     @property
     def found(self) -> Found:
@@ -100,6 +114,8 @@ class TextSpans:
         if not form:
             return form_spans(form, self.found)
         first, prefix = form[0]
+        if prefix and len(form) == 1 and self._lower is not None and _ASCII_WORD_FULL(first):
+            return [m.span() for m in _prefix_re(first).finditer(self._lower)]
         if prefix:  # the words a prefix starts are a run of the distinct words sorted
             if self._sorted is None:
                 self._sorted = self._word_positions()
@@ -149,7 +165,7 @@ class TextSpans:
         """Character spans of the text that the labels cover, sorted and disjoint. Each
         label's own spans are kept sorted and merged, so the usual case (no label, or
         one, found in the text) is a lookup per label and no sorting."""
-        if not self._words:
+        if not self.text:
             return ()
         found = []
         for label in labels:
@@ -188,6 +204,15 @@ def _words_of(text: str) -> list[tuple[str, int, int]]:
 # `text._WORD` on lower-cased ASCII text, where it finds the same words (letters and
 # digits; its combining marks are not ASCII) twice as fast.
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
+_ASCII_WORD_FULL = re.compile(r"[a-z0-9]+").fullmatch
+
+
+@lru_cache(maxsize=1 << 12)
+def _prefix_re(prefix: str) -> re.Pattern[str]:
+    """The words of lower-cased ASCII text that start with `prefix` (itself a word of
+    letters and digits): the same spans as splitting into `_ASCII_WORD`s and keeping
+    those that start with it, 4x faster on an abstract."""
+    return re.compile(f"(?<![a-z0-9]){prefix}[a-z0-9]*")
 
 
 class TextAnalysis:
