@@ -114,7 +114,13 @@ class TextSpans:
         if not form:
             return form_spans(form, self.found)
         first, prefix = form[0]
-        if prefix and len(form) == 1 and self._lower is not None and _ASCII_WORD_FULL(first):
+        if (
+            prefix
+            and len(form) == 1
+            and self._word_list is None  # once split, the sorted words answer faster
+            and self._lower is not None
+            and _ASCII_WORD_FULL(first)
+        ):
             return [m.span() for m in _prefix_re(first).finditer(self._lower)]
         if prefix:  # the words a prefix starts are a run of the distinct words sorted
             if self._sorted is None:

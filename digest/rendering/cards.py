@@ -283,15 +283,19 @@ def make_card(
     if not env.splice_cards:
         return render_card(env, paper, match)
     why = match.why() if match else ""
-    key = ("card", paper.id, paper.updated_at, terms, why)
-    try:
-        return env.cards[key]
-    except KeyError:
-        return env.remember(key, lambda: _spliced_card(env, paper, match, why))
+    # the paper's key read once (a Paper's fields are SQLAlchemy descriptors)
+    ident = (paper.id, paper.updated_at)
+    key = (ident, terms, why)
+    card = env.cards.get(key)
+    if card is None:
+        card = env.remember(key, lambda: _spliced_card(env, paper, match, why, ident))
+    return card
 
 
-def _spliced_card(env: DigestEnvironment, paper: Paper, match: Match | None, why: str) -> Card:
-    state = paper_card(env, paper)
+def _spliced_card(
+    env: DigestEnvironment, paper: Paper, match: Match | None, why: str, ident: Any
+) -> Card:
+    state = env.paper_state(ident, lambda: PaperCard(paper))
     values = state.values(match, _reason(env, why))
     patterns = state.patterns(env, bool(values[WHY]))
     if patterns is None:

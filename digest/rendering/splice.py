@@ -203,7 +203,9 @@ class HoleLine:
         """(text, CRLF + its encoding), or None when a value brought a line break."""
         fields = self.fields
         key: object = (
-            _key(values[fields[0]]) if len(fields) == 1 else tuple([_key(values[f]) for f in fields])
+            _key(values[fields[0]])
+            if len(fields) == 1
+            else tuple([_key(values[f]) for f in fields])
         )
         if self.shared:
             key = (self.ident, key)
