@@ -181,13 +181,14 @@ class HoleLine:
     only hole is the reason keeps them in `shared`, the run's memory for every
     paper's such line: a reason recurs across papers and subscribers."""
 
-    __slots__ = ("pieces", "fields", "memory", "shared", "limit", "ident")
+    __slots__ = ("pieces", "fields", "field", "memory", "shared", "limit", "ident")
 
     def __init__(
         self, pieces: tuple[str | Hole, ...], shared: dict[object, tuple[str, bytes]] | None
     ) -> None:
         self.pieces = pieces
         self.fields = tuple(p.field for p in pieces if isinstance(p, Hole))
+        self.field = self.fields[0] if len(self.fields) == 1 else None  # most lines
         self.shared = shared is not None and self.fields == (WHY,)
         self.memory: dict[object, tuple[str, bytes]] = (
             shared if shared is not None and self.shared else {}
@@ -201,11 +202,11 @@ class HoleLine:
         self, values: Mapping[str, str | Sequence[Part] | Marks]
     ) -> tuple[str, bytes] | None:
         """(text, CRLF + its encoding), or None when a value brought a line break."""
-        fields = self.fields
+        field = self.field
         key: object = (
-            _key(values[fields[0]])
-            if len(fields) == 1
-            else tuple([_key(values[f]) for f in fields])
+            _key(values[field])
+            if field is not None
+            else tuple([_key(values[f]) for f in self.fields])
         )
         if self.shared:
             key = (self.ident, key)
@@ -319,8 +320,8 @@ class CardLines:
 
 
 def _key(value: str | Sequence[Part] | Marks) -> object:
-    if isinstance(value, Marks):  # the usual value: checked first
-        return value.key()
     if isinstance(value, str):
         return value
+    if isinstance(value, Marks):
+        return value.key()
     return tuple(value)
