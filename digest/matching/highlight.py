@@ -136,15 +136,15 @@ class TextSpans:
                 words_ = self._words
                 return [(words_[i][1], words_[i][2]) for i in starts]
         else:
-            if self._starts is None:
+            if self._starts is None:  # where each stem is (no 4-tuple per word)
                 self._starts = {}
-                for i, (_, stemmed, _, _) in enumerate(self.found):
-                    self._starts.setdefault(stemmed, []).append(i)
+                for i, word in enumerate(self._words):
+                    self._starts.setdefault(stem(word[0]), []).append(i)
             starts = self._starts.get(first, [])
-        found = self.found
-        if len(form) == 1:  # every start is a whole match
-            return [(found[i][2], found[i][3]) for i in starts]
-        return form_spans(form, found, starts)
+            if len(form) == 1:  # every start is a whole match
+                words_ = self._words
+                return [(words_[i][1], words_[i][2]) for i in starts]
+        return form_spans(form, self.found, starts)
 
     def _word_positions(self) -> tuple[list[str], dict[str, list[int]]]:
         """The distinct words sorted, and where each occurs (sorting the words alone,
