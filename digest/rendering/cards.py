@@ -230,8 +230,8 @@ class PaperCard:
             if patterns is None:
                 return None
             lines = self._lines[with_why] = (
-                CardLines.compile(patterns[0], "\n", None, env.reason_lines),
-                CardLines.compile(patterns[1], "", "\n", env.reason_lines),
+                CardLines.compile(patterns[0], "\n", None, env.reason_lines, env.card_codec),
+                CardLines.compile(patterns[1], "", "\n", env.reason_lines, env.card_codec),
             )
         return lines
 

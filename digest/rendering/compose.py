@@ -288,7 +288,7 @@ def _page(
             if len(env.frames) >= env.frames_limit:
                 env.frames.clear()
             checks = env.frame_checks.get(name, 0)
-            pattern = env.frames[key] = learn_frame(render, page, shape, cards, checks)
+            pattern = env.frames[key] = learn_frame(render, page, shape, cards, checks, env.codec)
             # past FRAME_CHECKS shapes that passed, the template is trusted; once one
             # failed, every later shape is checked
             env.frame_checks[name] = checks + 1 if pattern is not None else -(10**9)

@@ -153,7 +153,9 @@ class FramePattern:
         object.__setattr__(self, "ops", tuple(_op(p) for p in self.pieces))
 
     @classmethod
-    def learn(cls, rendered: str) -> FramePattern | None:
+    def learn(cls, rendered: str, codec: LineCodec | None = None) -> FramePattern | None:
+        """The pattern of a page rendered with `Shape.probe`; `codec` (the run's)
+        encodes the lines every shape shares (the stylesheet, the layout) once."""
         pieces: list[Piece] = []
         pos = 0
         for m in _MARK_RE.finditer(rendered):
@@ -171,7 +173,9 @@ class FramePattern:
         pieces.append(rendered[pos:])
         if any(isinstance(p, str) and "\x00" in p for p in pieces):
             return None
-        return cls(tuple(chunk_of(p) if isinstance(p, str) else p for p in pieces if p != ""))
+        return cls(
+            tuple(chunk_of(p, codec) if isinstance(p, str) else p for p in pieces if p != "")
+        )
 
     def fill(self, values: Sequence[str], cards: Sequence[Chunk]) -> list[str | Chunk]:
         """The page as pieces (text, or chunks that carry their encoding)."""
@@ -270,13 +274,14 @@ def learn_frame(
     shape: Shape,
     cards: Sequence[Chunk],
     checks: int = 0,
+    codec: LineCodec | None = None,
 ) -> FramePattern | None:
     """The pattern of `render` for this shape, or None when it does not reproduce a
     direct render with sample values and, for the first shape of a template (no
     `checks` passed yet), with the real ones too. A template with FRAME_CHECKS shapes
     checked is trusted: its pattern is learned from one render; a template that
     failed a check has a negative `checks`, and every shape is checked."""
-    pattern = FramePattern.learn(render(shape.probe))
+    pattern = FramePattern.learn(render(shape.probe), codec)
     if pattern is None or checks >= FRAME_CHECKS:
         return pattern
     if checks <= 0 and joined(pattern.fill(shape.values, cards)) != joined(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from markupsafe import escape
 
-from digest.rendering.encoding import Chunk, qp_line
+from digest.rendering.encoding import Chunk, LineCodec, qp_line
 from digest.rendering.highlight import Part
 
 # Placeholders never met in real text: every field shown is cleaned of control
@@ -239,6 +239,7 @@ class CardLines:
         self,
         lines: list[str | tuple[str | Hole, ...]],
         shared: dict[object, tuple[str, bytes]] | None = None,
+        codec: LineCodec | None = None,
     ) -> None:
         # the first line is the head: encoded with the page around it; the text ends
         # with a line break (an empty last line)
@@ -247,10 +248,11 @@ class CardLines:
         self.body: list[tuple[str, bytes] | HoleLine] = []
         texts: list[str] = []
         encoded: list[bytes] = []
+        encode = codec.line if codec is not None else qp_line  # lines papers share
         for line in [*lines[1:], ""]:
             if isinstance(line, str):
                 texts.append(line)
-                encoded.append(b"\r\n" + qp_line(line))
+                encoded.append(b"\r\n" + encode(line))
                 continue
             if texts:
                 self.body.append(("\n".join(texts), b"".join(encoded)))
@@ -265,6 +267,7 @@ class CardLines:
         lead: str,
         strip: str | None,
         shared: dict[object, tuple[str, bytes]] | None = None,
+        codec: LineCodec | None = None,
     ) -> CardLines | None:
         pieces = list(pattern.pieces)
         if not pieces or not isinstance(pieces[0], str) or not isinstance(pieces[-1], str):
@@ -294,6 +297,7 @@ class CardLines:
                 for line in lines[:-1]
             ],
             shared,
+            codec,
         )
 
     def fill(self, values: Mapping[str, str | Sequence[Part] | Marks]) -> Chunk | None:
