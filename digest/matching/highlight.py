@@ -213,7 +213,7 @@ _ASCII_WORD = re.compile(r"[a-z0-9]+")
 _ASCII_WORD_FULL = re.compile(r"[a-z0-9]+").fullmatch
 
 
-@lru_cache(maxsize=1 << 12)
+@lru_cache(maxsize=1024)
 def _prefix_re(prefix: str) -> re.Pattern[str]:
     """The words of lower-cased ASCII text that start with `prefix` (itself a word of
     letters and digits): the same spans as splitting into `_ASCII_WORD`s and keeping
