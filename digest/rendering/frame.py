@@ -15,8 +15,9 @@ full of characters to escape) and, for a template's first shape, with the first
 subscriber's values too. A template that changes a string with a filter, or tests its
 content, fails that check and the page is rendered directly for that shape, as
 before, and every later shape is checked; a template whose first FRAME_CHECKS shapes
-passed is trusted, as card templates are after `cards.CARD_CHECKS` papers. A digest's shape is worked out once for its HTML and text pages, and a page
-is filled and encoded in one pass (`FramePattern.build`).
+passed is trusted, as card templates are after `cards.CARD_CHECKS` papers. A
+digest's shape is worked out once for its HTML and text pages, and a page is filled
+and encoded in one pass (`FramePattern.build`).
 """
 
 from __future__ import annotations

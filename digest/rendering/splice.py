@@ -313,7 +313,7 @@ class CardLines:
             texts = [got[0]]
         encoded: list[bytes] = []
         for piece in self.body:
-            if type(piece) is not tuple:
+            if isinstance(piece, HoleLine):
                 got = piece.filled(values)
                 if got is None:
                     return None
