@@ -338,15 +338,15 @@ def likes_from_file(engine: Engine, path: Path) -> tuple[LikeImport, list[str]]:
     """`--like-file`: the file read and resolved, and what to say about it on stderr;
     refused whole when unreadable."""
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise InputError(
-                f"--like-file: {path.name} is {size // 1024} KiB; at most "
-                f"{MAX_BYTES // (1024 * 1024)} MiB is read"
-            )
-        data = path.read_bytes()
+        # Read up to one byte past the cap, whatever the file claims: a device or a
+        # pipe (/dev/zero, <(yes)) has no size and would be read without end.
+        with path.open("rb") as stream:
+            data = stream.read(MAX_BYTES + 1)
     except OSError as exc:
         raise InputError(f"--like-file: cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_BYTES:
+        cap = f"{MAX_BYTES // (1024 * 1024)} MiB"
+        raise InputError(f"--like-file: {path.name} is over {cap}; at most {cap} is read")
     try:
         found = import_likes(engine, data, path.name)
     except InputError as exc:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.resources
+import io
+import ipaddress
 import os
 import re
 import sys
@@ -19,11 +21,13 @@ from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
-from digest.errors import ConfigError
+from digest.errors import ConfigError, InputError
 from digest.states import SmtpSecurity
 
 _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")  # ASCII digits only
@@ -198,6 +202,61 @@ def _nonempty(value: str) -> str:
     return value.strip()
 
 
+EXAMPLE_SECRET_KEY = "change-me-please"
+MIN_SECRET_KEY_LENGTH = 32
+_MAKE_A_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def _secret_key(value: str) -> str:
+    """Every link and mail token is signed with this key: a short one ("x", a word)
+    can be guessed offline from one signed link. Empty, or the example value the
+    docs once showed, means the built-in example key, which only local trials may use
+    (`check_secret`). The message never repeats the value: it is a secret."""
+    v = value.strip()
+    if not v or v == EXAMPLE_SECRET_KEY:
+        return EXAMPLE_SECRET_KEY
+    if len(v) < MIN_SECRET_KEY_LENGTH:
+        raise ValueError(
+            f"expected at least {MIN_SECRET_KEY_LENGTH} characters, got {len(v)}; "
+            f"make one with: {_MAKE_A_KEY}"
+        )
+    return v
+
+
+def _is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1; a name or address anyone else can reach is not."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_secret(settings: Settings, bind_host: str | None = None) -> bool:
+    """Links are the only credentials: with the published example key anyone could
+    sign a manage link for any address. Allowed only while links point at this
+    machine and the server (if any, `bind_host`) listens only on it (local trials);
+    refused once DIGEST_BASE_URL is a public site or the server listens on other
+    interfaces. True when the example key is in (local) use, for a warning."""
+    if settings.secret_key != EXAMPLE_SECRET_KEY:
+        return False
+    link_host = urlsplit(settings.base_url).hostname or ""
+    if _is_loopback(link_host) and (bind_host is None or _is_loopback(bind_host)):
+        return True
+    where = (
+        settings.base_url
+        if not _is_loopback(link_host)
+        else f"anyone who reaches {bind_host}, where the server listens"
+    )
+    raise InputError(
+        f"DIGEST_SECRET_KEY is not set (or is the example value), so anyone could forge "
+        f"manage and unsubscribe links for {where}. Set a long random value, e.g. the "
+        f"output of: {_MAKE_A_KEY}"
+    )
+
+
 def _database_url(value: str) -> str:
     v = value.strip()
     if not re.match(r"^[a-z][a-z0-9+]*://", v) or not v.isprintable():
@@ -236,7 +295,7 @@ class Settings:
     sendmail_path: str = "/usr/sbin/sendmail"
     from_address: str = "Paper Digest <digest@localhost>"
     base_url: str = "http://127.0.0.1:8000"
-    secret_key: str = "change-me-please"
+    secret_key: str = EXAMPLE_SECRET_KEY
     sources: str = "sample"
     templates_dir: Path | None = None
     send_at: str = "07:00"
@@ -315,7 +374,7 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_SENDMAIL_PATH": ("sendmail_path", _nonempty),
     "DIGEST_FROM": ("from_address", _address),
     "DIGEST_BASE_URL": ("base_url", _url),
-    "DIGEST_SECRET_KEY": ("secret_key", _nonempty),
+    "DIGEST_SECRET_KEY": ("secret_key", _secret_key),
     # The kinds are the source registry's; `digest.startup` checks them.
     "DIGEST_SOURCES": ("sources", _str),
     "DIGEST_TEMPLATES_DIR": ("templates_dir", _optional_path),
@@ -405,6 +464,29 @@ def warn_misspelt(names: Iterable[str], stream: TextIO | None = None) -> None:
         (stream or sys.stderr).write(f"warning: {name} is not a digest setting; {hint}\n")
 
 
+def read_env_file(env_file: Path | str) -> dict[str, str]:
+    """The `KEY=value` pairs of a `.env` file ({} when there is none). python-dotenv
+    skips a line it cannot parse with a logged warning, so a setting mistyped there
+    (`DIGEST_FROM="Digest <d@x.org>` without its closing quote) would silently fall
+    back to its default: here it stops the program, naming the file and the line."""
+    path = Path(env_file)
+    if not path.is_file():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{env_file}: cannot read it as UTF-8 text ({exc})") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.string.strip().splitlines()[0][:80]
+            raise ConfigError(
+                f"{env_file}, line {binding.original.line}: cannot read {line!r}; "
+                "expected KEY=value (quote a value with spaces or #)"
+            )
+    values = dotenv_values(stream=io.StringIO(text))
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     env_file: Path | str | None = ".env",
@@ -421,13 +503,7 @@ def load_settings(
     unknown = set(checks or ()) - set(_KEYS)
     if unknown:
         raise ValueError(f"checks for keys that do not exist: {sorted(unknown)}")
-    merged: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        try:
-            values_in_file = dotenv_values(env_file, encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{env_file}: cannot read it as UTF-8 text ({exc})") from None
-        merged.update({k: v for k, v in values_in_file.items() if v is not None})
+    merged: dict[str, str] = dict(read_env_file(env_file)) if env_file is not None else {}
     merged.update(os.environ if environ is None else environ)
     values: dict[str, Any] = {}
     for key, (field_name, convert) in _KEYS.items():

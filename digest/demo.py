@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import secrets
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -83,6 +84,8 @@ def _run_demo(outbox: Path, workdir: Path) -> DemoSummary:
             smtp_security="none",
             transport="smtp",
             sources="sample",
+            # a throw-away key for throw-away links: none signed with a published one
+            secret_key=secrets.token_urlsafe(32),
         )
         engine = store.make_engine(settings.database_url)
         store.init_db(engine)

@@ -27,7 +27,9 @@ class QueryError(InputError):
 
     def __str__(self) -> str:
         base = f"{self.args[0]} (at position {self.position})"
-        if self.query and len(self.query) <= 200:
+        # The caret line is for a short query on one line; one holding a line break
+        # or another control character would come out broken (or act on a terminal).
+        if self.query and len(self.query) <= 200 and self.query.isprintable():
             return f"{base}\n  {self.query}\n  {' ' * self.position}^"
         return base
 

@@ -59,13 +59,13 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str = "text", level: str = "info", stream: TextIO | None = None):
-    """Send every `digest.*`, `apscheduler.*` and `uvicorn.*` record to `stream`
-    (stderr) in the chosen format; returns the handler so a caller (or a test) can
-    remove it. uvicorn runs with `log_config=None`: without this its errors (a crashed
+    """Send every `digest.*`, `apscheduler.*`, `uvicorn.*` and `python_multipart.*`
+    record to `stream` (stderr) in the chosen format; returns the handler so a caller
+    (or a test) can remove it. uvicorn runs with `log_config=None`: without this its errors (a crashed
     request, with its traceback) would reach stderr as multi-line plain text."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    for name in ("digest", "apscheduler", "uvicorn"):
+    for name in ("digest", "apscheduler", "uvicorn", "python_multipart"):
         logger = logging.getLogger(name)
         for old in [h for h in logger.handlers if getattr(h, "_digest_handler", False)]:
             logger.removeHandler(old)
@@ -76,5 +76,11 @@ def configure_logging(log_format: str = "text", level: str = "info", stream: Tex
     # APScheduler reports every job run at INFO; that is noise every few minutes.
     logging.getLogger("apscheduler").setLevel(
         max(logging.WARNING, logging.getLevelName(level.upper()))
+    )
+    # python-multipart warns about each malformed form body a visitor sends; the web
+    # app answers those with a 400 itself: not the operator's concern, and unrouted
+    # its warning came out as a bare line on stderr (in the middle of JSON logs).
+    logging.getLogger("python_multipart").setLevel(
+        max(logging.ERROR, logging.getLevelName(level.upper()))
     )
     return handler

@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, LargeBinary, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import relationship
 from sqlmodel import Field, Relationship, SQLModel
 
@@ -205,6 +213,15 @@ class InboundEvent(SQLModel, table=True):
     subscriber_id: int | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     detail: str = Field(default="", max_length=500)
+
+
+class InboundTally(SQLModel, table=True):
+    """Inbound events `digest prune` deleted, counted by kind: the /metrics counter
+    `digest_inbound_messages` is this plus the events still stored, so pruning the
+    audit trail (DIGEST_KEEP_EVENTS_DAYS) never makes a counter go backwards."""
+
+    kind: str = Field(primary_key=True, max_length=32)
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class Rating(SQLModel, table=True):

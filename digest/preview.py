@@ -35,6 +35,7 @@ from digest.sources.file import FileSource, sample_path
 from digest.store import Engine
 
 PREVIEW_ADDRESS = "preview@example.org"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 FORMATS = {"html": "html", "text": "txt", "eml": "eml"}
 CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",
@@ -183,7 +184,8 @@ RELOAD_SCRIPT = """<script>
 class PreviewServer:
     """A loopback HTTP server: `/` the HTML, `/text`, `/eml`; each request re-renders
     when a template file changed since the last render. Template errors are shown
-    in the page (file and line), not raised, so the author can fix and reload."""
+    in the page (file and line), not raised, so the author can fix and reload.
+    Requests naming any other host are refused (421): see `hosts`."""
 
     def __init__(
         self, render: Callable[[str], bytes], stamp: Callable[[], object], port: int = 0
@@ -202,6 +204,10 @@ class PreviewServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
+
+    def hosts(self) -> frozenset[str]:
+        """The Host headers served: loopback by name or address, on our port."""
+        return frozenset(f"{name}:{self.port}" for name in LOOPBACK_NAMES)
 
     def page(self, fmt: str) -> tuple[int, bytes]:
         with self._lock:
@@ -227,6 +233,11 @@ class PreviewServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                if self.headers.get("Host", "") not in server.hosts():
+                    # DNS rebinding: a page whose host name resolves to 127.0.0.1
+                    # must not read a subscriber's preview (their signed links).
+                    self.send_error(421, "Misdirected Request: open the preview by 127.0.0.1")
+                    return
                 path = self.path.split("?", 1)[0]
                 if path == "/__stamp":
                     body, ctype, status = str(hash(server._stamp())).encode(), "text/plain", 200

@@ -12,8 +12,11 @@ from typing import Any
 # Modern (2401.06102) and old-style (hep-th/9901001, math.AG/0309136) arXiv ids.
 _ARXIV_CORE = r"(?P<id>\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[a-z]{2})?/\d{7})(?:v\d+)?"
 _ARXIV_BARE_RE = re.compile(rf"(?:arxiv:)?{_ARXIV_CORE}", re.IGNORECASE)
+# ...and arXiv's own DOIs (10.48550/arXiv.2401.06102, modern ids only), which
+# journals and Crossref-fed feeds link to instead of arxiv.org.
 _ARXIV_IN_TEXT_RE = re.compile(
-    rf"(?:arxiv\.org/(?:abs|pdf|html)/|oai:arxiv\.org:|arxiv:){_ARXIV_CORE}(?![\d/])",
+    rf"(?:arxiv\.org/(?:abs|pdf|html)/|oai:arxiv\.org:|arxiv:|10\.48550/arxiv\.)"
+    rf"{_ARXIV_CORE}(?![\d/])",
     re.IGNORECASE,
 )
 MAX_URL = 2000

@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from dotenv import dotenv_values
-
-from digest.config import Settings, load_settings, warn_misspelt
+from digest.config import Settings, load_settings, read_env_file, warn_misspelt
 from digest.delivery.transports import TRANSPORTS, TransportRegistry
+from digest.errors import ConfigError
 from digest.sources import check_source_specs
 from digest.sources.registry import SOURCE_KINDS, SourceRegistry
 
@@ -48,11 +47,11 @@ def given_names(
     environ: Mapping[str, str] | None = None, env_file: Path | str | None = ".env"
 ) -> set[str]:
     """The variable names the settings are read from: the environment's and those of
-    `.env` (an unreadable `.env` adds none; `load_settings` reports it)."""
+    `.env` (an unreadable or malformed `.env` adds none; `load_settings` reports it)."""
     names = set(os.environ if environ is None else environ)
-    if env_file is not None and Path(env_file).is_file():
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            names.update(dotenv_values(env_file, encoding="utf-8"))
+    if env_file is not None:
+        with contextlib.suppress(ConfigError):
+            names.update(read_env_file(env_file))
     return names
 
 

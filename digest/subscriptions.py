@@ -8,13 +8,14 @@ and nothing is written when any field is bad.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from digest import semantic, store
 from digest.config import Settings, parse_hhmm, parse_timezone
-from digest.errors import InputError
+from digest.errors import InputError, QueryError
 from digest.matching import Interest, KeywordQuery
 from digest.matching.interest import MAX_EXAMPLES, MAX_INTEREST_CHARS
 from digest.matching.lexical import query_terms
@@ -45,6 +46,15 @@ def check_keywords(keywords: str, optional: bool = False) -> str:
         if optional:
             return ""
         raise InputError("the profile is empty: give at least one keyword")
+    for position, char in enumerate(text):
+        # Line breaks and tabs are spaces to the query language; any other control
+        # character (an ESC from a pasted terminal, a NUL) is no text a paper holds,
+        # and would reach an operator's terminal in `digest subscribers`.
+        if unicodedata.category(char) == "Cc" and char not in "\t\r\n":
+            raise QueryError(
+                f"the profile holds a control character (U+{ord(char):04X}); remove it",
+                position,
+            )
     KeywordQuery.parse(text)  # strict: a QueryError names the position
     return text
 

@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_decode, base64_encode, int_to_bytes
+from itsdangerous.encoding import base64_encode, int_to_bytes
 
 from digest.errors import InputError
 
@@ -135,10 +135,16 @@ def today_number(now: datetime | None = None) -> int:
     return ((now or datetime.now(UTC)).date() - _EPOCH).days
 
 
+@lru_cache(maxsize=1 << 14)
+def _paper_part(paper_id: str) -> str:
+    """A paper id as a feedback token carries it (every subscriber shown the paper)."""
+    return base64_encode(paper_id).decode()
+
+
 def make_feedback_token(
     secret: str, subscriber_id: int, token_version: int, paper_id: str, day: int | None = None
 ) -> str:
-    paper = base64_encode(paper_id).decode()
+    paper = _paper_part(paper_id)
     day = today_number() if day is None else day
     payload = f"{subscriber_id}.{token_version}.{day}.{paper}".encode()
     mac = _feedback_mac(secret).copy()  # what _feedback_signer(secret).sign makes, keyed once
@@ -190,9 +196,18 @@ def _mail_signer(secret: str, purpose: str) -> Signer:
     return Signer(secret, salt=f"digest.mail.{purpose}", digest_method=hashlib.sha256)
 
 
+@lru_cache(maxsize=16)
+def _mail_mac(secret: str, purpose: str) -> hmac.HMAC:
+    """The HMAC `_mail_signer(secret, purpose)` signs with, keyed once (its
+    `get_signature` derives the key again for every token: one per message)."""
+    signer = _mail_signer(secret, purpose)
+    return hmac.new(signer.derive_key(), digestmod=signer.digest_method)
+
+
 def _mail_signature(secret: str, purpose: str, ident: int) -> str:
-    raw = base64_decode(_mail_signer(secret, purpose).get_signature(f"{purpose}:{ident}"))
-    return base64.b32encode(raw[:_MAIL_SIG_BYTES]).decode("ascii").rstrip("=").lower()
+    mac = _mail_mac(secret, purpose).copy()  # = base64_decode(signer.get_signature(...))
+    mac.update(f"{purpose}:{ident}".encode())
+    return base64.b32encode(mac.digest()[:_MAIL_SIG_BYTES]).decode("ascii").rstrip("=").lower()
 
 
 def make_mail_token(secret: str, purpose: str, ident: int) -> str:

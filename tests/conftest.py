@@ -27,6 +27,8 @@ from digest.smtp_sink import SmtpSink
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The suite's DIGEST_SECRET_KEY: long enough to be accepted (32 characters at least).
+TEST_SECRET = "test-secret-for-the-test-suite-only"
 SEED_CORPUS = REPO.parent / "shared" / "corpus" / "seed_papers.jsonl"
 
 
@@ -95,7 +97,7 @@ def env(tmp_path: Path, smtp_sink: Sink) -> dict[str, str]:
             "DIGEST_SMTP_PORT": str(smtp_sink.port),
             "DIGEST_FROM": "Paper Digest <digest@example.org>",
             "DIGEST_BASE_URL": "https://digest.example.org",
-            "DIGEST_SECRET_KEY": "test-secret",
+            "DIGEST_SECRET_KEY": TEST_SECRET,
             "DIGEST_SOURCES": "sample",
         }
     )

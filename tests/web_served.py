@@ -82,16 +82,20 @@ def mails_to(sink, address: str, count: int) -> list[EmailMessage]:
 
 
 @contextmanager
-def digest_web(env: dict[str, str], cwd: Path, **settings: str) -> Iterator[int]:
+def digest_web(
+    env: dict[str, str], cwd: Path, log_to: Path | None = None, **settings: str
+) -> Iterator[int]:
     """The real `digest web` in a subprocess on a free loopback port, with extra
-    `DIGEST_*` settings; yields the port once /healthz answers, stops it after."""
+    `DIGEST_*` settings (its stderr in the file `log_to`, if given); yields the port
+    once /healthz answers, stops it after."""
     port = free_port()
+    log = open(log_to, "wb") if log_to is not None else None  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "digest", "web", "--host", "127.0.0.1", "--port", str(port)],
         env={**env, **settings},
         cwd=cwd,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log or subprocess.DEVNULL,
     )
 
     def healthy() -> bool:
@@ -110,3 +114,5 @@ def digest_web(env: dict[str, str], cwd: Path, **settings: str) -> Iterator[int]
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if log is not None:
+            log.close()

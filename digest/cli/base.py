@@ -31,7 +31,7 @@ from rich.progress import (
 from rich.table import Table
 
 from digest import pipeline, store, subscriptions
-from digest.config import Settings
+from digest.config import Settings, check_secret
 from digest.delivery.sender import SendReport
 from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
@@ -94,6 +94,13 @@ def _main_options(
     ] = False,
 ) -> None:
     """Email researchers a personal daily digest of new papers."""
+
+
+def _shown(text: str) -> str:
+    """Text from outside (a web sign-up, a feed, a relay's answer) fit for a terminal:
+    rich markup escaped, and control characters written as escapes (`\\x1b`), so a
+    stored string cannot clear the screen, move the cursor or recolour what follows."""
+    return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
 
 
 def _settings() -> Settings:
@@ -288,6 +295,16 @@ def _with_file_likes(
     return ",".join(likes)
 
 
+def _warn_query(keywords: str | None) -> None:
+    """The slips `digest check-query` warns about (a lower-case `and` read as a word),
+    on stderr: the profile is stored as written, but it likely means something else."""
+    if keywords:
+        from digest.matching import query_warnings
+
+        for warning in query_warnings(keywords):
+            typer.echo(f"warning: {warning}", err=True)  # plain: a console would wrap it
+
+
 @app.command()
 def subscribe(
     email: EmailArg,
@@ -327,6 +344,7 @@ def subscribe(
         notify_empty=notify_empty,
     )
     out.print(f"subscribed {sub.email}")
+    _warn_query(keywords)
 
 
 @app.command("set")
@@ -382,6 +400,7 @@ def set_(
     )
     when = f"{sub.frequency}{' on ' + sub.weekday if sub.weekday else ''}"
     out.print(f"updated {sub.email}: {when} at {sub.send_at} {sub.timezone}", highlight=False)
+    _warn_query(keywords)
     note = subscriptions.status_note(sub)
     if note:  # the profile changed, but nothing will be sent: say so
         typer.echo(f"note: {note}", err=True)  # plain: a console would wrap it
@@ -410,9 +429,9 @@ def subscribers(as_json: JsonOpt = False) -> None:
         when = f"{s.frequency}{' ' + s.weekday if s.weekday else ''} {s.send_at} {s.timezone}"
         wants = (s.interest or "")[:60] + (f" (+{len(s.likes)} liked)" if s.likes else "")
         table.add_row(
-            *(escape(v) for v in (s.email, s.status, s.keywords, wants)),
+            *(_shown(v) for v in (s.email, s.status, s.keywords, wants)),
             str(s.max_papers),
-            escape(when),
+            _shown(when),
             _iso(s.created_at) or "",
         )
     out.print(table)
@@ -436,7 +455,7 @@ def papers(
     table = Table("id", "published", "upvotes", "title")
     for p in rows:
         table.add_row(
-            escape(p.id), _iso(p.published) or "", str(p.upvotes or ""), escape(p.title[:90])
+            _shown(p.id), _iso(p.published) or "", str(p.upvotes or ""), _shown(p.title[:90])
         )
     out.print(table)
 
@@ -458,7 +477,7 @@ def fetch(
         table = Table("source", "new", "updated", "already known", "errors", "status")
         for r in reports:
             table.add_row(
-                escape(r.name),
+                _shown(r.name),
                 str(r.new),
                 str(r.updated),
                 str(r.known),
@@ -468,7 +487,7 @@ def fetch(
         out.print(table)
         for r in reports:
             for e in r.errors[:20]:
-                err.print(f"[yellow]{escape(r.name)}[/]: {escape(e)}", highlight=False)
+                err.print(f"[yellow]{_shown(r.name)}[/]: {_shown(e)}", highlight=False)
     if any(r.failed for r in reports):
         raise typer.Exit(1)
 
@@ -492,6 +511,8 @@ def run(
     Several at once (on one machine or many, against one database) share the work:
     each digest is built by exactly one of them; --json reports add up."""
     settings = _settings()
+    if not dry_run:
+        check_secret(settings)  # the digests' links are signed with it
     if not no_fetch:
         warn_default_sources()
     configure_logging(settings.log_format, settings.log_level)  # warnings as events
@@ -530,7 +551,7 @@ def _print_run(report: pipeline.RunReport, dry_run: bool) -> None:
     if b.failed:
         err.print(f"digests that could not be built: {b.failed}", highlight=False)
         for e in b.errors[:20]:
-            err.print(f"  {escape(e)}", highlight=False)
+            err.print(f"  {_shown(e)}", highlight=False)
     if b.nothing_new or report.not_due:
         out.print(f"'nothing new' notes: {b.nothing_new}, not due yet: {report.not_due}")
     if not dry_run:
@@ -581,12 +602,12 @@ def _print_schedule_status(data: dict[str, Any]) -> None:
     for s in data.get("sources", []):
         counts = s.get("last_counts") or {}
         sources.add_row(
-            escape(s["source"]),
+            _shown(s["source"]),
             s["last_fetch_at"] or "never",
             s["last_status"] or "",
             str(counts.get("new", "")),
             str(counts.get("updated", "")),
-            escape((s["last_error"] or "")[:80]),
+            _shown((s["last_error"] or "")[:80]),
         )
     out.print(sources)
     _print_scheduler(data.get("scheduler") or {}, data.get("next_runs", []))

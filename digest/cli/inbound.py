@@ -19,6 +19,7 @@ import typer
 
 from digest import store
 from digest.cli.base import _engine, _first_line, _print_json, _settings, app
+from digest.config import check_secret
 from digest.errors import DigestError
 from digest.inbound import handle, read_capped
 from digest.logs import configure_logging
@@ -55,6 +56,7 @@ def inbound(
     data, total = read_capped(sys.stdin.buffer)
     try:
         settings = _settings()
+        check_secret(settings)  # the tokens it accepts are signed with it
         configure_logging(settings.log_format, settings.log_level)
         engine = _engine(settings)
         result = handle(engine, settings, data, total, recipient, sender)

@@ -12,6 +12,7 @@ import typer
 
 from digest import pipeline
 from digest.cli.base import _engine, _say, _settings, app, err
+from digest.config import check_secret
 from digest.logs import configure_logging
 from digest.pipeline.worker import work_until_stopped
 
@@ -35,6 +36,7 @@ def worker(
     a worker killed mid-edition leaves its share to the others after DIGEST_LEASE_SECONDS.
     On a signal, the pass in flight finishes what it claimed, then the worker exits 0."""
     settings = _settings()
+    check_secret(settings)  # the digests' links are signed with it
     configure_logging(settings.log_format, settings.log_level)
     engine = _engine(settings)
     stop = threading.Event()

@@ -12,6 +12,7 @@ holds those per text for a run (bounded); `highlight_spans` is the one-off form.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -19,7 +20,7 @@ from functools import lru_cache
 from digest.matching.model import Match
 from digest.matching.nodes import Form, form_in
 from digest.matching.query import label_forms as _label_forms
-from digest.matching.text import _WORD, analyse, stem, words
+from digest.matching.text import analyse, stem, words
 
 # Authors looked at for a followed name (the matcher saw them all; a card needs few).
 AUTHOR_SCAN = 10_000
@@ -64,16 +65,31 @@ class TextSpans:
     """One text, split into analysed words once; the spans of each label found in it
     are computed on first request and kept (a label's spans never change)."""
 
-    __slots__ = ("text", "_words", "_found", "_starts", "_sorted", "_labels", "_shown")
+    __slots__ = (
+        "text", "_lower", "_word_list", "_found", "_starts", "_sorted", "_labels", "_merged",
+        "_shown",
+    )  # fmt: skip
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._words = _words_of(text)
+        # ASCII text lower-cased, where a one-word prefix is found without splitting
+        # the text into words (`_prefix_spans`)
+        self._lower = text.lower() if text.isascii() else None
+        self._word_list: list[tuple[str, int, int]] | None = None
         self._found: Found | None = None
         self._starts: dict[str, list[int]] | None = None
         self._sorted: tuple[list[str], dict[str, list[int]]] | None = None
         self._labels: dict[str, list[tuple[int, int]]] = {}
+        self._merged: dict[str, tuple[tuple[int, int], ...]] = {}
         self._shown: dict[str, list[str]] = {}
+
+    @property
+    def _words(self) -> list[tuple[str, int, int]]:
+        """(folded word, start, end) for each word, on first need (an abstract looked
+        at only for the words a prefix matched is never split into words)."""
+        if self._word_list is None:
+            self._word_list = _words_of(self.text)
+        return self._word_list
 
     @property
     def found(self) -> Found:
@@ -98,6 +114,14 @@ class TextSpans:
         if not form:
             return form_spans(form, self.found)
         first, prefix = form[0]
+        if (
+            prefix
+            and len(form) == 1
+            and self._word_list is None  # once split, the sorted words answer faster
+            and self._lower is not None
+            and _ASCII_WORD_FULL(first)
+        ):
+            return [m.span() for m in _prefix_re(first).finditer(self._lower)]
         if prefix:  # the words a prefix starts are a run of the distinct words sorted
             if self._sorted is None:
                 self._sorted = self._word_positions()
@@ -112,15 +136,15 @@ class TextSpans:
                 words_ = self._words
                 return [(words_[i][1], words_[i][2]) for i in starts]
         else:
-            if self._starts is None:
+            if self._starts is None:  # where each stem is (no 4-tuple per word)
                 self._starts = {}
-                for i, (_, stemmed, _, _) in enumerate(self.found):
-                    self._starts.setdefault(stemmed, []).append(i)
+                for i, word in enumerate(self._words):
+                    self._starts.setdefault(stem(word[0]), []).append(i)
             starts = self._starts.get(first, [])
-        found = self.found
-        if len(form) == 1:  # every start is a whole match
-            return [(found[i][2], found[i][3]) for i in starts]
-        return form_spans(form, found, starts)
+            if len(form) == 1:  # every start is a whole match
+                words_ = self._words
+                return [(words_[i][1], words_[i][2]) for i in starts]
+        return form_spans(form, self.found, starts)
 
     def _word_positions(self) -> tuple[list[str], dict[str, list[int]]]:
         """The distinct words sorted, and where each occurs (sorting the words alone,
@@ -143,17 +167,33 @@ class TextSpans:
                 shown.append(words_)
         return shown
 
-    def spans(self, labels: Iterable[str]) -> list[tuple[int, int]]:
-        """Character spans of the text that the labels cover, sorted and disjoint."""
-        if not self._words:
-            return []
-        merged: list[tuple[int, int]] = []
-        for start, end in sorted(span for label in labels for span in self.label_spans(label)):
-            if merged and start <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-            else:
-                merged.append((start, end))
-        return merged
+    def spans(self, labels: Iterable[str]) -> tuple[tuple[int, int], ...]:
+        """Character spans of the text that the labels cover, sorted and disjoint. Each
+        label's own spans are kept sorted and merged, so the usual case (no label, or
+        one, found in the text) is a lookup per label and no sorting."""
+        if not self.text:
+            return ()
+        found = []
+        for label in labels:
+            spans = self._merged.get(label)
+            if spans is None:
+                spans = self._merged[label] = _merged(self.label_spans(label))
+            if spans:
+                found.append(spans)
+        if len(found) <= 1:
+            return found[0] if found else ()
+        return _merged([span for spans in found for span in spans])
+
+
+def _merged(spans: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """`spans` sorted, overlapping and touching ones joined."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
 
 
 def _words_of(text: str) -> list[tuple[str, int, int]]:
@@ -163,8 +203,22 @@ def _words_of(text: str) -> list[tuple[str, int, int]]:
     if not text:
         return []
     if text.isascii():
-        return [(m[0], m.start(), m.end()) for m in _WORD.finditer(text.lower())]
+        return [(m[0], m.start(), m.end()) for m in _ASCII_WORD.finditer(text.lower())]
     return list(words(text))
+
+
+# `text._WORD` on lower-cased ASCII text, where it finds the same words (letters and
+# digits; its combining marks are not ASCII) twice as fast.
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+_ASCII_WORD_FULL = re.compile(r"[a-z0-9]+").fullmatch
+
+
+@lru_cache(maxsize=1024)
+def _prefix_re(prefix: str) -> re.Pattern[str]:
+    """The words of lower-cased ASCII text that start with `prefix` (itself a word of
+    letters and digits): the same spans as splitting into `_ASCII_WORD`s and keeping
+    those that start with it, 4x faster on an abstract."""
+    return re.compile(f"(?<![a-z0-9]){prefix}[a-z0-9]*")
 
 
 class TextAnalysis:
@@ -191,7 +245,7 @@ def highlight_spans(text: str, match: Match) -> list[tuple[int, int]]:
     labels = text_labels(match)
     if not labels or not text:
         return []
-    return TextSpans(text).spans(labels)
+    return list(TextSpans(text).spans(labels))
 
 
 class AuthorNames:
@@ -227,6 +281,22 @@ class AuthorNames:
                 ]
             found.update(positions)
         return sorted(found)
+
+
+def labels_of(match: Match | None) -> tuple[list[str], list[str]]:
+    """(`text_labels`, `author_labels`) of `match` in one pass over its hits (a card
+    needs both for every subscriber who is shown it)."""
+    if match is None:
+        return [], []
+    text: dict[str, None] = {}
+    authors: list[str] = []
+    for h in match.hits:
+        field = h.field
+        if field in _TEXT_FIELDS:
+            text[h.term] = None
+        elif field == "author":
+            authors.append(h.term)
+    return list(text), authors
 
 
 def author_labels(match: Match | None) -> list[str]:

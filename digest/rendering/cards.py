@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from digest.matching import Match
-from digest.matching.highlight import AuthorNames, TextSpans, author_labels, text_labels
+from digest.matching.highlight import AuthorNames, TextSpans, labels_of
 from digest.models import Paper
 from digest.rendering.encoding import Chunk, LineCodec, chunk_of, normalise_newlines
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
@@ -136,7 +136,7 @@ class MarkedText(Marks):
 
     __slots__ = ("source", "spans")
 
-    def __init__(self, source: EscapedText, spans: list[tuple[int, int]]) -> None:
+    def __init__(self, source: EscapedText, spans: tuple[tuple[int, int], ...]) -> None:
         self.source, self.spans = source, spans
 
     def parts(self) -> list[Part]:
@@ -146,7 +146,7 @@ class MarkedText(Marks):
         return self.source.render(self.spans, hole)
 
     def key(self) -> object:
-        return tuple(self.spans)
+        return self.spans
 
 
 class MarkedAuthors(Marks):
@@ -200,9 +200,8 @@ class PaperCard:
 
     def values(self, match: Match | None, why: str) -> dict[str, Any]:
         """The subscriber-dependent part of the card's context, from cached spans."""
-        hits = match is not None and bool(match.hits)
-        labels = text_labels(match) if match is not None and hits else []
-        named = tuple(self.authors.named(author_labels(match))) if hits else ()
+        labels, authors = labels_of(match)
+        named = tuple(self.authors.named(authors)) if authors else ()
         return {
             WHY: why,
             "title_parts": MarkedText(self._title_text, self.title.spans(labels)),
@@ -231,8 +230,8 @@ class PaperCard:
             if patterns is None:
                 return None
             lines = self._lines[with_why] = (
-                CardLines.compile(patterns[0], "\n", None),
-                CardLines.compile(patterns[1], "", "\n"),
+                CardLines.compile(patterns[0], "\n", None, env.reason_lines, env.card_codec),
+                CardLines.compile(patterns[1], "", "\n", env.reason_lines, env.card_codec),
             )
         return lines
 
@@ -264,7 +263,7 @@ class PaperCard:
         def marked(source: EscapedText, spans: TextSpans) -> MarkedText:
             found = spans.found
             picks = [found[0], found[-1]] if len(found) > 2 else found[:1]
-            return MarkedText(source, sorted({(s, e) for _, _, s, e in picks}))
+            return MarkedText(source, tuple(sorted({(s, e) for _, _, s, e in picks})))
 
         return {
             WHY: 'matched: <sample> & "check"' if with_why else "",
@@ -284,16 +283,20 @@ def make_card(
     if not env.splice_cards:
         return render_card(env, paper, match)
     why = match.why() if match else ""
-    key = ("card", paper.id, paper.updated_at, terms, why)
-    try:
-        return env.cache[key]
-    except KeyError:
-        return env.remember(key, lambda: _spliced_card(env, paper, match, why))
+    # the paper's key read once (a Paper's fields are SQLAlchemy descriptors)
+    ident = (paper.id, paper.updated_at)
+    key = (ident, terms, why)
+    card = env.cards.get(key)
+    if card is None:
+        card = env.remember(key, lambda: _spliced_card(env, paper, match, why, ident))
+    return card
 
 
-def _spliced_card(env: DigestEnvironment, paper: Paper, match: Match | None, why: str) -> Card:
-    state = paper_card(env, paper)
-    values = state.values(match, shorten(clean(why, WHY_LIMIT * 2), WHY_LIMIT))
+def _spliced_card(
+    env: DigestEnvironment, paper: Paper, match: Match | None, why: str, ident: Any
+) -> Card:
+    state = env.paper_state(ident, lambda: PaperCard(paper))
+    values = state.values(match, _reason(env, why))
     patterns = state.patterns(env, bool(values[WHY]))
     if patterns is None:
         html, text = _render_both(env, {"paper": state.view, **_as_parts(values)})
@@ -306,6 +309,17 @@ def _spliced_card(env: DigestEnvironment, paper: Paper, match: Match | None, why
     if text_chunk is None:
         text_chunk = card_chunk(patterns[1].fill(values).strip("\n"), env.card_codec)
     return _made(html_chunk, text_chunk)
+
+
+def _reason(env: DigestEnvironment, why: str) -> str:
+    """`why` made safe to show and bounded, once per distinct reason in a run."""
+    reasons = env.reasons
+    shown = reasons.get(why)
+    if shown is None:
+        if len(reasons) >= env.papers_limit:
+            reasons.clear()
+        shown = reasons[why] = shorten(clean(why, WHY_LIMIT * 2), WHY_LIMIT)
+    return shown
 
 
 def _as_parts(values: dict[str, Any]) -> dict[str, Any]:

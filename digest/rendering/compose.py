@@ -275,7 +275,8 @@ def _page(
 ) -> tuple[str, bytes]:
     """The page's text and encoding: from its shape's pattern when the templates give
     one. A template's first shape is checked against a direct render with the real
-    values and with sample ones; later shapes with sample ones."""
+    values and with sample ones; later shapes with sample ones, until FRAME_CHECKS
+    shapes passed (frame.learn_frame)."""
 
     def render(context: Mapping[str, Any]) -> str:
         return normalise_newlines(_render(env, name, dict(context)))
@@ -286,10 +287,11 @@ def _page(
         if pattern is False:
             if len(env.frames) >= env.frames_limit:
                 env.frames.clear()
-            verified = name in env.frames_verified
-            pattern = env.frames[key] = learn_frame(render, page, shape, cards, verified)
-            if pattern is not None:
-                env.frames_verified.add(name)
+            checks = env.frame_checks.get(name, 0)
+            pattern = env.frames[key] = learn_frame(render, page, shape, cards, checks, env.codec)
+            # past FRAME_CHECKS shapes that passed, the template is trusted; once one
+            # failed, every later shape is checked
+            env.frame_checks[name] = checks + 1 if pattern is not None else -(10**9)
         if pattern is not None:
             return pattern.build(shape.values, cards, env.codec)
     pieces = slotted(render(page), cards)

@@ -9,7 +9,7 @@ creates once and hands every subscriber of the edition to.
 
 It holds the templates (CSS inlined once) and the run's caches: per paper, its text
 analysed and its card as a pattern; the cards subscribers with the same terms share;
-the encoded lines messages share. Every cache is bounded (papers_limit, cache_limit,
+the encoded lines messages share. Every cache is bounded (papers_limit, cards_limit,
 the codecs' limits), so memory follows the papers of the edition, not how many
 subscribers pass through it; keep one renderer for many chunks rather than building
 one per chunk (what it learns per paper costs a few card renders).

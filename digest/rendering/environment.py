@@ -164,21 +164,29 @@ class DigestEnvironment(Environment):
     def __init__(self, settings: Settings, **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
-        self.cache: dict[Any, Any] = {}
-        self.old_cache: dict[Any, Any] = {}
+        # Not `cache`: that is Jinja's own cache of compiled templates (a card cache
+        # there made every template be loaded, inlined and compiled again each time
+        # the cards rotated).
+        self.cards: dict[Any, Any] = {}
+        self.old_cards: dict[Any, Any] = {}
         # Two generations of 2,000 cards (~8.5 kB each): 6,000 held ~70 MiB more per
         # build worker for ~3% less CPU (a 10,000-subscriber edition, realistic profiles).
-        self.cache_limit = 2_000
+        self.cards_limit = 2_000
         self.papers: dict[Any, Any] = {}
         self.papers_limit = 20_000
         self.analysis = TextAnalysis()
         self.codec = LineCodec()
         self.card_codec = LineCodec(50_000)
+        # The cards' reasons cleaned, and their lines encoded, for every paper
+        # (cards._reason, splice.HoleLine).
+        self.reasons: dict[str, str] = {}
+        self.reason_lines: dict[Any, Any] = {}
         # Page patterns by shape (frame.py); None where the templates give none.
         self.frames: dict[Any, Any] = {}
         self.frames_limit = 2_000
-        # Templates whose first pattern matched a direct render with real values.
-        self.frames_verified: set[str] = set()
+        # Per page template, how many shapes' patterns passed the check against a
+        # direct render (frame.learn_frame); negative once one failed.
+        self.frame_checks: dict[str, int] = {}
         # Papers whose card patterns passed the sample check, by `with_why`; past
         # cards.CARD_CHECKS the templates are trusted (negative once one failed:
         # then every paper is checked).
@@ -203,17 +211,17 @@ class DigestEnvironment(Environment):
         """`make()` once per key, kept in two generations: when the newer one is full
         it becomes the older (the one before is dropped) and a value found there moves
         back to the newer. So the cards in use survive, memory stays bounded at twice
-        `cache_limit`, and there is no bookkeeping per entry."""
+        `cards_limit`, and there is no bookkeeping per entry."""
         try:
-            return self.cache[key]
+            return self.cards[key]
         except KeyError:
             pass
-        value = self.old_cache.get(key, _MISSING)
+        value = self.old_cards.get(key, _MISSING)
         if value is _MISSING:
             value = make()
-        if len(self.cache) >= self.cache_limit:
-            self.old_cache, self.cache = self.cache, {}
-        self.cache[key] = value
+        if len(self.cards) >= self.cards_limit:
+            self.old_cards, self.cards = self.cards, {}
+        self.cards[key] = value
         return value
 
 

@@ -7,22 +7,24 @@ templates (whichever a designer put in `DIGEST_TEMPLATES_DIR`) are rendered once
 *shape* — the numbers, which strings are empty, how many topics and cards — with a
 marker for each non-empty string and each card; the result is a `FramePattern`.
 Filling it for a subscriber is joining strings, and its literal lines are
-quoted-printable encoded once (`encoding.LineJoiner`), so a message costs no template
+quoted-printable encoded once (`encoding.LineCodec`), so a message costs no template
 render and no re-encoding of the lines every message shares.
 
 A pattern is used only after it reproduced a direct render with sample values (long,
 full of characters to escape) and, for a template's first shape, with the first
 subscriber's values too. A template that changes a string with a filter, or tests its
 content, fails that check and the page is rendered directly for that shape, as
-before. A digest's shape is worked out once for its HTML and text pages, and a page
-is filled and encoded in one pass (`FramePattern.build`).
+before, and every later shape is checked; a template whose first FRAME_CHECKS shapes
+passed is trusted, as card templates are after `cards.CARD_CHECKS` papers. A
+digest's shape is worked out once for its HTML and text pages, and a page is filled
+and encoded in one pass (`FramePattern.build`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -145,9 +147,16 @@ class FramePattern:
     """A rendered page as literal text (pre-encoded where it spans lines) and holes."""
 
     pieces: tuple[Piece, ...]
+    # the pieces as (kind, index or text or chunk), for `build`'s loop
+    ops: tuple[tuple[int, Any], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops", tuple(_op(p) for p in self.pieces))
 
     @classmethod
-    def learn(cls, rendered: str) -> FramePattern | None:
+    def learn(cls, rendered: str, codec: LineCodec | None = None) -> FramePattern | None:
+        """The pattern of a page rendered with `Shape.probe`; `codec` (the run's)
+        encodes the lines every shape shares (the stylesheet, the layout) once."""
         pieces: list[Piece] = []
         pos = 0
         for m in _MARK_RE.finditer(rendered):
@@ -165,7 +174,9 @@ class FramePattern:
         pieces.append(rendered[pos:])
         if any(isinstance(p, str) and "\x00" in p for p in pieces):
             return None
-        return cls(tuple(chunk_of(p) if isinstance(p, str) else p for p in pieces if p != ""))
+        return cls(
+            tuple(chunk_of(p, codec) if isinstance(p, str) else p for p in pieces if p != "")
+        )
 
     def fill(self, values: Sequence[str], cards: Sequence[Chunk]) -> list[str | Chunk]:
         """The page as pieces (text, or chunks that carry their encoding)."""
@@ -191,15 +202,21 @@ class FramePattern:
         out: list[bytes] = []
         line = ""
         unique = False
-        for piece in self.pieces:
-            if isinstance(piece, str):
-                texts.append(piece)
-                line += piece
+        for kind, arg in self.ops:
+            if kind == _TEXT:
+                texts.append(arg)
+                line += arg
                 continue
-            if isinstance(piece, ValueHole):
-                value = values[piece.index]
-                if piece.escaped:
-                    value = str(escape(value))
+            if kind == _CARD:
+                chunk = cards[arg]
+                texts.append(chunk.text)
+            elif kind == _CHUNK:
+                chunk = arg
+                texts.append(chunk.text)
+            else:
+                value = values[arg]
+                if kind == _ESCAPED:
+                    value = _escaped(value)
                 texts.append(value)
                 unique = True
                 if "\n" not in value:
@@ -208,9 +225,6 @@ class FramePattern:
                 found = chunk_of(value)
                 assert isinstance(found, Chunk)
                 chunk = found
-            else:
-                chunk = cards[piece.index] if isinstance(piece, CardHole) else piece
-                texts.append(chunk.text)
             if chunk.mid is None:
                 line += chunk.head
                 continue
@@ -222,9 +236,37 @@ class FramePattern:
         return "".join(texts), b"".join(out)
 
 
+# What `FramePattern.ops` says a piece is.
+_TEXT, _ESCAPED, _RAW, _CARD, _CHUNK = range(5)
+
+
+def _op(piece: Piece) -> tuple[int, Any]:
+    if isinstance(piece, str):
+        return _TEXT, piece
+    if isinstance(piece, ValueHole):
+        return (_ESCAPED if piece.escaped else _RAW), piece.index
+    if isinstance(piece, CardHole):
+        return _CARD, piece.index
+    return _CHUNK, piece
+
+
+def _escaped(value: str) -> str:
+    """`str(escape(value))`, without the Markup object for a value with nothing to
+    escape (most: links, addresses)."""
+    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
+        return str(escape(value))
+    return value
+
+
 def sample_values(values: Sequence[str]) -> list[str]:
     """Values unlike any real one: long, mixed case, with every character to escape."""
     return [f"Sample <b>{i}</b> & \"Quote\" 'x' {'word ' * 30}end{i}" for i in range(len(values))]
+
+
+# Shapes of a page template whose patterns are checked against direct renders before
+# the template is trusted to treat every value the way a pattern does (as for cards:
+# a check renders the page once more, and a new shape is learned every few digests).
+FRAME_CHECKS = 16
 
 
 def learn_frame(
@@ -232,15 +274,18 @@ def learn_frame(
     context: Mapping[str, Any],
     shape: Shape,
     cards: Sequence[Chunk],
-    verified: bool = False,
+    checks: int = 0,
+    codec: LineCodec | None = None,
 ) -> FramePattern | None:
     """The pattern of `render` for this shape, or None when it does not reproduce a
-    direct render with sample values and, for the first shape of a template (not
-    `verified` yet), with the real ones too."""
-    pattern = FramePattern.learn(render(shape.probe))
-    if pattern is None:
-        return None
-    if not verified and joined(pattern.fill(shape.values, cards)) != joined(
+    direct render with sample values and, for the first shape of a template (no
+    `checks` passed yet), with the real ones too. A template with FRAME_CHECKS shapes
+    checked is trusted: its pattern is learned from one render; a template that
+    failed a check has a negative `checks`, and every shape is checked."""
+    pattern = FramePattern.learn(render(shape.probe), codec)
+    if pattern is None or checks >= FRAME_CHECKS:
+        return pattern
+    if checks <= 0 and joined(pattern.fill(shape.values, cards)) != joined(
         slotted(render(context), cards)
     ):
         return None

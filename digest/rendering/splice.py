@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from markupsafe import escape
 
-from digest.rendering.encoding import Chunk, qp_line
+from digest.rendering.encoding import Chunk, LineCodec, qp_line
 from digest.rendering.highlight import Part
 
 # Placeholders never met in real text: every field shown is cleaned of control
@@ -168,33 +168,107 @@ class CardPattern:
         return cls(tuple(p for p in pieces if p != ""))
 
 
+# Lines with holes remembered per paper, by the values in them: subscribers with other
+# terms often mark the same words of a title or summary.
+LINE_MEMORY = 64
+# Reason lines remembered for every paper at once (a reason recurs across papers).
+SHARED_MEMORY = 20_000
+
+
+class HoleLine:
+    """One line of a card with holes: its pieces, the fields of its holes, and the
+    lines it was filled into (text and encoding) by the values' keys. A line whose
+    only hole is the reason keeps them in `shared`, the run's memory for every
+    paper's such line: a reason recurs across papers and subscribers."""
+
+    __slots__ = ("pieces", "fields", "field", "memory", "shared", "limit", "ident")
+
+    def __init__(
+        self, pieces: tuple[str | Hole, ...], shared: dict[object, tuple[str, bytes]] | None
+    ) -> None:
+        self.pieces = pieces
+        self.fields = tuple(p.field for p in pieces if isinstance(p, Hole))
+        self.field = self.fields[0] if len(self.fields) == 1 else None  # most lines
+        self.shared = shared is not None and self.fields == (WHY,)
+        self.memory: dict[object, tuple[str, bytes]] = (
+            shared if shared is not None and self.shared else {}
+        )
+        self.limit = SHARED_MEMORY if self.shared else LINE_MEMORY
+        # what tells this line from other papers' lines in `shared` (a string, whose
+        # hash Python keeps, unlike the pieces')
+        self.ident = repr(pieces) if self.shared else ""
+
+    def filled(
+        self, values: Mapping[str, str | Sequence[Part] | Marks]
+    ) -> tuple[str, bytes] | None:
+        """(text, CRLF + its encoding), or None when a value brought a line break."""
+        field = self.field
+        key: object = (
+            _key(values[field])
+            if field is not None
+            else tuple([_key(values[f]) for f in self.fields])
+        )
+        if self.shared:
+            key = (self.ident, key)
+        memory = self.memory
+        known = memory.get(key)
+        if known is None:
+            text = "".join(
+                p if isinstance(p, str) else p.fill(values[p.field]) for p in self.pieces
+            )
+            if "\n" in text or "\r" in text:
+                return None
+            if len(memory) >= self.limit:
+                memory.clear()
+            known = memory[key] = (text, b"\r\n" + qp_line(text))
+        return known
+
+
 class CardLines:
     """A `CardPattern` cut into lines once, as a card is spliced into a page:
     `lead` + the filled text stripped of `strip` + a newline (see `cards.card_chunk`).
-    Lines without a hole are quoted-printable encoded here, once per paper; filling
-    encodes only the lines with a subscriber's value in them. `compile` gives None
-    when the pattern's ends are holes (the strip could cut into a value) or its text
-    has carriage returns; such a card is cut into lines after filling, as before."""
+    Runs of lines without a hole are quoted-printable encoded here, once per paper,
+    and kept as one piece; filling encodes only the lines with a subscriber's value in
+    them (`HoleLine`). `compile` gives None when the pattern's ends are holes (the
+    strip could cut into a value) or its text has carriage returns; such a card is cut
+    into lines after filling, as before."""
 
-    __slots__ = ("lines", "_memory")
+    __slots__ = ("head", "body")
 
-    # Lines with holes remembered per paper, by the values in them: subscribers with
-    # other terms often mark the same words of a title or summary.
-    LINE_MEMORY = 64
-
-    def __init__(self, lines: list[str | tuple[str | Hole, ...]]) -> None:
-        # A fixed line is its text and encoding; a line with holes is its pieces and
-        # the fields of its holes (what its memory is keyed by).
-        self.lines: list[tuple[str | tuple[str | Hole, ...], bytes, tuple[str, ...]]] = [
-            (line, b"\r\n" + qp_line(line), ())
-            if isinstance(line, str)
-            else (line, b"", tuple(p.field for p in line if isinstance(p, Hole)))
-            for line in lines
-        ]
-        self._memory: list[dict[object, tuple[str, bytes]]] = [{} for _ in lines]
+    def __init__(
+        self,
+        lines: list[str | tuple[str | Hole, ...]],
+        shared: dict[object, tuple[str, bytes]] | None = None,
+        codec: LineCodec | None = None,
+    ) -> None:
+        # the first line is the head: encoded with the page around it; the text ends
+        # with a line break (an empty last line)
+        first = lines[0]
+        self.head: str | HoleLine = first if isinstance(first, str) else HoleLine(first, shared)
+        self.body: list[tuple[str, bytes] | HoleLine] = []
+        texts: list[str] = []
+        encoded: list[bytes] = []
+        encode = codec.line if codec is not None else qp_line  # lines papers share
+        for line in [*lines[1:], ""]:
+            if isinstance(line, str):
+                texts.append(line)
+                encoded.append(b"\r\n" + encode(line))
+                continue
+            if texts:
+                self.body.append(("\n".join(texts), b"".join(encoded)))
+                texts, encoded = [], []
+            self.body.append(HoleLine(line, shared))
+        self.body.append(("\n".join(texts), b"".join(encoded)))
 
     @classmethod
-    def compile(cls, pattern: CardPattern, lead: str, strip: str | None) -> CardLines | None:
+    def compile(
+        cls,
+        pattern: CardPattern,
+        lead: str,
+        strip: str | None,
+        shared: dict[object, tuple[str, bytes]] | None = None,
+        codec: LineCodec | None = None,
+    ) -> CardLines | None:
         pieces = list(pattern.pieces)
         if not pieces or not isinstance(pieces[0], str) or not isinstance(pieces[-1], str):
             return None
@@ -221,45 +295,37 @@ class CardLines:
                 if all(isinstance(p, str) for p in line)
                 else tuple(line)
                 for line in lines[:-1]
-            ]
+            ],
+            shared,
+            codec,
         )
 
     def fill(self, values: Mapping[str, str | Sequence[Part] | Marks]) -> Chunk | None:
         """The filled card as a `Chunk` (head: its first line; mid: the rest encoded),
         or None when a value brought a line break (then it is cut after filling)."""
-        texts: list[str] = []
+        head = self.head
+        if isinstance(head, str):
+            texts = [head]
+        else:
+            got = head.filled(values)
+            if got is None:
+                return None
+            texts = [got[0]]
         encoded: list[bytes] = []
-        for k, (line, fixed, fields) in enumerate(self.lines):
-            if isinstance(line, str):
-                texts.append(line)
-                encoded.append(fixed)
-                continue
-            # one hole (most lines): its value's key; more: the tuple of their keys
-            key = (
-                _key(values[fields[0]])
-                if len(fields) == 1
-                else tuple([_key(values[f]) for f in fields])
-            )
-            memory = self._memory[k]
-            known = memory.get(key)
-            if known is None:
-                text = "".join(p if isinstance(p, str) else p.fill(values[p.field]) for p in line)
-                if "\n" in text or "\r" in text:
+        for piece in self.body:
+            if isinstance(piece, HoleLine):
+                got = piece.filled(values)
+                if got is None:
                     return None
-                if len(memory) >= self.LINE_MEMORY:
-                    memory.clear()
-                known = memory[key] = (text, b"\r\n" + qp_line(text))
-            texts.append(known[0])
-            encoded.append(known[1])
-        encoded[0] = b""  # the first line is the head: encoded with the page around it
-        encoded.append(b"\r\n")
-        texts.append("")
+                piece = got
+            texts.append(piece[0])
+            encoded.append(piece[1])
         return Chunk("\n".join(texts), texts[0], b"".join(encoded), "")
 
 
 def _key(value: str | Sequence[Part] | Marks) -> object:
-    if isinstance(value, Marks):  # the usual value: checked first
-        return value.key()
     if isinstance(value, str):
         return value
+    if isinstance(value, Marks):
+        return value.key()
     return tuple(value)

@@ -27,7 +27,9 @@ _CONTROL_RE = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u2028-\u202e\u2066-\u2069"
     f"\ufeff\ud800-\udfff\ufdd0-\ufdef{_NONCHARACTERS}]"
 )
-_SPACE_RE = re.compile(r"\s+")
+# `_CONTROL_RE` on ASCII text (most fields): a small class the regex engine checks
+# ten times faster than one with astral ranges.
+_ASCII_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 _NOT_IN_URLS = frozenset('"<>\\^`{|}')
 
 GREEK = {
@@ -73,8 +75,9 @@ def clean(text: str | None, limit: int = SCAN_LIMIT) -> str:
     """One line of text: no control or bidi-override characters, single spaces."""
     if not text:
         return ""
-    text = _CONTROL_RE.sub(" ", text[:limit])
-    return _SPACE_RE.sub(" ", text).strip()
+    text = text[:limit]
+    text = (_ASCII_CONTROL_RE if text.isascii() else _CONTROL_RE).sub(" ", text)
+    return " ".join(text.split())  # runs of whitespace (str.isspace, as regex \s) as one
 
 
 def _accent(m: re.Match[str]) -> str:

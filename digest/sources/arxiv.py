@@ -53,6 +53,10 @@ NEW_TYPES = frozenset({"new", "cross"})
 UPDATE_TYPES = frozenset({"replace", "replace-cross"})
 API_PAGE_SIZE = 200
 API_MAX_PAGES = 50
+# The export API now and then answers a page with no entries although its
+# totalResults says more are there (a known quirk of arXiv's search backend); the page
+# is asked for again this many times before the backfill is reported short.
+API_EMPTY_PAGE_RETRIES = 2
 
 
 def parse_categories(arg: str) -> list[str]:
@@ -175,16 +179,15 @@ class ArxivSource:
         query = f"({cats}) AND submittedDate:[{since:%Y%m%d}0000 TO {self.today():%Y%m%d}2359]"
         start = 0
         for _page in range(API_MAX_PAGES):
-            params = {
-                "search_query": query,
-                "start": str(start),
-                "max_results": str(API_PAGE_SIZE),
-                "sortBy": "submittedDate",
-                "sortOrder": "descending",
-            }
-            parsed = parse_feed(session.get(self.api_url, params=params), self.api_url)
+            parsed = self._api_page(session, query, start)
             entries = parsed.entries
-            _raise_api_error(entries)
+            total = _int(parsed.feed.get("opensearch_totalresults"))
+            if not entries and total is not None and start < total:
+                batch.warnings.append(
+                    f"backfill short: the arXiv API answered empty pages after {start} of "
+                    f"{total} entries; run the backfill again later"
+                )
+                return batch
             problems: list[str] = []
             for n, entry in enumerate(entries, start=start + 1):
                 try:
@@ -197,11 +200,28 @@ class ArxivSource:
             require_some_readable(len(entries), problems, "API entries")
             batch.warnings.extend(problems)
             start += len(entries)
-            total = _int(parsed.feed.get("opensearch_totalresults"))
             if not entries or (total is not None and start >= total):
                 return batch
         batch.warnings.append(f"backfill stopped after {API_MAX_PAGES} pages ({start} entries)")
         return batch
+
+    def _api_page(self, session: HttpSession, query: str, start: int) -> Any:
+        """One export-API page from `start`; an empty page short of the total is asked
+        for again (API_EMPTY_PAGE_RETRIES), through the same throttled client."""
+        params = {
+            "search_query": query,
+            "start": str(start),
+            "max_results": str(API_PAGE_SIZE),
+            "sortBy": "submittedDate",
+            "sortOrder": "descending",
+        }
+        for _try in range(API_EMPTY_PAGE_RETRIES + 1):
+            parsed = parse_feed(session.get(self.api_url, params=params), self.api_url)
+            _raise_api_error(parsed.entries)
+            total = _int(parsed.feed.get("opensearch_totalresults"))
+            if parsed.entries or total is None or start >= total:
+                break
+        return parsed
 
 
 def _raise_api_error(entries: list[Any]) -> None:

@@ -38,6 +38,7 @@ from digest.sources.base import (
     arxiv_abs_url,
     arxiv_pdf_url,
     canonical_arxiv_id,
+    clean_date,
     clean_list,
     clean_text,
     clean_url,
@@ -217,6 +218,12 @@ def parse_feed(resp: Response, what: str) -> Any:
     parsed = feedparser.parse(
         resp.content,
         response_headers={"content-type": resp.headers.get("content-type", "application/xml")},
+        # feedparser's HTML sanitizer and relative-URI resolver (sgmllib) are quadratic
+        # on some markup: 1.2 MB of `<!--` in one description took 218 s. Markup is
+        # stripped by `clean_text` (linear) and escaped when rendered, so neither is
+        # needed.
+        sanitize_html=False,
+        resolve_relative_uris=False,
     )
     exc = parsed.get("bozo_exception")
     if parsed.get("bozo") and not isinstance(exc, _BENIGN_BOZO):
@@ -247,14 +254,17 @@ def validators(resp: Response) -> dict[str, str]:
 
 
 def entry_date(entry: Any, *keys: str) -> date | None:
-    """The first of `keys` (feedparser's *_parsed UTC struct_time) as a date."""
+    """The first of `keys` (feedparser's *_parsed UTC struct_time) as a date; one in
+    the future is no date (`clean_date`)."""
     for key in keys:
         value = entry.get(key)
         if value:
             try:
-                return datetime.fromtimestamp(calendar.timegm(value), UTC).date()
+                day = datetime.fromtimestamp(calendar.timegm(value), UTC).date()
             except (OverflowError, ValueError, TypeError):
                 continue
+            if (kept := clean_date(day)) is not None:
+                return kept
     return None
 
 
@@ -266,11 +276,20 @@ def entry_authors(entry: Any, separators: str = ";") -> list[str]:
     return clean_list(names, MAX_AUTHORS)
 
 
+def _links(entry: Any) -> list[str]:
+    """Every link of an entry (Atom `related`, `alternate`, enclosures), in order."""
+    links = entry.get("links")
+    hrefs = [x.get("href") for x in links[:20] if isinstance(x, dict)] if links else []
+    return [h for h in hrefs if isinstance(h, str)]
+
+
 def _entry_key(entry: Any) -> tuple[str | None, str | None]:
-    """(arXiv id, fallback key) for an entry."""
+    """(arXiv id, fallback key) for an entry: the arXiv id in its id, its main link
+    or any other link (a journal's entry whose `related` link is the preprint), so
+    the paper is one row whichever feed saw it first."""
     raw_id = entry.get("id") if isinstance(entry.get("id"), str) else None
     link = entry.get("link") if isinstance(entry.get("link"), str) else None
-    for candidate in (raw_id, link):
+    for candidate in (raw_id, link, *_links(entry)):
         if arxiv := canonical_arxiv_id(candidate):
             return arxiv, None
     for candidate in (raw_id, link):

@@ -268,6 +268,7 @@ class HttpSession:
         shown = _shown(url)
         deadline = self.deadline
         capped = False  # this attempt's timeout is what was left of the deadline
+        encoding = "none"
         try:
             with self._owner.throttle.slot(host):
                 deadline.check(shown)
@@ -279,6 +280,7 @@ class HttpSession:
                     "GET", url, params=params, headers=headers, timeout=timeout
                 ) as resp:
                     status = resp.status_code
+                    encoding = resp.headers.get("content-encoding", "none")[:40]
                     # Read even an error body: it keeps the connection for the next try.
                     ok = 200 <= status < 300
                     body, note = _read(
@@ -304,8 +306,18 @@ class HttpSession:
             raise SourceError(f"too many redirects from {shown}") from None
         except httpx.TransportError as exc:
             return f"cannot reach {shown}: {type(exc).__name__}", None
+        except httpx.DecodingError:
+            # A body its Content-Encoding does not describe (a broken proxy or cache):
+            # perhaps better on the next try, and never an httpx exception for a caller.
+            return f"cannot decode the body from {shown} (Content-Encoding: {encoding})", None
         except httpx.InvalidURL as exc:
             raise SourceError(f"bad URL {shown}: {exc}") from None
+        except UnicodeError:
+            # The IDNA codec refusing a host name (a label over 63 characters), in the
+            # URL or in a redirect's Location: httpx lets it through as is.
+            raise SourceError(
+                f"cannot reach {shown}: it or a redirect names an invalid host name"
+            ) from None
 
     def _backoff(self, attempt: int) -> float:
         base = self._owner.backoff * (2**attempt)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, case, cast, extract, func, or_, select
+from sqlalchemy import Float, case, cast, extract, func, or_, select, union_all
 from sqlalchemy.engine import Connection, Engine
 
-from digest.models import Digest, InboundEvent, Paper, SourceState, Subscriber
+from digest.models import Digest, InboundEvent, InboundTally, Paper, SourceState, Subscriber
 from digest.states import DUE_STATUSES, DigestStatus
 from digest.store.engine import table_of
 
@@ -26,6 +26,7 @@ _D = table_of(Digest)
 _P = table_of(Paper)
 _SRC = table_of(SourceState)
 _IN = table_of(InboundEvent)
+_TALLY = table_of(InboundTally)
 
 
 @dataclass
@@ -53,6 +54,17 @@ class MetricsSnapshot:
 
 def _by(conn: Connection, column: Any) -> dict[str, int]:
     rows = conn.execute(select(column, func.count()).group_by(column)).all()
+    return {str(k): int(n) for k, n in rows}
+
+
+def _inbound(conn: Connection) -> dict[str, int]:
+    """Inbound messages by kind: the events stored plus those pruned (`inboundtally`),
+    in one statement, so a prune between two reads can neither hide nor double them."""
+    both = union_all(
+        select(_IN.c.kind.label("kind"), func.count().label("n")).group_by(_IN.c.kind),
+        select(_TALLY.c.kind.label("kind"), _TALLY.c.count.label("n")),
+    ).subquery()
+    rows = conn.execute(select(both.c.kind, func.sum(both.c.n)).group_by(both.c.kind)).all()
     return {str(k): int(n) for k, n in rows}
 
 
@@ -116,7 +128,7 @@ def metrics_snapshot(
             subscriber_complaints=int(
                 conn.execute(select(func.sum(_S.c.complaints))).scalar() or 0
             ),
-            inbound=_by(conn, _IN.c.kind),
+            inbound=_inbound(conn),
             digests=_by(conn, _D.c.status),
             due=int(due),
             papers=int(conn.execute(select(func.count()).select_from(_P)).scalar_one()),

@@ -9,8 +9,9 @@ from, and what `digest status` counts. A digest that may still go out (pending,
 retrying, sending, building) keeps its message whatever its age.
 
 Inbound events (`digest inbound`'s audit trail) are deleted after `keep_events_days`
-when the operator asks for it (0, the default, keeps them: the `/metrics` counter of
-inbound messages counts these rows, and would drop).
+when the operator asks for it (0, the default, keeps them). The `/metrics` counter of
+inbound messages counts these rows plus `inboundtally`, the running totals by kind
+of the rows pruned, added in the transaction that deletes them: it never drops.
 
 Deletes run in bounded batches, one short transaction each, so a first prune of a
 large database never holds SQLite's write lock (or many PostgreSQL row locks) for
@@ -20,20 +21,23 @@ long: senders and the web app get in between batches.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from digest.models import Digest, DigestMessage, InboundEvent, utcnow
+from digest.models import Digest, DigestMessage, InboundEvent, InboundTally, utcnow
 from digest.states import FINISHED_STATUSES
 from digest.store.engine import table_of
 
 _T = table_of(Digest)
 _M = table_of(DigestMessage)
 _E = table_of(InboundEvent)
+_TALLY = table_of(InboundTally)
 
 # Rows per transaction: ~500 messages are ~30 MB at today's ~67 kB a digest, a
 # fraction of a second of writing; the next batch waits behind any other writer.
@@ -161,12 +165,31 @@ def prune_events(
             select(_E.c.id).where(_E.c.created_at < before).order_by(_E.c.id).limit(batch)
         ).scalar_subquery()
         with engine.begin() as conn:
-            n = conn.execute(delete(_E).where(_E.c.id.in_(oldest))).rowcount
+            # The kinds of the rows this transaction deleted (another prune running
+            # at once deletes others, or none): each is tallied exactly once.
+            kinds = conn.execute(delete(_E).where(_E.c.id.in_(oldest)).returning(_E.c.kind))
+            n = tally_deleted_events(conn, Counter(kinds.scalars()))
         if n:
             report.batches += 1
             report.events += n
         if n < batch:
             return
+
+
+def tally_deleted_events(conn: Connection, kinds: Counter[str]) -> int:
+    """Add deleted inbound events (pruned, or a deleted subscriber's) to the running
+    totals, in the deleting transaction; how many there were."""
+    if kinds:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(_TALLY)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[_TALLY.c.kind],
+                set_={"count": _TALLY.c.count + insert.excluded["count"]},
+            ),
+            [{"kind": kind, "count": n} for kind, n in sorted(kinds.items())],
+        )
+    return sum(kinds.values())
 
 
 def _count_events(engine: Engine, report: PruneReport) -> None:

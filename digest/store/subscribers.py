@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from itertools import islice
@@ -18,6 +19,7 @@ from digest.errors import InputError
 from digest.models import Digest, InboundEvent, ProfileEmbedding, Subscriber
 from digest.states import SubscriberStatus
 from digest.store.engine import table_of
+from digest.store.retention import tally_deleted_events
 
 MAX_LOCAL_PART = 64  # octets, RFC 5321
 MAX_ADDRESS = 254  # what fits a path of 256 octets with its angle brackets (RFC 5321)
@@ -179,7 +181,10 @@ def delete_subscriber(engine: Engine, email: str) -> bool:
             return False
         session.exec(delete(Digest).where(col(Digest.subscriber_id) == sub.id))
         session.exec(delete(ProfileEmbedding).where(col(ProfileEmbedding.subscriber_id) == sub.id))
-        session.exec(delete(InboundEvent).where(col(InboundEvent.subscriber_id) == sub.id))
+        events = delete(InboundEvent).where(col(InboundEvent.subscriber_id) == sub.id)
+        kinds = session.connection().execute(events.returning(col(InboundEvent.kind)))
+        # the metrics' counter of inbound mail keeps counting them
+        tally_deleted_events(session.connection(), Counter(kinds.scalars()))
         session.delete(sub)
         session.commit()
         return True

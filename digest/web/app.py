@@ -22,7 +22,7 @@ from digest import store
 from digest.config import Settings, canonical_timezones
 from digest.delivery import Transport
 from digest.store import DatabaseError, Engine
-from digest.web import admin, api, feedback, library, metrics, pages, ratings
+from digest.web import admin, api, feedback, library, metrics, pages, ratings, uploads
 from digest.web.accounts import Accounts
 from digest.web.context import WebContext
 from digest.web.head import HeadAsGet
@@ -79,7 +79,7 @@ def create_app(
     )
     app.state.web = context
     app.state.preview = gate
-    app.add_middleware(BodyLimit, explains=library.is_upload)
+    app.add_middleware(BodyLimit, explains=uploads.is_upload)
     app.add_middleware(SecurityHeaders, hsts=settings.base_url.startswith("https://"))
     app.add_middleware(HeadAsGet)
     app.include_router(library.router)  # before pages: /manage/{token}/{action}

@@ -8,16 +8,19 @@ always gets a friendly page, never an error trace.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from digest import store
+from digest import store, subscriptions
 from digest.errors import InputError
+from digest.matching import query_warnings
 from digest.models import Subscriber
 from digest.rendering import subscriber_links
 from digest.states import WEEKDAYS, Frequency, SubscriberStatus, Weekday
@@ -38,6 +41,7 @@ from digest.web.security import (
     honeypot_filled,
 )
 from digest.web.topics import split_profile
+from digest.web.uploads import FIELD, chosen_file, merge_library, shown_name, too_big
 
 T = TypeVar("T")
 
@@ -102,11 +106,30 @@ def render(
 
 
 def message_page(
-    request: Request, title: str, text: str, status: int = 200, link: tuple[str, str] | None = None
+    request: Request,
+    title: str,
+    text: str,
+    status: int = 200,
+    link: tuple[str, str] | None = None,
+    warnings: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> HTMLResponse:
-    return render(
-        request, "message.html", {"title": title, "text": text, "link": link}, status, forms=False
-    )
+    """A page with a title and a paragraph; `warnings` about the keywords typed, and
+    `notes` on what an uploaded library gave."""
+    context = {
+        "title": title,
+        "text": text,
+        "link": link,
+        "query_warnings": warnings or [],
+        "upload_notes": notes or [],
+    }
+    return render(request, "message.html", context, status, forms=False)
+
+
+def slips(keywords: str) -> list[str]:
+    """What `digest check-query` warns about in a profile (a lower-case `and` read as
+    a word): the profile is kept as typed, but the visitor should know."""
+    return query_warnings(keywords) if keywords.strip() else []
 
 
 LINK_PAGES = {
@@ -158,23 +181,65 @@ def csrf_failed(request: Request) -> HTMLResponse:
     )
 
 
-async def read_form(request: Request) -> FormData | None:
-    """The form, or None when the body is malformed (the CSRF check then refuses it).
-    A body over the cap is not malformed: `BodyTooLarge` goes on to the 413."""
+class FormRefused(Exception):
+    """A form body that cannot be read: malformed (400), or more fields or files
+    than the form has (413). Its page says which, instead of blaming the CSRF check."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def read_form(request: Request, max_files: int = 0, max_fields: int = 200) -> FormData:
+    """The form; FormRefused when the body is no form we read. A body over the cap is
+    not malformed: `BodyTooLarge` goes on to the 413 (`BodyLimit`, or the upload
+    pages' own). Announced too big is too big whatever the type: a body that is no
+    form at all would otherwise be left unread and answered as an empty form."""
+    announced = request.headers.get("content-length", "0")
+    if not announced.isdigit() or int(announced) > MAX_BODY_BYTES:
+        raise BodyTooLarge
     try:
-        return await request.form(max_files=0, max_fields=200)
+        return await request.form(max_files=max_files, max_fields=max_fields)
     except BodyTooLarge:
         raise
+    except StarletteHTTPException as exc:  # Starlette's multipart errors come as a 400
+        detail = str(exc.detail)
+        if detail.startswith("Too many") or "exceeded maximum size" in detail:
+            raise FormRefused(
+                413, "This form was sent with more fields or files than it has."
+            ) from None
+        raise FormRefused(400, "This form arrived malformed, so we could not read it.") from None
     except Exception:  # noqa: BLE001 - a malformed body is the visitor's problem, not a 500
-        return None
+        raise FormRefused(400, "This form arrived malformed, so we could not read it.") from None
+
+
+async def checked_form(
+    request: Request, max_files: int = 0, max_fields: int = 200
+) -> FormData | Response:
+    """A form POST's fields, or the page that refuses it: a body we cannot read
+    (400, 413) or a failed CSRF check (403). `BodyTooLarge` passes through."""
+    try:
+        form = await read_form(request, max_files, max_fields)
+    except FormRefused as exc:
+        return message_page(
+            request,
+            "This form could not be read",
+            f"{exc.message} Nothing was changed. Go back, reload the page and send it again.",
+            exc.status,
+        )
+    if not web(request).csrf.check(request, form):
+        return csrf_failed(request)
+    return form
 
 
 async def posted_form(request: Request, target: Callable[[], T]) -> tuple[FormData, T] | Response:
     """A form POST's fields and what its link names (`target`, run in a thread), or
-    the page that refuses it: a failed CSRF check or a link that is not valid."""
-    form = await read_form(request)
-    if form is None or not web(request).csrf.check(request, form):
-        return csrf_failed(request)
+    the page that refuses it: an unreadable form, a failed CSRF check or a link that
+    is not valid."""
+    form = await checked_form(request)
+    if isinstance(form, Response):
+        return form
     try:
         return form, await run_in_threadpool(target)
     except LinkError as exc:
@@ -224,6 +289,7 @@ def form_context(request: Request, values: dict[str, Any], errors: dict[str, str
         "examples": PROFILE_EXAMPLES,
         "honeypot_field": HONEYPOT_FIELD,
         "detect_timezone": False,
+        "query_warnings": slips(str(values.get("keywords") or "")),
     }
 
 
@@ -281,18 +347,40 @@ def subscriber_values(request: Request, sub: Subscriber) -> dict[str, Any]:
 async def signup_page(request: Request) -> Response:
     context = form_context(request, default_values(request), {})
     context["detect_timezone"] = True
-    return render(request, "signup.html", context)
+    return render(request, "signup.html", signup_context(context))
 
 
 @router.post("/subscribe")
 async def signup_submit(request: Request, background: BackgroundTasks) -> Response:
     ctx = web(request)
-    form = await read_form(request)
-    if form is None or not ctx.csrf.check(request, form):
-        return csrf_failed(request)
+    try:
+        form = await checked_form(request, max_files=1)
+    except BodyTooLarge:  # the library file: say so on the page, as the manage page does
+        context = form_context(request, default_values(request), {FIELD: too_big(request)})
+        return render(request, "signup.html", signup_context(context), 413)
+    if isinstance(form, Response):
+        return form
     if honeypot_filled(form):
         return RedirectResponse("/check-your-inbox", status_code=303)
     data = profile_input(form)
+    notes: list[str] = []
+    upload = chosen_file(form)
+    if upload is not None:
+        name = shown_name(upload)
+        raw = await upload.read()
+        try:
+            typed = subscriptions.check_likes(data.likes)
+        except InputError as exc:
+            context = form_context(request, typed_values(form, data), field_errors(exc))
+            return render(request, "signup.html", signup_context(context), 400)
+        try:
+            likes, added = await run_in_threadpool(merge_library, ctx.engine, raw, name, typed)
+        except InputError as exc:
+            errors = {FIELD: f"Nothing was stored: {exc}"}
+            context = form_context(request, typed_values(form, data), errors)
+            return render(request, "signup.html", signup_context(context), 400)
+        data = replace(data, likes=likes)
+        notes = added.notes(name)
     try:
         # Stored before answering (a failed write is a 503 page, not a lost sign-up);
         # only the mail goes out after the answer.
@@ -319,20 +407,36 @@ async def signup_submit(request: Request, background: BackgroundTasks) -> Respon
         )
     except InputError as exc:
         context = form_context(request, typed_values(form, data), field_errors(exc))
-        return render(request, "signup.html", context, 400)
+        return render(request, "signup.html", signup_context(context), 400)
     background.add_task(ctx.mailer.send, mail)
+    warnings = slips(data.keywords or "")
+    if warnings or notes:  # shown now: the page a redirect leads to cannot know them
+        return check_inbox_page(request, warnings, notes)
     return RedirectResponse("/check-your-inbox", status_code=303)
 
 
-@router.get("/check-your-inbox", response_class=HTMLResponse)
-async def check_inbox(request: Request) -> Response:
+def signup_context(context: dict[str, Any]) -> dict[str, Any]:
+    """The sign-up form's own extras: the library upload's size limit."""
+    return {**context, "max_upload_kib": MAX_BODY_BYTES // 1024}
+
+
+def check_inbox_page(
+    request: Request, warnings: list[str] | None = None, notes: list[str] | None = None
+) -> HTMLResponse:
     return message_page(
         request,
         "Check your inbox",
         "If the address can receive mail, we have sent it a message. Follow the link "
         "in it to confirm your subscription (or, if you are already subscribed, to "
         "manage it). A confirmation link works for two days.",
+        warnings=warnings,
+        notes=notes,
     )
+
+
+@router.get("/check-your-inbox", response_class=HTMLResponse)
+async def check_inbox(request: Request) -> Response:
+    return check_inbox_page(request)
 
 
 # ---------------------------------------------------------------- confirm
@@ -355,6 +459,7 @@ async def confirm_page(request: Request, token: str) -> Response:
         "frequencies": FREQUENCY_LABELS,
         # Each later sign-up for the address bumps the version: say the profile changed.
         "replaced": sub.token_version > 0,
+        "query_warnings": slips(sub.keywords),
     }
     return render(request, "confirm.html", context)
 
@@ -362,9 +467,9 @@ async def confirm_page(request: Request, token: str) -> Response:
 @router.post("/confirm/{token}", response_class=HTMLResponse)
 async def confirm_submit(request: Request, token: str) -> Response:
     ctx = web(request)
-    form = await read_form(request)
-    if form is None or not ctx.csrf.check(request, form):
-        return csrf_failed(request)
+    form = await checked_form(request)
+    if isinstance(form, Response):
+        return form
     try:
         sub = await run_in_threadpool(ctx.accounts.confirm, token)
     except LinkError as exc:
@@ -418,9 +523,9 @@ async def manage_page(request: Request, token: str) -> Response:
 @router.post("/manage/{token}", response_class=HTMLResponse)
 async def manage_save(request: Request, token: str) -> Response:
     ctx = web(request)
-    form = await read_form(request)
-    if form is None or not ctx.csrf.check(request, form):
-        return csrf_failed(request)
+    form = await checked_form(request)
+    if isinstance(form, Response):
+        return form
     data = profile_input(form)
     try:
         await run_in_threadpool(ctx.accounts.update, token, data)
@@ -440,9 +545,9 @@ async def manage_action(
     ctx = web(request)
     if action not in {"pause", "resume", "resend", "delete"}:
         return message_page(request, "Page not found", "There is nothing at this address.", 404)
-    form = await read_form(request)
-    if form is None or not ctx.csrf.check(request, form):
-        return csrf_failed(request)
+    form = await checked_form(request)
+    if isinstance(form, Response):
+        return form
     try:
         if action == "delete":
             if form.get("confirm_delete") != "yes":

@@ -7,18 +7,15 @@ stopped, which lets in-flight sends finish and be recorded before the process ex
 
 from __future__ import annotations
 
-import dataclasses
 import errno
-import ipaddress
 import logging
 import signal
 import socket
 from typing import Any
-from urllib.parse import urlsplit
 
 import uvicorn
 
-from digest.config import Settings
+from digest.config import Settings, check_secret
 from digest.errors import DigestError, InputError
 from digest.logs import configure_logging, log_event
 from digest.store import Engine
@@ -68,7 +65,8 @@ def run_web(
 ) -> int:
     """Serve until a signal; returns the exit code (0 after a clean shutdown)."""
     configure_logging(settings.log_format, settings.log_level)
-    check_secret(settings, host or settings.http_host)
+    if check_secret(settings, host or settings.http_host):
+        log.warning("DIGEST_SECRET_KEY is the example value; fine on this machine only")
     config = uvicorn.Config(
         create_app(settings, engine),
         host=host or settings.http_host,
@@ -108,41 +106,6 @@ def run_web(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0 if server.started else 1
-
-
-def check_secret(settings: Settings, bind_host: str | None = None) -> None:
-    """Links are the only credentials: with the published example key anyone could
-    sign a manage link for any address. Allowed only while links point at this
-    machine and the server listens only on it (local trials); refused once
-    DIGEST_BASE_URL is a public site or the server listens on other interfaces."""
-    example = next(f.default for f in dataclasses.fields(Settings) if f.name == "secret_key")
-    if settings.secret_key != example:
-        return
-    link_host = urlsplit(settings.base_url).hostname or ""
-    if _is_loopback(link_host) and (bind_host is None or _is_loopback(bind_host)):
-        log.warning("DIGEST_SECRET_KEY is the example value; fine on this machine only")
-        return
-    where = (
-        settings.base_url
-        if not _is_loopback(link_host)
-        else f"anyone who reaches {bind_host}, where the server listens"
-    )
-    raise InputError(
-        f"DIGEST_SECRET_KEY is the example value {example!r}, so anyone could forge "
-        f"manage and unsubscribe links for {where}. Set a long random value, e.g. the "
-        'output of: python -c "import secrets; print(secrets.token_urlsafe(32))"'
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1; a name or address anyone else can reach is not."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _noted(signum: int, _frame: Any) -> None:

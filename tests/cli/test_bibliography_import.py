@@ -195,3 +195,12 @@ def test_a_huge_rdf_is_refused_by_size():
     data = ("<rdf:RDF" + item * 2000).encode()
     with pytest.raises(InputError, match="at most 4 MiB"):
         read_library(data, "big.rdf")
+
+
+def test_a_like_file_without_a_size_is_read_only_up_to_the_cap(cli, engine):
+    """/dev/zero (or a pipe) has no size to check first: it was read without end,
+    memory growing until the machine ran out. Now one line, exit 2, nothing stored."""
+    res = cli("subscribe", "bob@example.org", "--keywords", "x", "--like-file", "/dev/zero")
+    assert res.code == 2 and "Traceback" not in res.stderr
+    assert "error: --like-file: zero is over 4 MiB; at most 4 MiB is read" in res.stderr
+    assert store.get_subscriber(engine, "bob@example.org") is None

@@ -175,3 +175,38 @@ def test_a_folder_the_system_refuses_is_one_line_not_a_traceback(cli):
     res = cli("run", "--now", extra_env=env)
     assert res.code in (1, 2) and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert "/proc/no-such-dir" in res.stderr
+
+
+def test_subscribe_and_set_warn_about_a_lower_case_operator(cli):
+    """As check-query does: the profile is stored as typed, with a warning."""
+    res = cli("subscribe", "ada@example.org", "--keywords", "diffusion and robots")
+    assert res.code == 0, res.stderr
+    assert "warning: 'and' is read as a word; write AND" in res.stderr
+    res = cli("set", "ada@example.org", "--keywords", "diffusion or robots")
+    assert res.code == 0, res.stderr
+    assert "warning: 'or' is read as a word; write OR" in res.stderr
+    quiet = cli("set", "ada@example.org", "--keywords", '"salt and pepper" NOT survey')
+    assert quiet.code == 0 and "warning" not in quiet.stderr
+    listed = json.loads(cli("subscribers", "--json").stdout)
+    assert listed[0]["keywords"] == '"salt and pepper" NOT survey'
+
+
+def test_control_characters_never_reach_the_operators_terminal(cli, env):
+    """A profile with an ESC sequence is refused (any entry point: here the CLI); one
+    stored earlier, or text from a feed, is shown escaped in the listings."""
+    res = cli("subscribe", "eve@example.org", "--keywords", "x\x1b[2J\x1b[31mEVIL")
+    assert res.code == 2 and "control character (U+001B)" in res.stderr
+    assert "\x1b" not in res.stderr
+    # a line break is whitespace to the query language, as a textarea sends it
+    ok = cli("subscribe", "ada@example.org", "--keywords", "diffusion,\r\nrobots")
+    assert ok.code == 0, ok.stderr
+    # a query error with a line break in it: no raw control character echoed back
+    bad = cli("check-query", "x\r\nBcc: y")
+    assert bad.code == 2 and "\r" not in bad.stderr and "unknown field" in bad.stderr
+    # stored before this check (or by another way in): escaped when listed
+    engine = store.make_engine(env["DIGEST_DATABASE_URL"])
+    store.update_subscriber(engine, "ada@example.org", keywords="x\x1b[2J\x1b]0;pwned\x07")
+    engine.dispose()
+    listed = cli("subscribers")
+    assert listed.code == 0 and "\x1b" not in listed.stdout and "\x07" not in listed.stdout
+    assert "\\x1b[2J" in listed.stdout

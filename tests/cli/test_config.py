@@ -111,3 +111,20 @@ def test_a_dotenv_file_that_is_not_text_is_a_config_error(cli, tmp_path: Path):
     res = cli("papers")
     clean_exit(res, 2)
     assert ".env" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "bad_line", ["this is not valid", 'DIGEST_FROM="Digest <digest@example.org>', "=25"]
+)
+def test_a_dotenv_line_that_does_not_parse_is_one_error_naming_file_and_line(
+    cli, tmp_path: Path, bad_line: str
+):
+    # python-dotenv logs a warning and skips the line: the setting would silently be
+    # its default (and the warning came twice, once per read of the file).
+    (tmp_path / ".env").write_text(f"# settings\nDIGEST_SMTP_PORT=25\n{bad_line}\n")
+    res = cli("papers")
+    clean_exit(res, 2)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert ".env, line 3: cannot read" in lines[0]
+    assert "python-dotenv" not in res.stderr

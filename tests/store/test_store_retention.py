@@ -133,13 +133,48 @@ def exercise_events(engine, settings) -> None:
     assert {k: n for k, n in store.inbound_counts(engine).items() if n} == {"bounce": 1}
 
 
-@pytest.mark.parametrize("scenario", [exercise, exercise_batches, exercise_events])
+def exercise_event_counters(engine, settings) -> None:
+    """`digest_inbound_messages` is a Prometheus counter: pruning the events it was
+    counted from must not make it go backwards (the pruned rows are tallied)."""
+    now = utcnow()
+
+    def inbound() -> dict[str, int]:
+        return store.metrics_snapshot(engine, now, (1.0,), "2000-01-01").inbound
+
+    with Session(engine) as session:
+        for n in range(12):
+            kind = ("ignored", "bounce", "complaint")[n % 3]
+            session.add(InboundEvent(kind=kind, created_at=now - (100 + n) * DAY))
+        session.add(InboundEvent(kind="bounce", created_at=now - DAY))
+        session.commit()
+    before = inbound()
+    assert before == {"ignored": 4, "bounce": 5, "complaint": 4}
+    assert store.prune(engine, 7, 90, batch=1, now=now).events == 12  # 10 a batch
+    assert inbound() == before
+    # later events add to the tally; a second prune adds to it too
+    with Session(engine) as session:
+        session.add(InboundEvent(kind="bounce", created_at=now - 200 * DAY))
+        session.add(InboundEvent(kind="unsubscribe", created_at=now))
+        session.commit()
+    assert store.prune(engine, 7, 90, now=now).events == 1
+    assert inbound() == {**before, "bounce": 6, "unsubscribe": 1}
+    # the stored trail itself is what is left
+    assert {k: n for k, n in store.inbound_counts(engine).items() if n} == {
+        "bounce": 1,
+        "unsubscribe": 1,
+    }
+
+
+SCENARIOS = [exercise, exercise_batches, exercise_events, exercise_event_counters]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_prune_on_a_sqlite_file(engine, settings, scenario):
     scenario(engine, settings)
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("scenario", [exercise, exercise_batches, exercise_events])
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_prune_on_postgresql(postgres_url, settings, scenario):
     engine = store.make_engine(postgres_url)
     store.init_db(engine)
@@ -147,3 +182,19 @@ def test_prune_on_postgresql(postgres_url, settings, scenario):
         scenario(engine, settings)
     finally:
         engine.dispose()
+
+
+def test_deleting_a_subscriber_keeps_the_inbound_counter(engine, settings):
+    """Their inbound events go with them, but the counter keeps what was read."""
+    now = utcnow()
+    ada = subscriptions.subscribe(engine, settings, "ada@example.org", "diffusion")
+    with Session(engine) as session:
+        session.add(InboundEvent(kind="bounce", subscriber_id=ada.id, created_at=now))
+        session.add(InboundEvent(kind="complaint", subscriber_id=ada.id, created_at=now))
+        session.add(InboundEvent(kind="ignored", created_at=now))
+        session.commit()
+    snapshot = lambda: store.metrics_snapshot(engine, now, (1.0,), "2000-01-01").inbound  # noqa: E731
+    before = snapshot()
+    assert store.delete_subscriber(engine, "ada@example.org")
+    assert store.inbound_counts(engine).get("bounce", 0) == 0  # the rows are gone
+    assert snapshot() == before == {"bounce": 1, "complaint": 1, "ignored": 1}

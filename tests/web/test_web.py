@@ -12,7 +12,7 @@ from email.message import EmailMessage
 
 import pytest
 import time_machine
-from conftest import settings_with
+from conftest import TEST_SECRET, settings_with
 
 from digest import store
 from digest.models import Subscriber, utcnow
@@ -249,7 +249,7 @@ def test_forms_need_their_csrf_token(client, engine, smtp_sink):
     assert store.get_subscriber(engine, "ada@example.org") is None
 
     active_subscriber(engine)
-    manage = f"/manage/{make_token('test-secret', 'manage', 'ada@example.org')}"
+    manage = f"/manage/{make_token(TEST_SECRET, 'manage', 'ada@example.org')}"
     for action in ("", "/pause", "/delete", "/resend"):
         answer = client.post(
             manage + action, data={"keywords": "hijacked", "confirm_delete": "yes"}
@@ -265,12 +265,12 @@ def test_forms_need_their_csrf_token(client, engine, smtp_sink):
 
 
 def forged_tokens(email: str = "ada@example.org") -> list[str]:
-    good = make_token("test-secret", "manage", email)
+    good = make_token(TEST_SECRET, "manage", email)
     return [
         "x" * 40,
         make_token("another-secret", "manage", email),  # signed with another key
         good[:-2] + ("AA" if not good.endswith("AA") else "BB"),  # tampered signature
-        make_token("test-secret", "view", "1:2026-01-01"),  # another purpose
+        make_token(TEST_SECRET, "view", "1:2026-01-01"),  # another purpose
         "a%00b" * 10,
         "..%2F..%2Fetc%2Fpasswd",
     ]
@@ -296,9 +296,9 @@ def test_forged_links_get_a_friendly_page(client, engine, kind):
 def test_expired_links_say_so(client, engine):
     active_subscriber(engine)
     with time_machine.travel(datetime.now(UTC) - timedelta(days=400)):
-        manage = make_token("test-secret", "manage", "ada@example.org")
-        unsubscribe = make_token("test-secret", "unsubscribe", "ada@example.org")
-        confirm = make_token("test-secret", "confirm", ["ada@example.org", 0])
+        manage = make_token(TEST_SECRET, "manage", "ada@example.org")
+        unsubscribe = make_token(TEST_SECRET, "unsubscribe", "ada@example.org")
+        confirm = make_token(TEST_SECRET, "confirm", ["ada@example.org", 0])
     for path in (f"/manage/{manage}", f"/unsubscribe/{unsubscribe}", f"/confirm/{confirm}"):
         page = client.get(path)
         assert page.status_code == 400 and "This link has expired" in page.text, path
@@ -312,7 +312,7 @@ def test_expired_links_say_so(client, engine):
 
 def test_manage_page_edits_pauses_resends_and_deletes(client, engine, settings, smtp_sink):
     active_subscriber(engine)
-    path = f"/manage/{make_token('test-secret', 'manage', 'ada@example.org')}"
+    path = f"/manage/{make_token(TEST_SECRET, 'manage', 'ada@example.org')}"
     page = client.get(path)
     assert page.status_code == 200 and "ada@example.org" in page.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
@@ -378,7 +378,7 @@ def test_manage_page_edits_pauses_resends_and_deletes(client, engine, settings, 
 
 def test_unsubscribe_page_then_one_click(client, engine):
     active_subscriber(engine)
-    path = f"/unsubscribe/{make_token('test-secret', 'unsubscribe', 'ada@example.org')}"
+    path = f"/unsubscribe/{make_token(TEST_SECRET, 'unsubscribe', 'ada@example.org')}"
     page = client.get(path)
     assert page.status_code == 200 and 'method="post"' in page.text
     assert store.get_subscriber(engine, "ada@example.org").status == "active"
@@ -397,12 +397,12 @@ def test_view_in_browser_shows_the_stored_digest(client, engine, settings, smtp_
     sub = store.get_subscriber(engine, "ada@example.org")
     (row,) = store.digests_for_edition(engine)
     assert row.status == "sent"
-    page = client.get(f"/view/{make_token('test-secret', 'view', f'{sub.id}:{row.edition}')}")
+    page = client.get(f"/view/{make_token(TEST_SECRET, 'view', f'{sub.id}:{row.edition}')}")
     assert page.status_code == 200
     assert "Diffusion" in page.text
     assert "script-src" not in page.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-    other = client.get(f"/view/{make_token('test-secret', 'view', f'{sub.id + 1}:{row.edition}')}")
+    other = client.get(f"/view/{make_token(TEST_SECRET, 'view', f'{sub.id + 1}:{row.edition}')}")
     assert other.status_code == 410
 
 
@@ -424,7 +424,7 @@ def test_user_input_is_escaped_everywhere(client, engine, smtp_sink):
             confirmed_at=now,
         ),
     )
-    page = client.get(f"/manage/{make_token('test-secret', 'manage', 'ada@example.org')}")
+    page = client.get(f"/manage/{make_token(TEST_SECRET, 'manage', 'ada@example.org')}")
     assert "<img src=x" not in page.text and "<script>alert(2)" not in page.text
     assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
 
@@ -468,14 +468,14 @@ def test_json_api_covers_the_same_actions(client, engine, smtp_sink):
     assert confirmed["status"] == "active" and confirmed["weekday"] == "fri"
     assert confirmed["topics"] == ["speech"] and confirmed["keywords"] == "diffusion"
 
-    token = make_token("test-secret", "manage", "ada@example.org")
+    token = make_token(TEST_SECRET, "manage", "ada@example.org")
     changed = client.patch(f"/api/manage/{token}", json={"keywords": "robotics", "max_papers": 9})
     assert changed.status_code == 200
     assert changed.json()["profile"] == "robotics, topic:speech"
     assert client.post(f"/api/manage/{token}/pause").json()["status"] == "paused"
     assert client.post(f"/api/manage/{token}/resume").json()["status"] == "active"
     assert client.post(f"/api/manage/{token}/resend").status_code == 202
-    unsub = make_token("test-secret", "unsubscribe", "ada@example.org")
+    unsub = make_token(TEST_SECRET, "unsubscribe", "ada@example.org")
     assert client.post(f"/api/unsubscribe/{unsub}").json() == {"status": "unsubscribed"}
     assert client.delete(f"/api/manage/{token}").json() == {"deleted": True}
     assert client.get(f"/api/manage/{token}").status_code == 410
@@ -564,7 +564,7 @@ def test_view_in_browser_shows_every_paper_of_a_digest_cut_at_100kb(
     shown = sum(f"study number {i}<" in html for i in range(200))
     assert 0 < shown < 200
     sub = store.get_subscriber(engine, "ada@example.org")
-    page = client.get(f"/view/{make_token('test-secret', 'view', f'{sub.id}:{row.edition}')}")
+    page = client.get(f"/view/{make_token(TEST_SECRET, 'view', f'{sub.id}:{row.edition}')}")
     assert page.status_code == 200
     assert all(f"study number {i}<" in page.text for i in range(200))
 

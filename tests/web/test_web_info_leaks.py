@@ -67,3 +67,54 @@ def test_head_on_a_link_page_answers_like_get(client, settings):
     token = make_token(settings.secret_key, "unsubscribe", "ada@example.org")
     assert client.head(f"/unsubscribe/{token}").status_code == 200
     assert client.head("/no-such-page").status_code == 404
+
+
+def concrete_path(route_path: str, settings: Settings, subscriber_id: int) -> str:
+    """A route's path with each parameter filled in with something that resolves."""
+    manage = make_token(settings.secret_key, "manage", ["ada@example.org", subscriber_id])
+    values = {
+        "{token}": manage,
+        "{edition}": "2026-01-01",
+    }
+    for name, value in values.items():
+        route_path = route_path.replace(name, value)
+    assert "{" not in route_path, f"no value for a parameter of {route_path}"
+    return route_path
+
+
+def every_route(routes: list) -> Iterator:
+    """The app's routes, those of included routers too (FastAPI keeps an included
+    router as one entry holding the original router)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is None:
+            yield route
+        else:
+            yield from every_route(inner.routes)
+
+
+def test_head_answers_like_get_on_every_get_route(settings, engine):
+    """Every GET route, the JSON API included (`HEAD /api/topics` was a 405)."""
+    from fastapi.routing import APIRoute
+
+    from digest import store
+    from digest.models import Subscriber, utcnow
+
+    ada = store.add_subscriber(
+        engine, Subscriber(email="ada@example.org", keywords="diffusion", confirmed_at=utcnow())
+    )
+    admin = settings_with(settings, admin_token="admin-token")
+    app = create_app(admin, engine)
+    routes = [r for r in every_route(app.routes) if isinstance(r, APIRoute) and "GET" in r.methods]
+    assert {"/api/topics", "/api/manage/{token}", "/metrics", "/"} <= {r.path for r in routes}
+    auth = {"Authorization": "Bearer admin-token"}
+    with TestClient(app, base_url=admin.base_url, raise_server_exceptions=False) as client:
+        for route in routes:
+            path = concrete_path(route.path, admin, ada.id)
+            got = client.get(path, headers=auth)
+            head = client.head(path, headers=auth)
+            assert head.status_code == got.status_code != 405, (route.path, head.status_code)
+            assert head.content == b"", route.path
+            assert head.headers.get("content-type") == got.headers.get("content-type")
+        # a route without GET still says which methods it takes
+        assert client.head("/api/preview").status_code == 405

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import httpx
 import time_machine
+from conftest import TEST_SECRET
 from web_served import link_in, mails_to, post_form, served, sign_up
 
 from digest import store
@@ -28,11 +29,11 @@ def test_old_links_are_refused_after_delete_and_a_new_sign_up(settings, engine, 
         sign_up(client, ADA)
         old_manage = link_in(mails_to(smtp_sink, ADA, 2)[1], base, "manage")
         old_id = store.get_subscriber(engine, ADA).id
-        old_unsubscribe = "/unsubscribe/" + make_token("test-secret", "unsubscribe", [ADA, old_id])
+        old_unsubscribe = "/unsubscribe/" + make_token(TEST_SECRET, "unsubscribe", [ADA, old_id])
         # A link of the old kind (the address alone), mailed while the row lived.
         store.update_subscriber(engine, ADA, created_at=utcnow() - timedelta(minutes=10))
         with time_machine.travel(utcnow() - timedelta(minutes=5)):
-            legacy_manage = "/manage/" + make_token("test-secret", "manage", ADA)
+            legacy_manage = "/manage/" + make_token(TEST_SECRET, "manage", ADA)
         assert client.get(legacy_manage).status_code == 200  # still the same subscription
 
         deleted = post_form(client, old_manage + "/delete", confirm_delete="yes")

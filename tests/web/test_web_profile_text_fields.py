@@ -47,3 +47,20 @@ def test_interest_length_and_liked_ids_on_the_manage_form(settings, engine):
         assert api.status_code == 400 and api.json()["field"] == "likes"
         assert "\\r" in api.json()["error"]  # shown escaped, never as a raw CR
     assert store.get_subscriber(engine, "ada@example.org").likes == []
+
+
+def test_control_characters_in_keywords_are_refused_on_the_web(settings, engine):
+    """A stranger's ESC sequence would reach the operator's terminal in `digest
+    subscribers`: refused with the field named, nothing stored."""
+    with served(settings, engine) as url:
+        api = httpx.post(
+            f"{url}/api/subscriptions",
+            json={"email": "eve@example.org", "keywords": "x\u001b[2J\u001b[31mEVIL"},
+        )
+        assert api.status_code == 400 and api.json()["field"] == "keywords"
+        assert "control character (U+001B)" in api.json()["error"]
+        with httpx.Client(base_url=url) as person:
+            res = post_form(person, "/subscribe", email="eve@example.org", keywords="a\x00b")
+        assert res.status_code == 400
+        assert "control character (U+0000)" in field_error(res.text, "keywords")
+    assert store.get_subscriber(engine, "eve@example.org") is None

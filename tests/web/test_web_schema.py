@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from conftest import settings_with
+from conftest import TEST_SECRET, settings_with
 from hypothesis import HealthCheck, given, settings
 
 from digest import store
@@ -66,7 +66,7 @@ def test_api_never_fails_on_generated_input(web_schema):
     operations = [result.ok() for result in web_schema.get_all_operations()]
     labels = {op.label for op in operations}
     assert "POST /api/subscriptions" in labels and "GET /api/admin/subscribers" in labels
-    valid_token = make_token("test-secret", "manage", "ada@example.org")
+    valid_token = make_token(TEST_SECRET, "manage", "ada@example.org")
     seen: dict[str, list[int]] = {}
     for operation in operations:
         checker(operation, valid_token, seen)()
