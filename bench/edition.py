@@ -22,8 +22,10 @@ process(es). Peak memory is sampled every 0.1 s over each run process and its
 children: `peak_rss_mib` is the peak of their summed PSS (a forked pool's shared
 pages counted once), and the largest single process's RSS is printed beside it.
 
-Last line: `RESULT subscribers=N papers=M seconds=S per_s=R peak_rss_mib=X`
-(with `workers=W speedup=Z` added when W > 1).
+Last line: `RESULT subscribers=N papers=M seconds=S per_s=R peak_rss_mib=X cpu_s=C
+sink_cpu_s=K` (CPU-seconds of the run processes, and of the sink beside them: on a
+shared machine wall time is noisy, CPU-seconds much less), with `workers=W speedup=Z`
+added when W > 1.
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ class Measured:
     last_sent: float | None = None
     sink_accepted: int = 0
     cpu: float = 0.0
+    sink_cpu: float = 0.0  # the sink's own CPU while the run lasted (same two cores)
     each_rss_mib: list[float] = field(default_factory=list)
     peak_pss_mib: float = 0.0
     largest_rss_mib: float = 0.0
@@ -143,6 +146,15 @@ class Measured:
         return self.last_sent - self.first_sent
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (0 when unknown)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_supports_json(env: dict[str, str]) -> bool:
     done = digest_command(env, "run", "--help")
     return "--json" in done.stdout
@@ -155,6 +167,7 @@ def run_edition(url: str, sink: Sink, processes: int, expected: int, connections
     args = ["run", "--now", "--no-fetch"] + (["--json"] if run_supports_json(env) else [])
     engine = store.make_engine(url)
     before = sink.messages()
+    sink_cpu_before = process_cpu(sink.proc.pid if sink.proc else 0)
     m = Measured(processes)
     folder = Path(tempfile.mkdtemp(prefix="digest-bench-run-"))
     outs = [(folder / f"{i}.out").open("w+") for i in range(processes)]
@@ -197,6 +210,7 @@ def run_edition(url: str, sink: Sink, processes: int, expected: int, connections
                 m.build = now
         time.sleep(0.05)
     m.total = time.perf_counter() - started
+    m.sink_cpu = process_cpu(sink.proc.pid if sink.proc else 0) - sink_cpu_before
     for w in watchers:
         w.stop()
     m.exit_codes = [p.returncode for p in procs]
@@ -268,6 +282,10 @@ def describe(m: Measured, subscribers: int) -> None:
         f"  cpu: {m.cpu:.1f} s (user + sys of the run processes and their workers) = "
         f"{subscribers / m.cpu:,.0f} digests per CPU second, {m.cpu / m.total:.2f} cores busy; "
         f"load average {os.getloadavg()[0]:.1f} (2 cores: more is a shared, noisy machine)"
+    )
+    print(
+        f"  sink: {m.sink_cpu:.1f} CPU-s on the same cores while the run lasted "
+        f"({m.sink_cpu / m.total:.2f} cores), not counted above"
     )
     print(
         f"  memory: peak {m.peak_pss_mib:,.0f} MiB (PSS of the run processes and their "
@@ -371,6 +389,7 @@ def main() -> None:
     line = (
         f"RESULT subscribers={args.subscribers} papers={args.papers} seconds={last.total:.1f} "
         f"per_s={args.subscribers / last.total:.0f} peak_rss_mib={last.peak_pss_mib:.0f}"
+        f" cpu_s={last.cpu:.1f} sink_cpu_s={last.sink_cpu:.1f}"
     )
     if len(results) > 1:
         line += f" workers={args.workers} speedup={results[0].total / last.total:.2f}"

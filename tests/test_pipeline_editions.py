@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import time_machine
 from conftest import run_cli, strict_json, wait_for
 from fault_smtp import FaultyHandler, FaultyServer
@@ -400,3 +401,43 @@ def test_worker_builds_and_sends_until_sigterm(tmp_path: Path, env, smtp_sink):
     assert sum(p["sent"] for p in passes) == 40
     got = Counter(str(m["To"]) for m in smtp_sink.messages())
     assert sorted(got) == addresses and set(got.values()) == {1}
+
+
+def test_forked_build_workers_break_visibly_when_one_dies(tmp_path, settings: Settings):
+    """A build worker (or the zygote) killed breaks the pool as it breaks a process
+    pool executor: the chunks in flight and after fail with BrokenProcessPool, nothing
+    hangs (an idle worker dies holding the task queue's lock), and the claims of the
+    chunks not built stay in `building` for the next run to take over."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from digest.pipeline.forked import ForkedWorkers, Tuning
+    from digest.store.claims import active_page, claim, count_building
+
+    url = f"sqlite:///{tmp_path / 'forked.db'}"
+    engine = store.make_engine(url)
+    store.init_db(engine)
+    s = replace(settings, database_url=url, edition_chunk=10)
+    fetch_sample(engine, s)
+    add_subscribers(engine, 40)
+    plan = make_plan(engine, s, NOW, dry_run=False)
+    page = active_page(engine, 0, 40)
+    claims = claim(engine, [(r, "2026-03-02") for r in page], plan.owner, 60, NOW)
+    chunks = [claims[i : i + 10] for i in range(0, 40, 10)]
+    tuning = Tuning(2, 100, pool.GC_THRESHOLDS, pool._release_freed_memory)
+    for victim in ("worker", "zygote"):
+        workers = ForkedWorkers(plan, tuning)
+        try:
+            if victim == "worker":
+                assert workers.submit(chunks[0]).result(timeout=120).done == 10  # the zygote
+                assert workers.submit(chunks[1]).result(timeout=120).done == 10  # a worker
+                pid = next(p for p in workers.building if p != workers.zygote.pid)
+                os.kill(pid, signal.SIGKILL)
+            else:
+                workers.zygote.kill()
+            wait_for(lambda w=workers: w.broken is not None, timeout=60)
+            with pytest.raises(BrokenProcessPool):
+                workers.submit(chunks[2]).result(timeout=60)
+        finally:
+            workers.shutdown()
+    assert count_building(engine) == 20
+    engine.dispose()

@@ -14,6 +14,7 @@ Every rendering call goes through `render_row`, the one place the renderer is us
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ from digest.store.claims import Built, Claim, SubscriberRow, finish, subscriber_
 log = logging.getLogger(__name__)
 
 PAPER_SETS_KEPT = 4  # paper sets (one per distinct watermark) a builder keeps
+WARM_PAPERS = 3  # papers of the digest `warm_renderer` renders
 
 
 @dataclass
@@ -172,6 +174,28 @@ class EditionBuilder:
         else:
             self._papers.move_to_end(start)
         return got
+
+    def warm_renderer(self) -> None:
+        """Compile the templates before the first chunk (a worker pool's zygote does, so
+        that every worker it forks starts with them): one digest of a few papers of the
+        edition, rendered for no one and thrown away."""
+        papers = self.papers(self.plan.first_seq).by_id
+        matches = [Match(paper_id, 1.0, []) for paper_id in list(papers)[:WARM_PAPERS]]
+        nobody = SubscriberRow(
+            0,
+            "warm-up@example.org",
+            "",
+            WARM_PAPERS,
+            None,
+            "UTC",
+            "07:00",
+            "daily",
+            None,
+            True,
+            None,
+        )
+        with contextlib.suppress(InputError):
+            render_row(self.renderer, nobody, matches, papers, self.plan.now.date().isoformat())
 
     def build_claims(self, claims: Sequence[Claim]) -> BuildReport:
         """Read the claimed subscribers (their watermark as it is now), build, commit."""

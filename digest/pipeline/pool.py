@@ -1,22 +1,22 @@
 """Where chunks are built: in this process, or in a pool of worker processes (both
 cores, or however many DIGEST_BUILD_WORKERS says).
 
-Workers are started with `spawn` (a clean interpreter: no copy of this process's
-threads, database connections or sender loop). Each worker keeps one
-`EditionBuilder` for the edition it is working on, so the engine, renderer and
-indexed papers are made once per process and per edition, not once per chunk; a
-chunk travels there as a list of claims and comes back as a `BuildReport` (the
-worker commits its chunk itself, so rendered messages never cross processes).
+Workers are forked from one warm process per edition (`digest.pipeline.forked`:
+imports, templates and the edition's indexed papers made once, not per worker), never
+from this process with its sender thread and connections. Each worker keeps one
+`EditionBuilder`, so the engine, renderer and indexed papers are made once per
+edition, not once per chunk; a chunk travels there as a list of claims and comes back
+as a `BuildReport` (the worker commits its chunk itself, so rendered messages never
+cross processes).
 
 A worker is replaced after WORKER_DIGESTS digests' worth of chunks: what it keeps
 between chunks is bounded (papers, cards, encoded lines, the compiled-profile caches
 of `digest.matching`), but a worker in a real edition still grew by ~10 kB per
 digest it built (measured at 100,000 subscribers: ~475 MiB after 10,000 digests,
 ~530 MiB after 20,000), much of it filling those bounds and the allocator's
-high-water mark. Starting afresh (about a second: imports, indexing the papers)
-every 5,000 digests keeps a worker's memory flat whatever the edition's size: at
-100,000 subscribers the run peaked at 896 MiB (every 10,000: 1,038 MiB, for ~8%
-less CPU).
+high-water mark. Starting afresh every 5,000 digests keeps a worker's memory flat
+whatever the edition's size; forked from the warm zygote, a new worker costs only
+what it learns per paper and card again, not a new interpreter.
 """
 
 from __future__ import annotations
@@ -24,17 +24,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import gc
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from types import TracebackType
 from typing import TypeVar
 
-from digest import store
 from digest.config import Settings
 from digest.pipeline.build import BuildReport, EditionBuilder, EditionPlan
+from digest.pipeline.forked import ForkedWorkers, Tuning
 from digest.store import Engine
 from digest.store.claims import Claim, SubscriberRow
 
@@ -49,33 +47,6 @@ WORKER_DIGESTS = 5_000  # digests a build worker builds before it is replaced
 # every WORKER_DIGESTS, so it collects 30x less often, and once its edition's papers
 # are indexed (after its first chunk) it leaves that state out of every collection.
 GC_THRESHOLDS = (20_000, 20, 100)
-
-# The builder of the edition this worker process is on: per process by design (a
-# worker serves one `digest run` at a time), replaced when a new edition's plan comes.
-_worker_builder: EditionBuilder | None = None
-
-
-def _build_in_worker(plan: EditionPlan, claims: Sequence[Claim]) -> BuildReport:
-    global _worker_builder
-    if _worker_builder is None or _worker_builder.plan != plan:
-        if _worker_builder is not None:
-            _worker_builder.engine.dispose()
-        _worker_builder = EditionBuilder(plan, store.make_engine(plan.settings.database_url))
-        gc.unfreeze()  # the last edition's state may be garbage now
-        fresh = True
-    else:
-        fresh = False
-    try:
-        return _worker_builder.build_claims(claims)
-    finally:
-        if fresh:
-            gc.collect()
-            gc.freeze()
-        _release_freed_memory()
-
-
-def _start_worker() -> None:
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @functools.cache
@@ -111,21 +82,20 @@ def chunks_per_worker(settings: Settings) -> int:
 
 
 class ChunkRunner:
-    """Builds chunks in this process (`workers == 1`) or in a process pool; used as a
-    context manager so the pool is always shut down."""
+    """Builds chunks in this process (`workers == 1`) or in worker processes forked
+    from a warm zygote (`digest.pipeline.forked`); used as a context manager so the
+    workers are always ended."""
 
     def __init__(self, plan: EditionPlan, engine: Engine, workers: int) -> None:
         self.plan = plan
         self.workers = workers
         self.local = EditionBuilder(plan, engine) if workers <= 1 or plan.dry_run else None
-        self.pool: Executor | None = None
+        self.pool: ForkedWorkers | None = None
         if self.local is None:
-            self.pool = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                max_tasks_per_child=chunks_per_worker(plan.settings),
-                initializer=_start_worker,
+            tuning = Tuning(
+                workers, chunks_per_worker(plan.settings), GC_THRESHOLDS, _release_freed_memory
             )
+            self.pool = ForkedWorkers(plan, tuning)
 
     def __enter__(self) -> ChunkRunner:
         return self
@@ -137,16 +107,17 @@ class ChunkRunner:
         tb: TracebackType | None,
     ) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=exc is not None)
+            self.pool.shutdown()
 
     @property
     def ahead(self) -> int:
-        """Chunks to have submitted at once: one more than the workers, so none idles."""
-        return self.workers + 1 if self.pool is not None else 1
+        """Chunks to have submitted at once: two per worker, so that none waits for this
+        process (busy sending too) to claim its next chunk."""
+        return 2 * self.workers if self.pool is not None else 1
 
     def submit(self, claims: Sequence[Claim]) -> Future[BuildReport]:
         if self.pool is not None:
-            return self.pool.submit(_build_in_worker, self.plan, list(claims))
+            return self.pool.submit(claims)
         assert self.local is not None
         return _done(self.local.build_claims, claims)
 
