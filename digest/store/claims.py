@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
 from digest.states import DigestStatus, SubscriberStatus
-from digest.store.engine import driver_sql, retried_on_deadlock, skipping_locked, table_of
+from digest.store.engine import contended_write, driver_sql, skipping_locked, table_of
 from digest.store.outbox import leased, release_dead_leases
 
 _T = table_of(Digest)
@@ -124,7 +124,7 @@ def _insert_ignoring_conflicts(engine: Engine) -> Any:
     return dialect.insert(_T).on_conflict_do_nothing(index_elements=["subscriber_id", "edition"])
 
 
-@retried_on_deadlock
+@contended_write
 def claim(
     engine: Engine,
     wanted: Iterable[tuple[SubscriberRow, str]],
@@ -168,7 +168,7 @@ def claim(
     )
 
 
-@retried_on_deadlock
+@contended_write
 def take_over(
     engine: Engine, owner: str, limit: int, lease_seconds: float, me: str | None = None
 ) -> list[Claim]:
@@ -195,7 +195,7 @@ def take_over(
     return sorted((Claim(*r) for r in got), key=lambda c: c.subscriber_id)
 
 
-@retried_on_deadlock
+@contended_write
 def renew(engine: Engine, owner: str, lease_seconds: float) -> None:
     """Keep our `building` rows ours while their chunks are still being built (a
     chunk a worker is finishing right now is skipped: see `outbox.leased`)."""
@@ -256,7 +256,7 @@ _FINISH = (
 _MESSAGE = insert(_M).values(digest_id=bindparam("digest_id"), message=bindparam("message"))
 
 
-@retried_on_deadlock
+@contended_write
 def finish(engine: Engine, built: Sequence[Built], owner: str, now: datetime) -> set[int]:
     """Turn claimed rows into what was built, with their messages and the advanced
     watermarks, in one transaction; only rows still leased to `owner` (a row taken

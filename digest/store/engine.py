@@ -6,11 +6,14 @@ engine it passes around and the error it catches without importing SQLAlchemy.""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+import os
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -119,18 +122,20 @@ DEADLOCK_RETRIES = 3
 _RETRYABLE = frozenset({"40P01", "40001"})
 
 
-def retried_on_deadlock(fn: Callable[P, R]) -> Callable[P, R]:
-    """Run `fn` (one whole transaction) again when PostgreSQL aborts it to break a
-    deadlock: N processes share an edition's rows, and an edition must not fail
-    because two of them once took row locks in a different order. Only for functions
-    whose transaction is their only effect."""
+def contended_write(fn: Callable[P, R]) -> Callable[P, R]:
+    """For a function whose only effect is one write transaction that N processes run
+    at once against an edition's rows (its first argument the engine). On SQLite the
+    writers take turns (`writer_turn`). On PostgreSQL a transaction the server aborted
+    to break a deadlock is run again: an edition must not fail because two processes
+    once took row locks in a different order."""
 
     @functools.wraps(fn)
     def retried(*args: P.args, **kwargs: P.kwargs) -> R:
         attempt = 0
         while True:
             try:
-                return fn(*args, **kwargs)
+                with writer_turn(args[0] if args else None):
+                    return fn(*args, **kwargs)
             except DBAPIError as exc:
                 code = getattr(exc.orig, "sqlstate", None)
                 if code not in _RETRYABLE or attempt >= DEADLOCK_RETRIES:
@@ -139,6 +144,36 @@ def retried_on_deadlock(fn: Callable[P, R]) -> Callable[P, R]:
             time.sleep(random.uniform(0, 0.05 * attempt))  # let the other one finish
 
     return retried
+
+
+def writer_turn(engine: object) -> contextlib.AbstractContextManager[object]:
+    """On a SQLite file, an exclusive lock on a file beside it for the length of a write
+    transaction; elsewhere nothing. An edition's build workers and its sender write to
+    one file all the time; left to SQLite, a writer finding it busy sleeps in steps of
+    up to 100 ms however soon the other commits, and those sleeps left a quarter of two
+    cores idle (10,000 subscribers: 17.5 -> 14.8 s, 26.7 -> 22.3 CPU-s). A process
+    waiting on the lock is woken by the kernel the moment it is free. Writers that do
+    not take turns (the web app, the CLI) still meet SQLite's busy timeout as before."""
+    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return contextlib.nullcontext()
+    return _locked(f"{database}-writer.lock")
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[object]:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a read-only folder: SQLite's own locking still holds
+        yield None
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield None
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ from digest.models import Digest, DigestMessage, Subscriber, utcnow
 from digest.states import DUE_STATUSES, DigestStatus, SubscriberStatus
 from digest.store.engine import (
     DriverSql,
+    contended_write,
     driver_sql,
-    retried_on_deadlock,
     skipping_locked,
     table_of,
 )
@@ -161,7 +161,7 @@ def _orphaned(now: datetime) -> Any:
     )
 
 
-@retried_on_deadlock
+@contended_write
 def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[Claimed]:
     """Lease up to `limit` due rows to `owner` and return them.
 
@@ -236,7 +236,7 @@ def leased(engine: Engine, owner: str, status: str) -> Any:
     return _T.c.id.in_(picked.scalar_subquery()) & mine
 
 
-@retried_on_deadlock
+@contended_write
 def renew_leases(engine: Engine, owner: str, lease_seconds: float) -> None:
     with engine.begin() as conn:
         conn.execute(
@@ -296,7 +296,7 @@ def _result_sql(dialect: Any) -> tuple[DriverSql, Callable[[Any], Any]]:
     return driver_sql(_RESULT_SQL, dialect), to_db or (lambda value: value)
 
 
-@retried_on_deadlock
+@contended_write
 def record(
     engine: Engine,
     outcomes: Sequence[Outcome],

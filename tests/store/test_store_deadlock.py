@@ -1,5 +1,5 @@
 """Two transactions that lock the same rows in opposite orders: PostgreSQL aborts
-one of them (deadlock detected). `retried_on_deadlock` runs the aborted one again,
+one of them (deadlock detected). `contended_write` runs the aborted one again,
 so N processes sharing an edition never fail an edition on it."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from digest import store
-from digest.store.engine import retried_on_deadlock
+from digest.store.engine import contended_write
 
 pytestmark = pytest.mark.postgres
 
@@ -35,7 +35,7 @@ def _crossing(engine, retried: bool) -> list[str]:
 
     def run(first: int, second: int) -> None:
         try:
-            (retried_on_deadlock(lock) if retried else lock)(first, second)
+            (contended_write(lock) if retried else lock)(first, second)
             outcomes.append("done")
         except DBAPIError as exc:
             outcomes.append(getattr(exc.orig, "sqlstate", "?"))
