@@ -25,12 +25,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, null, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
 from digest.states import DigestStatus, SubscriberStatus
-from digest.store.engine import contended_write, driver_sql, skipping_locked, table_of
+from digest.store.engine import (
+    contended_write,
+    driver_sql,
+    skipping_locked,
+    table_of,
+    upsert_insert,
+)
 from digest.store.outbox import leased, release_dead_leases
 
 _T = table_of(Digest)
@@ -120,8 +125,9 @@ class Claim:
 
 
 def _insert_ignoring_conflicts(engine: Engine) -> Any:
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(_T).on_conflict_do_nothing(index_elements=["subscriber_id", "edition"])
+    return upsert_insert(_T, engine.dialect.name).on_conflict_do_nothing(
+        index_elements=["subscriber_id", "edition"]
+    )
 
 
 @contended_write

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Table, event, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.exc import SQLAlchemyError as DatabaseError
@@ -199,6 +200,13 @@ def driver_sql(stmt: Any, dialect: Any) -> DriverSql:
     compiled = stmt.compile(dialect=dialect)
     order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
     return DriverSql(compiled.string, order)
+
+
+def upsert_insert(table: Table, dialect_name: str) -> Any:
+    """An INSERT into `table` that takes ON CONFLICT clauses: the two dialects we
+    support each have their own (`on_conflict_do_nothing`, `on_conflict_do_update`)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 def skipping_locked(picked: Any, engine: Engine) -> Any:

@@ -27,12 +27,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from digest.models import Digest, DigestMessage, InboundEvent, InboundTally, utcnow
 from digest.states import FINISHED_STATUSES
-from digest.store.engine import table_of
+from digest.store.engine import table_of, upsert_insert
 
 _T = table_of(Digest)
 _M = table_of(DigestMessage)
@@ -180,8 +179,7 @@ def tally_deleted_events(conn: Connection, kinds: Counter[str]) -> int:
     """Add deleted inbound events (pruned, or a deleted subscriber's) to the running
     totals, in the deleting transaction; how many there were."""
     if kinds:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(_TALLY)
+        insert = upsert_insert(_TALLY, conn.dialect.name)
         conn.execute(
             insert.on_conflict_do_update(
                 index_elements=[_TALLY.c.kind],

@@ -10,7 +10,6 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import String, case, cast, delete, insert, or_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -18,7 +17,7 @@ from sqlmodel import Session, col, select
 from digest.errors import InputError
 from digest.models import Digest, InboundEvent, ProfileEmbedding, Subscriber
 from digest.states import SubscriberStatus
-from digest.store.engine import table_of
+from digest.store.engine import table_of, upsert_insert
 from digest.store.retention import tally_deleted_events
 
 MAX_LOCAL_PART = 64  # octets, RFC 5321
@@ -126,8 +125,7 @@ def store_signup(engine: Engine, subscriber: Subscriber) -> Subscriber:
     for a new one, so the answer's timing does not tell which."""
     table = table_of(Subscriber)
     values = {c.name: getattr(subscriber, c.name) for c in table.columns if c.name != "id"}
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(table).values(**values)
+    insert = upsert_insert(table, engine.dialect.name).values(**values)
     replace = table.c.status.in_(REPLACEABLE)
 
     def new_if_replaced(name: str, value: Any) -> Any:
