@@ -28,7 +28,6 @@ import ctypes
 import functools
 import gc
 import multiprocessing
-import os
 import pickle
 import signal
 import threading
@@ -68,10 +67,7 @@ class _Results:
         self.conn, self.lock = conn, lock
 
     def send(self, kind: str, key: int, value: Any) -> None:
-        if self.lock is None:
-            self.conn.send((kind, key, value))
-            return
-        with self.lock:
+        with self.lock if self.lock is not None else contextlib.nullcontext():
             self.conn.send((kind, key, value))
 
 
@@ -184,7 +180,6 @@ def _zygote(
 
 def _build(builder: EditionBuilder, task: tuple[int, list[Claim]], results: _Results) -> None:
     key, claims = task
-    results.send("start", key, os.getpid())
     try:
         report = builder.build_claims(claims)
     except Exception as exc:
@@ -228,7 +223,6 @@ class ForkedWorkers:
         control_r.close()
         self.lock = threading.Lock()
         self.futures: dict[int, Future[BuildReport]] = {}
-        self.building: dict[int, int] = {}  # worker pid -> the chunk it builds
         self.broken: BaseException | None = None
         self.next_key = 0
         self.reader = threading.Thread(target=self._read, name="digest-build-results", daemon=True)
@@ -273,9 +267,6 @@ class ForkedWorkers:
             self._handle(kind, key, value)
 
     def _handle(self, kind: str, key: int, value: Any) -> None:
-        if kind == "start":
-            self.building[value] = key
-            return
         if kind == "fatal":
             self._fail_all(value)
             return
