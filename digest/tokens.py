@@ -54,9 +54,13 @@ def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
 
 @lru_cache(maxsize=64)
 def _keyed_mac(secret: str, purpose: str) -> hmac.HMAC:
-    """The HMAC `_serializer(secret, purpose)` signs with, keyed once: itsdangerous
-    derives the key again for every token."""
-    signer = _serializer(secret, purpose).make_signer()
+    """The HMAC `_serializer(secret, purpose)` signs with, keyed once."""
+    return _signing_mac(_serializer(secret, purpose).make_signer())
+
+
+def _signing_mac(signer: Signer) -> hmac.HMAC:
+    """The HMAC `signer` signs with, its key derived once: itsdangerous derives it
+    again for every signature (copy the result, then `update` and `digest`)."""
     return hmac.new(signer.derive_key(), digestmod=signer.digest_method)
 
 
@@ -128,7 +132,7 @@ def _feedback_signer(secret: str) -> Signer:
 
 @lru_cache(maxsize=16)
 def _feedback_mac(secret: str) -> hmac.HMAC:
-    return hmac.new(_feedback_signer(secret).secret_keys[-1], digestmod=hashlib.sha256)
+    return _signing_mac(_feedback_signer(secret))
 
 
 def today_number(now: datetime | None = None) -> int:
@@ -198,10 +202,9 @@ def _mail_signer(secret: str, purpose: str) -> Signer:
 
 @lru_cache(maxsize=16)
 def _mail_mac(secret: str, purpose: str) -> hmac.HMAC:
-    """The HMAC `_mail_signer(secret, purpose)` signs with, keyed once (its
-    `get_signature` derives the key again for every token: one per message)."""
-    signer = _mail_signer(secret, purpose)
-    return hmac.new(signer.derive_key(), digestmod=signer.digest_method)
+    """The HMAC `_mail_signer(secret, purpose)` signs with, keyed once (one token per
+    message)."""
+    return _signing_mac(_mail_signer(secret, purpose))
 
 
 def _mail_signature(secret: str, purpose: str, ident: int) -> str:
