@@ -210,7 +210,7 @@ def _words_of(text: str) -> list[tuple[str, int, int]]:
 # `text._WORD` on lower-cased ASCII text, where it finds the same words (letters and
 # digits; its combining marks are not ASCII) twice as fast.
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
-_ASCII_WORD_FULL = re.compile(r"[a-z0-9]+").fullmatch
+_ASCII_WORD_FULL = _ASCII_WORD.fullmatch
 
 
 @lru_cache(maxsize=1024)
