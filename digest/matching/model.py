@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from json import dumps
 from json.encoder import encode_basestring_ascii as _quoted  # what json.dumps writes
 from typing import Any
@@ -30,6 +31,21 @@ class Hit:
     term: str
     field: str
     topic: str | None = None
+
+    @cached_property
+    def json_text(self) -> str:
+        """`json.dumps` of the hit's dict in `Match.to_json`, written once per hit: a
+        profile's term makes one Hit per field, shared by every paper it explains.
+        Raises TypeError for a hit that is not text (see `Match.json_text`)."""
+        return (
+            '{"term": '
+            + _quoted(self.term)
+            + ', "field": '
+            + _quoted(self.field)
+            + ', "topic": '
+            + ("null" if self.topic is None else _quoted(self.topic))
+            + "}"
+        )
 
 
 class Match:
@@ -132,18 +148,7 @@ class Match:
         edition stores one per matched paper (see `explanations_json`)."""
         score = round(self.score, 4)
         try:
-            hits = ", ".join(
-                [
-                    '{"term": '
-                    + _quoted(h.term)
-                    + ', "field": '
-                    + _quoted(h.field)
-                    + ', "topic": '
-                    + ("null" if h.topic is None else _quoted(h.topic))
-                    + "}"
-                    for h in self.hits
-                ]
-            )
+            hits = ", ".join([h.json_text for h in self.hits])
             why = _quoted(self.why())
         except TypeError:  # not text (a hit read back from elsewhere): the general way
             return dumps(self.to_json())
