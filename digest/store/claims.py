@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, literal_column, null, or_, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -117,9 +117,10 @@ def subscriber_rows(engine: Engine, ids: Sequence[int]) -> dict[int, SubscriberR
 # ---------------------------------------------------------------- claiming
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """One outbox row in `building`, leased to us: whose digest, which edition."""
+class Claim(NamedTuple):
+    """One outbox row in `building`, leased to us: whose digest, which edition. A
+    tuple: every chunk's claims are pickled to a build worker, twice as fast as a
+    dataclass's."""
 
     digest_id: int
     subscriber_id: int
