@@ -260,14 +260,14 @@ def entry_date(entry: Any, *keys: str) -> date | None:
     with only a publication date falls back to it with a DeprecationWarning, a
     fallback feedparser will drop."""
     for key in keys:
-        value = entry[key] if key in entry else None  # noqa: SIM401 (not .get: see above)
-        if value:
-            try:
-                day = datetime.fromtimestamp(calendar.timegm(value), UTC).date()
-            except (OverflowError, ValueError, TypeError):
-                continue
-            if (kept := clean_date(day)) is not None:
-                return kept
+        if key not in entry or not entry[key]:
+            continue
+        try:
+            day = datetime.fromtimestamp(calendar.timegm(entry[key]), UTC).date()
+        except (OverflowError, ValueError, TypeError):
+            continue
+        if (kept := clean_date(day)) is not None:
+            return kept
     return None
 
 
