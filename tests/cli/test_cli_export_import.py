@@ -22,6 +22,14 @@ from digest.states import SubscriberStatus
 from digest.subscriber_files import ImportOptions, import_stream, write_export
 
 
+@pytest.fixture
+def pg_env(env: dict[str, str], postgres_url: str) -> dict[str, str]:
+    """`env` on a fresh PostgreSQL database, made by `digest init`."""
+    pg = {**env, "DIGEST_DATABASE_URL": postgres_url}
+    digest_init(pg)
+    return pg
+
+
 def populate(env: dict[str, str]) -> None:
     settings = load_settings(environ=env, env_file=None)
     engine = store.make_engine(settings.database_url)
@@ -285,9 +293,7 @@ def test_hostile_jsonl_values_are_refused_by_line(env):
 
 
 @pytest.mark.postgres
-def test_hostile_jsonl_values_are_refused_by_line_on_postgresql(env, postgres_url):
-    pg_env = {**env, "DIGEST_DATABASE_URL": postgres_url}
-    digest_init(pg_env)
+def test_hostile_jsonl_values_are_refused_by_line_on_postgresql(pg_env):
     check_hostile_import(pg_env)
 
 
@@ -378,9 +384,7 @@ def test_import_racing_a_sign_up_keeps_one_subscriber(env):
 
 
 @pytest.mark.postgres
-def test_import_racing_a_sign_up_keeps_one_subscriber_on_postgresql(env, postgres_url):
-    pg_env = {**env, "DIGEST_DATABASE_URL": postgres_url}
-    digest_init(pg_env)
+def test_import_racing_a_sign_up_keeps_one_subscriber_on_postgresql(pg_env):
     check_import_racing_a_sign_up(pg_env)
 
 
@@ -394,16 +398,14 @@ def test_import_update_racing_a_sign_up_updates_the_sign_up(env):
 
 
 @pytest.mark.postgres
-def test_digest_import_waiting_on_an_open_sign_up_reports_it(env, postgres_url, tmp_path):
+def test_digest_import_waiting_on_an_open_sign_up_reports_it(pg_env, tmp_path):
     """A real race through the command: a sign-up's transaction holds
     race@example.org uncommitted, so `digest import` (its own process) reads the
     address as new and its insert waits on that row; the sign-up then commits. The
     import ends with exit 0, one subscriber for the address and a note, not an
     IntegrityError traceback."""
-    pg_env = {**env, "DIGEST_DATABASE_URL": postgres_url}
-    digest_init(pg_env)
     settings = load_settings(environ=pg_env, env_file=None)
-    engine = store.make_engine(postgres_url)
+    engine = store.make_engine(settings.database_url)
     path = tmp_path / "race.csv"
     path.write_text(RACE_FILE, encoding="utf-8")
     try:
