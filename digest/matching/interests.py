@@ -21,6 +21,11 @@ Two absolute rules keep a digest truthful:
   (COVERAGE of the query's idf mass) or its cosine reaches MIN_COSINE. Both are
   absolute, so a quiet day sends fewer papers, not weaker ones.
 
+There is no pseudo-relevance feedback step (Rocchio towards the top papers, RM3-style
+words from them, smoothing by similarity to them): none gained more than one or two
+papers on the dev half, and none can lift precision at 5, whose papers are the feedback
+(round 3 of bench/data/judged_interests.README.md).
+
 Papers come as a `SemanticPapers` (vectors, the embedder, the example papers looked
 up by id) or as a plain sequence (lexical only, examples found in the batch itself).
 """
