@@ -82,8 +82,8 @@ class DatabaseCollector(Collector):
         )
         yield CounterMetricFamily(
             "digest_digests_sent",
-            "Digests the relay accepted (outbox rows sent; deleting a subscriber removes theirs).",
-            value=snap.digests.get(DigestStatus.SENT, 0),
+            "Digests the relay accepted (deleted subscribers' included).",
+            value=snap.digests_sent,
         )
         yield GaugeMetricFamily(
             "digest_outbox_due", "Digests due to be sent now (queue depth).", value=snap.due
