@@ -358,8 +358,9 @@ async def signup_submit(request: Request, background: BackgroundTasks) -> Respon
     ctx = web(request)
     try:
         form = await checked_form(request, max_files=1)
-    except BodyTooLarge:  # the library file: say so on the page, as the manage page does
-        context = form_context(request, default_values(request), {FIELD: too_big(request)})
+    except BodyTooLarge:  # the library file or a field: say so on the page
+        errors = {FIELD: too_big(request, fields=True)}
+        context = form_context(request, default_values(request), errors)
         return render(request, "signup.html", signup_context(context), 413)
     if isinstance(form, Response):
         return form

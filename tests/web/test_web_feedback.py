@@ -109,6 +109,13 @@ def test_a_real_click_records_once_and_undo_forgets(site, settings, engine):
         )
         assert undo.status_code == 200 and "Rating undone" in undo.text
         assert ratings(engine, ada) == []
+        # Undo again (a replay, the back button): it says nothing was left to undo.
+        again = person.post(
+            action + "/undo",
+            data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', done.text)[1]},
+        )
+        assert again.status_code == 200 and "Nothing to undo" in again.text
+        assert "Rating undone" not in again.text
     assert ratings(engine, bob) == []
 
 

@@ -165,3 +165,43 @@ def test_the_metrics_listener_answers_head_as_get_and_refuses_other_methods(sett
             assert httpx.head(f"{site}/metrics", headers=auth).status_code == 200
     finally:
         stop()
+
+
+def test_a_long_interest_without_a_file_is_not_blamed_on_a_file(client, engine):
+    """The sign-up form takes a library upload too; over the cap, the page cannot
+    know which part was too big, and must not say a file was when none was sent."""
+    data = {"csrf_token": csrf(client), "email": "ada@example.org", "keywords": "diffusion"}
+    res = client.post("/subscribe", data={**data, "interest": "x" * (MAX_BODY_BYTES + 10)})
+    assert res.status_code == 413
+    assert "The file is too big" not in res.text
+    assert "What was sent is too big" in res.text
+    assert 'id="profile-form"' in res.text
+    assert store.get_subscriber(engine, "ada@example.org") is None
+
+
+# ---------------------------------------------------------------- garbled links
+
+
+def test_a_link_with_junk_added_is_not_valid(client, settings, engine):
+    """itsdangerous skips characters outside base64 when decoding: a token with junk
+    added still verified, so one link had many spellings."""
+    from digest.tokens import make_feedback_token, make_token
+
+    path = subscribed(settings, engine)
+    sub = store.get_subscriber(engine, "ada@example.org")
+    unsubscribe = "/unsubscribe/" + make_token(
+        settings.secret_key, "unsubscribe", ["ada@example.org", sub.id]
+    )
+    feedback = "/feedback/" + make_feedback_token(settings.secret_key, sub.id, 0, "2401.00001")
+    for link in (path, unsubscribe):
+        assert client.get(link).status_code == 200
+        for junk in ("%ff", "!", "~", "%C3%A9"):
+            res = client.get(link + junk)
+            assert res.status_code == 400, (link, junk)
+            assert "This link is not valid" in res.text
+    for junk in ("%ff", "!", "~"):
+        res = client.get(feedback + junk + "?vote=more")
+        assert res.status_code == 400 and "This link is not valid" in res.text
+    res = client.post(unsubscribe + "!")
+    assert res.status_code == 400
+    assert store.get_subscriber(engine, "ada@example.org").status == "active"
