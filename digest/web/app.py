@@ -116,12 +116,14 @@ def create_app(
             return JSONResponse(
                 {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
             )
-        return pages.message_page(
+        page = pages.message_page(
             request,
             "Page not found" if exc.status_code == 404 else "Not allowed here",
             "There is nothing at this address. Start again from the sign-up page.",
             exc.status_code,
         )
+        page.headers.update(exc.headers or {})  # a 405 names the methods allowed (Allow)
+        return page
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

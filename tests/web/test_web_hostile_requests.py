@@ -205,3 +205,42 @@ def test_a_link_with_junk_added_is_not_valid(client, settings, engine):
     res = client.post(unsubscribe + "!")
     assert res.status_code == 400
     assert store.get_subscriber(engine, "ada@example.org").status == "active"
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def test_the_api_refuses_true_as_a_paper_count(client, engine):
+    for value in (True, False):
+        res = client.post(
+            "/api/subscriptions",
+            json={"email": "ada@example.org", "keywords": "diffusion", "max_papers": value},
+        )
+        assert res.status_code == 422, res.text
+        assert res.json()["detail"][0]["loc"][-1] == "max_papers"
+    assert store.get_subscriber(engine, "ada@example.org") is None
+    ok = client.post(
+        "/api/subscriptions",
+        json={"email": "ada@example.org", "keywords": "diffusion", "max_papers": 7},
+    )
+    assert ok.status_code == 202
+    assert store.get_subscriber(engine, "ada@example.org").max_papers == 7
+
+
+def test_the_form_refuses_a_paper_count_in_other_digits(client, engine):
+    """`int()` reads Arabic-Indic digits; the send time refuses them, so does this."""
+    data = {"csrf_token": csrf(client), "email": "ada@example.org", "keywords": "diffusion"}
+    res = client.post("/subscribe", data={**data, "max_papers": "\u0663"}, follow_redirects=False)
+    assert res.status_code == 400
+    assert "whole number" in res.text
+    assert store.get_subscriber(engine, "ada@example.org") is None
+
+
+def test_a_page_answering_405_names_the_methods_allowed(client):
+    """RFC 9110: a 405 carries Allow; the HTML page for it dropped Starlette's."""
+    res = client.request("PUT", "/")
+    assert res.status_code == 405
+    assert res.headers["content-type"].startswith("text/html")
+    assert "GET" in res.headers["allow"]
+    res = client.request("DELETE", "/unsubscribe/some-token")
+    assert res.status_code == 405 and res.headers["allow"]
