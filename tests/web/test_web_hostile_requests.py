@@ -244,3 +244,20 @@ def test_a_page_answering_405_names_the_methods_allowed(client):
     assert "GET" in res.headers["allow"]
     res = client.request("DELETE", "/unsubscribe/some-token")
     assert res.status_code == 405 and res.headers["allow"]
+
+
+@pytest.mark.chromium
+def test_the_pages_load_in_chromium_without_a_console_error(settings, engine, browser):
+    """No CSP violation, no failed request: every first visit asked for /favicon.ico
+    and got a 404 (a console error and a log line) before the pages named an icon."""
+    sub = store.add_subscriber(engine, new_subscriber(settings, "ada@example.org", "diffusion"))
+    with served(settings, engine) as url:
+        manage = subscriber_links(settings_with(settings, base_url=url), sub.email, None, sub.id)
+        page = browser.new_context().new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for link in (f"{url}/", manage["manage"], manage["unsubscribe"]):
+            page.goto(link)
+            page.wait_for_load_state("networkidle")
+            assert errors == [], link
