@@ -33,6 +33,7 @@ from digest.rendering.splice import (
     Hole,
     Marks,
     probe_context,
+    value_keys,
 )
 from digest.rendering.text import (
     CATEGORY_LIMIT,
@@ -302,10 +303,11 @@ def _spliced_card(
         html, text = _render_both(env, {"paper": state.view, **_as_parts(values)})
         return _card(html, text, env.card_codec)
     html_lines, text_lines = state.lines(env, bool(values[WHY])) or (None, None)
-    html_chunk = html_lines.fill(values) if html_lines is not None else None
+    keys = value_keys(values)
+    html_chunk = html_lines.fill(values, keys) if html_lines is not None else None
     if html_chunk is None:
         html_chunk = card_chunk(f"\n{patterns[0].fill(values).strip()}\n", env.card_codec)
-    text_chunk = text_lines.fill(values) if text_lines is not None else None
+    text_chunk = text_lines.fill(values, keys) if text_lines is not None else None
     if text_chunk is None:
         text_chunk = card_chunk(patterns[1].fill(values).strip("\n"), env.card_codec)
     return _made(html_chunk, text_chunk)

@@ -199,15 +199,12 @@ class HoleLine:
         self.ident = repr(pieces) if self.shared else ""
 
     def filled(
-        self, values: Mapping[str, str | Sequence[Part] | Marks]
+        self, values: Mapping[str, str | Sequence[Part] | Marks], keys: Mapping[str, object]
     ) -> tuple[str, bytes] | None:
-        """(text, CRLF + its encoding), or None when a value brought a line break."""
+        """(text, CRLF + its encoding), or None when a value brought a line break.
+        `keys` are the values' keys (`value_keys`), worked out once per card."""
         field = self.field
-        key: object = (
-            _key(values[field])
-            if field is not None
-            else tuple([_key(values[f]) for f in self.fields])
-        )
+        key: object = keys[field] if field is not None else tuple([keys[f] for f in self.fields])
         if self.shared:
             key = (self.ident, key)
         memory = self.memory
@@ -300,27 +297,36 @@ class CardLines:
             codec,
         )
 
-    def fill(self, values: Mapping[str, str | Sequence[Part] | Marks]) -> Chunk | None:
+    def fill(
+        self, values: Mapping[str, str | Sequence[Part] | Marks], keys: Mapping[str, object]
+    ) -> Chunk | None:
         """The filled card as a `Chunk` (head: its first line; mid: the rest encoded),
-        or None when a value brought a line break (then it is cut after filling)."""
+        or None when a value brought a line break (then it is cut after filling).
+        `keys`: `value_keys(values)`, shared by a card's HTML and text."""
         head = self.head
         if isinstance(head, str):
-            texts = [head]
+            first = head
         else:
-            got = head.filled(values)
+            got = head.filled(values, keys)
             if got is None:
                 return None
-            texts = [got[0]]
+            first = got[0]
+        texts = [first]
         encoded: list[bytes] = []
         for piece in self.body:
             if isinstance(piece, HoleLine):
-                got = piece.filled(values)
+                got = piece.filled(values, keys)
                 if got is None:
                     return None
                 piece = got
             texts.append(piece[0])
             encoded.append(piece[1])
-        return Chunk("\n".join(texts), texts[0], b"".join(encoded), "")
+        return Chunk("\n".join(texts), first, b"".join(encoded), "")
+
+
+def value_keys(values: Mapping[str, str | Sequence[Part] | Marks]) -> dict[str, object]:
+    """What each value's filled lines depend on (hashable), by field."""
+    return {field: _key(value) for field, value in values.items()}
 
 
 def _key(value: str | Sequence[Part] | Marks) -> object:
