@@ -202,7 +202,7 @@ class HoleLine:
         self, values: Mapping[str, str | Sequence[Part] | Marks], keys: Mapping[str, object]
     ) -> tuple[str, bytes] | None:
         """(text, CRLF + its encoding), or None when a value brought a line break.
-        `keys` are the values' keys (`value_keys`), worked out once per card."""
+        `keys` are what each value's lines depend on (`PaperCard.values_and_keys`)."""
         field = self.field
         key: object = keys[field] if field is not None else tuple([keys[f] for f in self.fields])
         if self.shared:
@@ -302,7 +302,7 @@ class CardLines:
     ) -> Chunk | None:
         """The filled card as a `Chunk` (head: its first line; mid: the rest encoded),
         or None when a value brought a line break (then it is cut after filling).
-        `keys`: `value_keys(values)`, shared by a card's HTML and text."""
+        `keys`: what each value's lines depend on, shared by a card's HTML and text."""
         head = self.head
         if isinstance(head, str):
             first = head
@@ -322,16 +322,3 @@ class CardLines:
             texts.append(piece[0])
             encoded.append(piece[1])
         return Chunk("\n".join(texts), first, b"".join(encoded), "")
-
-
-def value_keys(values: Mapping[str, str | Sequence[Part] | Marks]) -> dict[str, object]:
-    """What each value's filled lines depend on (hashable), by field."""
-    return {field: _key(value) for field, value in values.items()}
-
-
-def _key(value: str | Sequence[Part] | Marks) -> object:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Marks):
-        return value.key()
-    return tuple(value)
