@@ -311,14 +311,11 @@ class CardLines:
             if got is None:
                 return None
             first = got[0]
-        texts = [first]
-        encoded: list[bytes] = []
-        for piece in self.body:
-            if isinstance(piece, HoleLine):
-                got = piece.filled(values, keys)
-                if got is None:
-                    return None
-                piece = got
-            texts.append(piece[0])
-            encoded.append(piece[1])
-        return Chunk("\n".join(texts), first, b"".join(encoded), "")
+        lines = [
+            piece.filled(values, keys) if isinstance(piece, HoleLine) else piece
+            for piece in self.body
+        ]
+        if None in lines:
+            return None
+        texts, encoded = zip(*lines, strict=True)
+        return Chunk("\n".join((first, *texts)), first, b"".join(encoded), "")
