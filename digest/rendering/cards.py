@@ -145,9 +145,6 @@ class MarkedText(Marks):
     def render(self, hole: Hole) -> str:
         return self.source.render(self.spans, hole)
 
-    def key(self) -> object:
-        return self.spans
-
 
 class MarkedAuthors(Marks):
     """A paper's author line with the followed authors marked; rendered once per
@@ -171,9 +168,6 @@ class MarkedAuthors(Marks):
         if shown is None:
             shown = self.card.author_lines[key] = hole.fill(self.parts())
         return shown
-
-    def key(self) -> object:
-        return self.named
 
 
 class PaperCard:

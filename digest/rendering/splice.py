@@ -78,10 +78,6 @@ class Marks:
     def render(self, hole: Hole) -> str:
         raise NotImplementedError
 
-    def key(self) -> object:
-        """What the rendering depends on besides the hole (hashable)."""
-        raise NotImplementedError
-
 
 class EscapedText:
     """A text with its HTML-escaped form and where each character starts in it, so
