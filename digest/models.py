@@ -224,6 +224,15 @@ class InboundTally(SQLModel, table=True):
     count: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class DigestTally(SQLModel, table=True):
+    """Outbox rows deleted with their subscriber, counted by the status they had: the
+    /metrics counter `digest_digests_sent` is the `sent` count here plus the sent
+    rows still stored, so deleting a subscriber never makes it go backwards."""
+
+    status: str = Field(primary_key=True, max_length=32)
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class Rating(SQLModel, table=True):
     """A subscriber's "more like this" (+1) or "less like this" (-1) on one paper,
     from the links on every card. One row per (subscriber, paper): a second click on

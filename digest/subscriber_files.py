@@ -125,6 +125,7 @@ class ImportReport:
     skipped_existing: int = 0
     new_ids: int = 0
     kept_status: int = 0  # stored unsubscribed / suspended rows --update left so
+    signed_up: int = 0  # new in the file, but signed up meanwhile: counted as stored
     watermarks_reset: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
@@ -393,6 +394,7 @@ def import_stream(
         report.skipped_existing += len(done.existing)
         report.new_ids += done.new_ids
         report.kept_status += len(done.kept_status)
+        report.signed_up += done.signed_up
         if progress is not None:
             progress(len(batch))
         batch.clear()

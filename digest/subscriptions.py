@@ -128,6 +128,9 @@ def check_schedule(
     frequency: str | None = None,
     weekday: str | None = None,
 ) -> ScheduleRequest:
+    for flag, typed in (("--timezone", timezone), ("--send-at", send_at)):
+        if typed and _has_control(typed.strip()):
+            raise InputError(f"{flag}: control characters (such as a line break) in {typed[:80]!r}")
     try:
         tz = parse_timezone(timezone) if timezone else settings.timezone
     except ValueError as exc:
@@ -152,6 +155,12 @@ def check_schedule(
     if freq != Frequency.WEEKLY:
         day = None
     return ScheduleRequest(tz, at, freq, day)
+
+
+def _has_control(text: str) -> bool:
+    """Whether `text` holds a control character (CR, LF, NUL, ...): never part of a
+    time or a zone name, and a sign of a forged form (a header-injection attempt)."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
 
 
 def check_max_papers(value: int | None, settings: Settings) -> int:

@@ -44,6 +44,16 @@ class TokenError(InputError):
     """A token that is forged, expired, or made for another purpose."""
 
 
+# What a token we make is written in (URL-safe base64 and dots). itsdangerous decodes
+# base64 leniently, skipping other characters: without this check a link with junk
+# added (`...DE%ff`, `...DE!`) would still work, one token would have many spellings.
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _well_formed(token: object) -> bool:
+    return isinstance(token, str) and _TOKEN_CHARS.fullmatch(token) is not None
+
+
 @lru_cache(maxsize=64)
 def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
     """Cached: building the key derivation per link was ~15% of rendering a message."""
@@ -91,6 +101,8 @@ def read_token_issued(
     secret: str, purpose: str, token: str, max_age: int | None = None
 ) -> tuple[Any, datetime]:
     """The payload and when the token was made (UTC, whole seconds)."""
+    if not _well_formed(token):
+        raise TokenError("this link is not valid")
     try:
         return _serializer(secret, purpose).loads(
             token,
@@ -158,7 +170,7 @@ def make_feedback_token(
 
 def read_feedback_token(secret: str, token: str, today: int | None = None) -> FeedbackTarget:
     """Verify (constant time) and decode a feedback token; TokenError otherwise."""
-    if not isinstance(token, str) or len(token) > _FEEDBACK_MAX_LEN:
+    if not _well_formed(token) or len(token) > _FEEDBACK_MAX_LEN:
         raise TokenError("this link is not valid")
     try:
         payload = _feedback_signer(secret).unsign(token).decode()

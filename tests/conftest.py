@@ -128,6 +128,28 @@ def engine(settings: Settings):
 
 
 @pytest.fixture
+def source_engine(tmp_path: Path) -> Iterator[store.Engine]:
+    """A store of its own for the source tests that merge what sources fetched: a
+    fresh SQLite file, with no environment and no SMTP sink (which `engine` brings)."""
+    eng = store.make_engine(f"sqlite:///{tmp_path / 'sources.db'}")
+    store.init_db(eng)
+    yield eng
+    eng.dispose()
+
+
+SOURCE_TESTS = REPO / "tests" / "sources"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The source tests fail on a DeprecationWarning: a library saying that what we
+    call goes away (feedparser's `updated_parsed` fallback did) is fixed while the
+    old behaviour still runs, not after an upgrade removed it."""
+    for item in items:
+        if item.path.is_relative_to(SOURCE_TESTS):
+            item.add_marker(pytest.mark.filterwarnings("error::DeprecationWarning"))
+
+
+@pytest.fixture
 def replay() -> Iterator[ReplayServer]:
     """A replay HTTP server on loopback, for the source tests."""
     with ReplayServer() as server:

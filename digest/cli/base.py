@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import webbrowser
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from digest import pipeline, store, subscriptions
 from digest.config import Settings, check_secret
@@ -49,8 +50,20 @@ app = typer.Typer(
     # Plain click help: it re-wraps docstrings and lists each command by its first sentence.
     rich_markup_mode=None,
 )
-out = Console()
+# Piped or redirected (`digest subscribers > list.txt`, `| grep`), Rich would draw
+# tables 80 columns wide and cut addresses and editions to "ada@exam…": off a
+# terminal, the tables keep their natural width and nothing is cut. A COLUMNS
+# setting still wins, as in a terminal.
+PIPED_WIDTH = 10_000
+out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH)
 err = Console(stderr=True)
+
+
+def _key(header: str) -> Column:
+    """A table column that names the row (an address, an id): folded onto more lines
+    in a narrow terminal, never cut to "ada@exam…"."""
+    return Column(header, overflow="fold")
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON array on stdout.")]
 TimezoneOpt = Annotated[
@@ -424,7 +437,7 @@ def subscribers(as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json([subscriber_json(s) for s in rows])
         return
-    table = Table("email", "status", "keywords", "interest", "max", "schedule", "created")
+    table = Table(_key("email"), "status", "keywords", "interest", "max", "schedule", "created")
     for s in rows:
         when = f"{s.frequency}{' ' + s.weekday if s.weekday else ''} {s.send_at} {s.timezone}"
         wants = (s.interest or "")[:60] + (f" (+{len(s.likes)} liked)" if s.likes else "")
@@ -452,7 +465,7 @@ def papers(
     if as_json:
         _print_json([paper_json(p) for p in rows])
         return
-    table = Table("id", "published", "upvotes", "title")
+    table = Table(_key("id"), "published", "upvotes", "title")
     for p in rows:
         table.add_row(
             _shown(p.id), _iso(p.published) or "", str(p.upvotes or ""), _shown(p.title[:90])
@@ -640,7 +653,7 @@ def _print_scheduler(state: dict[str, Any], next_runs: list[dict[str, Any]]) -> 
 
 
 def _print_delivery_status(data: dict[str, Any]) -> None:
-    table = Table("edition", *(s.value for s in DigestStatus))
+    table = Table(Column("edition", no_wrap=True, min_width=10), *(s.value for s in DigestStatus))
     for e in data.get("editions", []):
         table.add_row(e["edition"], *(str(e[s]) for s in DigestStatus))
     out.print(table)

@@ -138,6 +138,13 @@ def import_(
                 "does not have; those subscribers start afresh (DIGEST_FIRST_DIGEST_DAYS)",
                 err=True,
             )
+        if report.signed_up:
+            typer.echo(
+                f"note: {report.signed_up} address(es) of the file signed up while this "
+                "import ran: one subscriber each, counted above as "
+                + ("updated (from the file)" if update else "already stored (the sign-up kept)"),
+                err=True,
+            )
         if report.kept_status:
             typer.echo(
                 f"note: {report.kept_status} stored address(es) unsubscribed or suspended "

@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SourceReport:
+    """What one source's fetch did to the store, as an operator reads it: `new`
+    papers stored for the first time; `updated` stored papers whose fields changed
+    (a longer abstract, more upvotes, an arXiv revision); `known` stored papers it
+    brought nothing new to, whichever source stored them first (this source is
+    still added to the paper's `sources`)."""
+
     name: str
     new: int = 0
     updated: int = 0

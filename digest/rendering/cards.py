@@ -145,9 +145,6 @@ class MarkedText(Marks):
     def render(self, hole: Hole) -> str:
         return self.source.render(self.spans, hole)
 
-    def key(self) -> object:
-        return self.spans
-
 
 class MarkedAuthors(Marks):
     """A paper's author line with the followed authors marked; rendered once per
@@ -171,9 +168,6 @@ class MarkedAuthors(Marks):
         if shown is None:
             shown = self.card.author_lines[key] = hole.fill(self.parts())
         return shown
-
-    def key(self) -> object:
-        return self.named
 
 
 class PaperCard:
@@ -200,15 +194,31 @@ class PaperCard:
 
     def values(self, match: Match | None, why: str) -> dict[str, Any]:
         """The subscriber-dependent part of the card's context, from cached spans."""
+        return self.values_and_keys(match, why)[0]
+
+    def values_and_keys(
+        self, match: Match | None, why: str
+    ) -> tuple[dict[str, Any], dict[str, object]]:
+        """`values`, and what each one's filled lines depend on (the key of a `Marks`),
+        worked out together: the keys are the spans themselves."""
         labels, authors = labels_of(match)
         named = tuple(self.authors.named(authors)) if authors else ()
-        return {
+        title = self.title.spans(labels) if labels else ()
+        summary = self.summary.spans(labels) if labels else ()
+        values: dict[str, Any] = {
             WHY: why,
-            "title_parts": MarkedText(self._title_text, self.title.spans(labels)),
+            "title_parts": MarkedText(self._title_text, title),
             # the followed author is always on the line, marked, however long the list
             "author_parts": MarkedAuthors(self, named),
-            "summary_parts": MarkedText(self._summary_text, self.summary.spans(labels)),
+            "summary_parts": MarkedText(self._summary_text, summary),
         }
+        keys: dict[str, object] = {
+            WHY: why,
+            "title_parts": title,
+            "author_parts": named,
+            "summary_parts": summary,
+        }
+        return values, keys
 
     def patterns(
         self, env: DigestEnvironment, with_why: bool
@@ -296,16 +306,16 @@ def _spliced_card(
     env: DigestEnvironment, paper: Paper, match: Match | None, why: str, ident: Any
 ) -> Card:
     state = env.paper_state(ident, lambda: PaperCard(paper))
-    values = state.values(match, _reason(env, why))
+    values, keys = state.values_and_keys(match, _reason(env, why))
     patterns = state.patterns(env, bool(values[WHY]))
     if patterns is None:
         html, text = _render_both(env, {"paper": state.view, **_as_parts(values)})
         return _card(html, text, env.card_codec)
     html_lines, text_lines = state.lines(env, bool(values[WHY])) or (None, None)
-    html_chunk = html_lines.fill(values) if html_lines is not None else None
+    html_chunk = html_lines.fill(values, keys) if html_lines is not None else None
     if html_chunk is None:
         html_chunk = card_chunk(f"\n{patterns[0].fill(values).strip()}\n", env.card_codec)
-    text_chunk = text_lines.fill(values) if text_lines is not None else None
+    text_chunk = text_lines.fill(values, keys) if text_lines is not None else None
     if text_chunk is None:
         text_chunk = card_chunk(patterns[1].fill(values).strip("\n"), env.card_codec)
     return _made(html_chunk, text_chunk)

@@ -194,14 +194,15 @@ def render_digest(
     limit = size_limit if size_limit is not None else float("inf")
     links = subscriber_links(settings, email_addr, digest_key)
     items = list(items)
-    terms = [tuple(item.match.terms()) if item.match else () for item in items[:MAX_ITEMS]]
     subscriber_id = _digest_subscriber(digest_key)
     rated = subscriber_id is not None and token_version is not None
     cards: list[Card] = []
     spent = SHELL_GUESS + HEADER_RESERVE
-    for item, item_terms in zip(items, terms, strict=False):
-        card = make_card(env, item.paper, item.match, item_terms)
-        cost = card.cost + (FEEDBACK_COST if rated else 0)
+    extra = FEEDBACK_COST if rated else 0
+    for item in items[:MAX_ITEMS]:  # the terms of the papers that fit, not of all
+        match = item.match
+        card = make_card(env, item.paper, match, tuple(match.terms()) if match else ())
+        cost = card.cost + extra
         if spent + cost > limit:
             break
         cards.append(card)

@@ -26,6 +26,7 @@ from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
     TemplateError,
+    TemplateNotFound,
     TemplateSyntaxError,
     select_autoescape,
 )
@@ -130,7 +131,10 @@ class InliningLoader(BaseLoader):
     def get_source(
         self, environment: Environment, template: str
     ) -> tuple[str, str | None, Callable[[], bool] | None]:
-        source, filename, uptodate = self.inner.get_source(environment, template)
+        try:
+            source, filename, uptodate = self.inner.get_source(environment, template)
+        except TemplateNotFound:
+            raise TemplateNotFound(template, self._not_found(template)) from None
         if not template.endswith((".html", ".htm")):
             return source, filename, uptodate
         # Check the syntax on the file as written, so errors carry its real lines.
@@ -152,6 +156,17 @@ class InliningLoader(BaseLoader):
 
     def list_templates(self) -> list[str]:
         return self.inner.list_templates()
+
+    def _not_found(self, template: str) -> str:
+        """A missing template (an `{% include %}` of a name no folder has) said as
+        such, with the folders searched: Jinja's own message is the bare name."""
+        inner = self.inner.loaders if isinstance(self.inner, ChoiceLoader) else [self.inner]
+        folders = [str(p) for loader in inner for p in getattr(loader, "searchpath", [])]
+        where = " or ".join(folders) or "the template folders"
+        message = f"template {template[:200]!r} not found in {where}"
+        if template.startswith("/") or ".." in template.split("/"):
+            message += " (a template name is a path inside those folders)"
+        return message
 
 
 class DigestEnvironment(Environment):

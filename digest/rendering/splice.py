@@ -78,10 +78,6 @@ class Marks:
     def render(self, hole: Hole) -> str:
         raise NotImplementedError
 
-    def key(self) -> object:
-        """What the rendering depends on besides the hole (hashable)."""
-        raise NotImplementedError
-
 
 class EscapedText:
     """A text with its HTML-escaped form and where each character starts in it, so
@@ -199,15 +195,12 @@ class HoleLine:
         self.ident = repr(pieces) if self.shared else ""
 
     def filled(
-        self, values: Mapping[str, str | Sequence[Part] | Marks]
+        self, values: Mapping[str, str | Sequence[Part] | Marks], keys: Mapping[str, object]
     ) -> tuple[str, bytes] | None:
-        """(text, CRLF + its encoding), or None when a value brought a line break."""
+        """(text, CRLF + its encoding), or None when a value brought a line break.
+        `keys` are what each value's lines depend on (`PaperCard.values_and_keys`)."""
         field = self.field
-        key: object = (
-            _key(values[field])
-            if field is not None
-            else tuple([_key(values[f]) for f in self.fields])
-        )
+        key: object = keys[field] if field is not None else tuple([keys[f] for f in self.fields])
         if self.shared:
             key = (self.ident, key)
         memory = self.memory
@@ -300,32 +293,25 @@ class CardLines:
             codec,
         )
 
-    def fill(self, values: Mapping[str, str | Sequence[Part] | Marks]) -> Chunk | None:
+    def fill(
+        self, values: Mapping[str, str | Sequence[Part] | Marks], keys: Mapping[str, object]
+    ) -> Chunk | None:
         """The filled card as a `Chunk` (head: its first line; mid: the rest encoded),
-        or None when a value brought a line break (then it is cut after filling)."""
+        or None when a value brought a line break (then it is cut after filling).
+        `keys`: what each value's lines depend on, shared by a card's HTML and text."""
         head = self.head
         if isinstance(head, str):
-            texts = [head]
+            first = head
         else:
-            got = head.filled(values)
+            got = head.filled(values, keys)
             if got is None:
                 return None
-            texts = [got[0]]
-        encoded: list[bytes] = []
-        for piece in self.body:
-            if isinstance(piece, HoleLine):
-                got = piece.filled(values)
-                if got is None:
-                    return None
-                piece = got
-            texts.append(piece[0])
-            encoded.append(piece[1])
-        return Chunk("\n".join(texts), texts[0], b"".join(encoded), "")
-
-
-def _key(value: str | Sequence[Part] | Marks) -> object:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Marks):
-        return value.key()
-    return tuple(value)
+            first = got[0]
+        lines = [
+            piece.filled(values, keys) if isinstance(piece, HoleLine) else piece
+            for piece in self.body
+        ]
+        if None in lines:
+            return None
+        texts, encoded = zip(*lines, strict=True)
+        return Chunk("\n".join((first, *texts)), first, b"".join(encoded), "")

@@ -255,16 +255,19 @@ def validators(resp: Response) -> dict[str, str]:
 
 def entry_date(entry: Any, *keys: str) -> date | None:
     """The first of `keys` (feedparser's *_parsed UTC struct_time) as a date; one in
-    the future is no date (`clean_date`)."""
+    the future is no date (`clean_date`). Each key is read only when the entry has it
+    (`in` is exact for `updated_parsed`): `entry.get("updated_parsed")` on an entry
+    with only a publication date falls back to it with a DeprecationWarning, a
+    fallback feedparser will drop."""
     for key in keys:
-        value = entry.get(key)
-        if value:
-            try:
-                day = datetime.fromtimestamp(calendar.timegm(value), UTC).date()
-            except (OverflowError, ValueError, TypeError):
-                continue
-            if (kept := clean_date(day)) is not None:
-                return kept
+        if key not in entry or not entry[key]:
+            continue
+        try:
+            day = datetime.fromtimestamp(calendar.timegm(entry[key]), UTC).date()
+        except (OverflowError, ValueError, TypeError):
+            continue
+        if (kept := clean_date(day)) is not None:
+            return kept
     return None
 
 

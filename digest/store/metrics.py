@@ -14,19 +14,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, case, cast, extract, func, or_, select, union_all
+from sqlalchemy import Float, case, cast, extract, func, literal, or_, select, union_all
 from sqlalchemy.engine import Connection, Engine
 
-from digest.models import Digest, InboundEvent, InboundTally, Paper, SourceState, Subscriber
+from digest.models import Digest, InboundEvent, Paper, SourceState, Subscriber
 from digest.states import DUE_STATUSES, DigestStatus
 from digest.store.engine import table_of
+from digest.store.tallies import DIGEST_TALLY, INBOUND_TALLY
 
 _S = table_of(Subscriber)
 _D = table_of(Digest)
 _P = table_of(Paper)
 _SRC = table_of(SourceState)
 _IN = table_of(InboundEvent)
-_TALLY = table_of(InboundTally)
 
 
 @dataclass
@@ -45,7 +45,8 @@ class MetricsSnapshot:
     subscriber_bounces: int
     subscriber_complaints: int
     inbound: dict[str, int]  # messages `digest inbound` read, by what it made of them
-    digests: dict[str, int]
+    digests: dict[str, int]  # outbox rows stored, by status
+    digests_sent: int  # ever sent: the rows stored plus those deleted (`digesttally`)
     due: int
     papers: int
     latency: LatencyBuckets
@@ -62,10 +63,28 @@ def _inbound(conn: Connection) -> dict[str, int]:
     in one statement, so a prune between two reads can neither hide nor double them."""
     both = union_all(
         select(_IN.c.kind.label("kind"), func.count().label("n")).group_by(_IN.c.kind),
-        select(_TALLY.c.kind.label("kind"), _TALLY.c.count.label("n")),
+        select(INBOUND_TALLY.c.kind.label("kind"), INBOUND_TALLY.c.count.label("n")),
     ).subquery()
     rows = conn.execute(select(both.c.kind, func.sum(both.c.n)).group_by(both.c.kind)).all()
     return {str(k): int(n) for k, n in rows}
+
+
+def _digests(conn: Connection) -> tuple[dict[str, int], int]:
+    """(outbox rows by status, digests ever sent): the rows and the tally of deleted
+    ones read in one statement, so a subscriber deleted between two reads can
+    neither hide their sent digests nor count them twice."""
+    rows = select(literal("rows").label("src"), _D.c.status, func.count().label("n")).group_by(
+        _D.c.status
+    )
+    tally = select(literal("tally"), DIGEST_TALLY.c.status, DIGEST_TALLY.c.count)
+    by_status: dict[str, int] = {}
+    sent = 0
+    for src, status, n in conn.execute(union_all(rows, tally)):
+        if src == "rows":
+            by_status[str(status)] = int(n)
+        if status == DigestStatus.SENT:
+            sent += int(n)
+    return by_status, sent
 
 
 def _latency_seconds(conn: Connection) -> Any:
@@ -122,6 +141,7 @@ def metrics_snapshot(
                 select(_SRC.c.name, _SRC.c.last_fetch_at, _SRC.c.last_status, _SRC.c.last_counts)
             ).mappings()
         ]
+        digests, sent = _digests(conn)
         return MetricsSnapshot(
             subscribers=_by(conn, _S.c.status),
             subscriber_bounces=int(conn.execute(select(func.sum(_S.c.bounces))).scalar() or 0),
@@ -129,7 +149,8 @@ def metrics_snapshot(
                 conn.execute(select(func.sum(_S.c.complaints))).scalar() or 0
             ),
             inbound=_inbound(conn),
-            digests=_by(conn, _D.c.status),
+            digests=digests,
+            digests_sent=sent,
             due=int(due),
             papers=int(conn.execute(select(func.count()).select_from(_P)).scalar_one()),
             latency=_latency(conn, latency_bounds, since_edition),

@@ -27,7 +27,10 @@ _MERGE_FIELDS = [f.name for f in fields(PaperRecord) if f.name not in {"source",
 
 
 def _merge_into(paper: Paper, rec: PaperRecord) -> bool:
-    """Merge a record into an existing paper keeping the best of both; True if changed."""
+    """Merge a record into an existing paper keeping the best of both, and add its
+    source to `sources`; True if a field changed. A source added alone is no change:
+    a paper stored from one source and now seen by another with nothing new is
+    "known" in the fetch report, not "updated" (nor "new": it was stored already)."""
     changed = False
     for name in _MERGE_FIELDS:
         if name == "id":
@@ -54,8 +57,7 @@ def _merge_into(paper: Paper, rec: PaperRecord) -> bool:
             setattr(paper, name, value)
             changed = True
     if rec.source not in paper.sources:
-        paper.sources = [*paper.sources, rec.source]
-        changed = True
+        paper.sources = [*paper.sources, rec.source]  # stored with the row, not counted
     return changed
 
 
@@ -120,10 +122,10 @@ def _merge_batch(engine: Engine, batch: dict[str, list[PaperRecord]]) -> MergeCo
                 changed = _merge_into(paper, rec) or changed
             if changed:
                 paper.updated_at = now
-                session.add(paper)
                 counts.updated += 1
             else:
                 counts.known += 1
+            session.add(paper)  # a source added alone is written too
         session.commit()
     return counts
 

@@ -29,14 +29,14 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from digest.models import Digest, DigestMessage, InboundEvent, InboundTally, utcnow
+from digest.models import Digest, DigestMessage, InboundEvent, utcnow
 from digest.states import FINISHED_STATUSES
-from digest.store.engine import table_of, upsert_insert
+from digest.store.engine import table_of
+from digest.store.tallies import tally_deleted_events
 
 _T = table_of(Digest)
 _M = table_of(DigestMessage)
 _E = table_of(InboundEvent)
-_TALLY = table_of(InboundTally)
 
 # Rows per transaction: ~500 messages are ~30 MB at today's ~67 kB a digest, a
 # fraction of a second of writing; the next batch waits behind any other writer.
@@ -173,21 +173,6 @@ def prune_events(
             report.events += n
         if n < batch:
             return
-
-
-def tally_deleted_events(conn: Connection, kinds: Counter[str]) -> int:
-    """Add deleted inbound events (pruned, or a deleted subscriber's) to the running
-    totals, in the deleting transaction; how many there were."""
-    if kinds:
-        insert = upsert_insert(_TALLY, conn.dialect.name)
-        conn.execute(
-            insert.on_conflict_do_update(
-                index_elements=[_TALLY.c.kind],
-                set_={"count": _TALLY.c.count + insert.excluded["count"]},
-            ),
-            [{"kind": kind, "count": n} for kind, n in sorted(kinds.items())],
-        )
-    return sum(kinds.values())
 
 
 def _count_events(engine: Engine, report: PruneReport) -> None:

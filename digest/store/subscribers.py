@@ -18,7 +18,7 @@ from digest.errors import InputError
 from digest.models import Digest, InboundEvent, ProfileEmbedding, Subscriber
 from digest.states import SubscriberStatus
 from digest.store.engine import table_of, upsert_insert
-from digest.store.retention import tally_deleted_events
+from digest.store.tallies import tally_deleted_digests, tally_deleted_events
 
 MAX_LOCAL_PART = 64  # octets, RFC 5321
 MAX_ADDRESS = 254  # what fits a path of 256 octets with its angle brackets (RFC 5321)
@@ -177,7 +177,10 @@ def delete_subscriber(engine: Engine, email: str) -> bool:
         sub = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
         if sub is None:
             return False
-        session.exec(delete(Digest).where(col(Digest.subscriber_id) == sub.id))
+        digests = delete(Digest).where(col(Digest.subscriber_id) == sub.id)
+        statuses = session.connection().execute(digests.returning(col(Digest.status)))
+        # the metrics' counter of digests sent keeps counting theirs
+        tally_deleted_digests(session.connection(), Counter(statuses.scalars()))
         session.exec(delete(ProfileEmbedding).where(col(ProfileEmbedding.subscriber_id) == sub.id))
         events = delete(InboundEvent).where(col(InboundEvent.subscriber_id) == sub.id)
         kinds = session.connection().execute(events.returning(col(InboundEvent.kind)))

@@ -14,8 +14,10 @@ from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Integer, Numeric, func, select, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from digest.errors import InputError
 from digest.models import Subscriber
 from digest.states import SubscriberStatus
 from digest.store.engine import table_of
@@ -85,6 +87,7 @@ class BatchResult:
     existing: list[str]  # known addresses left alone (skip mode)
     new_ids: int = 0  # inserted rows that could not keep their file's id
     kept_status: list[str] = field(default_factory=list)  # stopped rows --update left stopped
+    signed_up: int = 0  # taken for new, but stored meanwhile (a sign-up): known now
 
 
 # A stored row in one of these statuses keeps it (and what stopped it) under --update:
@@ -120,6 +123,10 @@ def _move_sequence(conn: Connection, top: int) -> None:
         conn.execute(text(f"SELECT setval({_PG_SEQUENCE}, :top)"), {"top": top})
 
 
+# Times a batch is run again when a row it took for new was stored meanwhile.
+IMPORT_ATTEMPTS = 3
+
+
 def import_subscriber_rows(
     engine: Engine,
     rows: Sequence[dict[str, Any]],
@@ -134,7 +141,41 @@ def import_subscriber_rows(
     `_id_high_water`), so links mailed from the database it was exported from
     still name it; otherwise it gets a new one. `update_fields`, one per row, names
     the columns an update of that row may overwrite (None: all). With `dry_run`,
-    works out the same answer and writes nothing."""
+    works out the same answer and writes nothing.
+
+    An address that signs up on the web (or an id it takes) between this batch's
+    read and its insert makes the insert fail on the unique index: the batch is
+    rolled back and run again against what is stored now, where that address is
+    a known one (skipped, or updated with `update`) and counted in `signed_up`."""
+    planned: list[set[str]] = []
+    attempt = 1
+    while True:
+        try:
+            result = _import_batch(engine, rows, update, dry_run, update_fields, planned)
+            break
+        except IntegrityError as exc:
+            if attempt >= IMPORT_ATTEMPTS:
+                reason = str(exc.orig).strip().splitlines()[0][:200] if exc.orig else "conflict"
+                raise InputError(
+                    f"a batch of this import met rows stored meanwhile {attempt} times "
+                    f"({reason}); run it again: what was stored by then is known"
+                ) from None
+            attempt += 1
+    meanwhile = planned[0] - set(result.inserted)
+    result.signed_up = len(meanwhile & {*result.existing, *result.updated})
+    return result
+
+
+def _import_batch(
+    engine: Engine,
+    rows: Sequence[dict[str, Any]],
+    update: bool,
+    dry_run: bool,
+    update_fields: Sequence[Collection[str]] | None,
+    planned: list[set[str]],
+) -> BatchResult:
+    """One try at `import_subscriber_rows`; the addresses it takes for new are
+    appended to `planned` before it writes."""
     emails = [r["email"] for r in rows]
     result = BatchResult([], [], [])
     with engine.begin() as conn:
@@ -173,6 +214,7 @@ def import_subscriber_rows(
                 result.new_ids += 1
             inserts.append(values)
             result.inserted.append(row["email"])
+        planned.append(set(result.inserted))
         if dry_run:
             conn.rollback()
             return result

@@ -90,6 +90,8 @@ class ProfileInput:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         try:
+            if isinstance(value, str) and not value.strip().isascii():
+                raise ValueError  # int() reads other scripts' digits: "٣" is 3
             return int(value)
         except (TypeError, ValueError):
             raise InputError(

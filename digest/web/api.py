@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Body, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from digest.errors import InputError
 from digest.models import Subscriber
@@ -36,6 +36,16 @@ ACCEPTED_MESSAGE = (
 )
 
 
+def _not_a_bool(value: Any) -> Any:
+    """JSON `true` is no count: pydantic would read it as 1 (and `false` as 0)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number from 1 to 500, not true or false")
+    return value
+
+
+PaperCount = Annotated[int, BeforeValidator(_not_a_bool)]
+
+
 class ScheduleFields(BaseModel):
     timezone: str | None = Field(None, max_length=64, examples=["Europe/Berlin"])
     send_at: str | None = Field(
@@ -45,7 +55,7 @@ class ScheduleFields(BaseModel):
     weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = Field(
         None, description="For weekly digests; Monday when omitted."
     )
-    max_papers: int | None = Field(None, ge=1, le=500)
+    max_papers: PaperCount | None = Field(None, ge=1, le=500)
 
 
 PaperId = Annotated[str, StringConstraints(max_length=200)]
@@ -89,7 +99,7 @@ class PreviewIn(BaseModel):
     topics: list[TopicName] = Field(default_factory=list, max_length=50)
     interest: str = Field("", max_length=4000, description=INTEREST_DOC)
     likes: list[PaperId] = Field(default_factory=list, max_length=200, description=LIKES_DOC)
-    max_papers: int = Field(20, ge=1, le=500)
+    max_papers: PaperCount = Field(20, ge=1, le=500)
 
 
 class Accepted(BaseModel):

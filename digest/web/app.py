@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Scope
 
 from digest import store
 from digest.config import Settings, canonical_timezones
@@ -29,7 +30,7 @@ from digest.web.head import HeadAsGet
 from digest.web.limits import DbRateLimiter, RateLimiter, SignupLimits
 from digest.web.mails import Mailer
 from digest.web.preview import PreviewGate
-from digest.web.security import BodyLimit, Csrf, SecurityHeaders
+from digest.web.security import MAX_BODY_BYTES, BodyLimit, Csrf, SecurityHeaders
 from digest.web.templating import make_web_environment
 from digest.web.topics import load_catalogue
 
@@ -79,7 +80,7 @@ def create_app(
     )
     app.state.web = context
     app.state.preview = gate
-    app.add_middleware(BodyLimit, explains=uploads.is_upload)
+    app.add_middleware(BodyLimit, explains=uploads.is_upload, refuse=too_big_answer)
     app.add_middleware(SecurityHeaders, hsts=settings.base_url.startswith("https://"))
     app.add_middleware(HeadAsGet)
     app.include_router(library.router)  # before pages: /manage/{token}/{action}
@@ -115,12 +116,14 @@ def create_app(
             return JSONResponse(
                 {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
             )
-        return pages.message_page(
+        page = pages.message_page(
             request,
             "Page not found" if exc.status_code == 404 else "Not allowed here",
             "There is nothing at this address. Start again from the sign-up page.",
             exc.status_code,
         )
+        page.headers.update(exc.headers or {})  # a 405 names the methods allowed (Allow)
+        return page
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
@@ -152,3 +155,21 @@ def create_app(
         )
 
     return app
+
+
+def too_big_answer(scope: Scope) -> Response:
+    """The 413 for a body over the cap (`BodyLimit`): JSON for the API, as its other
+    errors; for anything else the page a browser shows, saying what happened."""
+    request = Request(scope)
+    if request.url.path.startswith("/api/"):
+        limit = f"{MAX_BODY_BYTES // 1024} KiB"
+        return JSONResponse({"error": f"the request body is over {limit}"}, status_code=413)
+    return pages.message_page(
+        request,
+        "This form is too big",
+        f"What was sent is over {MAX_BODY_BYTES // 1024} KiB, more than any of our forms "
+        "needs, so we did not read it and nothing was changed. Go back, shorten what you "
+        "typed and send it again.",
+        413,
+        ("/", "Go to the sign-up page"),
+    )

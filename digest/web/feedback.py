@@ -147,10 +147,15 @@ async def feedback_undo(request: Request, token: str) -> Response:
     if isinstance(posted, Response):
         return posted
     rated = posted[1]
-    await run_in_threadpool(store.undo_rating, ctx.engine, rated.subscriber_id, rated.paper.id)
-    return message_page(
+    undone = await run_in_threadpool(
+        store.undo_rating, ctx.engine, rated.subscriber_id, rated.paper.id
+    )
+    title = rated.paper.title[:300]
+    return message_page(  # a second undo (a replay, a back button) says nothing was left
         request,
-        "Rating undone",
-        f"Your digest no longer counts your rating of “{rated.paper.title[:300]}”.",
+        "Rating undone" if undone else "Nothing to undo",
+        f"Your digest no longer counts your rating of “{title}”."
+        if undone
+        else f"You have no rating of “{title}” now: it was undone or cleared already.",
         link=(_manage_url(ctx, rated), "See all your ratings"),
     )

@@ -82,8 +82,8 @@ class DatabaseCollector(Collector):
         )
         yield CounterMetricFamily(
             "digest_digests_sent",
-            "Digests the relay accepted (outbox rows sent; deleting a subscriber removes theirs).",
-            value=snap.digests.get(DigestStatus.SENT, 0),
+            "Digests the relay accepted (deleted subscribers' included).",
+            value=snap.digests_sent,
         )
         yield GaugeMetricFamily(
             "digest_outbox_due", "Digests due to be sent now (queue depth).", value=snap.due
@@ -173,26 +173,67 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def _with_token(inner: WsgiApp, token: str) -> WsgiApp:
-    """The admin token as a bearer token, compared in constant time."""
+    """The admin token as a bearer token, compared in constant time; GET and HEAD
+    as on the main app (HEAD: the GET's status and headers, no body), 405 with
+    `Allow` for any other method."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return _answer(
+                start_response,
+                "405 Method Not Allowed",
+                b"only GET and HEAD here\n",
+                [("Allow", "GET, HEAD")],
+            )
         given = environ.get("HTTP_AUTHORIZATION", "")
         scheme, _, value = given.partition(" ")
         ok = scheme.lower() == "bearer" and hmac.compare_digest(
             value.strip().encode(), token.encode()
         )
         if not ok:
-            start_response(
-                "401 Unauthorized",
-                [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")],
+            body = b"a valid bearer token is required\n"
+            found = _answer(
+                start_response, "401 Unauthorized", body, [("WWW-Authenticate", "Bearer")]
             )
-            return [b"a valid bearer token is required\n"]
-        if environ.get("PATH_INFO") != "/metrics":
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"only /metrics here\n"]
-        return inner(environ, start_response)
+        elif environ.get("PATH_INFO") != "/metrics":
+            found = _answer(start_response, "404 Not Found", b"only /metrics here\n")
+        else:
+            found = _counted(inner, {**environ, "REQUEST_METHOD": "GET"}, start_response)
+        if method == "HEAD":  # the body is counted in Content-Length, never sent
+            return [b""]
+        return found
 
     return app
+
+
+def _counted(
+    inner: WsgiApp, environ: dict[str, Any], start_response: Callable[..., Any]
+) -> list[bytes]:
+    """`inner`'s answer with its Content-Length, which a HEAD keeps without the body."""
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+    body = b"".join(inner(environ, lambda status, headers, *_: started.append((status, headers))))
+    status, headers = started[0]
+    kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    start_response(status, [*kept, ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _answer(
+    start_response: Callable[..., Any],
+    status: str,
+    body: bytes,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            *(headers or []),
+        ],
+    )
+    return [body]
 
 
 def serve_metrics(settings: Settings, engine: Engine) -> Callable[[], None] | None:

@@ -47,8 +47,9 @@ T = TypeVar("T")
 
 router = APIRouter(include_in_schema=False)
 
-# What of a field is read (one character more, so that too long stays too long).
-# The profile's text fields are checked by `subscriptions`, which counts what was
+# What of a field is read: a longer value is cut there and marked with an ellipsis,
+# so that too long stays too long (the checks strip spaces: a value cut after
+# "07:30" and a space or CR would otherwise pass as "07:30"). The profile's text fields are checked by `subscriptions`, which counts what was
 # typed (a textarea's newlines arrive as CRLF): cutting them here would make it
 # report a wrong length, or lose the end of one that folds to fit. The body cap
 # (`security.MAX_BODY_BYTES`) bounds them.
@@ -57,9 +58,10 @@ FIELD_LIMITS = {
     "keywords": MAX_BODY_BYTES,
     "interest": MAX_BODY_BYTES,
     "likes": MAX_BODY_BYTES,
-    "timezone": 64,
-    "send_at": 5,
+    "timezone": 80,
+    "send_at": 80,
 }
+CUT_MARK = "\N{HORIZONTAL ELLIPSIS}"
 FREQUENCY_LABELS = {
     Frequency.DAILY: "Every day",
     Frequency.WEEKDAYS: "Monday to Friday",
@@ -250,7 +252,8 @@ def form_text(form: FormData, name: str) -> str:
     value = form.get(name)
     if not isinstance(value, str):
         return ""
-    return value[: FIELD_LIMITS.get(name, 200) + 1]
+    limit = FIELD_LIMITS.get(name, 200)
+    return value if len(value) <= limit else value[:limit] + CUT_MARK
 
 
 def profile_input(form: FormData) -> ProfileInput:
@@ -355,8 +358,9 @@ async def signup_submit(request: Request, background: BackgroundTasks) -> Respon
     ctx = web(request)
     try:
         form = await checked_form(request, max_files=1)
-    except BodyTooLarge:  # the library file: say so on the page, as the manage page does
-        context = form_context(request, default_values(request), {FIELD: too_big(request)})
+    except BodyTooLarge:  # the library file or a field: say so on the page
+        errors = {FIELD: too_big(request, fields=True)}
+        context = form_context(request, default_values(request), errors)
         return render(request, "signup.html", signup_context(context), 413)
     if isinstance(form, Response):
         return form

@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSRF_COOKIE = "digest_csrf"
 CSRF_FIELD = "csrf_token"
@@ -120,17 +115,26 @@ class BodyLimit:
     Paths for which `explains(path)` is true (the file uploads) are handed to the app
     all the same, with a body whose first read raises `BodyTooLarge` (announced too
     long) or whose read past the limit does: the route answers with its own page
-    saying the file is too big. Uncaught, the plain 413 goes out as for the rest."""
+    saying the file is too big. For the rest, and when uncaught, `refuse(scope)`
+    answers (a page for a form, JSON for the API), or a plain 413 without it."""
 
     def __init__(
         self,
         app: ASGIApp,
         limit: int = MAX_BODY_BYTES,
         explains: Callable[[str], bool] | None = None,
+        refuse: Callable[[Scope], Response] | None = None,
     ) -> None:
         self.app = app
         self.limit = limit
         self.explains = explains
+        self.refuse = refuse
+
+    async def _refused(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.refuse is None:
+            await _plain(send, 413, "request body too large")
+        else:
+            await self.refuse(scope)(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,7 +148,7 @@ class BodyLimit:
                 except ValueError:
                     announced_too_big = True
         if announced_too_big and not (self.explains and self.explains(scope.get("path", ""))):
-            await _plain(send, 413, "request body too large")
+            await self._refused(scope, receive, send)
             return
         seen = 0
         started = False
@@ -170,7 +174,7 @@ class BodyLimit:
             await self.app(scope, counted_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _plain(send, 413, "request body too large")
+                await self._refused(scope, receive, send)
 
 
 async def _plain(send: Send, status: int, text: str) -> None:

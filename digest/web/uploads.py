@@ -82,9 +82,17 @@ def merge_library(
     return merged, Added(found, len(merged) - len(current), dropped)
 
 
-def too_big(request: Request) -> str:
+def too_big(request: Request, fields: bool = False) -> str:
+    """What a body over the cap is told; `fields`: the form has text fields besides
+    the file, and which of them was too big is not known (the body was not read)."""
     announced = request.headers.get("content-length", "")
     size = f" ({int(announced) // 1024} KiB)" if announced.isdigit() else ""
+    if fields:
+        return (
+            f"What was sent is too big{size}: up to {MAX_BODY_BYTES // 1024} KiB is read "
+            "here, a library file included, so nothing was stored. Shorten what you typed, "
+            "or upload a smaller export (one collection, or fewer items)."
+        )
     return (
         f"The file is too big{size}: files up to {MAX_BODY_BYTES // 1024} KiB are read "
         "here. Export one collection, or fewer items, and upload that."

@@ -6,15 +6,28 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import clean_exit, digest_init, strict_json
+from conftest import clean_exit, digest_init, strict_json, wait_for
+from sqlalchemy import event, text
+from sqlmodel import Session
 
 from digest import store, subscriptions
 from digest.config import load_settings
 from digest.models import utcnow
+from digest.states import SubscriberStatus
 from digest.subscriber_files import ImportOptions, import_stream, write_export
+
+
+@pytest.fixture
+def pg_env(env: dict[str, str], postgres_url: str) -> dict[str, str]:
+    """`env` on a fresh PostgreSQL database, made by `digest init`."""
+    pg = {**env, "DIGEST_DATABASE_URL": postgres_url}
+    digest_init(pg)
+    return pg
 
 
 def populate(env: dict[str, str]) -> None:
@@ -280,9 +293,7 @@ def test_hostile_jsonl_values_are_refused_by_line(env):
 
 
 @pytest.mark.postgres
-def test_hostile_jsonl_values_are_refused_by_line_on_postgresql(env, postgres_url):
-    pg_env = {**env, "DIGEST_DATABASE_URL": postgres_url}
-    digest_init(pg_env)
+def test_hostile_jsonl_values_are_refused_by_line_on_postgresql(pg_env):
     check_hostile_import(pg_env)
 
 
@@ -323,3 +334,114 @@ def test_update_overwrites_only_the_fields_the_file_has(env):
     for name in ("frequency", "weekday", "notify_empty", "status", "complaints", "created_at"):
         assert getattr(after, name) == getattr(before, name), name
     assert after.confirmed_at == before.confirmed_at
+
+
+RACE_FILE = "email,keywords\r\nrace@example.org,transformers\r\ncalm@example.org,gan\r\n"
+
+
+def import_racing_a_sign_up(env: dict[str, str], update: bool) -> tuple:
+    """`digest import` of RACE_FILE while race@example.org signs up on the web, at
+    the worst moment: after the import read which addresses are stored, before it
+    inserts. The sign-up is the web's own store call on a second engine (its own
+    connection), run from the importer's hook on its first INSERT."""
+    settings = load_settings(environ=env, env_file=None)
+    importer = store.make_engine(settings.database_url)
+    web = store.make_engine(settings.database_url)
+    signed: list[str] = []
+
+    def sign_up_first(conn, cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO SUBSCRIBER") and not signed:
+            signed.append("race@example.org")
+            pending = subscriptions.new_subscriber(
+                settings, "race@example.org", "diffusion", status=SubscriberStatus.PENDING
+            )
+            store.store_signup(web, pending)
+
+    event.listen(importer, "before_cursor_execute", sign_up_first)
+    try:
+        report = import_stream(
+            importer, settings, io.StringIO(RACE_FILE), "csv", ImportOptions(update=update)
+        )
+        rows = [(s.email, s.status, s.keywords) for s in store.list_subscribers(web)]
+    finally:
+        importer.dispose()
+        web.dispose()
+    assert signed  # the sign-up did run inside the import's window
+    return report, sorted(rows)
+
+
+def check_import_racing_a_sign_up(env: dict[str, str]) -> None:
+    report, rows = import_racing_a_sign_up(env, update=False)
+    assert (report.imported, report.skipped_existing, report.signed_up) == (1, 1, 1)
+    assert rows == [
+        ("calm@example.org", "active", "gan"),
+        ("race@example.org", "pending", "diffusion"),  # the sign-up, as it was made
+    ]
+
+
+def test_import_racing_a_sign_up_keeps_one_subscriber(env):
+    check_import_racing_a_sign_up(env)
+
+
+@pytest.mark.postgres
+def test_import_racing_a_sign_up_keeps_one_subscriber_on_postgresql(pg_env):
+    check_import_racing_a_sign_up(pg_env)
+
+
+def test_import_update_racing_a_sign_up_updates_the_sign_up(env):
+    report, rows = import_racing_a_sign_up(env, update=True)
+    assert (report.imported, report.updated, report.signed_up) == (1, 1, 1)
+    assert [r for r in rows if r[0] == "race@example.org"] == [
+        # --update: the fields the file has (no status: the sign-up stays pending)
+        ("race@example.org", "pending", "transformers")
+    ]
+
+
+@pytest.mark.postgres
+def test_digest_import_waiting_on_an_open_sign_up_reports_it(pg_env, tmp_path):
+    """A real race through the command: a sign-up's transaction holds
+    race@example.org uncommitted, so `digest import` (its own process) reads the
+    address as new and its insert waits on that row; the sign-up then commits. The
+    import ends with exit 0, one subscriber for the address and a note, not an
+    IntegrityError traceback."""
+    settings = load_settings(environ=pg_env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    path = tmp_path / "race.csv"
+    path.write_text(RACE_FILE, encoding="utf-8")
+    try:
+        with Session(engine) as signup:
+            signup.add(
+                subscriptions.new_subscriber(
+                    settings, "race@example.org", "diffusion", status=SubscriberStatus.PENDING
+                )
+            )
+            signup.flush()  # written, not committed: the row's unique key is held
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "digest", "import", str(path)],
+                env=pg_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+
+            def import_waits_on_the_sign_up() -> bool:
+                with engine.connect() as conn:
+                    waiting = conn.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND query LIKE 'INSERT INTO subscriber%'"
+                        )
+                    ).scalar()
+                return bool(waiting) or proc.poll() is not None
+
+            wait_for(import_waits_on_the_sign_up, timeout=60)
+            assert proc.poll() is None, proc.communicate()
+            signup.commit()
+        out, err = proc.communicate(timeout=60)
+        rows = sorted((s.email, s.status) for s in store.list_subscribers(engine))
+    finally:
+        engine.dispose()
+    assert proc.returncode == 0 and "Traceback" not in err, (out, err)
+    assert "imported 1, updated 0, skipped 1 already stored" in out
+    assert "note: 1 address(es) of the file signed up while this import ran" in err
+    assert rows == [("calm@example.org", "active"), ("race@example.org", "pending")]

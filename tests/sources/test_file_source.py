@@ -110,3 +110,28 @@ def test_file_source_counts_are_bounded_in_process(tmp_path: Path):
     batch = FileSource(feed).fetch({})
     assert [(r.id, r.upvotes) for r in batch.records] == [("a", 99999999999), ("7", None)]
     assert len(batch.warnings) == 1 and "line 2" in batch.warnings[0]
+
+
+def test_a_paper_already_stored_from_another_source_is_known_not_updated(tmp_path, cli):
+    """The fetch report for an operator: `new` is stored for the first time, `updated`
+    a stored paper whose fields changed, `known` one stored already with nothing new,
+    whichever source stored it first (the second source is still recorded)."""
+    paper = {"id": "2411.10001", "title": "Sparse attention", "authors": ["Ada"]}
+    first = tmp_path / "first.jsonl"
+    first.write_text(json.dumps(paper) + "\n", encoding="utf-8")
+    second = tmp_path / "second.jsonl"
+    lines = [paper, {"id": "2411.10002", "title": "Dense attention"}]
+    second.write_text("".join(json.dumps(p) + "\n" for p in lines), encoding="utf-8")
+    both = {"DIGEST_SOURCES": f"file:{first},file:{second}"}
+    res = cli("fetch", "--json", extra_env=both)
+    clean_exit(res, 0)
+    counts = [(r["new"], r["updated"], r["known"]) for r in strict_json(res.stdout)]
+    assert counts == [(1, 0, 0), (1, 0, 1)]  # was (1, 1, 0) for the second source
+    stored = {p["id"]: p for p in strict_json(cli("papers", "--json").stdout)}
+    assert stored["2411.10001"]["sources"] == [f"file:{first}", f"file:{second}"]
+    # A second source that does bring something new updates the paper.
+    richer = {**paper, "abstract": "We sparsify attention.", "upvotes": 5}
+    second.write_text(json.dumps(richer) + "\n", encoding="utf-8")
+    res = cli("fetch", "--json", extra_env={"DIGEST_SOURCES": f"file:{second}"})
+    clean_exit(res, 0)
+    assert [(r["new"], r["updated"], r["known"]) for r in strict_json(res.stdout)] == [(0, 1, 0)]

@@ -46,14 +46,6 @@ def make_settings(replay: ReplayServer, tmp_path: Path, **changes: object) -> Se
     return replace(base, **changes)
 
 
-@pytest.fixture
-def engine(tmp_path: Path):
-    eng = store.make_engine(f"sqlite:///{tmp_path / 'sources.db'}")
-    store.init_db(eng)
-    yield eng
-    eng.dispose()
-
-
 def papers_by_id(engine) -> dict[str, Paper]:
     return {p.id: p for p in store.list_papers(engine)}
 
@@ -312,7 +304,7 @@ def test_huggingface_all_items_unreadable_fails_the_source(replay: ReplayServer,
 
 
 def test_hostile_titles_are_cleaned_before_they_reach_the_store(
-    replay: ReplayServer, tmp_path: Path, engine
+    replay: ReplayServer, tmp_path: Path, source_engine
 ):
     hostile = [
         {"paper": {"id": "2411.30001", "title": "<script>alert(1)</script>Real\r\nBcc: x@y"}},
@@ -321,8 +313,8 @@ def test_hostile_titles_are_cleaned_before_they_reach_the_store(
     ]
     replay.route(HF_PATH, Reply(200, json.dumps(hostile).encode()))
     batch = hf_source(make_settings(replay, tmp_path)).fetch({"last_date": "2024-11-18"})
-    store.merge_papers(engine, batch.records)
-    papers = papers_by_id(engine)
+    store.merge_papers(source_engine, batch.records)
+    papers = papers_by_id(source_engine)
     assert papers["2411.30001"].title == "Real Bcc: x@y"
     assert len(papers["2411.30002"].title) == 1000
     assert len(papers["2411.30002"].abstract) == 20000
@@ -484,18 +476,18 @@ def test_source_specs_and_their_errors(tmp_path: Path):
 
 
 def test_a_paper_seen_by_two_sources_is_one_row_with_the_best_of_both(
-    replay: ReplayServer, tmp_path: Path, engine
+    replay: ReplayServer, tmp_path: Path, source_engine
 ):
     replay.route(HF_PATH, json_reply("hf_daily_papers.json"))
     replay.route(RSS_PATH, xml("arxiv_rss_cs.CL.xml"))
     replay.route(API_PATH, xml("arxiv_api_page1.xml"))
     settings = make_settings(replay, tmp_path)
-    hf = store.merge_papers(engine, hf_source(settings).fetch({}).records)
-    ax = store.merge_papers(engine, arxiv_source(settings).fetch({}).records)
+    hf = store.merge_papers(source_engine, hf_source(settings).fetch({}).records)
+    ax = store.merge_papers(source_engine, arxiv_source(settings).fetch({}).records)
     assert (hf.new, ax.new, ax.updated, ax.skipped) == (3, 1, 1, 2)
     api = arxiv_source(settings).fetch({}, since=date(2024, 11, 1))
-    store.merge_papers(engine, api.records)
-    p = papers_by_id(engine)["2411.10001"]
+    store.merge_papers(source_engine, api.records)
+    p = papers_by_id(source_engine)["2411.10001"]
     assert p.sources == ["huggingface", "arxiv:cs.CL"]
     assert p.upvotes == 42 and p.hf_url.endswith("/papers/2411.10001")
     assert p.categories == ["cs.CL", "cs.AI", "cs.LG"] and p.primary_category == "cs.CL"
@@ -503,7 +495,7 @@ def test_a_paper_seen_by_two_sources_is_one_row_with_the_best_of_both(
     assert p.published == date(2024, 11, 15)  # the earliest date, not the listing's
 
 
-def test_versioned_ids_from_any_source_fold_into_one_paper(engine, tmp_path: Path):
+def test_versioned_ids_from_any_source_fold_into_one_paper(source_engine, tmp_path: Path):
     lines = [
         {"id": "2411.10001v1", "title": "Sparse Attention", "upvotes": 3},
         {"id": "arXiv:2411.10001v2", "title": "Sparse Attention", "upvotes": 9},
@@ -511,29 +503,29 @@ def test_versioned_ids_from_any_source_fold_into_one_paper(engine, tmp_path: Pat
     path = tmp_path / "papers.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in lines))
     source = build_source(f"file:{path}", Settings())
-    counts = store.merge_papers(engine, source.fetch({}).records)
+    counts = store.merge_papers(source_engine, source.fetch({}).records)
     assert counts.new == 1
-    assert list(papers_by_id(engine)) == ["2411.10001"]
-    assert papers_by_id(engine)["2411.10001"].upvotes == 9
+    assert list(papers_by_id(source_engine)) == ["2411.10001"]
+    assert papers_by_id(source_engine)["2411.10001"].upvotes == 9
 
 
 def test_a_bad_response_leaves_stored_papers_and_the_cursor_untouched(
-    replay: ReplayServer, tmp_path: Path, engine
+    replay: ReplayServer, tmp_path: Path, source_engine
 ):
     settings = make_settings(replay, tmp_path, sources="huggingface", http_retries=0)
     replay.route(HF_PATH, json_reply("hf_daily_papers.json"))
-    [ok] = pipeline.fetch_all(engine, settings)
+    [ok] = pipeline.fetch_all(source_engine, settings)
     assert ok.new == 3 and not ok.failed
-    before = {p.id: p.model_dump() for p in store.list_papers(engine)}
-    cursor = store.get_source_state(engine, "huggingface").cursor
+    before = {p.id: p.model_dump() for p in store.list_papers(source_engine)}
+    cursor = store.get_source_state(source_engine, "huggingface").cursor
     for broken in (json_reply("hf_truncated.json"), Reply(500), Reply(200, b"[1, 2]")):
         replay.route(HF_PATH, broken)
-        [report] = pipeline.fetch_all(engine, settings)
+        [report] = pipeline.fetch_all(source_engine, settings)
         assert report.failed and report.errors
-        assert {p.id: p.model_dump() for p in store.list_papers(engine)} == before
-        state = store.get_source_state(engine, "huggingface")
+        assert {p.id: p.model_dump() for p in store.list_papers(source_engine)} == before
+        state = store.get_source_state(source_engine, "huggingface")
         assert state.cursor == cursor and state.last_status == "error"
-    with Session(engine) as session:
+    with Session(source_engine) as session:
         assert len(session.exec(select(SourceState)).all()) == 1
 
 

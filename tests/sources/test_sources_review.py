@@ -133,14 +133,6 @@ def test_huggingface_fields_of_another_json_type_are_no_text(replay: ReplayServe
     assert any("2411.10001: no title" in w for w in batch.warnings), batch.warnings
 
 
-@pytest.fixture
-def engine(tmp_path: Path):
-    eng = store.make_engine(f"sqlite:///{tmp_path / 'review.db'}")
-    store.init_db(eng)
-    yield eng
-    eng.dispose()
-
-
 JOURNAL_ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom">
   <title>Journal</title><id>tag:journal.example,2024:feed</id>
@@ -162,7 +154,7 @@ JOURNAL_ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
 
 
 def test_a_journal_entry_for_an_arxiv_paper_is_the_same_paper(
-    replay: ReplayServer, tmp_path: Path, engine
+    replay: ReplayServer, tmp_path: Path, source_engine
 ):
     """arXiv's own DOI (10.48550/arXiv.ID) and an arXiv link other than the entry's
     main one were not read as the arXiv id: the paper got a second row (`doi:...`,
@@ -172,12 +164,12 @@ def test_a_journal_entry_for_an_arxiv_paper_is_the_same_paper(
         "/journal.atom", Reply(200, JOURNAL_ATOM, {"Content-Type": "application/atom+xml"})
     )
     settings = make_settings(replay, tmp_path)
-    store.merge_papers(engine, arxiv_source(settings).fetch({}).records)
-    before = {p.id for p in store.list_papers(engine)}
+    store.merge_papers(source_engine, arxiv_source(settings).fetch({}).records)
+    before = {p.id for p in store.list_papers(source_engine)}
     journal = build_source(f"feed:{replay.url}/journal.atom", settings).fetch({})
     assert [r.id for r in journal.records] == ["2411.10001", "2411.10002"]
-    store.merge_papers(engine, journal.records)
-    assert {p.id for p in store.list_papers(engine)} == before | {"2411.10002"}
+    store.merge_papers(source_engine, journal.records)
+    assert {p.id for p in store.list_papers(source_engine)} == before | {"2411.10002"}
 
 
 def test_a_body_that_does_not_decompress_is_a_source_error_naming_the_url(

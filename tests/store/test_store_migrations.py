@@ -22,6 +22,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlmodel import SQLModel
 
 from digest import store
+from digest.models import utcnow
 from digest.scheduler import JOBS_TABLE
 from digest.store.legacy import SCHEMA_0_1_0, legacy_metadata
 from digest.store.migrate import MIGRATIONS, include_name
@@ -300,3 +301,32 @@ def test_a_database_from_a_newer_digest_is_one_clear_line(tmp_path, cli):
     assert res.code == 2
     assert res.stderr.count("\n") == 1 and "revision 9999" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_0006_keeps_the_sent_counter_of_a_database_with_data(tmp_path):
+    """0.1.0 data (two sent digests) upgraded to 0005, then to head: the tally table
+    comes empty, the counter starts from the stored rows, and deleting a subscriber
+    with a sent digest no longer takes it back; down to 0005 drops only the table."""
+    db = tmp_path / "legacy.db"
+    shutil.copy(LEGACY, db)
+    engine = store.make_engine(f"sqlite:///{db}")
+    try:
+        store.upgrade(engine, "0005")
+        assert "digesttally" not in sa_inspect(engine).get_table_names()
+        store.ensure_schema(engine)  # what any command does on start-up
+        assert store.current_revision(engine) == store.HEAD == "0006"
+        assert schema_diff(engine) == []
+
+        def sent() -> int:
+            return store.metrics_snapshot(engine, utcnow(), (1.0,), "2000-01-01").digests_sent
+
+        assert sent() == 2  # ada's and cyd's
+        assert store.delete_subscriber(engine, "ada@example.org")
+        assert sent() == 2
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT status, count FROM digesttally").fetchall() == [("sent", 1)]
+        store.downgrade(engine, "0005")
+        assert "digesttally" not in sa_inspect(engine).get_table_names()
+        assert {"subscriber", "digest", "inboundtally"} <= set(sa_inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

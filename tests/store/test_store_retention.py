@@ -165,7 +165,36 @@ def exercise_event_counters(engine, settings) -> None:
     }
 
 
-SCENARIOS = [exercise, exercise_batches, exercise_events, exercise_event_counters]
+def exercise_sent_counter(engine, settings) -> None:
+    """`digest_digests_sent` is a Prometheus counter: deleting a subscriber (and so
+    their outbox rows) must not make it go backwards (their rows are tallied)."""
+    now = utcnow()
+
+    def snapshot():
+        return store.metrics_snapshot(engine, now, (1.0,), "2000-01-01")
+
+    ada = subscriptions.subscribe(engine, settings, "ada@example.org", "diffusion")
+    bob = subscriptions.subscribe(engine, settings, "bob@example.org", "diffusion")
+    sent = dict(status=S.SENT, created_at=now, sent_at=now)
+    add_digests(engine, ada.id, [sent, dict(sent), dict(status=S.FAILED)])
+    add_digests(engine, bob.id, [dict(sent)])
+    assert snapshot().digests_sent == 3
+    assert store.delete_subscriber(engine, "ada@example.org")
+    after = snapshot()
+    assert after.digests_sent == 3  # was 1: only bob's row was left to count
+    assert after.digests == {"sent": 1}  # the gauge counts the rows stored
+    add_digests(engine, bob.id, [dict(sent, edition="later")])
+    assert store.delete_subscriber(engine, "bob@example.org")  # added to the tally
+    assert snapshot().digests_sent == 4 and snapshot().digests == {}
+
+
+SCENARIOS = [
+    exercise,
+    exercise_batches,
+    exercise_events,
+    exercise_event_counters,
+    exercise_sent_counter,
+]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

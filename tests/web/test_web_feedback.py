@@ -109,6 +109,13 @@ def test_a_real_click_records_once_and_undo_forgets(site, settings, engine):
         )
         assert undo.status_code == 200 and "Rating undone" in undo.text
         assert ratings(engine, ada) == []
+        # Undo again (a replay, the back button): it says nothing was left to undo.
+        again = person.post(
+            action + "/undo",
+            data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', done.text)[1]},
+        )
+        assert again.status_code == 200 and "Nothing to undo" in again.text
+        assert "Rating undone" not in again.text
     assert ratings(engine, bob) == []
 
 
@@ -183,6 +190,8 @@ def test_manage_page_lists_ratings_and_clears_them(site, settings, engine):
         cleared = post_form(person, manage + "/ratings/forget", paper="2401.00002")
         assert cleared.status_code == 200 and "That rating is cleared" in cleared.text
         assert ratings(engine, ada) == [("2401.00001", 1)]
+        assert "Clear this rating" in cleared.text  # not "Clear all 1 ratings"
+        assert "Clear all 1 ratings" not in cleared.text
         again = post_form(person, manage + "/ratings/forget", paper="2401.00002")
         assert "cleared already" in again.text
         # a one-paper form that lost its paper (or names a hostile one) clears nothing

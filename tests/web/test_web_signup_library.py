@@ -116,7 +116,8 @@ def test_a_library_over_64_kib_is_refused_on_the_signup_page(site, engine):
     with httpx.Client(base_url=site) as person:
         res = sign_up_with(person, "big.bib", big)
     assert res.status_code == 413
-    assert "The file is too big" in error_on_page(res)
+    assert "What was sent is too big" in error_on_page(res)
+    assert "a library file included" in error_on_page(res)
     assert 'id="profile-form"' in res.text  # the sign-up page, not a bare answer
     assert store.get_subscriber(engine, ADA) is None
 
