@@ -339,7 +339,9 @@ def _hits(stats: Mapping[str, TermStats], terms: Sequence[Term], i: int) -> list
         if st.contrib is not None and i not in st.contrib:
             continue  # most of a profile's terms are not in a given paper: one lookup
         field_bits = st.field_bits
-        out.extend([hit for f, hit in t.hit_of if field_bits[f] >> i & 1])
+        for f, hit in t.hit_of:  # a plain loop: a comprehension per term is a call
+            if field_bits[f] >> i & 1:
+                out.append(hit)
     return out
 
 

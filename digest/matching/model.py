@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from json import dumps
 from json.encoder import encode_basestring_ascii as _quoted  # what json.dumps writes
 from typing import Any
@@ -30,6 +31,21 @@ class Hit:
     term: str
     field: str
     topic: str | None = None
+
+    @cached_property
+    def json_text(self) -> str:
+        """`json.dumps` of the hit's dict in `Match.to_json`, written once per hit: a
+        profile's term makes one Hit per field, shared by every paper it explains.
+        Raises TypeError for a hit that is not text (see `Match.json_text`)."""
+        return (
+            '{"term": '
+            + _quoted(self.term)
+            + ', "field": '
+            + _quoted(self.field)
+            + ', "topic": '
+            + ("null" if self.topic is None else _quoted(self.topic))
+            + "}"
+        )
 
 
 class Match:
@@ -130,32 +146,13 @@ class Match:
     def json_text(self) -> str:
         """`json.dumps(self.to_json())`, the same text, written without the dicts: an
         edition stores one per matched paper (see `explanations_json`)."""
-        score = round(self.score, 4)
         try:
-            hits = ", ".join(
-                [
-                    '{"term": '
-                    + _quoted(h.term)
-                    + ', "field": '
-                    + _quoted(h.field)
-                    + ', "topic": '
-                    + ("null" if h.topic is None else _quoted(h.topic))
-                    + "}"
-                    for h in self.hits
-                ]
-            )
+            hits = ", ".join([h.json_text for h in self.hits])
             why = _quoted(self.why())
         except TypeError:  # not text (a hit read back from elsewhere): the general way
             return dumps(self.to_json())
-        number = float.__repr__(score) if type(score) is float and math.isfinite(score) else None
         return (
-            '{"score": '
-            + (number if number is not None else dumps(score))
-            + ', "hits": ['
-            + hits
-            + '], "why": '
-            + why
-            + "}"
+            '{"score": ' + score_json(self.score) + ', "hits": [' + hits + '], "why": ' + why + "}"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -167,6 +164,21 @@ class Match:
 
     def __repr__(self) -> str:
         return f"Match({self.paper_id!r}, {self.score!r}, {self.hits!r})"
+
+
+def score_json(score: float) -> str:
+    """`json.dumps(round(score, 4))`, without `round`: a match's stored score. For a
+    float below 1e9 the digits `:.4f` gives are round's own (both are the correctly
+    rounded decimal), and the shortest text of that decimal (what repr writes for the
+    float round returns) is them without trailing zeros; twice as fast, and an edition
+    writes one per matched paper. Anything else goes the general way."""
+    if type(score) is float and -1e9 < score < 1e9:
+        text = f"{score:.4f}".rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    rounded = round(score, 4)
+    if type(rounded) is float and math.isfinite(rounded):
+        return float.__repr__(rounded)
+    return dumps(rounded)
 
 
 def explanations_json(matches: Sequence[Match]) -> str:

@@ -18,18 +18,20 @@ whole table as ORM objects.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, null, or_, select, update
+from sqlalchemy import bindparam, func, insert, literal_column, null, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from digest.models import Digest, DigestMessage, Subscriber, utcnow
 from digest.states import DigestStatus, SubscriberStatus
 from digest.store.engine import (
+    DriverSql,
     contended_write,
     driver_sql,
     skipping_locked,
@@ -115,19 +117,43 @@ def subscriber_rows(engine: Engine, ids: Sequence[int]) -> dict[int, SubscriberR
 # ---------------------------------------------------------------- claiming
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """One outbox row in `building`, leased to us: whose digest, which edition."""
+class Claim(NamedTuple):
+    """One outbox row in `building`, leased to us: whose digest, which edition. A
+    tuple: every chunk's claims are pickled to a build worker, twice as fast as a
+    dataclass's."""
 
     digest_id: int
     subscriber_id: int
     edition: str
 
 
-def _insert_ignoring_conflicts(engine: Engine) -> Any:
-    return upsert_insert(_T, engine.dialect.name).on_conflict_do_nothing(
-        index_elements=["subscriber_id", "edition"]
+@functools.lru_cache(maxsize=8)
+def _claim_sql(dialect: Any) -> tuple[DriverSql, Callable[[Any], Any]]:
+    """The claim's INSERT ... ON CONFLICT DO NOTHING for the driver's executemany (an
+    edition inserts one row per subscriber: SQLAlchemy's per-row work, a JSON dump of
+    the same empty list and dict and a datetime bound three times, was most of its
+    cost), and how this dialect takes a datetime. What every claimed row starts with
+    is written into the statement; only the subscriber's fields and the lease vary."""
+    stmt = (
+        upsert_insert(_T, dialect.name)
+        .values(
+            subscriber_id=bindparam("subscriber_id"),
+            edition=bindparam("edition"),
+            recipient=bindparam("recipient"),
+            status=literal_column(f"'{DigestStatus.BUILDING}'"),
+            paper_ids=literal_column("'[]'"),
+            explanations=literal_column("'{}'"),
+            paper_seq_from=literal_column("0"),
+            paper_seq_to=literal_column("0"),
+            attempts=literal_column("0"),
+            created_at=bindparam("created_at"),
+            lease_owner=bindparam("lease_owner"),
+            lease_until=bindparam("lease_until"),
+        )
+        .on_conflict_do_nothing(index_elements=["subscriber_id", "edition"])
     )
+    to_db = _T.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    return driver_sql(stmt, dialect), to_db or (lambda value: value)
 
 
 @contended_write
@@ -141,31 +167,25 @@ def claim(
     """Claim (subscriber, edition) pairs: insert their rows in `building`; those that
     already had a row (built earlier, or claimed by another process) are skipped.
     Returns the claims this call won, in subscriber order."""
-    rows = [
-        {
-            "subscriber_id": sub.id,
-            "edition": edition,
-            "status": DigestStatus.BUILDING,
-            "recipient": sub.email,
-            "paper_ids": [],
-            "explanations": {},
-            "paper_seq_from": 0,
-            "paper_seq_to": 0,
-            "created_at": now,
-            "attempts": 0,
-            "lease_owner": owner,
-            "lease_until": utcnow() + timedelta(seconds=lease_seconds),
-        }
-        for sub, edition in wanted
-    ]
-    if not rows:
+    pairs = [(sub.id, edition, sub.email) for sub, edition in wanted]
+    if not pairs:
         return []
-    editions = {(r["subscriber_id"], r["edition"]) for r in rows}
+    claim_sql, to_db = _claim_sql(engine.dialect)
+    lease = {
+        "created_at": to_db(now),
+        "lease_owner": owner,
+        "lease_until": to_db(utcnow() + timedelta(seconds=lease_seconds)),
+    }
+    rows = [
+        {"subscriber_id": i, "edition": edition, "recipient": email, **lease}
+        for i, edition, email in pairs
+    ]
+    editions = {(i, edition) for i, edition, _ in pairs}
     with engine.begin() as conn:
-        conn.execute(_insert_ignoring_conflicts(engine), rows)
+        conn.exec_driver_sql(claim_sql.sql, claim_sql.rows(rows))
         got = conn.execute(
             select(_T.c.id, _T.c.subscriber_id, _T.c.edition)
-            .where(_T.c.subscriber_id.in_([r["subscriber_id"] for r in rows]))
+            .where(_T.c.subscriber_id.in_([i for i, _, _ in pairs]))
             .where(_T.c.status == DigestStatus.BUILDING)
             .where(_T.c.lease_owner == owner)
         ).all()

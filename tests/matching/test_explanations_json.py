@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.matching import Hit, Match, Weights, compile_profile, explanations_json, match_all
+from digest.matching.model import score_json
 from digest.models import Paper
 
 
@@ -65,3 +66,22 @@ def test_why_and_terms_are_worked_out_once_and_follow_new_hits() -> None:
     assert m.why() == "matched: b" and m.terms() == ["b"]
     assert json.loads(m.json_text()) == json.loads(json.dumps(m.to_json()))
     assert math.isnan(json.loads(Match("y", math.nan, []).json_text())["score"])
+
+
+@given(
+    st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.floats(min_value=-1e10, max_value=1e10),
+        # ranking's scores are integer units of 1e-6; ties at the fourth decimal too
+        st.integers(-(10**15), 10**15).map(lambda u: u / 1e6),
+        st.integers(-(10**13), 10**13).map(lambda u: (u * 100 + 50) / 1e6),
+    )
+)
+@settings(max_examples=3000)
+def test_a_score_is_written_as_json_dumps_writes_it_rounded(score: float) -> None:
+    assert score_json(score) == json.dumps(round(score, 4))
+
+
+def test_scores_at_the_edges_of_the_short_way() -> None:
+    for score in (0.0, -0.0, 5e-05, -5e-05, 0.99995, 999_999_999.99995, 1e9, -1e9, 2, 12):
+        assert score_json(score) == json.dumps(round(score, 4))
