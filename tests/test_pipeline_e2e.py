@@ -111,6 +111,9 @@ def test_cli_run_sends_once_and_dry_run_sends_nothing(tmp_path, cli, smtp_sink):
     first = cli("run", extra_env=extra)
     assert first.code == 0, first.stderr
     assert len(smtp_sink.messages()) == 3
+    # the log says when building was over (sending may go on): bench/edition.py reads it
+    built = [line for line in first.stderr.splitlines() if " run.built " in line]
+    assert len(built) == 1 and "built=3 " in built[0] and "failed=0 " in built[0], first.stderr
     second = cli("run", extra_env=extra)
     assert second.code == 0, second.stderr
     assert len(smtp_sink.messages()) == 3

@@ -7,6 +7,7 @@ thread and event loop) overlap: the sender starts on the first committed chunk.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from digest import store
 from digest.config import Settings
 from digest.delivery import Transport, make_transport
 from digest.delivery.sender import SendReport, send_due
+from digest.logs import log_event
 from digest.models import Subscriber, utcnow
 from digest.pipeline.build import BuildReport
 from digest.pipeline.editions import build_due
@@ -26,6 +28,8 @@ from digest.pipeline.progress import Tracker, no_tracking
 from digest.pipeline.sending import BuildFeed, SendingThread
 from digest.states import SubscriberStatus
 from digest.store import Engine
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -103,6 +107,16 @@ def run_once(
     try:
         built, not_due = build_due(
             engine, settings, now, everyone, on_chunk=feed.more, track=track, stop=stop
+        )
+        # building is over while sending goes on: an operator (and bench/edition.py)
+        # sees when, without counting the outbox
+        log_event(
+            log,
+            "run.built",
+            built=built.built,
+            empty=built.empty,
+            failed=built.failed,
+            seconds=round(time.monotonic() - started, 1),
         )
     finally:
         feed.finish()
