@@ -70,4 +70,19 @@ def make_signer(settings: Settings) -> DkimSigner | None:
         settings.dkim_domain.encode("ascii")
     except UnicodeEncodeError:
         raise ConfigError("DIGEST_DKIM_SELECTOR and DIGEST_DKIM_DOMAIN must be ASCII") from None
-    return DkimSigner(key, settings.dkim_selector, settings.dkim_domain)
+    signer = DkimSigner(key, settings.dkim_selector, settings.dkim_domain)
+    try:
+        # A key dkimpy cannot use (cut short, EC, encrypted) would fail every message
+        # at send time, each one retried until it ages out: refuse it now instead.
+        signer.sign(_PROBE)
+    except Exception as exc:  # dkimpy raises DKIMException, ValueError, binascii.Error...
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ConfigError(
+            f"DIGEST_DKIM_KEY_FILE: {settings.dkim_key_file} is not a usable RSA or "
+            f"Ed25519 private key: {reason}"
+        ) from None
+    return signer
+
+
+# A minimal message signed once when the signer is made, to try the key.
+_PROBE = b"From: probe@example.org\r\nSubject: probe\r\n\r\nprobe\r\n"

@@ -122,8 +122,10 @@ class SmtpTransport:
                         continue  # the idle connection had been closed by the server
                 else:
                     await _reset_envelope(conn)
-                # 5xx to MAIL FROM is about us (sender, relay policy), not the recipient.
-                permanent = exc.code >= 500 and stage != "mail"
+                # 5xx to MAIL FROM is about us (sender, relay policy), not the recipient;
+                # so is a refusal to relay at all, whatever the address ("554 5.7.1
+                # Relay access denied" when the login is missing): never a bounce.
+                permanent = exc.code >= 500 and stage != "mail" and not _refuses_us(exc)
                 return client, SendResult(False, f"{exc.code} {exc.message}", permanent)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 _drop(conn)
@@ -263,6 +265,22 @@ def _drop(client: aiosmtplib.SMTP | None) -> None:
         # Closing a broken connection may fail in any way; it is gone either way.
         with contextlib.suppress(Exception):
             client.close()
+
+
+# Replies that refuse the sender (no login, relaying denied), not the recipient: 530
+# and 535 (authentication), 5.7.0 and 5.7.8 enhanced codes, or Postfix's and Exim's
+# words for an open-relay refusal.
+_REFUSES_US = re.compile(
+    r"^5\.7\.[08]\b|relay(?:ing)?\s+(?:access\s+)?(?:denied|not\s+permitted|prohibited)"
+    r"|authentication\s+required",
+    re.IGNORECASE,
+)
+
+
+def _refuses_us(exc: aiosmtplib.SMTPResponseException) -> bool:
+    """Whether a 5xx reply is the relay refusing us (our login, our sender), which
+    would otherwise count a bounce on every subscriber the run reaches."""
+    return exc.code in (530, 535) or bool(_REFUSES_US.search(exc.message))
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -1,0 +1,64 @@
+"""Delivery as an attacker and an operator having a bad day would meet it: a relay
+that refuses us (not the recipient) at RCPT, a DKIM key that cannot sign, hostile
+addresses; against a real aiosmtpd server and a real SQLite file."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import clean_exit
+from fault_smtp import FaultyHandler, FaultyServer
+from test_delivery import fast, queue, rows, send, subscriber
+
+ADDRS = [f"reader{i}@example.org" for i in range(3)]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "554 5.7.1 <{a}>: Relay access denied",
+        "530 5.7.0 Authentication required",
+        "550 relaying not permitted",
+    ],
+)
+def test_a_relay_that_refuses_us_at_rcpt_bounces_nobody(engine, settings, reply):
+    """A missing login makes Postfix refuse every RCPT with 554 5.7.1: that is the
+    relay refusing us, and must not count a bounce on (and so suspend) everyone."""
+    handler = FaultyHandler(rcpt={a: [reply.format(a=a)] * 3 for a in ADDRS})
+    queue(engine, ADDRS)
+    with FaultyServer(handler) as server:
+        report = send(engine, fast(settings, server.port, run_retry_window_seconds=0))
+    assert report.bounced == 0 and report.sent == 0
+    assert {d.status for d in rows(engine).values()} == {"retrying"}
+    assert all(subscriber(engine, a).bounces == 0 for a in ADDRS)
+
+
+def test_a_real_no_such_user_still_bounces(engine, settings):
+    handler = FaultyHandler(rcpt={ADDRS[0]: ["550 5.1.1 <x>: Recipient address rejected"]})
+    queue(engine, ADDRS[:1])
+    with FaultyServer(handler) as server:
+        report = send(engine, fast(settings, server.port))
+    assert report.bounced == 1 and subscriber(engine, ADDRS[0]).bounces == 1
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        b"-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n",
+        b"-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX\n"
+        b"-----END RSA PRIVATE KEY-----\n",  # cut short
+    ],
+)
+def test_a_dkim_key_that_cannot_sign_is_refused_at_start(cli, env, tmp_path, key):
+    """Before: accepted (it says PRIVATE KEY), then every message failed to sign at
+    send time and was retried until it aged out, the run waiting on the retries."""
+    path = tmp_path / "dkim.pem"
+    path.write_bytes(key)
+    dkim_env = {
+        "DIGEST_DKIM_KEY_FILE": str(path),
+        "DIGEST_DKIM_SELECTOR": "s1",
+        "DIGEST_DKIM_DOMAIN": "example.org",
+    }
+    res = cli("retry", extra_env=dkim_env)
+    clean_exit(res, 2)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "DIGEST_DKIM_KEY_FILE" in lines[0] and "usable" in lines[0]
