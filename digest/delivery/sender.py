@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from digest.config import Settings
-from digest.delivery.base import SendResult, Transport
+from digest.delivery.base import SendResult, Transport, clean_reply
 from digest.delivery.breaker import CircuitBreaker
 from digest.delivery.dkim import DkimSigner, make_signer
 from digest.delivery.envelope import envelope_sender
@@ -334,6 +334,7 @@ class Sender:
             raise
         except Exception as exc:  # a signing or transport bug must not lose the row
             result = SendResult(False, f"transport error: {type(exc).__name__}: {exc}")
+        result.reply = clean_reply(result.reply)
         self.breaker.record(result.ok, result.relay_down, result.reply)
         self.report.attempts += 1
         if not result.ok:

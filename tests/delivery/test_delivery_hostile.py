@@ -62,3 +62,46 @@ def test_a_dkim_key_that_cannot_sign_is_refused_at_start(cli, env, tmp_path, key
     clean_exit(res, 2)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "DIGEST_DKIM_KEY_FILE" in lines[0] and "usable" in lines[0]
+
+
+HOSTILE_REPLY = "5.1.1 first \x1b]0;owned\x07\x1b[2J line\r\n550 5.1.1 second\x00 line\x7f\u202e"
+
+
+def _hostile_reply_run(engine, settings) -> tuple[dict, object]:
+    handler = FaultyHandler(rcpt={ADDRS[0]: ["550-" + HOSTILE_REPLY]})
+    queue(engine, ADDRS[:2])
+    with FaultyServer(handler) as server:
+        report = send(engine, fast(settings, server.port))
+    return rows(engine), report
+
+
+def _printable(text: str) -> bool:
+    return text.isprintable() and not any("\u202a" <= c <= "\u202e" for c in text)
+
+
+def test_a_relay_reply_with_controls_is_stored_and_reported_printable(engine, settings):
+    """The relay's words reach last_error, `digest status` and the run's errors: an
+    escape sequence there would drive the operator's terminal."""
+    state, report = _hostile_reply_run(engine, settings)
+    bounced = state[ADDRS[0]]
+    assert bounced.status == "bounced" and state[ADDRS[1]].status == "sent"
+    assert bounced.last_error and _printable(bounced.last_error)
+    assert "first" in bounced.last_error and "second" in bounced.last_error
+    assert report.errors and all(_printable(e) for e in report.errors)
+
+
+def test_a_relay_reply_with_a_nul_does_not_stop_a_postgresql_run(postgres_url, settings):
+    """PostgreSQL refuses a NUL in text: before, the whole batch of results failed to
+    record and the run ended with a traceback, the sent digests left 'sending'."""
+    from digest import store
+
+    engine = store.make_engine(postgres_url)
+    store.init_db(engine)
+    try:
+        state, _ = _hostile_reply_run(engine, settings)
+        assert {a: d.status for a, d in state.items()} == {
+            ADDRS[0]: "bounced",
+            ADDRS[1]: "sent",
+        }
+    finally:
+        engine.dispose()
