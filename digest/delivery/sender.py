@@ -450,7 +450,8 @@ class Sender:
         if await self._give_up(pause):
             return False
         self._say_waiting(pause)
-        await asyncio.sleep(pause)
+        if not await self._pause(pause):
+            return False
         self.breaker.start_probe()
         row = await self._next_row_for_probe()
         if row is None:
@@ -460,6 +461,12 @@ class Sender:
         while self.in_flight:
             await self._wait_for_a_send()
         await self._flush()
+        return True
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait out the breaker's pause; False to end the pass instead (a sender that
+        can be told to stop cuts the pause short)."""
+        await asyncio.sleep(seconds)
         return True
 
     async def _give_up(self, pause: float) -> bool:
