@@ -141,17 +141,33 @@ class SendingThread:
         self.report: SendReport | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._main, name="digest-sender", daemon=True)
+        self.done = threading.Event()
 
     def _main(self) -> None:
         try:
             self.report = asyncio.run(self.sender.run())
         except BaseException as exc:  # handed to the thread that joins
             self.error = exc
+        finally:
+            self.done.set()
 
     def start(self) -> None:
         self.thread.start()
 
     def join(self) -> SendReport:
+        """The report, once sending is over. Ctrl-C while waiting (`digest run` in a
+        terminal) stops the sender as a worker's SIGTERM does: the sends in flight
+        finish and are recorded, the rest stays queued; a second one abandons them
+        (then their outcome is unknown, as after a crash)."""
+        try:
+            self.done.wait()
+        except KeyboardInterrupt:
+            self.sender.feed.stop.set()
+            self.sender.say("interrupted: recording the sends in flight (Ctrl-C again to abandon)")
+            # An Event, not Thread.join: a join interrupted once may return at once
+            # the next time, the thread still running.
+            self.done.wait()
+            raise
         self.thread.join()
         if self.error is not None:
             raise self.error

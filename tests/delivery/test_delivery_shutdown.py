@@ -25,9 +25,11 @@ from digest.pipeline.sending import BuildFeed, SendingThread
 N = 30
 
 
-def test_sigterm_during_sends_stops_after_the_sends_in_flight(tmp_path: Path, env):
-    """Before, the worker sent every row it had claimed (a batch of up to 200) before
-    exiting: through a relay taking seconds a message, past any stop timeout."""
+def _signal_while_sending(tmp_path: Path, env, args: list[str], signum: int):
+    """Run `digest ARGS` against a relay taking 0.3 s a message, one connection, N
+    subscribers due; send `signum` once two messages are in. Returns the process's
+    exit code and stderr, what the relay accepted (recipient -> count), how many it
+    had when the signal went, and the outbox rows."""
     settings = load_settings(environ=env, env_file=None)
     engine = store.make_engine(settings.database_url)
     assert not any(r.failed for r in pipeline.fetch_all(engine, settings))
@@ -35,7 +37,7 @@ def test_sigterm_during_sends_stops_after_the_sends_in_flight(tmp_path: Path, en
     handler = FaultyHandler(delay=0.3)
     with FaultyServer(handler) as server:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "digest", "worker", "--interval", "60"],
+            [sys.executable, "-m", "digest", *args],
             env={**env, "DIGEST_SMTP_PORT": str(server.port), "DIGEST_SMTP_POOL_SIZE": "1"},
             cwd=tmp_path,
             stdout=subprocess.PIPE,
@@ -45,24 +47,50 @@ def test_sigterm_during_sends_stops_after_the_sends_in_flight(tmp_path: Path, en
         try:
             wait_for(lambda: len(handler.accepted) >= 2 or proc.poll() is not None, timeout=60)
             assert proc.poll() is None, proc.communicate()
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signum)
             at_signal = len(handler.accepted)
             _, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
-    assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
-    accepted = Counter(a.recipient for a in handler.accepted)
-    assert set(accepted.values()) == {1}  # nothing twice
-    # the send in flight (one connection), and one more at most for the signal's race
-    assert len(accepted) <= at_signal + 2 < N
     with engine.connect() as conn:
         found = conn.execute(select(Digest.recipient, Digest.status, Digest.lease_until)).all()
     engine.dispose()
+    accepted = Counter(a.recipient for a in handler.accepted)
+    return proc.returncode, err, accepted, at_signal, found
+
+
+def _only_the_sends_in_flight_finished(accepted: Counter[str], at_signal: int, found) -> None:
+    assert set(accepted.values()) == {1}  # nothing twice
+    # the send in flight (one connection), and one more at most for the signal's race
+    assert len(accepted) <= at_signal + 2 < N
     sent = {r.recipient for r in found if r.status == "sent"}
     assert sent == set(accepted)  # every accepted send recorded
     assert all(r.status in ("sent", "pending") for r in found), Counter(r.status for r in found)
     assert all(r.lease_until is None for r in found if r.status == "pending")
+
+
+def test_sigterm_during_sends_stops_after_the_sends_in_flight(tmp_path: Path, env):
+    """Before, the worker sent every row it had claimed (a batch of up to 200) before
+    exiting: through a relay taking seconds a message, past any stop timeout."""
+    args = ["worker", "--interval", "60"]
+    code, err, accepted, at_signal, found = _signal_while_sending(
+        tmp_path, env, args, signal.SIGTERM
+    )
+    assert code == 0 and "Traceback" not in err, err[-2000:]
+    _only_the_sends_in_flight_finished(accepted, at_signal, found)
+
+
+def test_ctrl_c_during_a_run_records_the_sends_in_flight(tmp_path: Path, env):
+    """Before, Ctrl-C while `digest run` sent ended the process at once, the sending
+    thread with it: the message in flight stayed 'sending', its outcome unknown (sent
+    again by a later run if the relay had taken it)."""
+    args = ["run", "--no-fetch"]
+    code, err, accepted, at_signal, found = _signal_while_sending(
+        tmp_path, env, args, signal.SIGINT
+    )
+    assert code != 0 and "Traceback" not in err, err[-2000:]
+    _only_the_sends_in_flight_finished(accepted, at_signal, found)
 
 
 def test_a_stop_cuts_the_breaker_pause_short_while_an_edition_is_built(engine, settings):
