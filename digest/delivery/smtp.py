@@ -93,8 +93,11 @@ class SmtpTransport:
                     # The relay refused us as a whole (greeting, STARTTLS, AUTH): not the
                     # recipient's fault, so it is retried, never counted as a bounce.
                     _drop(conn)
+                    hint = (
+                        _LOGIN_HINT if isinstance(exc, aiosmtplib.SMTPAuthenticationError) else ""
+                    )
                     return None, SendResult(
-                        False, f"connect: {exc.code} {exc.message}", relay_down=True
+                        False, f"connect: {exc.code} {exc.message}{hint}", relay_down=True
                     )
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                     _drop(conn)
@@ -287,9 +290,27 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError | aiosmtplib.SMTPTimeoutError)
 
 
+_LOGIN_HINT = " (the relay refused the login: check DIGEST_SMTP_USERNAME and DIGEST_SMTP_PASSWORD)"
+# aiosmtplib's words when the relay lacks what the settings require -> what to check.
+_MISSING_EXTENSION = {
+    "STARTTLS extension not supported": (
+        "the relay offers no STARTTLS (DIGEST_SMTP_SECURITY=starttls): "
+        "nothing is sent unencrypted; use ssl if it takes TLS from the start"
+    ),
+    "AUTH extension is not supported": (
+        "the relay offers no login (DIGEST_SMTP_USERNAME is set): "
+        "many offer it only over TLS, see DIGEST_SMTP_SECURITY"
+    ),
+}
+
+
 def _describe_connect(exc: BaseException) -> str:
     """`Connection refused`, not aiosmtplib's sentence with the address in it twice:
-    the system's words for the error under the exception, when there is one."""
+    the system's words for the error under the exception, when there is one; for a
+    relay without STARTTLS or AUTH, the setting that asked for it."""
+    for words, meaning in _MISSING_EXTENSION.items():
+        if words in str(exc):
+            return meaning
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno:

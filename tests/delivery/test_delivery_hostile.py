@@ -5,9 +5,19 @@ addresses; against a real aiosmtpd server and a real SQLite file."""
 from __future__ import annotations
 
 import pytest
-from conftest import clean_exit
+from conftest import clean_exit, subscribe_many
 from fault_smtp import FaultyHandler, FaultyServer
-from test_delivery import fast, queue, rows, send, subscriber
+from test_delivery import (
+    _Authenticator,
+    _self_signed,
+    _server_tls,
+    _trusting,
+    fast,
+    queue,
+    rows,
+    send,
+    subscriber,
+)
 
 ADDRS = [f"reader{i}@example.org" for i in range(3)]
 
@@ -105,3 +115,45 @@ def test_a_relay_reply_with_a_nul_does_not_stop_a_postgresql_run(postgres_url, s
         }
     finally:
         engine.dispose()
+
+
+def test_starttls_required_but_not_offered_sends_nothing_and_says_which_setting(
+    cli, env, smtp_sink
+):
+    """The sink offers no STARTTLS: never a fallback to plaintext, exit 1, the digest
+    kept, and the error names the setting rather than aiosmtplib's sentence."""
+    subscribe_many(env, ["tls@example.org"], "model OR learning")
+    assert cli("fetch").code == 0
+    res = cli(
+        "run",
+        "--no-fetch",
+        extra_env={"DIGEST_SMTP_SECURITY": "starttls", "DIGEST_RUN_RETRY_WINDOW_SECONDS": "5"},
+    )
+    clean_exit(res, 1)
+    assert "offers no STARTTLS (DIGEST_SMTP_SECURITY=starttls)" in res.stderr
+    assert smtp_sink.messages() == []
+    assert "retrying 1" in cli("status").stdout
+
+
+def test_a_refused_login_names_the_settings(engine, settings, tmp_path):
+    cert, key = _self_signed(tmp_path)
+    queue(engine, ADDRS[:1])
+    with FaultyServer(
+        FaultyHandler(),
+        tls_context=_server_tls(cert, key),
+        require_starttls=True,
+        auth_required=True,
+        authenticator=_Authenticator(),
+    ) as server:
+        s = fast(
+            settings,
+            server.port,
+            smtp_security="starttls",
+            smtp_username="digest",
+            smtp_password="wrong",
+            run_retry_window_seconds=0,
+        )
+        with _trusting(cert):
+            report = send(engine, s)
+    assert any("535" in e and "DIGEST_SMTP_PASSWORD" in e for e in report.errors), report.errors
+    assert rows(engine)[ADDRS[0]].status == "retrying"
