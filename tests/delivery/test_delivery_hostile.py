@@ -4,6 +4,8 @@ addresses; against a real aiosmtpd server and a real SQLite file."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from conftest import clean_exit, subscribe_many
 from fault_smtp import FaultyHandler, FaultyServer
@@ -157,3 +159,31 @@ def test_a_refused_login_names_the_settings(engine, settings, tmp_path):
             report = send(engine, s)
     assert any("535" in e and "DIGEST_SMTP_PASSWORD" in e for e in report.errors), report.errors
     assert rows(engine)[ADDRS[0]].status == "retrying"
+
+
+@pytest.mark.parametrize(
+    "setting,value",
+    [
+        ("DIGEST_DKIM_SELECTOR", "s1\r\nBcc: victim@example.net"),
+        ("DIGEST_DKIM_SELECTOR", "s1; h=from"),
+        ("DIGEST_DKIM_DOMAIN", "example.org\r\nBcc: victim@example.net"),
+        ("DIGEST_DKIM_DOMAIN", "exa mple.org"),
+    ],
+)
+def test_a_dkim_selector_or_domain_that_would_inject_a_header_is_refused(
+    cli, env, tmp_path, setting, value
+):
+    """dkimpy writes both into DKIM-Signature unchecked: before, a line break in
+    either added a header (a Bcc) to every digest."""
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "1024"], check=True, capture_output=True)
+    dkim_env = {
+        "DIGEST_DKIM_KEY_FILE": str(key),
+        "DIGEST_DKIM_SELECTOR": "s1",
+        "DIGEST_DKIM_DOMAIN": "example.org",
+        setting: value,
+    }
+    res = cli("retry", extra_env=dkim_env)
+    clean_exit(res, 2)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {setting}:"), res.stderr
