@@ -4,7 +4,9 @@ addresses; against a real aiosmtpd server and a real SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+from dataclasses import replace
 
 import pytest
 from conftest import clean_exit, subscribe_many
@@ -20,6 +22,9 @@ from test_delivery import (
     send,
     subscriber,
 )
+
+from digest.delivery import make_transport
+from digest.delivery.sender import send_due
 
 ADDRS = [f"reader{i}@example.org" for i in range(3)]
 
@@ -187,3 +192,20 @@ def test_a_dkim_selector_or_domain_that_would_inject_a_header_is_refused(
     clean_exit(res, 2)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {setting}:"), res.stderr
+
+
+def test_a_sendmail_path_that_cannot_run_stops_the_run_after_one_try(engine, settings, tmp_path):
+    """A typo in DIGEST_SENDMAIL_PATH fails every message alike: before, each was
+    tried (an attempt counted on all) and the run waited on the breaker's pauses."""
+    queue(engine, ADDRS)
+    s = replace(
+        settings,
+        transport="sendmail",
+        sendmail_path=str(tmp_path / "no-such-sendmail"),
+        relay_down_wait_seconds=0,
+        run_retry_window_seconds=30,
+        smtp_pool_size=1,  # one program at a time, so one try in all
+    )
+    report = asyncio.run(send_due(engine, s, make_transport(s)))
+    assert report.attempts == 1 and "cannot run" in report.stopped
+    assert sorted(d.attempts for d in rows(engine).values()) == [0, 0, 1]
