@@ -13,13 +13,16 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
 
 @dataclass
 class SendResult:
-    """What the far side said. `permanent` failures (5xx) are never retried;
+    """What the far side said. `permanent` failures (5xx) are never retried, and
+    count a bounce on the subscriber unless `message_refused` (the message was refused
+    for its size or content, not the address: no reason to stop writing to them);
     `relay_down`: the relay itself was not reached (nothing to learn about the message)."""
 
     ok: bool
     reply: str = ""
     permanent: bool = False
     relay_down: bool = False
+    message_refused: bool = False
 
 
 class Transport(Protocol):

@@ -147,6 +147,9 @@ def outcomes(
         if a.result.ok:
             rows.append(Outcome(a.row.id, DigestStatus.SENT, reply, None, a.at, None))
             counts.sent += 1
+        elif a.result.permanent and a.result.message_refused:
+            rows.append(Outcome(a.row.id, DigestStatus.FAILED, reply, reply, None, None))
+            counts.gave_up += 1
         elif a.result.permanent:
             rows.append(Outcome(a.row.id, DigestStatus.BOUNCED, reply, reply, None, None))
             bounces[a.row.subscriber_id] += 1

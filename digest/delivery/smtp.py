@@ -129,7 +129,13 @@ class SmtpTransport:
                 # so is a refusal to relay at all, whatever the address ("554 5.7.1
                 # Relay access denied" when the login is missing): never a bounce.
                 permanent = exc.code >= 500 and stage != "mail" and not _refuses_us(exc)
-                return client, SendResult(False, f"{exc.code} {exc.message}", permanent)
+                # After the data, an enhanced code of class 5.3 (too big), 5.6 (content)
+                # or 5.7 (policy, spam) refuses this message, not the address: the same
+                # digest refused for everyone must not suspend everyone.
+                refused = permanent and stage == "data" and _ABOUT_MESSAGE.match(exc.message)
+                return client, SendResult(
+                    False, f"{exc.code} {exc.message}", permanent, message_refused=bool(refused)
+                )
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 _drop(conn)
                 client = None
@@ -278,6 +284,9 @@ _REFUSES_US = re.compile(
     r"|authentication\s+required",
     re.IGNORECASE,
 )
+
+
+_ABOUT_MESSAGE = re.compile(r"5\.[367]\.\d{1,3}\b")
 
 
 def _refuses_us(exc: aiosmtplib.SMTPResponseException) -> bool:

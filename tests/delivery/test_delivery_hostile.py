@@ -209,3 +209,30 @@ def test_a_sendmail_path_that_cannot_run_stops_the_run_after_one_try(engine, set
     report = asyncio.run(send_due(engine, s, make_transport(s)))
     assert report.attempts == 1 and "cannot run" in report.stopped
     assert sorted(d.attempts for d in rows(engine).values()) == [0, 0, 1]
+
+
+@pytest.mark.parametrize(
+    "reply,bounce",
+    [
+        ("554 5.7.1 Message rejected as spam", False),
+        ("552 5.3.4 Message size exceeds fixed maximum message size", False),
+        ("550 5.6.0 Malformed content", False),
+        ("552 5.2.2 Mailbox full", True),
+        ("550 5.1.1 User unknown", True),
+        ("554 Transaction failed", True),  # no enhanced code: as before
+    ],
+)
+def test_a_message_refused_for_its_content_or_size_is_no_bounce(engine, settings, reply, bounce):
+    """A relay's spam filter or size limit refuses the digest, the same template for
+    everyone: before, each subscriber reached got a bounce, all suspended within
+    DIGEST_MAX_BOUNCES days. Such a refusal fails that digest, without a retry."""
+    handler = FaultyHandler(data={ADDRS[0]: [reply] * 3})
+    queue(engine, ADDRS[:1])
+    with FaultyServer(handler) as server:
+        report = send(engine, fast(settings, server.port))
+    row = rows(engine)[ADDRS[0]]
+    assert handler.tries[ADDRS[0]] == 1  # never retried
+    assert subscriber(engine, ADDRS[0]).bounces == (1 if bounce else 0)
+    assert row.status == ("bounced" if bounce else "failed")
+    assert reply[:3] in (row.last_error or "")
+    assert report.failed == 1 and report.bounced == (1 if bounce else 0)
