@@ -5,6 +5,8 @@ addresses; against a real aiosmtpd server and a real SQLite file."""
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import subprocess
 from dataclasses import replace
 
@@ -26,6 +28,7 @@ from test_delivery import (
 from digest.delivery import make_transport
 from digest.delivery.sender import send_due
 
+STRICT = email.policy.default.clone(raise_on_defect=True)
 ADDRS = [f"reader{i}@example.org" for i in range(3)]
 
 
@@ -236,3 +239,32 @@ def test_a_message_refused_for_its_content_or_size_is_no_bounce(engine, settings
     assert row.status == ("bounced" if bounce else "failed")
     assert reply[:3] in (row.last_error or "")
     assert report.failed == 1 and report.bounced == (1 if bounce else 0)
+
+
+class _HangUpAfterAccepting(FaultyHandler):
+    """Says 250 to the data, then closes the connection (a relay restarting, an idle
+    limit of one message)."""
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        transport = server.transport
+        if transport is not None:
+            asyncio.get_running_loop().call_later(0.01, transport.close)
+        return reply
+
+
+def test_a_relay_that_hangs_up_after_accepting_gets_each_digest_once(engine, settings):
+    """The accepted message is recorded sent (never sent again); the next one, on the
+    pooled connection the relay closed, goes through a fresh one in the same attempt."""
+    handler = _HangUpAfterAccepting()
+    queue(engine, ADDRS)
+    with FaultyServer(handler) as server:
+        report = send(engine, fast(settings, server.port, smtp_pool_size=1))
+    got = handler.by_recipient()
+    assert {a: len(got.get(a, [])) for a in ADDRS} == dict.fromkeys(ADDRS, 1)
+    assert report.sent == len(ADDRS) and report.failed == 0
+    assert {d.attempts for d in rows(engine).values()} == {1}
+    for accepted in handler.accepted:  # what arrived is valid MIME, strictly parsed
+        msg = email.message_from_bytes(accepted.message, policy=STRICT)
+        assert msg["To"] == accepted.recipient and msg.get_body(("plain",)) is not None
+        assert msg["Return-Path"] is None  # the final MTA adds it, never the sender
