@@ -20,6 +20,7 @@ import contextlib
 import functools
 import os
 import re
+import ssl
 from email.utils import parseaddr
 
 import aiosmtplib
@@ -322,10 +323,26 @@ def _describe_connect(exc: BaseException) -> str:
             return meaning
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            # An SSLError's errno is OpenSSL's (1 reads "Operation not permitted").
+            return _describe_tls(seen)
         if isinstance(seen, OSError) and seen.errno:
             return os.strerror(seen.errno)
         seen = seen.__cause__ or seen.__context__
     return _describe(exc)
+
+
+def _describe_tls(exc: ssl.SSLError) -> str:
+    """`TLS: certificate verify failed: self-signed certificate`, plus what to check
+    when the relay does not speak TLS on that port at all."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = f"certificate verify failed: {exc.verify_message}"
+    else:
+        reason = (exc.reason or str(exc)).replace("_", " ").lower()
+    hint = ""
+    if "wrong version number" in reason or "record layer failure" in reason:
+        hint = " (no TLS on this port: DIGEST_SMTP_SECURITY=ssl needs a port such as 465)"
+    return f"TLS: {reason}{hint}"
 
 
 def _describe(exc: BaseException) -> str:

@@ -268,3 +268,20 @@ def test_a_relay_that_hangs_up_after_accepting_gets_each_digest_once(engine, set
         msg = email.message_from_bytes(accepted.message, policy=STRICT)
         assert msg["To"] == accepted.recipient and msg.get_body(("plain",)) is not None
         assert msg["Return-Path"] is None  # the final MTA adds it, never the sender
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_a_tls_failure_says_tls_not_operation_not_permitted(engine, settings, tmp_path, security):
+    """OpenSSL's errno 1 read as a system error said "Operation not permitted" both
+    for a relay without TLS on that port and for a certificate not trusted."""
+    cert, key = _self_signed(tmp_path)
+    queue(engine, ADDRS[:1])
+    extra = {"tls_context": _server_tls(cert, key)} if security == "starttls" else {}
+    with FaultyServer(FaultyHandler(), **extra) as server:  # plain, or an untrusted cert
+        s = fast(settings, server.port, smtp_security=security, relay_down_wait_seconds=0)
+        report = send(engine, s)
+    (error,) = report.errors
+    assert "Operation not permitted" not in error
+    expected = "wrong version number" if security == "ssl" else "certificate verify failed"
+    assert f"connect: TLS: {expected}" in error, error
+    assert rows(engine)[ADDRS[0]].status == "retrying"
