@@ -58,6 +58,8 @@ class BuildReport:
     previews: list[tuple[str, bytes]] = field(default_factory=list)
     chunks: int = 0
     taken_over: int = 0  # claims of a dead or expired process this one built
+    broken: str = ""  # why building stopped early (the build workers broke), if it did
+    unbuilt: int = 0  # claims that left for the next run to build
 
     def add(self, other: BuildReport) -> None:
         self.built += other.built
@@ -69,6 +71,8 @@ class BuildReport:
         self.previews.extend(other.previews)
         self.chunks += other.chunks
         self.taken_over += other.taken_over
+        self.broken = self.broken or other.broken
+        self.unbuilt += other.unbuilt
 
     @property
     def done(self) -> int:

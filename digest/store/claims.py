@@ -233,6 +233,19 @@ def renew(engine: Engine, owner: str, lease_seconds: float) -> None:
         )
 
 
+def release(engine: Engine, owner: str) -> int:
+    """Give up our claims still in `building` (our build workers broke): their leases
+    end now, so the next run (or this process's next pass) takes them over at once,
+    not when the lease would have run out. Returns how many."""
+    with engine.begin() as conn:
+        return conn.execute(
+            update(_T)
+            .where(_T.c.lease_owner == owner)
+            .where(_T.c.status == DigestStatus.BUILDING)
+            .values(lease_until=None)
+        ).rowcount
+
+
 def count_building(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(
