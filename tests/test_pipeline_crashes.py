@@ -10,15 +10,21 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from conftest import run_cli, strict_json, wait_for
 from fault_smtp import FaultyHandler, FaultyServer
-from test_pipeline_editions import _count, add_subscribers, children_of, fetch_sample
+from sqlalchemy import select
+from test_pipeline_editions import NOW, _count, add_subscribers, children_of, fetch_sample
 
 from digest import store
 from digest.config import load_settings
 from digest.models import Digest
+from digest.pipeline.editions import build_due
+from digest.store.claims import active_page, claim
+from digest.store.outbox import make_owner
 
 
 def test_a_killed_build_worker_fails_the_run_in_one_line_and_the_next_completes(
@@ -79,3 +85,60 @@ def test_a_killed_build_worker_fails_the_run_in_one_line_and_the_next_completes(
     assert sorted(got) == addresses
     assert set(got.values()) == {1}
     assert _count(url, Digest.status == "sent") == _count(url) == n
+
+
+def test_the_day_after_crashed_editions_no_paper_is_in_two_digests(tmp_path, settings):
+    """The runs of two days died with their claims in `building`; today's run (two
+    build workers) takes them over (a subscriber's two claims in one chunk) and
+    claims today's edition too (built by the other worker at the same time). Each
+    paper reaches a subscriber in one digest only, and the digests' watermarks
+    follow on, none lost."""
+    url = f"sqlite:///{tmp_path / 'days.db'}"
+    engine = store.make_engine(url)
+    store.init_db(engine)
+    s = replace(settings, database_url=url, edition_chunk=6, build_workers=2)
+    fetch_sample(engine, s)
+    n = 60
+    add_subscribers(engine, n, notify_every=1)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    owner = make_owner().split("|")
+    owner[1] = dead.stdout.strip()  # a process of this machine that is gone
+    crashed = 12  # the dead runs' first chunks, still in `building`
+    page = active_page(engine, 0, crashed)
+    for day in ("2026-02-28", "2026-03-01"):
+        at = datetime.fromisoformat(f"{day}T12:00:00+00:00")
+        assert len(claim(engine, [(r, day) for r in page], "|".join(owner), 600, at)) == crashed
+    report, _ = build_due(engine, s, NOW)
+    assert report.taken_over == 2 * crashed
+    assert report.done == n + 2 * crashed, report
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                Digest.subscriber_id,
+                Digest.status,
+                Digest.paper_ids,
+                Digest.paper_seq_from,
+                Digest.paper_seq_to,
+            )
+        ).all()
+    by_sub: dict[int, list] = {}
+    for sid, status, ids, lo, hi in rows:
+        assert status != "building"
+        by_sub.setdefault(sid, []).append((lo, hi, ids))
+    top = max(hi for _, _, _, _, hi in rows)
+    repeated = {}
+    for sid, digests in by_sub.items():
+        papers = [p for _, _, ids in digests for p in ids]
+        if len(papers) != len(set(papers)):
+            repeated[sid] = sorted(p for p, k in Counter(papers).items() if k > 1)
+        spans = sorted((lo, hi) for lo, hi, _ in digests)
+        # one after another from the first digest's start to the newest paper
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:])), (sid, spans)
+        assert spans[-1][1] == top, (sid, spans)
+    assert not repeated, f"{len(repeated)} subscriber(s) got papers twice: {repeated}"
+    engine.dispose()
