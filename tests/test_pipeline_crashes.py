@@ -19,9 +19,9 @@ from fault_smtp import FaultyHandler, FaultyServer
 from sqlalchemy import select
 from test_pipeline_editions import NOW, _count, add_subscribers, children_of, fetch_sample
 
-from digest import store
+from digest import store, subscriptions
 from digest.config import load_settings
-from digest.models import Digest
+from digest.models import Digest, utcnow
 from digest.pipeline.editions import build_due
 from digest.store.claims import active_page, claim
 from digest.store.outbox import make_owner
@@ -142,3 +142,54 @@ def test_the_day_after_crashed_editions_no_paper_is_in_two_digests(tmp_path, set
         assert spans[-1][1] == top, (sid, spans)
     assert not repeated, f"{len(repeated)} subscriber(s) got papers twice: {repeated}"
     engine.dispose()
+
+
+def test_unsubscribed_or_deleted_mid_edition_gets_nothing(tmp_path: Path, env):
+    """While `digest run` is sending (slow relay), one reader unsubscribes and another
+    is deleted: neither gets the edition (the sender started before they left, so
+    its start-up check did not see them; their rows are claimed after they left: the
+    sender holds up to 200 claimed rows at a time), everyone else gets it once."""
+    n = 260
+    settings = load_settings(environ=env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    fetch_sample(engine, settings)
+    addresses = add_subscribers(engine, n, notify_every=1)
+    engine.dispose()
+    leaving, deleted = addresses[-3], addresses[-2]
+    handler = FaultyHandler(delay=0.05)
+    with FaultyServer(handler) as server:
+        run_env = {
+            **env,
+            "DIGEST_SMTP_PORT": str(server.port),
+            "DIGEST_SMTP_POOL_SIZE": "1",
+            "DIGEST_EDITION_CHUNK": "20",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "digest", "run", "--no-fetch", "--json"],
+            env=run_env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        url = settings.database_url
+        # every digest built (and queued) before they leave
+        wait_for(
+            lambda: proc.poll() is not None or _count(url, Digest.status == "building") == 0
+            and _count(url) == n,
+            timeout=120,
+        )
+        assert proc.poll() is None, "the run finished first; nothing was tested"
+        # what `digest unsubscribe` and `digest delete` (and the web's) do
+        other = store.make_engine(url)
+        store.update_subscriber(other, leaving, status="unsubscribed", unsubscribed_at=utcnow())
+        assert subscriptions.delete(other, deleted).changed
+        other.dispose()
+        assert len(handler.accepted) < 90, "the sender claimed their rows before they left"
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        assert strict_json(out)["sent"] == n - 2
+    got = Counter(a.recipient for a in handler.accepted)
+    assert sorted(got) == sorted(set(addresses) - {leaving, deleted})
+    assert set(got.values()) == {1}
+    assert _count(url, Digest.status == "failed") == 1  # the one who left, not sent
