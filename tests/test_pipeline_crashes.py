@@ -193,3 +193,77 @@ def test_unsubscribed_or_deleted_mid_edition_gets_nothing(tmp_path: Path, env):
     assert sorted(got) == sorted(set(addresses) - {leaving, deleted})
     assert set(got.values()) == {1}
     assert _count(url, Digest.status == "failed") == 1  # the one who left, not sent
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_run_killed_alone_at_each_stage_takes_its_workers_along_and_loses_nothing(
+    tmp_path: Path, env
+):
+    """`digest run` alone (not its process group) is SIGKILLed while claiming, while
+    its forked build workers are mid-chunk, with digests committed but not sent, and
+    while sending: its zygote and workers die with it (nothing keeps building for a
+    dead run), and the run after completes the edition: each subscriber gets it, with
+    duplicates only from the sends in flight at the kill."""
+    n, pool = 300, 2
+    settings = load_settings(environ=env, env_file=None)
+    engine = store.make_engine(settings.database_url)
+    fetch_sample(engine, settings)
+    addresses = add_subscribers(engine, n, notify_every=1)
+    engine.dispose()
+    url = settings.database_url
+    handler = FaultyHandler(delay=0.01)
+    stages = {
+        "claiming": lambda: _count(url) > 0,
+        "mid-chunk": lambda: _count(url, Digest.status == "building") > 0
+        and _count(url, Digest.status != "building") > 0,
+        "committed, not sent": lambda: _count(url, Digest.status == "pending") > 0,
+        "sending": lambda: len(handler.accepted) >= 20,
+    }
+    with FaultyServer(handler) as server:
+        run_env = {
+            **env,
+            "DIGEST_SMTP_PORT": str(server.port),
+            "DIGEST_SMTP_POOL_SIZE": str(pool),
+            "DIGEST_EDITION_CHUNK": "10",
+            "DIGEST_BUILD_WORKERS": "2",
+        }
+        kills = 0
+        for stage, reached in stages.items():
+            before = len(handler.accepted)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "digest", "run", "--no-fetch"],
+                env=run_env,
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            family: set[int] = set()
+
+            def at_stage(proc=proc, family=family, reached=reached) -> bool:
+                for zygote in children_of(proc.pid):
+                    family.add(zygote)
+                    family.update(children_of(zygote))
+                return proc.poll() is not None or reached()
+
+            wait_for(at_stage, timeout=120, interval=0.002)
+            if proc.poll() is not None:
+                continue  # the edition was done before this stage came
+            proc.kill()
+            proc.wait()
+            kills += 1
+            wait_for(lambda family=family: not any(_alive(p) for p in family), timeout=30)
+            assert len(handler.accepted) - before < n, f"{stage}: the run had sent it all"
+        assert kills >= 3, kills
+        final = run_cli(["run", "--no-fetch", "--json"], run_env, cwd=tmp_path, timeout=300)
+        assert final.code == 0, final.stdout + final.stderr
+    got = Counter(a.recipient for a in handler.accepted)
+    assert sorted(got) == addresses, "some subscriber never got the edition"
+    assert sum(c - 1 for c in got.values()) <= pool * kills
+    assert _count(url, Digest.status == "sent") == _count(url) == n
