@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,14 +17,17 @@ from pathlib import Path
 
 from conftest import run_cli, strict_json, wait_for
 from fault_smtp import FaultyHandler, FaultyServer
-from sqlalchemy import select
+from sqlalchemy import insert, select, text
 from test_pipeline_editions import NOW, _count, add_subscribers, children_of, fetch_sample
 
 from digest import store, subscriptions
 from digest.config import load_settings
-from digest.models import Digest, utcnow
+from digest.models import Digest, Paper, utcnow
 from digest.pipeline.editions import build_due
+from digest.records import PaperRecord
 from digest.store.claims import active_page, claim
+from digest.store.editions import edition_top
+from digest.store.engine import table_of
 from digest.store.outbox import make_owner
 
 
@@ -267,3 +271,52 @@ def test_run_killed_alone_at_each_stage_takes_its_workers_along_and_loses_nothin
     assert sorted(got) == addresses, "some subscriber never got the edition"
     assert sum(c - 1 for c in got.values()) <= pool * kills
     assert _count(url, Digest.status == "sent") == _count(url) == n
+
+
+def test_an_edition_never_covers_a_paper_still_being_stored(postgres_url, settings):
+    """PostgreSQL hands out paper seqs before commit: a fetch that took seq 51 and
+    commits after another fetch's 52 would leave 51 invisible to an edition reading
+    52 as its newest paper, and every watermark moved to 52 would skip 51 for good.
+    The edition's newest paper is read once every paper below it is committed."""
+    engine = store.make_engine(postgres_url)
+    store.init_db(engine)
+    fetch_sample(engine, replace(settings, database_url=postgres_url))
+    slow = engine.connect()
+    slow_tx = slow.begin()  # a fetch still storing its paper (seq taken, not committed)
+    slow.execute(insert(table_of(Paper)).values(**_paper("slow-1")))
+    store.merge_papers(engine, [PaperRecord(id="fast-1", title="Fast", abstract="x", source="test")])
+    seen: dict[str, object] = {}
+
+    def read_top() -> None:
+        top = edition_top(engine)
+        seen["top"] = top
+        seen["visible"] = {p.id for p in store.papers_after(engine, 0, top)}
+
+    reader = threading.Thread(target=read_top)
+    reader.start()
+    with engine.connect() as conn:
+        waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        wait_for(lambda: not reader.is_alive() or conn.execute(waiting).scalar_one() > 0)
+    slow_tx.commit()
+    slow.close()
+    reader.join(30)
+    assert not reader.is_alive()
+    covered = {p.id for p in store.papers_after(engine, 0, seen["top"])}
+    assert covered == seen["visible"], covered - seen["visible"]
+    assert {"slow-1", "fast-1"} <= covered
+    engine.dispose()
+
+
+def _paper(pid: str) -> dict:
+    now = utcnow()
+    return {
+        "id": pid,
+        "title": f"Paper {pid}",
+        "abstract": "x",
+        "authors": [],
+        "categories": [],
+        "ai_keywords": [],
+        "sources": ["test"],
+        "first_seen": now,
+        "updated_at": now,
+    }

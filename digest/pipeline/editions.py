@@ -38,6 +38,7 @@ from digest.store.claims import (
     renew,
     take_over,
 )
+from digest.store.editions import edition_top
 from digest.store.outbox import make_owner
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def make_plan(engine: Engine, settings: Settings, now: datetime, dry_run: bool) 
     return EditionPlan(
         settings,
         now,
-        store.max_paper_seq(engine),
+        edition_top(engine),
         store.seq_first_seen_since(engine, since),
         make_owner(),
         dry_run,
