@@ -5,6 +5,7 @@ beside the new day's: no paper in two digests), a read-only database."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import threading
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from conftest import run_cli, strict_json, wait_for
@@ -142,7 +143,7 @@ def test_the_day_after_crashed_editions_no_paper_is_in_two_digests(tmp_path, set
             repeated[sid] = sorted(p for p, k in Counter(papers).items() if k > 1)
         spans = sorted((lo, hi) for lo, hi, _ in digests)
         # one after another from the first digest's start to the newest paper
-        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:])), (sid, spans)
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans)), (sid, spans)
         assert spans[-1][1] == top, (sid, spans)
     assert not repeated, f"{len(repeated)} subscriber(s) got papers twice: {repeated}"
     engine.dispose()
@@ -179,8 +180,11 @@ def test_unsubscribed_or_deleted_mid_edition_gets_nothing(tmp_path: Path, env):
         url = settings.database_url
         # every digest built (and queued) before they leave
         wait_for(
-            lambda: proc.poll() is not None or _count(url, Digest.status == "building") == 0
-            and _count(url) == n,
+            lambda: (
+                proc.poll() is not None
+                or _count(url, Digest.status == "building") == 0
+                and _count(url) == n
+            ),
             timeout=120,
         )
         assert proc.poll() is None, "the run finished first; nothing was tested"
@@ -225,8 +229,10 @@ def test_run_killed_alone_at_each_stage_takes_its_workers_along_and_loses_nothin
     handler = FaultyHandler(delay=0.01)
     stages = {
         "claiming": lambda: _count(url) > 0,
-        "mid-chunk": lambda: _count(url, Digest.status == "building") > 0
-        and _count(url, Digest.status != "building") > 0,
+        "mid-chunk": lambda: (
+            _count(url, Digest.status == "building") > 0
+            and _count(url, Digest.status != "building") > 0
+        ),
         "committed, not sent": lambda: _count(url, Digest.status == "pending") > 0,
         "sending": lambda: len(handler.accepted) >= 20,
     }
@@ -284,7 +290,9 @@ def test_an_edition_never_covers_a_paper_still_being_stored(postgres_url, settin
     slow = engine.connect()
     slow_tx = slow.begin()  # a fetch still storing its paper (seq taken, not committed)
     slow.execute(insert(table_of(Paper)).values(**_paper("slow-1")))
-    store.merge_papers(engine, [PaperRecord(id="fast-1", title="Fast", abstract="x", source="test")])
+    store.merge_papers(
+        engine, [PaperRecord(id="fast-1", title="Fast", abstract="x", source="test")]
+    )
     seen: dict[str, object] = {}
 
     def read_top() -> None:
