@@ -32,15 +32,33 @@ from digest.store.engine import table_of
 from digest.store.outbox import make_owner
 
 
-def test_a_killed_build_worker_fails_the_run_in_one_line_and_the_next_completes(
-    tmp_path: Path, env
-):
-    n = 400
+def _edition(env: dict[str, str], n: int) -> tuple[str, list[str]]:
+    """The sample papers and n subscribers who all get a message; (url, addresses)."""
     settings = load_settings(environ=env, env_file=None)
     engine = store.make_engine(settings.database_url)
     fetch_sample(engine, settings)
     addresses = add_subscribers(engine, n, notify_every=1)
     engine.dispose()
+    return settings.database_url, addresses
+
+
+def _run(run_env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """`digest run --no-fetch --json`, started (its report and log piped back)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", "run", "--no-fetch", "--json"],
+        env=run_env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_killed_build_worker_fails_the_run_in_one_line_and_the_next_completes(
+    tmp_path: Path, env
+):
+    n = 400
+    url, addresses = _edition(env, n)
     handler = FaultyHandler()
     with FaultyServer(handler) as server:
         run_env = {
@@ -49,15 +67,7 @@ def test_a_killed_build_worker_fails_the_run_in_one_line_and_the_next_completes(
             "DIGEST_EDITION_CHUNK": "10",
             "DIGEST_BUILD_WORKERS": "2",
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "digest", "run", "--no-fetch", "--json"],
-            env=run_env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        url = settings.database_url
+        proc = _run(run_env, tmp_path)
         workers: list[int] = []
 
         def a_worker_builds() -> bool:
@@ -155,11 +165,7 @@ def test_unsubscribed_or_deleted_mid_edition_gets_nothing(tmp_path: Path, env):
     its start-up check did not see them; their rows are claimed after they left: the
     sender holds up to 200 claimed rows at a time), everyone else gets it once."""
     n = 260
-    settings = load_settings(environ=env, env_file=None)
-    engine = store.make_engine(settings.database_url)
-    fetch_sample(engine, settings)
-    addresses = add_subscribers(engine, n, notify_every=1)
-    engine.dispose()
+    url, addresses = _edition(env, n)
     leaving, deleted = addresses[-3], addresses[-2]
     handler = FaultyHandler(delay=0.05)
     with FaultyServer(handler) as server:
@@ -169,15 +175,7 @@ def test_unsubscribed_or_deleted_mid_edition_gets_nothing(tmp_path: Path, env):
             "DIGEST_SMTP_POOL_SIZE": "1",
             "DIGEST_EDITION_CHUNK": "20",
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "digest", "run", "--no-fetch", "--json"],
-            env=run_env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        url = settings.database_url
+        proc = _run(run_env, tmp_path)
         # every digest built (and queued) before they leave
         wait_for(
             lambda: (
@@ -220,12 +218,7 @@ def test_run_killed_alone_at_each_stage_takes_its_workers_along_and_loses_nothin
     dead run), and the run after completes the edition: each subscriber gets it, with
     duplicates only from the sends in flight at the kill."""
     n, pool = 300, 2
-    settings = load_settings(environ=env, env_file=None)
-    engine = store.make_engine(settings.database_url)
-    fetch_sample(engine, settings)
-    addresses = add_subscribers(engine, n, notify_every=1)
-    engine.dispose()
-    url = settings.database_url
+    url, addresses = _edition(env, n)
     handler = FaultyHandler(delay=0.01)
     stages = {
         "claiming": lambda: _count(url) > 0,
