@@ -567,6 +567,8 @@ def _print_run(report: pipeline.RunReport, dry_run: bool) -> None:
             err.print(f"  {_shown(e)}", highlight=False)
     if b.nothing_new or report.not_due:
         out.print(f"'nothing new' notes: {b.nothing_new}, not due yet: {report.not_due}")
+    if b.broken:
+        err.print(f"building stopped: {b.broken}", highlight=False, markup=False, soft_wrap=True)
     if not dry_run:
         _print_send(report.send)
 

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PAPER_SETS_KEPT = 4  # paper sets (one per distinct watermark) a builder keeps
 WARM_PAPERS = 3  # papers of the digest `warm_renderer` renders
+REBUILDS = 8  # times a chunk builds a digest whose watermark keeps moving, at most
 
 
 @dataclass
@@ -58,6 +59,8 @@ class BuildReport:
     previews: list[tuple[str, bytes]] = field(default_factory=list)
     chunks: int = 0
     taken_over: int = 0  # claims of a dead or expired process this one built
+    broken: str = ""  # why building stopped early (the build workers broke), if it did
+    unbuilt: int = 0  # claims that left for the next run to build
 
     def add(self, other: BuildReport) -> None:
         self.built += other.built
@@ -69,6 +72,8 @@ class BuildReport:
         self.previews.extend(other.previews)
         self.chunks += other.chunks
         self.taken_over += other.taken_over
+        self.broken = self.broken or other.broken
+        self.unbuilt += other.unbuilt
 
     @property
     def done(self) -> int:
@@ -209,8 +214,23 @@ class EditionBuilder:
         return self.build(pairs)
 
     def build(self, pairs: Sequence[tuple[SubscriberRow, str, int]]) -> BuildReport:
-        """Build (subscriber, edition, digest id) triples; commit unless a dry run."""
+        """Build (subscriber, edition, digest id) triples; commit unless a dry run.
+        A digest whose subscriber's watermark moved meanwhile (their other claim,
+        built at once elsewhere, took the papers) is built again from the new one."""
         report = BuildReport(chunks=1)
+        for _ in range(REBUILDS):
+            stale = self._build_once(pairs, report)
+            if not stale:
+                return report
+            rows = subscriber_rows(self.engine, [sub.id for sub, _, i in pairs if i in stale])
+            pairs = [(rows[sub.id], e, i) for sub, e, i in pairs if i in stale and sub.id in rows]
+            log_event(log, "edition.rebuild", claims=len(pairs))
+        return report  # still moving: left claimed, taken over when the lease ends
+
+    def _build_once(
+        self, pairs: Sequence[tuple[SubscriberRow, str, int]], report: BuildReport
+    ) -> set[int]:
+        """Build, commit and count what was written; returns the stale digest ids."""
         built: list[Built] = []
         groups: dict[int, list[tuple[SubscriberRow, str, int]]] = defaultdict(list)
         for triple in pairs:
@@ -227,9 +247,11 @@ class EditionBuilder:
                     self._one(sub, edition, digest_id, start, matches, papers.by_id, report)
                 )
         if self.plan.dry_run:
-            return _counted(report, built)
-        kept = finish(self.engine, built, self.plan.owner, self.plan.now)
-        return _counted(report, [b for b in built if b.digest_id in kept])
+            _counted(report, built)
+            return set()
+        done = finish(self.engine, built, self.plan.owner, self.plan.now)
+        _counted(report, [b for b in built if b.digest_id in done.kept])
+        return done.stale
 
     def _rank(
         self,
@@ -291,6 +313,7 @@ class EditionBuilder:
             "{}",
             last_error=f"{what}: {reason}"[:500],
             recipient=sub.email,
+            watermark=sub.last_paper_seq,
         )
 
     def _one(
@@ -315,6 +338,7 @@ class EditionBuilder:
             [],
             explanations,
             recipient=sub.email,
+            watermark=sub.last_paper_seq,
         )
         if not matches and not sub.notify_empty:
             return row

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -33,9 +34,11 @@ from digest.store.claims import (
     active_page,
     claim,
     count_active,
+    release,
     renew,
     take_over,
 )
+from digest.store.editions import edition_top
 from digest.store.outbox import make_owner
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,7 @@ def make_plan(engine: Engine, settings: Settings, now: datetime, dry_run: bool) 
     return EditionPlan(
         settings,
         now,
-        store.max_paper_seq(engine),
+        edition_top(engine),
         store.seq_first_seen_since(engine, since),
         make_owner(),
         dry_run,
@@ -126,6 +129,11 @@ class EditionRun:
         self.mine: set[int] = set()  # subscribers whose claims this run took over
         self.not_due = 0
         self.renewed = time.monotonic()
+        self.broken: BrokenProcessPool | None = None  # the build workers broke
+
+    def stopped(self, stop: threading.Event | None) -> bool:
+        """Claim nothing more: a shutdown, or no build workers left to build it."""
+        return self.broken is not None or (stop is not None and stop.is_set())
 
     def page(self, subs: Sequence[SubscriberRow], editions: Mapping[int, str]) -> None:
         """Claim the due subscribers of a page and build their claims."""
@@ -155,7 +163,7 @@ class EditionRun:
         """Build the claims dead or stalled processes left in `building`."""
         if self.plan.dry_run:
             return
-        while not (stop is not None and stop.is_set()):
+        while not self.stopped(stop):
             s = self.settings
             claims = take_over(self.engine, self.plan.owner, s.edition_chunk, s.lease_seconds)
             if not claims:
@@ -177,6 +185,15 @@ class EditionRun:
             self._wait_for_one()
         return self.report
 
+    def left_behind(self) -> None:
+        """After the build workers broke (once they are all gone): give up our claims
+        still in `building`, so that the next run takes them over at once, and say so."""
+        if self.broken is None:
+            return
+        self.report.unbuilt = release(self.engine, self.plan.owner)
+        self.report.broken = f"{self.broken}; {self.report.unbuilt} digest(s) left for the next run"
+        log_event(log, "edition.broken", logging.ERROR, error=self.report.broken)
+
     def _wait_for_one(self) -> None:
         wait(self.in_flight, timeout=self.settings.lease_seconds / 4, return_when=FIRST_COMPLETED)
         self._reap()
@@ -190,7 +207,13 @@ class EditionRun:
             self.renewed = time.monotonic()
 
     def _collect(self, future: Future[BuildReport]) -> None:
-        got = future.result()  # a worker's error is this run's error
+        try:
+            got = future.result()  # a worker's error is this run's error
+        except BrokenProcessPool as exc:
+            # A build worker died (killed, out of memory): no chunk can be built any
+            # more; the run stops claiming, sends what was built and says so.
+            self.broken = self.broken or exc
+            return
         self.report.add(got)
         self.advance(got.done)
         if self.on_chunk is not None and got.done:
@@ -217,14 +240,16 @@ def build_due(
         run = EditionRun(engine, runner, on_chunk, track("building digests", total))
         run.take_over(stop)
         after = 0
-        while not (stop is not None and stop.is_set()):
+        while not run.stopped(stop):
             page = active_page(engine, after, settings.edition_chunk)
             if not page:
                 break
             after = page[-1].id
             run.page(page, due_editions(engine, page, now, everyone))
         run.take_over(stop)
-        return run.finish(), run.not_due
+        report = run.finish()
+    run.left_behind()
+    return report, run.not_due
 
 
 def build_editions(

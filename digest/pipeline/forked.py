@@ -204,6 +204,17 @@ def _worker(builder: EditionBuilder, tuning: Tuning, tasks: Any, results: _Resul
         tuning.release_memory()
 
 
+def _ended(exitcode: int) -> str:
+    """How a worker ended, for an operator: a signal by name (the kernel's
+    out-of-memory killer sends SIGKILL), else its exit code."""
+    if exitcode < 0:
+        with contextlib.suppress(ValueError):
+            name = signal.Signals(-exitcode).name
+            hint = " (out of memory, or killed by hand?)" if name == "SIGKILL" else ""
+            return f"was killed by {name}{hint}"
+    return f"ended with exit code {exitcode}"
+
+
 class ForkedWorkers:
     """Builds chunks in workers forked from a warm zygote (see the module docstring);
     `submit` answers with a future, like an executor's."""
@@ -273,7 +284,7 @@ class ForkedWorkers:
             self._fail_all(value)
             return
         if kind == "died":
-            self._fail_all(BrokenProcessPool(f"a build worker ended with exit code {value}"))
+            self._fail_all(BrokenProcessPool(f"a build worker {_ended(value)}"))
             return
         with self.lock:
             future = self.futures.pop(key, None)

@@ -43,7 +43,10 @@ class RunReport:
     @property
     def ok(self) -> bool:
         return (
-            not self.send.failed and not self.build.failed and not any(r.failed for r in self.fetch)
+            not self.send.failed
+            and not self.build.failed
+            and not self.build.broken
+            and not any(r.failed for r in self.fetch)
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -64,6 +67,8 @@ class RunReport:
             "suspended": s.suspended,
             "taken_over": b.taken_over,
             "chunks": b.chunks,
+            "build_broken": b.broken or None,
+            "unbuilt": b.unbuilt,
             "seconds": round(self.seconds, 3),
             "ok": self.ok,
             "stopped": s.stopped or None,

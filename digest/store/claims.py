@@ -233,6 +233,19 @@ def renew(engine: Engine, owner: str, lease_seconds: float) -> None:
         )
 
 
+def release(engine: Engine, owner: str) -> int:
+    """Give up our claims still in `building` (our build workers broke): their leases
+    end now, so the next run (or this process's next pass) takes them over at once,
+    not when the lease would have run out. Returns how many."""
+    with engine.begin() as conn:
+        return conn.execute(
+            update(_T)
+            .where(_T.c.lease_owner == owner)
+            .where(_T.c.status == DigestStatus.BUILDING)
+            .values(lease_until=None)
+        ).rowcount
+
+
 def count_building(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(
@@ -261,6 +274,9 @@ class Built:
     message: bytes | None = None
     last_error: str | None = None
     recipient: str = ""  # for the report's error lines (the claim stored the address)
+    # The subscriber's watermark the digest was built from (None: no digest yet). It
+    # is written only if the watermark is still that (see `finish`).
+    watermark: int | None = None
 
 
 _FINISH = (
@@ -282,13 +298,24 @@ _FINISH = (
 _MESSAGE = insert(_M).values(digest_id=bindparam("digest_id"), message=bindparam("message"))
 
 
+class Finished(NamedTuple):
+    """What `finish` did: the rows it wrote, and the rows it left claimed because
+    their subscriber's watermark moved since they were built (to build again)."""
+
+    kept: set[int]
+    stale: set[int]
+
+
 @contended_write
-def finish(engine: Engine, built: Sequence[Built], owner: str, now: datetime) -> set[int]:
+def finish(engine: Engine, built: Sequence[Built], owner: str, now: datetime) -> Finished:
     """Turn claimed rows into what was built, with their messages and the advanced
     watermarks, in one transaction; only rows still leased to `owner` (a row taken
-    over after our lease ran out belongs to whoever took it). Returns their ids."""
+    over after our lease ran out belongs to whoever took it), and only digests built
+    from their subscriber's watermark as it is now: two claims of one subscriber (a
+    crashed day's, taken over, beside today's) built at once from one watermark would
+    hold the same papers, so the one finished second is left to be built again."""
     if not built:
-        return set()
+        return Finished(set(), set())
     with engine.begin() as conn:
         # The first statement writes, so SQLite takes its write lock here (no stale
         # read snapshot to upgrade later), and PostgreSQL locks the rows we keep.
@@ -298,14 +325,37 @@ def finish(engine: Engine, built: Sequence[Built], owner: str, now: datetime) ->
                 .where(_T.c.id.in_([b.digest_id for b in built]))
                 .where(_T.c.lease_owner == owner)
                 .where(_T.c.status == DigestStatus.BUILDING)
-                .values(lease_until=now + timedelta(days=1))
+                .values(lease_owner=owner)
                 .returning(_T.c.id)
             ).scalars()
         )
-        kept = [b for b in built if b.digest_id in ours]
-        if kept:
-            _write(conn, kept, now)
-    return ours
+        fresh, stale = _fresh(conn, [b for b in built if b.digest_id in ours])
+        if fresh:
+            _write(conn, fresh, now)
+    return Finished({b.digest_id for b in fresh}, stale)
+
+
+def _fresh(conn: Connection, kept: list[Built]) -> tuple[list[Built], set[int]]:
+    """The rows built from their subscriber's watermark as it is (read under the
+    write lock; on PostgreSQL the subscribers' rows locked, in id order, until
+    commit), oldest edition first; and the ids of the others."""
+    ids = sorted({b.subscriber_id for b in kept})
+    marks: dict[int, int | None] = {}
+    for i in range(0, len(ids), 900):
+        stmt = select(_S.c.id, _S.c.last_paper_seq).where(_S.c.id.in_(ids[i : i + 900]))
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.order_by(_S.c.id).with_for_update()
+        marks.update((sid, seq) for sid, seq in conn.execute(stmt))
+    fresh: list[Built] = []
+    stale: set[int] = set()
+    for b in sorted(kept, key=lambda b: (b.subscriber_id, b.digest_id)):
+        if b.subscriber_id in marks and marks[b.subscriber_id] != b.watermark:
+            stale.add(b.digest_id)
+            continue
+        fresh.append(b)
+        if b.status != DigestStatus.FAILED:  # a failed digest keeps the watermark
+            marks[b.subscriber_id] = b.paper_seq_to
+    return fresh, stale
 
 
 def _write(conn: Connection, kept: list[Built], now: datetime) -> None:

@@ -44,6 +44,8 @@ from digest.store.engine import (
 )
 
 NO_MESSAGE = "not sent: no rendered message is stored for this digest"
+NO_LONGER_ACTIVE = "not sent: the subscriber is no longer active"
+_INACTIVE = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUSPENDED)
 
 _T = table_of(Digest)
 _S = table_of(Subscriber)
@@ -132,9 +134,7 @@ def release_dead_leases(engine: Engine, me: str, status: str = DigestStatus.SEND
 
 def cancel_for_inactive(engine: Engine) -> int:
     """Digests queued for someone who since unsubscribed or was suspended: not sent."""
-    inactive = select(_S.c.id).where(
-        _S.c.status.in_((SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUSPENDED))
-    )
+    inactive = select(_S.c.id).where(_S.c.status.in_(_INACTIVE))
     with engine.begin() as conn:
         return conn.execute(
             update(_T)
@@ -142,7 +142,7 @@ def cancel_for_inactive(engine: Engine) -> int:
             .where(_T.c.subscriber_id.in_(inactive))
             .values(
                 status=DigestStatus.FAILED,
-                last_error="not sent: the subscriber is no longer active",
+                last_error=NO_LONGER_ACTIVE,
             )
         ).rowcount
 
@@ -205,22 +205,39 @@ def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[
         )
         unsendable = [r[0] for r in rows if not messages.get(r[0])]
         if unsendable:  # never send an empty mail: fail the row, visibly
+            _fail(conn, unsendable, NO_MESSAGE)
+        # Someone who unsubscribed (or was suspended) since this sender started, in
+        # the middle of a long edition: their digest is not sent.
+        gone = set(
             conn.execute(
-                update(_T)
-                .where(_T.c.id.in_(unsendable))
-                .values(
-                    status=DigestStatus.FAILED,
-                    last_error=NO_MESSAGE,
-                    lease_owner=None,
-                    lease_until=None,
-                    next_attempt_at=None,
-                )
-            )
+                select(_S.c.id)
+                .where(_S.c.id.in_({r[1] for r in rows}))
+                .where(_S.c.status.in_(_INACTIVE))
+            ).scalars()
+        )
+        stopped = [r[0] for r in rows if r[1] in gone and messages.get(r[0])]
+        if stopped:
+            _fail(conn, stopped, NO_LONGER_ACTIVE)
     return [
         Claimed(r[0], r[1], r[2], messages[r[0]], r[3], _aware(r[4]) or now)
         for r in sorted(rows, key=lambda r: r[0])
-        if messages.get(r[0])
+        if messages.get(r[0]) and r[1] not in gone
     ]
+
+
+def _fail(conn: Any, ids: list[int], why: str) -> None:
+    """Claimed rows that must not be sent: failed, visibly, with why."""
+    conn.execute(
+        update(_T)
+        .where(_T.c.id.in_(ids))
+        .values(
+            status=DigestStatus.FAILED,
+            last_error=why,
+            lease_owner=None,
+            lease_until=None,
+            next_attempt_at=None,
+        )
+    )
 
 
 def leased(engine: Engine, owner: str, status: str) -> Any:
