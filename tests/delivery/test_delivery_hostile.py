@@ -14,10 +14,8 @@ import pytest
 from conftest import clean_exit, subscribe_many
 from fault_smtp import FaultyHandler, FaultyServer
 from test_delivery import (
-    _Authenticator,
     _self_signed,
     _server_tls,
-    _trusting,
     fast,
     queue,
     rows,
@@ -143,30 +141,6 @@ def test_starttls_required_but_not_offered_sends_nothing_and_says_which_setting(
     assert "offers no STARTTLS (DIGEST_SMTP_SECURITY=starttls)" in res.stderr
     assert smtp_sink.messages() == []
     assert "retrying 1" in cli("status").stdout
-
-
-def test_a_refused_login_names_the_settings(engine, settings, tmp_path):
-    cert, key = _self_signed(tmp_path)
-    queue(engine, ADDRS[:1])
-    with FaultyServer(
-        FaultyHandler(),
-        tls_context=_server_tls(cert, key),
-        require_starttls=True,
-        auth_required=True,
-        authenticator=_Authenticator(),
-    ) as server:
-        s = fast(
-            settings,
-            server.port,
-            smtp_security="starttls",
-            smtp_username="digest",
-            smtp_password="wrong",
-            run_retry_window_seconds=0,
-        )
-        with _trusting(cert):
-            report = send(engine, s)
-    assert any("535" in e and "DIGEST_SMTP_PASSWORD" in e for e in report.errors), report.errors
-    assert rows(engine)[ADDRS[0]].status == "retrying"
 
 
 @pytest.mark.parametrize(
