@@ -8,12 +8,17 @@ one-click unsubscribe (RFC 8058) requires both List-Unsubscribe headers be signe
 
 from __future__ import annotations
 
+import re
+
 import dkim
 
 from digest.config import Settings
 from digest.errors import ConfigError
 
 EXTRA_HEADERS = (b"list-unsubscribe", b"list-unsubscribe-post")
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_SELECTOR = re.compile(rf"{_LABEL}(?:\.{_LABEL})*", re.ASCII)
+_DOMAIN = re.compile(rf"(?:{_LABEL}\.)+[A-Za-z0-9-]{{2,63}}", re.ASCII)
 
 
 class DkimSigner:
@@ -65,9 +70,28 @@ def make_signer(settings: Settings) -> DkimSigner | None:
         raise ConfigError(
             f"DIGEST_DKIM_KEY_FILE: {settings.dkim_key_file} is not a PEM private key"
         )
+    # Both are written into the DKIM-Signature header as they are (dkimpy checks
+    # neither): a line break would add a header to every digest, a space or ";"
+    # break the signature. The selector is DNS labels, underscores allowed.
+    for name, value, pattern in (
+        ("DIGEST_DKIM_SELECTOR", settings.dkim_selector, _SELECTOR),
+        ("DIGEST_DKIM_DOMAIN", settings.dkim_domain, _DOMAIN),
+    ):
+        if not pattern.fullmatch(value):
+            raise ConfigError(f"{name}: expected a DNS name such as mail2026, got {value[:100]!r}")
+    signer = DkimSigner(key, settings.dkim_selector, settings.dkim_domain)
     try:
-        settings.dkim_selector.encode("ascii")
-        settings.dkim_domain.encode("ascii")
-    except UnicodeEncodeError:
-        raise ConfigError("DIGEST_DKIM_SELECTOR and DIGEST_DKIM_DOMAIN must be ASCII") from None
-    return DkimSigner(key, settings.dkim_selector, settings.dkim_domain)
+        # A key dkimpy cannot use (cut short, EC, encrypted) would fail every message
+        # at send time, each one retried until it ages out: refuse it now instead.
+        signer.sign(_PROBE)
+    except Exception as exc:  # dkimpy raises DKIMException, ValueError, binascii.Error...
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ConfigError(
+            f"DIGEST_DKIM_KEY_FILE: {settings.dkim_key_file} is not a usable RSA or "
+            f"Ed25519 private key: {reason}"
+        ) from None
+    return signer
+
+
+# A minimal message signed once when the signer is made, to try the key.
+_PROBE = b"From: probe@example.org\r\nSubject: probe\r\n\r\nprobe\r\n"

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from digest.config import Settings
-from digest.delivery.base import SendResult, Transport
+from digest.delivery.base import SendResult, Transport, clean_reply
 from digest.delivery.breaker import CircuitBreaker
 from digest.delivery.dkim import DkimSigner, make_signer
 from digest.delivery.envelope import envelope_sender
@@ -147,6 +147,9 @@ def outcomes(
         if a.result.ok:
             rows.append(Outcome(a.row.id, DigestStatus.SENT, reply, None, a.at, None))
             counts.sent += 1
+        elif a.result.permanent and a.result.message_refused:
+            rows.append(Outcome(a.row.id, DigestStatus.FAILED, reply, reply, None, None))
+            counts.gave_up += 1
         elif a.result.permanent:
             rows.append(Outcome(a.row.id, DigestStatus.BOUNCED, reply, reply, None, None))
             bounces[a.row.subscriber_id] += 1
@@ -334,6 +337,7 @@ class Sender:
             raise
         except Exception as exc:  # a signing or transport bug must not lose the row
             result = SendResult(False, f"transport error: {type(exc).__name__}: {exc}")
+        result.reply = clean_reply(result.reply)
         self.breaker.record(result.ok, result.relay_down, result.reply)
         self.report.attempts += 1
         if not result.ok:
@@ -449,7 +453,8 @@ class Sender:
         if await self._give_up(pause):
             return False
         self._say_waiting(pause)
-        await asyncio.sleep(pause)
+        if not await self._pause(pause):
+            return False
         self.breaker.start_probe()
         row = await self._next_row_for_probe()
         if row is None:
@@ -459,6 +464,12 @@ class Sender:
         while self.in_flight:
             await self._wait_for_a_send()
         await self._flush()
+        return True
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait out the breaker's pause; False to end the pass instead (a sender that
+        can be told to stop cuts the pause short)."""
+        await asyncio.sleep(seconds)
         return True
 
     async def _give_up(self, pause: float) -> bool:

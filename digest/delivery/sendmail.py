@@ -15,6 +15,9 @@ from digest.config import Settings
 from digest.delivery.base import SendResult
 
 _PERMANENT = {67: "no such user", 68: "no such host", 65: "bad message data"}
+# The program itself unusable (126 not executable, 127 not found through a wrapper,
+# 78 EX_CONFIG): every message would fail alike, so the run stops as for a dead relay.
+_BROKEN_PROGRAM = {126, 127, 78}
 
 
 def from_settings(settings: Settings) -> SendmailTransport:
@@ -26,6 +29,7 @@ class SendmailTransport:
     def __init__(self, path: str, timeout: float) -> None:
         self.path = path
         self.timeout = timeout
+        self.relay = path  # for what the run says
 
     async def open(self) -> None:
         return None
@@ -47,7 +51,7 @@ class SendmailTransport:
                 stderr=asyncio.subprocess.STDOUT,
             )
         except OSError as exc:
-            return SendResult(False, f"sendmail: cannot run {self.path}: {exc}")
+            return SendResult(False, f"sendmail: cannot run {self.path}: {exc}", relay_down=True)
         try:
             output, _ = await asyncio.wait_for(proc.communicate(message), self.timeout)
         except TimeoutError:
@@ -60,7 +64,9 @@ class SendmailTransport:
             return SendResult(True, f"250 accepted by {self.path}")
         reason = _PERMANENT.get(code or 0)
         detail = f"sendmail exit {code}: {text or reason or 'failed'}"
-        return SendResult(False, detail, permanent=reason is not None)
+        return SendResult(
+            False, detail, permanent=reason is not None, relay_down=code in _BROKEN_PROGRAM
+        )
 
     async def close(self) -> None:
         return None

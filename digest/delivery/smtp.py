@@ -20,6 +20,7 @@ import contextlib
 import functools
 import os
 import re
+import ssl
 from email.utils import parseaddr
 
 import aiosmtplib
@@ -93,8 +94,11 @@ class SmtpTransport:
                     # The relay refused us as a whole (greeting, STARTTLS, AUTH): not the
                     # recipient's fault, so it is retried, never counted as a bounce.
                     _drop(conn)
+                    hint = (
+                        _LOGIN_HINT if isinstance(exc, aiosmtplib.SMTPAuthenticationError) else ""
+                    )
                     return None, SendResult(
-                        False, f"connect: {exc.code} {exc.message}", relay_down=True
+                        False, f"connect: {exc.code} {exc.message}{hint}", relay_down=True
                     )
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                     _drop(conn)
@@ -122,9 +126,17 @@ class SmtpTransport:
                         continue  # the idle connection had been closed by the server
                 else:
                     await _reset_envelope(conn)
-                # 5xx to MAIL FROM is about us (sender, relay policy), not the recipient.
-                permanent = exc.code >= 500 and stage != "mail"
-                return client, SendResult(False, f"{exc.code} {exc.message}", permanent)
+                # 5xx to MAIL FROM is about us (sender, relay policy), not the recipient;
+                # so is a refusal to relay at all, whatever the address ("554 5.7.1
+                # Relay access denied" when the login is missing): never a bounce.
+                permanent = exc.code >= 500 and stage != "mail" and not _refuses_us(exc)
+                # After the data, an enhanced code of class 5.3 (too big), 5.6 (content)
+                # or 5.7 (policy, spam) refuses this message, not the address: the same
+                # digest refused for everyone must not suspend everyone.
+                refused = permanent and stage == "data" and _ABOUT_MESSAGE.match(exc.message)
+                return client, SendResult(
+                    False, f"{exc.code} {exc.message}", permanent, message_refused=bool(refused)
+                )
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 _drop(conn)
                 client = None
@@ -265,19 +277,72 @@ def _drop(client: aiosmtplib.SMTP | None) -> None:
             client.close()
 
 
+# Replies that refuse the sender (no login, relaying denied), not the recipient: 530
+# and 535 (authentication), 5.7.0 and 5.7.8 enhanced codes, or Postfix's and Exim's
+# words for an open-relay refusal.
+_REFUSES_US = re.compile(
+    r"^5\.7\.[08]\b|relay(?:ing)?\s+(?:access\s+)?(?:denied|not\s+permitted|prohibited)"
+    r"|authentication\s+required",
+    re.IGNORECASE,
+)
+
+
+_ABOUT_MESSAGE = re.compile(r"5\.[367]\.\d{1,3}\b")
+
+
+def _refuses_us(exc: aiosmtplib.SMTPResponseException) -> bool:
+    """Whether a 5xx reply is the relay refusing us (our login, our sender), which
+    would otherwise count a bounce on every subscriber the run reaches."""
+    return exc.code in (530, 535) or bool(_REFUSES_US.search(exc.message))
+
+
 def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError | aiosmtplib.SMTPTimeoutError)
 
 
+_LOGIN_HINT = " (the relay refused the login: check DIGEST_SMTP_USERNAME and DIGEST_SMTP_PASSWORD)"
+# aiosmtplib's words when the relay lacks what the settings require -> what to check.
+_MISSING_EXTENSION = {
+    "STARTTLS extension not supported": (
+        "the relay offers no STARTTLS (DIGEST_SMTP_SECURITY=starttls): "
+        "nothing is sent unencrypted; use ssl if it takes TLS from the start"
+    ),
+    "AUTH extension is not supported": (
+        "the relay offers no login (DIGEST_SMTP_USERNAME is set): "
+        "many offer it only over TLS, see DIGEST_SMTP_SECURITY"
+    ),
+}
+
+
 def _describe_connect(exc: BaseException) -> str:
     """`Connection refused`, not aiosmtplib's sentence with the address in it twice:
-    the system's words for the error under the exception, when there is one."""
+    the system's words for the error under the exception, when there is one; for a
+    relay without STARTTLS or AUTH, the setting that asked for it."""
+    for words, meaning in _MISSING_EXTENSION.items():
+        if words in str(exc):
+            return meaning
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            # An SSLError's errno is OpenSSL's (1 reads "Operation not permitted").
+            return _describe_tls(seen)
         if isinstance(seen, OSError) and seen.errno:
             return os.strerror(seen.errno)
         seen = seen.__cause__ or seen.__context__
     return _describe(exc)
+
+
+def _describe_tls(exc: ssl.SSLError) -> str:
+    """`TLS: certificate verify failed: self-signed certificate`, plus what to check
+    when the relay does not speak TLS on that port at all."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = f"certificate verify failed: {exc.verify_message}"
+    else:
+        reason = (exc.reason or str(exc)).replace("_", " ").lower()
+    hint = ""
+    if "wrong version number" in reason or "record layer failure" in reason:
+        hint = " (no TLS on this port: DIGEST_SMTP_SECURITY=ssl needs a port such as 465)"
+    return f"TLS: {reason}{hint}"
 
 
 def _describe(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from digest.delivery.sender import Claimed, Sender, SendReport
 from digest.store import Engine
 
 FEED_POLL = 1.0  # seconds a waiting sender looks again even without a signal
+STOP_POLL = 0.2  # seconds between looks at the stop event during a breaker pause
 
 
 class BuildFeed:
@@ -87,6 +88,27 @@ class StreamingSender(Sender):
             return []
         return await super()._claim()
 
+    async def _next_row(self) -> Claimed | None:
+        """None once told to stop: the sends in flight finish and are recorded, the
+        rows claimed but not started go back to the outbox (`Sender._run`), so a
+        shutdown waits for at most one send per connection, not for a claimed batch
+        of up to CLAIM_BATCH through a slow relay (past systemd's stop timeout, whose
+        SIGKILL would leave the sends in flight unrecorded)."""
+        if self.feed.stop.is_set():
+            return None
+        return await super()._next_row()
+
+    async def _pause(self, seconds: float) -> bool:
+        """The breaker's pause (60 s, then doubling, while an edition is being built),
+        ended early by a stop: a worker told to stop must not sleep it out."""
+        end = time.monotonic() + seconds
+        while not self.feed.stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            await asyncio.sleep(min(left, STOP_POLL))
+        return False
+
     async def _wait_for_retry(self) -> bool:
         if self.feed.stop.is_set():
             return False
@@ -119,17 +141,33 @@ class SendingThread:
         self.report: SendReport | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._main, name="digest-sender", daemon=True)
+        self.done = threading.Event()
 
     def _main(self) -> None:
         try:
             self.report = asyncio.run(self.sender.run())
         except BaseException as exc:  # handed to the thread that joins
             self.error = exc
+        finally:
+            self.done.set()
 
     def start(self) -> None:
         self.thread.start()
 
     def join(self) -> SendReport:
+        """The report, once sending is over. Ctrl-C while waiting (`digest run` in a
+        terminal) stops the sender as a worker's SIGTERM does: the sends in flight
+        finish and are recorded, the rest stays queued; a second one abandons them
+        (then their outcome is unknown, as after a crash)."""
+        try:
+            self.done.wait()
+        except KeyboardInterrupt:
+            self.sender.feed.stop.set()
+            self.sender.say("interrupted: recording the sends in flight (Ctrl-C again to abandon)")
+            # An Event, not Thread.join: a join interrupted once may return at once
+            # the next time, the thread still running.
+            self.done.wait()
+            raise
         self.thread.join()
         if self.error is not None:
             raise self.error
