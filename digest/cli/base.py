@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import webbrowser
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -530,7 +532,7 @@ def run(
         warn_default_sources()
     configure_logging(settings.log_format, settings.log_level)  # warnings as events
     engine = _engine(settings)
-    with _progress() as track:
+    with _progress() as track, _stop_on_sigterm() as stop:
         report = pipeline.run_once(
             engine,
             settings,
@@ -539,13 +541,32 @@ def run(
             everyone=now,
             track=track,
             say=_say,
+            stop=stop,
+        )
+    if stop.is_set() and not report.send.stopped:
+        report.send.stopped = (
+            "SIGTERM: the sends in flight were recorded; the rest goes out with the next run"
         )
     if as_json:
         _print_json(report.to_json())
     else:
         _print_run(report, dry_run)
-    if not report.ok:
+    if not report.ok or stop.is_set():
         raise typer.Exit(1)
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[threading.Event]:
+    """SIGTERM (systemd or docker stopping a `digest run`) ends the run as a worker's
+    does: no more claiming, the sends in flight finish and are recorded, the rest
+    stays queued. Python's default would end the process mid-send, the outcome of
+    the message in flight unknown (sent again by the next run)."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_run(report: pipeline.RunReport, dry_run: bool) -> None:

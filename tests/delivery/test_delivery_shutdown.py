@@ -93,6 +93,17 @@ def test_ctrl_c_during_a_run_records_the_sends_in_flight(tmp_path: Path, env):
     _only_the_sends_in_flight_finished(accepted, at_signal, found)
 
 
+def test_sigterm_during_a_run_records_the_sends_in_flight(tmp_path: Path, env):
+    """Before, `digest run` took SIGTERM (systemd or docker stopping it) with Python's
+    default: the process ended mid-send, the message in flight left 'sending'."""
+    args = ["run", "--no-fetch", "--json"]
+    code, err, accepted, at_signal, found = _signal_while_sending(
+        tmp_path, env, args, signal.SIGTERM
+    )
+    assert code == 1 and "Traceback" not in err, err[-2000:]
+    _only_the_sends_in_flight_finished(accepted, at_signal, found)
+
+
 def test_a_stop_cuts_the_breaker_pause_short_while_an_edition_is_built(engine, settings):
     """While building goes on the sender has no deadline: before, a stop during the
     breaker's pause (DIGEST_RETRY_BASE_SECONDS, doubling) was only seen after it."""
