@@ -27,7 +27,6 @@ from digest.models import Digest, Paper, utcnow
 from digest.pipeline.editions import build_due
 from digest.records import PaperRecord
 from digest.store.claims import active_page, claim
-from digest.store.editions import edition_top
 from digest.store.engine import table_of
 from digest.store.outbox import make_owner
 
@@ -289,7 +288,7 @@ def test_an_edition_never_covers_a_paper_still_being_stored(postgres_url, settin
     seen: dict[str, object] = {}
 
     def read_top() -> None:
-        top = edition_top(engine)
+        top = store.max_paper_seq(engine)
         seen["top"] = top
         seen["visible"] = {p.id for p in store.papers_after(engine, 0, top)}
 

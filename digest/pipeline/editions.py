@@ -38,7 +38,6 @@ from digest.store.claims import (
     renew,
     take_over,
 )
-from digest.store.editions import edition_top
 from digest.store.outbox import make_owner
 
 log = logging.getLogger(__name__)
@@ -100,7 +99,7 @@ def make_plan(engine: Engine, settings: Settings, now: datetime, dry_run: bool) 
     return EditionPlan(
         settings,
         now,
-        edition_top(engine),
+        store.max_paper_seq(engine),
         store.seq_first_seen_since(engine, since),
         make_owner(),
         dry_run,

@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from digest.models import Digest, Paper
-from digest.store.engine import table_of
+from digest.models import Digest
 
 
 def digests_for_edition(engine: Engine, edition: str | None = None) -> list[Digest]:
@@ -77,18 +76,3 @@ def editions_done(engine: Engine, keys: dict[int, str]) -> set[tuple[int, str]]:
                 .where(col(Digest.edition).in_(set(keys.values())))
             )
         )
-
-
-def edition_top(engine: Engine) -> int:
-    """The newest paper an edition covers: the highest seq below which every paper is
-    stored for good. On PostgreSQL a paper's seq is taken when it is inserted, not
-    when it commits, so a fetch still storing seq 51 while another committed 52 would
-    leave 51 out of an edition reading 52, and every watermark moved to 52 would skip
-    it for good. A SHARE lock on the papers table waits for the transactions writing
-    papers to end (and holds new ones for the moment of the read); SQLite has one
-    writer at a time, so its seqs commit in order."""
-    papers = table_of(Paper)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text(f"LOCK TABLE {papers.name} IN SHARE MODE"))
-        return int(conn.execute(func.max(papers.c.seq).select()).scalar() or 0)

@@ -6,13 +6,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from digest.models import Paper, utcnow
 from digest.records import PaperRecord, canonical_arxiv_id
+from digest.store.engine import table_of
 
 
 @dataclass
@@ -164,8 +165,19 @@ def papers_by_ids(engine: Engine, ids: Sequence[str]) -> dict[str, Paper]:
 
 
 def max_paper_seq(engine: Engine) -> int:
-    with Session(engine) as session:
-        return session.exec(select(func.max(Paper.seq))).one() or 0
+    """The newest paper a watermark may move to (an edition's, an imported
+    subscriber's): the highest seq below which every paper is stored for good. On
+    PostgreSQL a paper's seq is taken when it is inserted, not when it commits, so a
+    fetch still storing seq 51 while another committed 52 would leave 51 out of a read
+    of 52, and every watermark moved to 52 would skip it for good. A SHARE lock on the
+    papers table waits for the transactions writing papers to end (and holds new ones
+    for the moment of the read); SQLite has one writer at a time, so its seqs commit
+    in order."""
+    papers = table_of(Paper)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"LOCK TABLE {papers.name} IN SHARE MODE"))
+        return int(conn.execute(func.max(papers.c.seq).select()).scalar() or 0)
 
 
 def papers_version(engine: Engine) -> tuple[int, int, datetime | None]:
