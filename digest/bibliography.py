@@ -1,5 +1,5 @@
-"""Example papers from a reference library: a BibTeX file, or a Zotero export (CSV,
-CSL JSON or Zotero RDF), read into arXiv ids and titles, then resolved against the
+"""Example papers from a reference library: a BibTeX file, a RIS file (Mendeley,
+EndNote, Google Scholar), or a Zotero export (CSV, CSL JSON or Zotero RDF), read into arXiv ids and titles, then resolved against the
 stored papers. The CLI (`--like-file`) and the web (the manage page's upload) both go
 through `import_likes` and `add_likes`, so a file gives the same papers either way.
 
@@ -9,6 +9,9 @@ LaTeX accents) and a hand-written reader would get it wrong in the cases people
 have. A file is read whole or not at all: over `MAX_BYTES`, not text, or with no
 readable entry, it is refused with one line and nothing changes; an entry without an
 arXiv id or title, or that does not parse, is skipped and reported.
+
+RIS is read by `rispy`: tagged lines (`TI  - ...`) are simple, but the tags' many
+spellings (`TI`/`T1`, `UR`/`L1`, repeated `N1`) are what a library already knows.
 
 Zotero RDF is XML from whoever uploads it: it is parsed by `defusedxml` with DTDs
 forbidden, so entity expansion (billion laughs) and external entities are refused
@@ -178,6 +181,8 @@ def read_library(data: bytes, name: str = "") -> Library:
         library = _from_csl_json(text, name)
     elif head.startswith("<"):
         library = _from_zotero_rdf(text, name)
+    elif _RIS_START.match(head):
+        library = _from_ris(text, name)
     elif _looks_like_csv(head):
         library = _from_csv(text)
     else:
@@ -282,6 +287,38 @@ def _from_zotero_rdf(text: str, name: str) -> Library:
             "title": item.findtext(f"{DC}title") or "",
         }
         library.add(f"item {i} ({kind[:40]})", values)
+    return library
+
+
+# A RIS file starts with its first record's type tag.
+_RIS_START = re.compile(r"TY {2}- ")
+# rispy's names for the tags that may hold a title or an arXiv id.
+_RIS_TITLES = ("title", "primary_title")
+_RIS_IDS = {"doi": "doi", "urls": "url", "notes": "note", "journal_name": "journal", "id": "id"}
+
+
+def _from_ris(text: str, name: str) -> Library:
+    """A RIS export: one record per `TY` ... `ER`; a record left open is not read."""
+    import rispy
+
+    try:
+        records = rispy.loads(text)
+    except Exception as exc:  # noqa: BLE001 - rispy raises several kinds on bad input
+        raise InputError(
+            f"{name or 'the file'} is not a readable RIS file ({exc!s:.100})"
+        ) from None
+    library = Library()
+    for i, record in enumerate(records, 1):
+        values = {
+            ours: " ".join(
+                v for v in (raw if isinstance(raw, list) else [raw]) if isinstance(v, str)
+            )
+            for key, ours in _RIS_IDS.items()
+            if (raw := record.get(key)) is not None
+        }
+        title = next((record[k] for k in _RIS_TITLES if isinstance(record.get(k), str)), "")
+        values["title"] = title
+        library.add(f"record {i}", values)
     return library
 
 

@@ -1,4 +1,4 @@
-"""A reference library uploaded with a form (sign-up page, manage page): a BibTeX file
+"""A reference library uploaded with a form (sign-up page, manage page): a BibTeX or RIS file
 or a Zotero export (BibTeX, Zotero RDF, CSL JSON, CSV), read and resolved by
 `digest.bibliography` exactly as `digest set --like-file` reads it, its papers joined
 to the example papers as `--like-file` adds them.
