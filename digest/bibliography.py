@@ -74,6 +74,9 @@ class Library:
     titles: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     entries: int = 0
+    # Whether titles are LaTeX (BibTeX). The other formats hold plain text, where
+    # `%`, `&`, `$` and `_` are themselves, not a comment or markup.
+    latex: bool = False
 
     def add(self, label: str, values: dict[str, str]) -> None:
         self.entries += 1
@@ -81,7 +84,7 @@ class Library:
         if found:
             self.ids.append(found)
             return
-        title = clean_title(values.get("title", ""))
+        title = clean_title(values.get("title", ""), latex=self.latex)
         if title:
             self.titles.append(title)
         else:
@@ -145,12 +148,15 @@ def arxiv_id_in(values: Iterable[str]) -> str | None:
 _PLAIN_TITLE = re.compile(r"(?:(?!--|``|'')[^\\{}$~%^_&#])*")
 
 
-def clean_title(raw: str) -> str:
-    """A title as text: LaTeX accents and commands rendered, braces gone, spaces folded."""
+def clean_title(raw: str, latex: bool = True) -> str:
+    """A title as text, spaces folded; with `latex`, LaTeX accents and commands
+    rendered and braces gone."""
     if not isinstance(raw, str) or not raw.strip():
         return ""
     raw = raw[:MAX_TITLE]
-    if _PLAIN_TITLE.fullmatch(raw):  # no LaTeX in it: pylatexenc (~0.3 ms) would keep it
+    if not latex or _PLAIN_TITLE.fullmatch(
+        raw
+    ):  # no LaTeX in it: pylatexenc (~0.3 ms) would keep it
         return " ".join(raw.split())
     try:
         from pylatexenc.latex2text import LatexNodes2Text
@@ -213,7 +219,7 @@ def _from_bibtex(text: str) -> Library:
     # bibtexparser logs every block it cannot parse; we report them ourselves.
     logging.getLogger("bibtexparser").setLevel(logging.CRITICAL)
     parsed = bibtexparser.parse_string(text)
-    library = Library()
+    library = Library(latex=True)
     for entry in parsed.entries:
         values = {f.key.lower(): str(f.value) for f in entry.fields if isinstance(f.value, str)}
         library.add(f"entry {entry.key[:80]!r}", values)
