@@ -189,7 +189,9 @@ def error(exc: InputError) -> JSONResponse:
     name = next(iter(fields))
     return JSONResponse(
         {
-            "error": body["error"],
+            # The field's message, without the CLI's `--flag:` prefix; a query's own
+            # (its position is a field of the answer).
+            "error": body["error"] if body["position"] is not None else fields[name],
             "field": None if name == "form" else name,
             "position": body["position"],
         },

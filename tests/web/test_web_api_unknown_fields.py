@@ -67,3 +67,28 @@ def test_an_unknown_field_named_with_a_lone_surrogate_is_answered_422_not_500(se
         assert res.status_code == 422, res.text
         assert res.headers["content-type"].startswith("application/json")
         assert res.json()["error"]  # pydantic refuses the lone surrogate first
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"timezone": "../../../etc/localtime"}, "timezone"),
+        ({"likes": ["../../etc/passwd"]}, "likes"),
+        ({"send_at": "7h30"}, "send_at"),
+        ({"interest": "x" * 3999 + " "}, None),
+    ],
+)
+def test_api_errors_name_the_json_field_not_a_command_line_flag(settings, engine, body, field):
+    """The API answered `"--like: '../../etc/passwd' is not an arXiv id"`: the CLI's
+    flag, which names nothing a JSON client sent."""
+    sub = store.add_subscriber(engine, new_subscriber(settings, "ada@example.org", "diffusion"))
+    with served(settings, engine) as url, httpx.Client(base_url=url) as client:
+        links = subscriber_links(settings_with(settings, base_url=url), sub.email, None, sub.id)
+        token = links["manage"].rsplit("/", 1)[1]
+        res = client.patch(f"/api/manage/{token}", json=body)
+    if field is None:  # a long interest is fine
+        assert res.status_code == 200, res.text
+        return
+    assert res.status_code == 400, res.text
+    assert res.json()["field"] == field
+    assert not res.json()["error"].startswith("--"), res.json()
