@@ -34,7 +34,7 @@ from rich.progress import (
 from rich.table import Column, Table
 
 from digest import pipeline, store, subscriptions
-from digest.config import Settings, check_secret
+from digest.config import Settings, check_secret, check_smtp_login
 from digest.delivery.sender import SendReport
 from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
@@ -528,6 +528,7 @@ def run(
     settings = _settings()
     if not dry_run:
         check_secret(settings)  # the digests' links are signed with it
+        check_smtp_login(settings)  # before fetching: refused now, not after it
     if not no_fetch:
         warn_default_sources()
     configure_logging(settings.log_format, settings.log_level)  # warnings as events
@@ -708,6 +709,8 @@ def retry(
     if edition is not None:
         _parse_date(edition, "--edition")
     settings = _settings()
+    if not no_send:
+        check_smtp_login(settings)
     pushed, send = pipeline.retry_failed(
         _engine(settings), settings, edition, send=not no_send, say=_say
     )
@@ -753,6 +756,8 @@ def preview(
         raise InputError(f"--port: expected 0-65535, got {port}")
     day = _parse_date(on, "--date")
     settings = _settings()
+    if send_to:
+        check_smtp_login(settings)
     engine = _engine(settings)
     if send_to:
         reply = send_test(engine, settings, PreviewRequest(email, keywords, day), send_to)
@@ -881,6 +886,7 @@ def serve(host: HostOpt = None, port: PortOpt = None) -> None:
     from digest.web.server import run_web
 
     settings = _settings()
+    check_smtp_login(settings)  # digests and confirmation mails: refused at start
     warn_default_sources()
     raise typer.Exit(run_web(_engine(settings), settings, host, port, with_scheduler=True))
 
@@ -892,6 +898,7 @@ def web(host: HostOpt = None, port: PortOpt = None) -> None:
     from digest.web.server import run_web
 
     settings = _settings()
+    check_smtp_login(settings)  # confirmation mails: refused at start, not per sign-up
     warn_default_sources()  # the live preview shows the papers a `digest fetch` stored
     raise typer.Exit(run_web(_engine(settings), settings, host, port))
 

@@ -12,7 +12,7 @@ import typer
 
 from digest import pipeline
 from digest.cli.base import _engine, _say, _settings, app, err
-from digest.config import check_secret
+from digest.config import check_secret, check_smtp_login
 from digest.logs import configure_logging
 from digest.pipeline.worker import work_until_stopped
 
@@ -37,6 +37,7 @@ def worker(
     On a signal, the pass in flight finishes what it claimed, then the worker exits 0."""
     settings = _settings()
     check_secret(settings)  # the digests' links are signed with it
+    check_smtp_login(settings)
     configure_logging(settings.log_format, settings.log_level)
     engine = _engine(settings)
     stop = threading.Event()
