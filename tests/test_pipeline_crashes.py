@@ -320,3 +320,89 @@ def _paper(pid: str) -> dict:
         "first_seen": now,
         "updated_at": now,
     }
+
+
+def _relay_env(env: dict[str, str], server: FaultyServer, **settings: str) -> dict[str, str]:
+    """`env` sending to `server`, with DIGEST_* settings given as keyword arguments
+    (`EDITION_CHUNK="10"` for DIGEST_EDITION_CHUNK)."""
+    return {
+        **env,
+        "DIGEST_SMTP_PORT": str(server.port),
+        **{f"DIGEST_{name}": value for name, value in settings.items()},
+    }
+
+
+def test_a_database_error_mid_build_still_prints_the_report(tmp_path: Path, env):
+    """Before, `digest run --json` printed only `error: database: ...` when a write
+    failed mid-edition: what was built and sent before the fault went unreported.
+    A trigger makes the 31st claim fail as a full disk would."""
+    n = 60
+    url, addresses = _edition(env, n)
+    engine = store.make_engine(url)
+    table = table_of(Digest).name
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE TRIGGER injected_fault AFTER INSERT ON {table} "
+                f"WHEN (SELECT count(*) FROM {table}) > 30 "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full (injected)'); END"
+            )
+        )
+    handler = FaultyHandler()
+    with FaultyServer(handler) as server:
+        run_env = _relay_env(env, server, EDITION_CHUNK="10", BUILD_WORKERS="2")
+        got = run_cli(["run", "--no-fetch", "--json"], run_env, cwd=tmp_path, timeout=300)
+        assert got.code == 1, got.stdout + got.stderr
+        assert "Traceback" not in got.stderr, got.stderr[-3000:]
+        report = strict_json(got.stdout)
+        assert report["error"] == "database: database or disk is full (injected)", report
+        assert report["build_broken"].startswith(report["error"]) and not report["ok"]
+        assert report["built"] + report["nothing_new"] == 30
+        assert report["sent"] == len(handler.accepted) == _count(url, Digest.status == "sent")
+        assert _count(url, Digest.status == "building") == 0  # claims given back
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER injected_fault"))
+        final = run_cli(["run", "--no-fetch", "--json"], run_env, cwd=tmp_path, timeout=300)
+        assert final.code == 0, final.stdout + final.stderr
+    engine.dispose()
+    got_by = Counter(a.recipient for a in handler.accepted)
+    assert sorted(got_by) == addresses and set(got_by.values()) == {1}
+
+
+def test_ctrl_c_during_the_build_prints_the_report_then_exits_130(tmp_path: Path, env):
+    """Before, Ctrl-C while an edition was being built sent what was built and exited
+    130 with no report. Ctrl-C reaches the whole process group (the build workers
+    too, as in a terminal): the run claims nothing more, finishes the chunks and
+    sends in flight, prints its report; the next run completes the edition."""
+    n = 300
+    url, addresses = _edition(env, n)
+    handler = FaultyHandler(delay=0.02)
+    with FaultyServer(handler) as server:
+        run_env = _relay_env(env, server, EDITION_CHUNK="10", BUILD_WORKERS="2", SMTP_POOL_SIZE="1")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "digest", "run", "--no-fetch", "--json"],
+            env=run_env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own group, as a terminal's foreground job
+        )
+        try:
+            wait_for(lambda: proc.poll() is not None or _count(url) > 0, timeout=120)
+            assert proc.poll() is None, "the run ended before the signal"
+            os.killpg(proc.pid, signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+        report = strict_json(out)
+        assert report["stopped"].startswith("SIGINT"), report
+        assert report["built"] + report["nothing_new"] < n  # stopped mid-edition
+        assert report["sent"] == _count(url, Digest.status == "sent") == len(handler.accepted)
+        assert _count(url, Digest.status.in_(["building", "sending"])) == 0  # nothing held
+        final = run_cli(["run", "--no-fetch", "--json"], run_env, cwd=tmp_path, timeout=300)
+        assert final.code == 0, final.stdout + final.stderr
+    got = Counter(a.recipient for a in handler.accepted)
+    assert sorted(got) == addresses and set(got.values()) == {1}

@@ -12,7 +12,6 @@ import math
 import os
 import signal
 import sys
-import threading
 import webbrowser
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from digest.delivery.sender import SendReport
 from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
 from digest.models import Paper, Subscriber, utcnow
+from digest.pipeline.stopping import stop_on_signals
 from digest.startup import load_checked_settings, warn_default_sources, warn_unknown_settings
 from digest.states import DigestStatus, SubscriberStatus
 from digest.store import DatabaseError, Engine
@@ -482,6 +482,7 @@ def fetch(
 ) -> None:
     """Pull new papers from the configured sources (DIGEST_SOURCES)."""
     settings = _settings()
+    warn_default_sources()  # the table says "sample"; this says why, and what to set
     with _progress() as track:
         reports = pipeline.fetch_all(
             _engine(settings), settings, _parse_date(since, "--since"), track=track
@@ -533,7 +534,7 @@ def run(
         warn_default_sources()
     configure_logging(settings.log_format, settings.log_level)  # warnings as events
     engine = _engine(settings)
-    with _progress() as track, _stop_on_sigterm() as stop:
+    with _progress() as track, stop_on_signals(_stopping_run, insist=True) as stop:
         report = pipeline.run_once(
             engine,
             settings,
@@ -542,32 +543,33 @@ def run(
             everyone=now,
             track=track,
             say=_say,
-            stop=stop,
+            stop=stop.event,
         )
-    if stop.is_set() and not report.send.stopped:
+    if stop.received is not None and not report.send.stopped:
         report.send.stopped = (
-            "SIGTERM: the sends in flight were recorded; the rest goes out with the next run"
+            f"{stop.received.name}: the sends in flight were recorded; the rest goes out "
+            "with the next run"
         )
     if as_json:
         _print_json(report.to_json())
     else:
         _print_run(report, dry_run)
-    if not report.ok or stop.is_set():
+    if stop.received == signal.SIGINT:
+        raise typer.Exit(130)  # after the report: the shell's code for Ctrl-C
+    if not report.ok or stop.received is not None:
         raise typer.Exit(1)
 
 
-@contextmanager
-def _stop_on_sigterm() -> Iterator[threading.Event]:
-    """SIGTERM (systemd or docker stopping a `digest run`) ends the run as a worker's
-    does: no more claiming, the sends in flight finish and are recorded, the rest
-    stays queued. Python's default would end the process mid-send, the outcome of
-    the message in flight unknown (sent again by the next run)."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _stopping_run(sig: signal.Signals) -> None:
+    """SIGTERM (systemd or docker stopping a `digest run`) or Ctrl-C ends the run as a
+    worker's does: no more claiming, the chunks and sends in flight finish and are
+    recorded, the rest stays queued, and the report is printed. Python's defaults
+    would end the process mid-send, the outcome of the message in flight unknown
+    (sent again by the next run)."""
+    _say(
+        f"{sig.name}: finishing the digests being built and the sends in flight; "
+        "the rest goes out with the next run (again to abandon them)"
+    )
 
 
 def _print_run(report: pipeline.RunReport, dry_run: bool) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -14,6 +13,7 @@ from digest import pipeline
 from digest.cli.base import _engine, _say, _settings, app, err
 from digest.config import check_secret, check_smtp_login
 from digest.logs import configure_logging
+from digest.pipeline.stopping import stop_on_signals
 from digest.pipeline.worker import work_until_stopped
 
 
@@ -40,16 +40,6 @@ def worker(
     check_smtp_login(settings)
     configure_logging(settings.log_format, settings.log_level)
     engine = _engine(settings)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: Any) -> None:
-        if stop.is_set():  # a second signal: the operator means it
-            raise SystemExit(130)
-        err.print(f"{signal.Signals(signum).name}: finishing the current pass, then exiting")
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
 
     def _report(report: pipeline.RunReport) -> None:
         data = report.to_json()
@@ -60,4 +50,8 @@ def worker(
             counts = ("built", "empty", "nothing_new", "failed", "already", "sent", "retrying")
             typer.echo(" ".join(f"{k}={data[k]}" for k in counts))
 
-    work_until_stopped(engine, settings, stop, interval, fetch, _report, _say)
+    def _finishing(sig: signal.Signals) -> None:
+        err.print(f"{sig.name}: finishing the current pass, then exiting")
+
+    with stop_on_signals(_finishing, insist=True) as stop:
+        work_until_stopped(engine, settings, stop.event, interval, fetch, _report, _say)
