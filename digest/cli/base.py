@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import webbrowser
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -636,19 +637,42 @@ def status(as_json: JsonOpt = False) -> None:
     out.print(f"interest ranking: {r['ranking']} ({r['reason']})", markup=False, highlight=False)
 
 
+def _print_fitted(table: Table, rows: Sequence[Sequence[str]], none: str) -> None:
+    """`table` (filled with `rows`), or, in a terminal too narrow for it without
+    cutting words (headers cut to "pe…", times to "2026-11-29T23…"), one paragraph
+    per row: `first value: header=value header=value ...`, wrapped between pairs.
+    `none` is said when there are no rows then (an empty table shows its headers)."""
+    for row in rows:
+        table.add_row(*row)
+    # measured as if unbounded: a measurement is clamped to the width it is given
+    needs = Measurement.get(out, out.options.update_width(PIPED_WIDTH), table).minimum
+    if needs <= out.width:
+        out.print(table)
+        return
+    headers = [str(c.header).replace(" ", "_") for c in table.columns]
+    for first, *rest in rows:
+        pairs = " ".join(f"{h}={v}" for h, v in zip(headers[1:], rest, strict=True) if v)
+        out.print(f"{first}: {pairs}", highlight=False)
+    if not rows:
+        out.print(none, highlight=False)
+
+
 def _print_schedule_status(data: dict[str, Any]) -> None:
-    sources = Table("source", "last fetch", "status", "new", "updated", "error")
+    rows = []
     for s in data.get("sources", []):
         counts = s.get("last_counts") or {}
-        sources.add_row(
-            _shown(s["source"]),
-            s["last_fetch_at"] or "never",
-            s["last_status"] or "",
-            str(counts.get("new", "")),
-            str(counts.get("updated", "")),
-            _shown((s["last_error"] or "")[:80]),
+        rows.append(
+            (
+                _shown(s["source"]),
+                s["last_fetch_at"] or "never",
+                s["last_status"] or "",
+                str(counts.get("new", "")),
+                str(counts.get("updated", "")),
+                _shown((s["last_error"] or "")[:80]),
+            )
         )
-    out.print(sources)
+    columns = ("source", "last fetch", "status", "new", "updated", "error")
+    _print_fitted(Table(*columns), rows, "sources: none fetched yet")
     _print_scheduler(data.get("scheduler") or {}, data.get("next_runs", []))
     for d in data.get("next_digests", [])[:5]:
         out.print(f"next digest: {d['email']} at {d['at']} ({d['edition']})", highlight=False)
@@ -680,9 +704,8 @@ def _print_scheduler(state: dict[str, Any], next_runs: list[dict[str, Any]]) -> 
 
 def _print_delivery_status(data: dict[str, Any]) -> None:
     table = Table(Column("edition", no_wrap=True, min_width=10), *(s.value for s in DigestStatus))
-    for e in data.get("editions", []):
-        table.add_row(e["edition"], *(str(e[s]) for s in DigestStatus))
-    out.print(table)
+    rows = [(e["edition"], *(str(e[s]) for s in DigestStatus)) for e in data.get("editions", [])]
+    _print_fitted(table, rows, "editions: none yet")
     if data.get("suspended_subscribers"):
         out.print(f"suspended subscribers: {data['suspended_subscribers']}")
     errors = data.get("last_errors", [])
