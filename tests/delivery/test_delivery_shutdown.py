@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from conftest import subscribe_many, wait_for
+from conftest import relay_env, subscribe_many, wait_for
 from fault_smtp import FaultyHandler, FaultyServer
 from sqlalchemy import select
 from test_delivery import queue, rows
@@ -40,12 +40,7 @@ def _signal_while_sending(
     with FaultyServer(handler) as server:
         proc = subprocess.Popen(
             [sys.executable, "-m", "digest", *args],
-            env={
-                **env,
-                "DIGEST_SMTP_PORT": str(server.port),
-                "DIGEST_SMTP_POOL_SIZE": "1",
-                **(extra or {}),
-            },
+            env={**relay_env(env, server.port, smtp_pool_size=1), **(extra or {})},
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
