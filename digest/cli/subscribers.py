@@ -114,7 +114,6 @@ def delete(
         )
     from digest.web.limits import DbRateLimiter, SignupLimits
 
-
     def delete_one(engine: Engine, email: str) -> Outcome:
         outcome = subscriptions.delete(engine, email)
         if outcome.changed:  # the web's delete also forgets the address's mail budget
