@@ -473,12 +473,21 @@ class Sender:
     async def _rate_slot(self, row: Claimed) -> bool:
         """Wait for the rate limits to allow one more send; False (the row given back)
         when that would be past the run's window, or a stop cut the wait short."""
-        if not self.limiter.buckets or await self.limiter.acquire(self.deadline, self._pause):
+        if not self.limiter.buckets or await self.limiter.acquire(self.deadline, self._rate_wait):
             return True
         self.buffer.appendleft(row)
         if not self._told_to_stop():
             self.report.stopped = "rate limit"
         return False
+
+    async def _rate_wait(self, seconds: float) -> bool:
+        """A wait for a rate slot: said when it is a long one (never a silent wait)."""
+        if seconds >= 1:
+            self.say(
+                f"rate limit (DIGEST_RATE_PER_HOUR / DIGEST_RATE_PER_SECOND): next send at "
+                f"{_clock(seconds)}"
+            )
+        return await self._pause(seconds)
 
     def _told_to_stop(self) -> bool:
         """Whether a shutdown asked this pass to end (a plain pass cannot be told)."""

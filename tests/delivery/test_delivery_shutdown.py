@@ -92,6 +92,7 @@ def test_sigterm_cuts_the_rate_limit_wait_short(tmp_path: Path, env):
     )  # the process must end within the 60 s given to it, not after 1800 s
     assert code == 0 and "Traceback" not in err, err[-2000:]
     assert sum(accepted.values()) == 2
+    assert "rate limit (DIGEST_RATE_PER_HOUR" in err  # the wait was said, not silent
     _only_the_sends_in_flight_finished(accepted, at_signal, found)
 
 
