@@ -35,7 +35,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr, parsedate_to_datetime
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -226,14 +227,33 @@ def redirect_refusal(origin_host: str, target: httpx.URL) -> str | None:
     of every cloud, and fe80::/10); and an address outside the public internet
     (loopback, private, shared, unspecified) only when the configured host is outside
     it too: the operator named that network, a stranger's feed cannot reach into it.
-    The same host is always fine. (The addresses are looked up here and again when
-    connecting: a DNS answer changing in between is not caught.)"""
+    The same host is always fine. The addresses are looked up here, before
+    connecting; `peer_refusal` checks the address actually connected to, so a DNS
+    answer changing in between (rebinding) is caught too."""
     if target.scheme not in ("http", "https"):
         return f"a redirect to a {target.scheme[:20]}: URL"
     host = target.host
     if host == origin_host:
         return None
-    addresses = _addresses(host)
+    return _address_refusal(origin_host, host, _addresses(host))
+
+
+def peer_refusal(origin_host: str, host: str, peer: str) -> str | None:
+    """Why the connection to `host` at address `peer` (the socket's peer, for a
+    redirect from a feed on `origin_host`) is not used, or None: the rules of
+    `redirect_refusal`, applied to the address DNS gave the connection."""
+    if host == origin_host:
+        return None
+    try:
+        address = ipaddress.ip_address(peer.split("%")[0])
+    except ValueError:
+        return None  # not an IP socket: nothing to judge
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return _address_refusal(origin_host, host, [address])
+
+
+def _address_refusal(origin_host: str, host: str, addresses: list[IPAddress]) -> str | None:
     if any(a.is_link_local for a in addresses):
         return f"a redirect to {host[:100]}, a link-local (cloud metadata) address,"
     if any(not a.is_global for a in addresses) and all(
@@ -385,10 +405,30 @@ class HttpSession:
 
     def check_redirect(self, request: httpx.Request) -> None:
         """httpx's request hook, run before every request it sends, redirects too:
-        a redirect `redirect_refusal` refuses fails the fetch before connecting."""
+        a redirect `redirect_refusal` refuses fails the fetch before connecting, and
+        the connection it opens is checked once connected (`_check_peer`)."""
         why = redirect_refusal(self._origin, request.url)
         if why is not None:
             raise SourceError(f"{why} refused (fetching {self._shown})")
+        request.extensions["trace"] = partial(self._check_peer, request.url, [])
+
+    def _check_peer(
+        self, url: httpx.URL, connecting: list[str], event: str, info: dict[str, Any]
+    ) -> None:
+        """httpcore's trace callback: when a new connection to `url`'s host is open, its
+        peer address must pass `peer_refusal` before the request is written. A
+        connection to another host (an HTTP proxy the operator set) is not judged."""
+        if event == "connection.connect_tcp.started":
+            connecting[:] = [str(info.get("host", ""))]
+        elif event == "connection.connect_tcp.complete" and connecting == [
+            url.raw_host.decode("ascii")
+        ]:
+            stream = info["return_value"]
+            peer = stream.get_extra_info("server_addr")
+            why = peer_refusal(self._origin, url.host, str(peer[0])) if peer else None
+            if why is not None:
+                stream.close()
+                raise SourceError(f"{why} refused (fetching {self._shown}; connected to {peer[0]})")
 
     def _backoff(self, attempt: int) -> float:
         base = self._owner.backoff * (2**attempt)

@@ -7,6 +7,7 @@ still works."""
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -78,3 +79,31 @@ def test_which_redirects_are_refused(origin: str, target: str, refused: str | No
         assert why is None
     else:
         assert why is not None and refused in why
+
+
+def test_a_redirect_to_a_name_that_rebinds_to_an_internal_address_is_refused(
+    replay: ReplayServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """DNS rebinding: the guard looks a redirect's host up before connecting, the
+    connection looks it up again. A resolver that answers the guard with a public
+    address and the connection with loopback (an attacker's DNS with a zero TTL)
+    got the feed's redirect into the operator's machine; the address actually
+    connected to is now checked before the request is written."""
+    real = socket.getaddrinfo
+
+    def rebinding(host, port, *args, **kwargs):
+        if host in ("feed.example", "rebind.example"):
+            # no port: the guard's look-up; a port: the connection's
+            return real("93.184.215.14" if port is None else "127.0.0.1", port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    port = replay.url.rsplit(":", 1)[1]
+    replay.route("/feed.xml", Reply(302, b"", {"Location": f"http://rebind.example:{port}/in"}))
+    replay.route("/in", xml("feed_rss2.xml"))
+    settings = make_settings(replay, tmp_path)
+    source = FeedSource(f"http://feed.example:{port}/feed.xml", HttpClient(settings), settings)
+    with pytest.raises(SourceError, match=r"feed.example to rebind.example.*internal.*refused"):
+        source.fetch({})
+    assert len(replay.hits("/feed.xml")) == 1  # the feed itself: the host the operator named
+    assert replay.hits("/in") == []  # connected, but not a byte of the request written
