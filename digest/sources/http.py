@@ -239,11 +239,10 @@ def redirect_refusal(origin_host: str, target: httpx.URL) -> str | None:
 
 
 def peer_refusal(origin_host: str, host: str, peer: str) -> str | None:
-    """Why the connection to `host` at address `peer` (the socket's peer, for a
-    redirect from a feed on `origin_host`) is not used, or None: the rules of
-    `redirect_refusal`, applied to the address DNS gave the connection."""
-    if host == origin_host:
-        return None
+    """Why a redirect's connection to `host` that reached address `peer` (the
+    socket's peer) is not used, for a feed on `origin_host`, or None: the rules of
+    `redirect_refusal` applied to the address DNS gave the connection, the same
+    host name included (its answer may have changed since the feed's request)."""
     try:
         address = ipaddress.ip_address(peer.split("%")[0])
     except ValueError:
@@ -254,11 +253,10 @@ def peer_refusal(origin_host: str, host: str, peer: str) -> str | None:
 
 
 def _address_refusal(origin_host: str, host: str, addresses: list[IPAddress]) -> str | None:
-    if any(a.is_link_local for a in addresses):
+    origin = _addresses(origin_host)
+    if any(a.is_link_local for a in addresses) and not any(a.is_link_local for a in origin):
         return f"a redirect to {host[:100]}, a link-local (cloud metadata) address,"
-    if any(not a.is_global for a in addresses) and all(
-        a.is_global for a in _addresses(origin_host)
-    ):
+    if any(not a.is_global for a in addresses) and all(a.is_global for a in origin):
         return f"a redirect from {origin_host[:100]} to {host[:100]}, an internal address,"
     return None
 
@@ -314,6 +312,7 @@ class HttpSession:
         self.deadline = deadline
         self._origin = ""  # the host of the URL being fetched (see `check_redirect`)
         self._shown = ""
+        self._requests = 0
 
     def get(
         self,
@@ -350,6 +349,7 @@ class HttpSession:
         """One request: the response, or (problem, seconds the server asked us to wait)."""
         shown = _shown(url)
         self._origin, self._shown = _host(url), shown
+        self._requests = 0  # requests httpx sends for this attempt: the URL, then redirects
         deadline = self.deadline
         capped = False  # this attempt's timeout is what was left of the deadline
         encoding = "none"
@@ -410,14 +410,17 @@ class HttpSession:
         why = redirect_refusal(self._origin, request.url)
         if why is not None:
             raise SourceError(f"{why} refused (fetching {self._shown})")
-        request.extensions["trace"] = partial(self._check_peer, request.url, [])
+        self._requests += 1
+        if self._requests > 1:  # the operator's own URL is fetched as named
+            request.extensions["trace"] = partial(self._check_peer, request.url, [])
 
     def _check_peer(
         self, url: httpx.URL, connecting: list[str], event: str, info: dict[str, Any]
     ) -> None:
-        """httpcore's trace callback: when a new connection to `url`'s host is open, its
-        peer address must pass `peer_refusal` before the request is written. A
-        connection to another host (an HTTP proxy the operator set) is not judged."""
+        """httpcore's trace callback for a redirect: when its new connection to
+        `url`'s host is open, the peer address must pass `peer_refusal` before the
+        request is written. A connection to another host (an HTTP proxy the
+        operator set) is not judged."""
         if event == "connection.connect_tcp.started":
             connecting[:] = [str(info.get("host", ""))]
         elif event == "connection.connect_tcp.complete" and connecting == [
