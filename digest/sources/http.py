@@ -206,10 +206,22 @@ def _addresses(host: str) -> list[IPAddress]:
         except (OSError, UnicodeError):
             return []
         found = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    return [
-        a.ipv4_mapped if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped else a
-        for a in found
-    ]
+    return [_embedded(a) for a in found]
+
+
+# NAT64's well-known prefix: 64:ff9b::a9fe:a9fe is 169.254.169.254 wherever a NAT64
+# gateway translates (IPv6-only networks with DNS64), and Python calls it global.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded(address: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 one stands for (IPv4-mapped, NAT64, 6to4), which is
+    where a connection to it ends up; else the address itself."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.ipv4_mapped or address.sixtofour or address
 
 
 def _host(url: str) -> str:
@@ -247,9 +259,7 @@ def peer_refusal(origin_host: str, host: str, peer: str) -> str | None:
         address = ipaddress.ip_address(peer.split("%")[0])
     except ValueError:
         return None  # not an IP socket: nothing to judge
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return _address_refusal(origin_host, host, [address])
+    return _address_refusal(origin_host, host, [_embedded(address)])
 
 
 def _address_refusal(origin_host: str, host: str, addresses: list[IPAddress]) -> str | None:

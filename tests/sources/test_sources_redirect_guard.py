@@ -32,6 +32,8 @@ def fetch(replay: ReplayServer, tmp_path: Path, path: str):
         ("http://169.254.169.254/latest/meta-data/", "link-local"),
         ("http://[::ffff:169.254.169.254]/latest/meta-data/", "link-local"),
         ("http://[fe80::1]/x", "link-local"),
+        ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "link-local"),  # NAT64
+        ("http://[2002:a9fe:a9fe::1]/latest/meta-data/", "link-local"),  # 6to4
         ("file:///etc/passwd", "file"),
         ("gopher://127.0.0.1:6379/_FLUSHALL", "gopher"),
     ],
@@ -67,6 +69,8 @@ def test_a_redirect_within_the_named_network_still_works(replay: ReplayServer, t
         ("93.184.215.14", "http://[::1]/", "internal"),
         ("93.184.215.14", "http://100.64.0.1/", "internal"),
         ("93.184.215.14", "http://0.0.0.0:8000/", "internal"),
+        ("93.184.215.14", "http://[64:ff9b::a00:5]/admin", "internal"),  # 10.0.0.5 by NAT64
+        ("93.184.215.14", "http://[64:ff9b::5db8:d70e]/feed", None),  # 93.184.215.14
         ("93.184.215.14", "http://1.1.1.1/feed", None),
         ("10.0.0.4", "http://10.0.0.5/feed", None),
         ("127.0.0.1", "http://169.254.169.254/", "link-local"),
