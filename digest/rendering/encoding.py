@@ -116,6 +116,49 @@ def encode_body(text: str) -> tuple[str, bytes]:
     return ("base64", b64) if len(b64) < len(qp) else ("quoted-printable", qp)
 
 
+# RFC 5322 2.1.1: a line is at most 998 octets without its CRLF.
+LINE_LIMIT = 998
+# Where character references are not decoded: raw-text elements and comments. A
+# non-ASCII character there cannot be sent as `&#...;` (nor a marker of a pattern be
+# filled with one).
+_RAW_RE = re.compile(
+    r"<(style|script|xmp|iframe|noembed|noframes|noscript|plaintext)\b.*?(?:</\1\s*>|\Z)"
+    r"|<!--.*?(?:-->|\Z)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def references_hold(html: str) -> bool:
+    """Whether every non-ASCII character of `html` (a page or card, or a pattern of
+    one with NUL-delimited markers) may be written as a numeric character reference:
+    none sits in a raw-text element (<style>, <script>, ...) or a comment, where a
+    reference is not decoded. Checked once per template pattern, not per message."""
+    for m in _RAW_RE.finditer(html):
+        raw = m.group()
+        if not raw.isascii() or "\x00" in raw:
+            return False
+    return True
+
+
+def seven_bit(html: str) -> bytes | None:
+    """`html` as a 7bit body: non-ASCII as numeric character references (the caller
+    knows they are decoded where they stand: `references_hold`), CRLF line ends.
+    None when 7bit cannot carry it or would be the longer encoding: a line over 998
+    octets, a NUL or a bare CR, or text mostly outside ASCII (a script other than
+    Latin, where each character would take 6-8 bytes; base64 takes ~1.8)."""
+    if html.isascii():
+        data = html.encode("ascii")
+    else:
+        data = html.encode("ascii", "xmlcharrefreplace")
+        if len(data) > len(html) * 1.2 + 64:
+            return None
+    if b"\r" in data or b"\x00" in data:
+        return None
+    if len(data) > LINE_LIMIT and max(map(len, data.split(b"\n"))) > LINE_LIMIT:
+        return None
+    return data.replace(b"\n", b"\r\n")
+
+
 def header_text(value: str, limit: int = 900) -> str:
     """A header value as one safe line of text: control characters (CR, LF and the
     rest) become spaces, runs of space one space, and the length is bounded."""

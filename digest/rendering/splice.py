@@ -132,6 +132,19 @@ class CardPattern:
             for piece in self.pieces
         )
 
+    def framed(self, lead: str, strip: str | None) -> CardPattern | None:
+        """This pattern as a card is spliced into a page: `lead` + the filled text
+        stripped of `strip` + a newline, with the strip done here once; None when an
+        end is a hole (the strip could cut into a value: strip after filling)."""
+        pieces = list(self.pieces)
+        if len(pieces) < 2 or not isinstance(pieces[0], str) or not isinstance(pieces[-1], str):
+            return None
+        first, last = pieces[0].lstrip(strip), pieces[-1].rstrip(strip)
+        if not first or not last:
+            return None
+        pieces[0], pieces[-1] = lead + first, last + "\n"
+        return CardPattern(tuple(pieces))
+
     @classmethod
     def learn(cls, rendered: str) -> CardPattern | None:
         """The pattern of a card rendered with `probe_context`, or None when the
@@ -262,13 +275,10 @@ class CardLines:
         shared: dict[object, tuple[str, bytes]] | None = None,
         codec: LineCodec | None = None,
     ) -> CardLines | None:
-        pieces = list(pattern.pieces)
-        if not pieces or not isinstance(pieces[0], str) or not isinstance(pieces[-1], str):
+        framed = pattern.framed(lead, strip)
+        if framed is None:
             return None
-        first, last = pieces[0].lstrip(strip), pieces[-1].rstrip(strip)
-        if not first or not last or len(pieces) == 1:
-            return None
-        pieces[0], pieces[-1] = lead + first, last + "\n"
+        pieces = framed.pieces
         if any(isinstance(p, str) and "\r" in p for p in pieces):
             return None
         lines: list[list[str | Hole]] = [[]]

@@ -8,7 +8,9 @@ import email
 import email.policy
 import email.utils
 from datetime import date
+from xml.etree import ElementTree
 
+import html5lib
 import pytest
 from test_rendering import make_settings, render_golden
 
@@ -43,6 +45,12 @@ def parse(data: bytes) -> email.message.EmailMessage:
     return email.message_from_bytes(data, policy=email.policy.default)
 
 
+def document(html: str) -> bytes:
+    """The tree an HTML5 parser (as a mail client's) builds from `html`: character
+    references decoded, in text and attribute values alike."""
+    return ElementTree.tostring(html5lib.parse(html, namespaceHTMLElements=False))
+
+
 def test_message_parses_back_with_both_parts_and_headers() -> None:
     settings = make_settings()
     rendered = render_golden(settings)
@@ -56,7 +64,14 @@ def test_message_parses_back_with_both_parts_and_headers() -> None:
     assert all(p.defects == [] for p in parts)
     # the parser keeps the wire's CRLF line ends; the text is otherwise unchanged
     assert parts[0].get_content().replace("\r\n", "\n") == rendered.text
-    assert parts[1].get_content().replace("\r\n", "\n").rstrip("\n") == rendered.html.rstrip()
+    # the HTML travels 7bit: ASCII, non-ASCII as character references, which give
+    # the document that was rendered
+    assert parts[1]["Content-Transfer-Encoding"] == "7bit"
+    html = parts[1].get_content()
+    assert html.isascii() and not rendered.html.isascii()
+    assert "T&#220;LU" in html and "TÜLU" in rendered.html
+    assert html.replace("\r\n", "\n").rstrip("\n") != rendered.html.rstrip()
+    assert document(html.replace("\r\n", "\n").rstrip()) == document(rendered.html.rstrip())
     assert str(msg["From"]) == "Paper Digest <digest@example.org>"
     assert str(msg["To"]) == "reader@example.org"
     assert str(msg["Subject"]) == rendered.subject
@@ -73,8 +88,10 @@ def test_message_parses_back_with_both_parts_and_headers() -> None:
     assert find_mail_token("test-secret", "unsubscribe-mail", mailto) == 7
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
     assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF everywhere, no bare LF
-    body = data.split(b"\r\n\r\n", 1)[1]
-    assert all(len(line) <= 78 for line in body.split(b"\r\n"))
+    # quoted-printable keeps the text part's lines within 78 characters (the HTML's
+    # are within 998: RFC 5322 2.1.1)
+    text_body = data.split(b"\r\n\r\n", 2)[2].split(b"\r\n--=_digest_")[0]
+    assert text_body and all(len(line) <= 78 for line in text_body.split(b"\r\n"))
 
 
 def test_bytes_match_what_the_email_package_would_say() -> None:
