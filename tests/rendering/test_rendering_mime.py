@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 
 import html5lib
 import pytest
+from conftest import REPO
 from test_rendering import make_settings, render_golden
 
 from digest.errors import DigestError
@@ -247,3 +248,47 @@ def test_one_click_header_only_for_https_unsubscribe_links(settings) -> None:
         msg = email.message_from_bytes(data, policy=email.policy.default)
         assert base in str(msg["List-Unsubscribe"])
         assert (msg["List-Unsubscribe-Post"] is not None) is expected
+
+
+def html_part(settings, items: list[Item]) -> tuple[str, email.message.EmailMessage]:
+    rendered = render_digest(
+        make_environment(settings), settings, "r@example.org", items, date(2026, 11, 24), "k"
+    )
+    data = build_message(settings, "r@example.org", rendered).as_bytes()
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    return rendered.html, parse(data).get_body(preferencelist=("html",))
+
+
+def test_a_line_past_998_octets_is_broken_between_attributes_in_7bit() -> None:
+    """A summary with many marked words, each with its inline style, is one line of
+    over 998 octets: the 7bit part breaks it inside tags, where a line break is the
+    space it replaces, so the document stays the same."""
+    paper = Paper(seq=1, id="m1", title="Diffusion", abstract="Diffusion and diffusion. " * 16)
+    items = [Item(paper, Match("m1", 1.0, [Hit("diffusion", "abstract")]))]
+    html, part = html_part(make_settings(), items)
+    assert max(len(line) for line in html.split("\n")) > 998
+    assert part["Content-Transfer-Encoding"] == "7bit"
+    sent = part.get_content().replace("\r\n", "\n")
+    assert '<mark\nclass="hl"\nstyle="' in sent
+    assert document(sent.rstrip()) == document(html.rstrip())
+
+
+def test_html_that_7bit_cannot_carry_goes_quoted_printable(tmp_path) -> None:
+    """Non-ASCII inside a comment or <script> (where `&#...;` is not decoded) or a line of text over
+    998 octets with no tag to break it in: the part is quoted-printable, exact."""
+    items = [Item(Paper(seq=1, id="s1", title="Ünïcode title"), None)]
+    layout = (REPO / "templates" / "layout.html").read_text()
+    for name, source in [
+        ("comment", layout.replace("</body>", "<!-- Ü --></body>")),
+        ("script", layout.replace("</body>", '<script>var a = "Ü";</script></body>')),
+        ("long", layout.replace("</body>", "<p>" + "word " * 300 + "</p></body>")),
+    ]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "layout.html").write_text(source)
+        html, part = html_part(make_settings(templates_dir=folder), items)
+        assert part["Content-Transfer-Encoding"] == "quoted-printable", name
+        assert part.get_content().replace("\r\n", "\n").rstrip() == html.rstrip()
+    html, part = html_part(make_settings(), items)
+    assert part["Content-Transfer-Encoding"] == "7bit" and "Ünïcode" in html
+    assert "&#220;n&#239;code" in part.get_content()
