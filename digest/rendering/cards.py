@@ -172,7 +172,7 @@ class MarkedAuthors(Marks):
         return parts
 
     def render(self, hole: Hole) -> str:
-        key = (self.named, hole)
+        key = (self.named, hole.hit_open, hole.hit_close, hole.escaped)  # a Hole hashes slowly
         shown = self.card.author_lines.get(key)
         if shown is None:
             shown = self.card.author_lines[key] = hole.fill(self.parts())

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from markupsafe import escape
 
@@ -57,11 +57,11 @@ class Hole:
     hit_close: str = ""
 
     def fill(self, value: str | Sequence[Part] | Marks) -> str:
+        if isinstance(value, Marks):  # most: a card's title, authors, summary
+            return value.render(self)
         esc = _escaped if self.escaped else _plain
         if isinstance(value, str):
             return esc(value)
-        if isinstance(value, Marks):
-            return value.render(self)
         return "".join(
             f"{self.hit_open}{esc(text)}{self.hit_close}" if hit else esc(text)
             for text, hit in value
@@ -125,12 +125,22 @@ class CardPattern:
     """A rendered card as literal text and holes."""
 
     pieces: tuple[str | Hole, ...]
+    # `pieces` with "" for each hole, and the holes by position: `fill` copies the
+    # one and fills in the others (no test per piece, no generator)
+    _texts: list[str] = field(init=False, repr=False, compare=False)
+    _holes: tuple[tuple[int, Hole], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        texts = [p if isinstance(p, str) else "" for p in self.pieces]
+        holes = tuple((i, p) for i, p in enumerate(self.pieces) if isinstance(p, Hole))
+        object.__setattr__(self, "_texts", texts)
+        object.__setattr__(self, "_holes", holes)
 
     def fill(self, values: Mapping[str, str | Sequence[Part] | Marks]) -> str:
-        return "".join(
-            piece if isinstance(piece, str) else piece.fill(values[piece.field])
-            for piece in self.pieces
-        )
+        out = self._texts.copy()
+        for i, hole in self._holes:
+            out[i] = hole.fill(values[hole.field])
+        return "".join(out)
 
     def framed(self, lead: str, strip: str | None) -> CardPattern | None:
         """This pattern as a card is spliced into a page: `lead` + the filled text
@@ -239,7 +249,7 @@ class CardLines:
     strip could cut into a value) or its text has carriage returns; such a card is cut
     into lines after filling, as before."""
 
-    __slots__ = ("head", "body")
+    __slots__ = ("head", "body", "fields", "memory")
 
     def __init__(
         self,
@@ -265,6 +275,13 @@ class CardLines:
                 texts, encoded = [], []
             self.body.append(HoleLine(line, shared))
         self.body.append(("\n".join(texts), b"".join(encoded)))
+        # the fields the filled card depends on, and the cards filled by their keys (a
+        # text card shows no highlights: subscribers with the same reason share it)
+        holes = [self.head, *self.body]
+        self.fields = tuple(
+            dict.fromkeys(f for h in holes if isinstance(h, HoleLine) for f in h.fields)
+        )
+        self.memory: dict[tuple[object, ...], Chunk | None] = {}
 
     @classmethod
     def compile(
@@ -309,6 +326,18 @@ class CardLines:
         """The filled card as a `Chunk` (head: its first line; mid: the rest encoded),
         or None when a value brought a line break (then it is cut after filling).
         `keys`: what each value's lines depend on, shared by a card's HTML and text."""
+        key = tuple([keys[f] for f in self.fields])
+        memory = self.memory
+        if key in memory:
+            return memory[key]
+        if len(memory) >= LINE_MEMORY:
+            memory.clear()
+        chunk = memory[key] = self._fill(values, keys)
+        return chunk
+
+    def _fill(
+        self, values: Mapping[str, str | Sequence[Part] | Marks], keys: Mapping[str, object]
+    ) -> Chunk | None:
         head = self.head
         if isinstance(head, str):
             first = head
