@@ -6,9 +6,10 @@ links, topics, preheader) and a few numbers (how many papers, shown, more). The 
 templates (whichever a designer put in `DIGEST_TEMPLATES_DIR`) are rendered once per
 *shape* — the numbers, which strings are empty, how many topics and cards — with a
 marker for each non-empty string and each card; the result is a `FramePattern`.
-Filling it for a subscriber is joining strings, and its literal lines are
-quoted-printable encoded once (`encoding.LineCodec`), so a message costs no template
-render and no re-encoding of the lines every message shares.
+Filling it for a subscriber is joining strings: the HTML page is sent 7bit as it is
+(`FramePattern.text`, `encoding.seven_bit`); the text page's literal lines are
+quoted-printable encoded once (`encoding.LineCodec`, `FramePattern.build`), so a
+message costs no template render and no re-encoding of the lines every message shares.
 
 A pattern is used only after it reproduced a direct render with sample values (long,
 full of characters to escape) and, for a template's first shape, with the first

@@ -12,8 +12,10 @@ A template that does something a pattern cannot express (shows only some parts,
 changes their text with a filter, treats a piece by its position) gives no pattern,
 or one that fails the check against a direct render with sample values (done for the
 first `cards.CARD_CHECKS` papers, and for every paper once a check failed); the card
-is then rendered directly, as before. `CardLines` cuts a pattern into lines and
-encodes the fixed ones once per paper, so a new card encodes only its lines with holes.
+is then rendered directly, as before. The HTML card is the filled pattern, sent 7bit
+with the page (`CardPattern.framed`); `CardLines` cuts the text card's pattern into
+lines and encodes the fixed ones once per paper, so a new text card encodes only its
+lines with holes.
 """
 
 from __future__ import annotations
