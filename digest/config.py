@@ -257,6 +257,27 @@ def check_secret(settings: Settings, bind_host: str | None = None) -> bool:
     )
 
 
+def check_smtp_login(settings: Settings) -> None:
+    """A login over DIGEST_SMTP_SECURITY=none sends the password as readable base64
+    to whoever sits on the path; aiosmtplib (like smtplib) sends it all the same when
+    the relay offers AUTH without TLS. Refused unless the relay is on this machine
+    (loopback: nothing crosses a network) or DIGEST_SMTP_ALLOW_PLAINTEXT_AUTH says
+    the path is trusted (a private link, a tunnel)."""
+    if (
+        settings.transport != "smtp"
+        or not settings.smtp_username
+        or settings.smtp_security != SmtpSecurity.NONE
+        or settings.smtp_allow_plaintext_auth
+        or _is_loopback(settings.smtp_host)
+    ):
+        return
+    raise ConfigError(
+        f"DIGEST_SMTP_USERNAME is set but DIGEST_SMTP_SECURITY=none: the password would "
+        f"cross the network to {settings.smtp_host} unencrypted; set DIGEST_SMTP_SECURITY="
+        "starttls or ssl (or DIGEST_SMTP_ALLOW_PLAINTEXT_AUTH=true if that path is trusted)"
+    )
+
+
 def _database_url(value: str) -> str:
     v = value.strip()
     if not re.match(r"^[a-z][a-z0-9+]*://", v) or not v.isprintable():
@@ -290,6 +311,7 @@ class Settings:
     smtp_security: str = SmtpSecurity.NONE.value
     smtp_timeout: float = 30.0
     smtp_pool_size: int = 4
+    smtp_allow_plaintext_auth: bool = False
     transport: str = "smtp"
     outbox_dir: Path | None = None
     sendmail_path: str = "/usr/sbin/sendmail"
@@ -368,6 +390,7 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_SMTP_SECURITY": ("smtp_security", _choice(*SmtpSecurity)),
     "DIGEST_SMTP_TIMEOUT": ("smtp_timeout", _float(0.1, 3600)),
     "DIGEST_SMTP_POOL_SIZE": ("smtp_pool_size", _int(1, 64)),
+    "DIGEST_SMTP_ALLOW_PLAINTEXT_AUTH": ("smtp_allow_plaintext_auth", _bool),
     # The names are the transport registry's; `digest.startup` checks them.
     "DIGEST_TRANSPORT": ("transport", _lower),
     "DIGEST_OUTBOX_DIR": ("outbox_dir", _optional_path),

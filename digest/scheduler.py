@@ -24,7 +24,6 @@ and this scheduler can even run side by side without sending anything twice.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -44,6 +43,7 @@ from digest import pipeline, schedule, store
 from digest.config import Settings
 from digest.logs import configure_logging, log_event
 from digest.models import Subscriber, utcnow
+from digest.pipeline.stopping import stop_on_signals
 from digest.sources import parse_source_specs
 from digest.sources.registry import SOURCE_KINDS, FetchTiming, SourceRegistry
 from digest.states import SubscriberStatus
@@ -201,6 +201,8 @@ def send_job() -> None:
         )
     for error in s.errors[:20]:
         log_event(log, "send.failed", logging.WARNING, error=error)
+    if report.error:  # a database fault stopped the job early; the next tick tries again
+        log_event(log, "send.error", logging.ERROR, error=report.error)
 
 
 def prune_job() -> None:
@@ -312,21 +314,13 @@ def stop_scheduler(scheduler: Any) -> None:
 def serve_forever(engine: Engine, settings: Settings) -> int:
     """Scheduler-only mode: run until SIGTERM or Ctrl-C; returns the exit code (0)."""
     configure_logging(settings.log_format, settings.log_level)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: Any) -> None:
-        log_event(log, "signal", signal=signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    scheduler = start_scheduler(engine, settings)
-    try:
-        while not stop.wait(3600):
-            pass
-    finally:
-        stop_scheduler(scheduler)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with stop_on_signals() as stop:
+        scheduler = start_scheduler(engine, settings)
+        try:
+            while not stop.event.wait(3600):
+                pass
+        finally:
+            stop_scheduler(scheduler)
     return 0
 
 

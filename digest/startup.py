@@ -70,9 +70,11 @@ def warn_default_sources(
     env_file: Path | str | None = ".env",
     stream: TextIO | None = None,
 ) -> None:
-    """Commands that fetch on their own (`run`, `serve`, `web`'s previews) would use the
-    bundled sample papers without a word when `DIGEST_SOURCES` is unset: say so."""
+    """Commands that fetch (`fetch`, `run`, `serve`, `web`'s previews) would use the
+    bundled sample papers without a word when `DIGEST_SOURCES` is unset: say so, and
+    how to name real sources, in one line."""
     if "DIGEST_SOURCES" not in given_names(environ, env_file):
         (stream or sys.stderr).write(
-            "warning: DIGEST_SOURCES is not set: using the bundled sample papers\n"
+            "warning: DIGEST_SOURCES is not set: using the bundled sample papers "
+            "(set it to e.g. huggingface,arxiv:cs.CL; see config.example.env)\n"
         )

@@ -271,5 +271,13 @@ def subscribe_many(env: dict[str, str], addresses: list[str], keywords: str) -> 
     engine.dispose()
 
 
+def relay_env(env: dict[str, str], port: int, **settings: object) -> dict[str, str]:
+    """`env` sending to the relay on `port`, with more settings by name in lower case
+    (`edition_chunk=10` sets DIGEST_EDITION_CHUNK): what the crash and shutdown tests
+    run `digest` processes with."""
+    named = {f"DIGEST_{name.upper()}": str(value) for name, value in settings.items()}
+    return {**env, "DIGEST_SMTP_PORT": str(port), **named}
+
+
 def settings_with(settings: Settings, **changes: object) -> Settings:
     return replace(settings, **changes)

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from conftest import run_cli, strict_json, wait_for
+from conftest import relay_env, run_cli, strict_json, wait_for
 from fault_smtp import FaultyHandler, FaultyServer
 from sqlalchemy import insert, select, text
 from test_pipeline_editions import NOW, _count, add_subscribers, children_of, fetch_sample
@@ -41,8 +41,9 @@ def _edition(env: dict[str, str], n: int) -> tuple[str, list[str]]:
     return settings.database_url, addresses
 
 
-def _run(run_env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    """`digest run --no-fetch --json`, started (its report and log piped back)."""
+def _run(run_env: dict[str, str], cwd: Path, own_group: bool = False) -> subprocess.Popen[str]:
+    """`digest run --no-fetch --json`, started (its report and log piped back);
+    `own_group`: in a process group of its own, with its build workers."""
     return subprocess.Popen(
         [sys.executable, "-m", "digest", "run", "--no-fetch", "--json"],
         env=run_env,
@@ -50,6 +51,7 @@ def _run(run_env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=own_group,
     )
 
 
@@ -60,12 +62,7 @@ def test_a_killed_build_worker_fails_the_run_in_one_line_and_the_next_completes(
     url, addresses = _edition(env, n)
     handler = FaultyHandler()
     with FaultyServer(handler) as server:
-        run_env = {
-            **env,
-            "DIGEST_SMTP_PORT": str(server.port),
-            "DIGEST_EDITION_CHUNK": "10",
-            "DIGEST_BUILD_WORKERS": "2",
-        }
+        run_env = relay_env(env, server.port, edition_chunk=10, build_workers=2)
         proc = _run(run_env, tmp_path)
         workers: list[int] = []
 
@@ -168,12 +165,7 @@ def test_unsubscribed_or_deleted_mid_edition_gets_nothing(tmp_path: Path, env):
     leaving, deleted = addresses[-3], addresses[-2]
     handler = FaultyHandler(delay=0.05)
     with FaultyServer(handler) as server:
-        run_env = {
-            **env,
-            "DIGEST_SMTP_PORT": str(server.port),
-            "DIGEST_SMTP_POOL_SIZE": "1",
-            "DIGEST_EDITION_CHUNK": "20",
-        }
+        run_env = relay_env(env, server.port, smtp_pool_size=1, edition_chunk=20)
         proc = _run(run_env, tmp_path)
         # every digest built (and queued) before they leave
         wait_for(
@@ -229,13 +221,9 @@ def test_run_killed_alone_at_each_stage_takes_its_workers_along_and_loses_nothin
         "sending": lambda: len(handler.accepted) >= 20,
     }
     with FaultyServer(handler) as server:
-        run_env = {
-            **env,
-            "DIGEST_SMTP_PORT": str(server.port),
-            "DIGEST_SMTP_POOL_SIZE": str(pool),
-            "DIGEST_EDITION_CHUNK": "10",
-            "DIGEST_BUILD_WORKERS": "2",
-        }
+        run_env = relay_env(
+            env, server.port, smtp_pool_size=pool, edition_chunk=10, build_workers=2
+        )
         kills = 0
         for stage, reached in stages.items():
             before = len(handler.accepted)
@@ -320,3 +308,71 @@ def _paper(pid: str) -> dict:
         "first_seen": now,
         "updated_at": now,
     }
+
+
+def test_a_database_error_mid_build_still_prints_the_report(tmp_path: Path, env):
+    """Before, `digest run --json` printed only `error: database: ...` when a write
+    failed mid-edition: what was built and sent before the fault went unreported.
+    A trigger makes the 31st claim fail as a full disk would."""
+    n = 60
+    url, addresses = _edition(env, n)
+    engine = store.make_engine(url)
+    table = table_of(Digest).name
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE TRIGGER injected_fault AFTER INSERT ON {table} "
+                f"WHEN (SELECT count(*) FROM {table}) > 30 "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full (injected)'); END"
+            )
+        )
+    handler = FaultyHandler()
+    with FaultyServer(handler) as server:
+        run_env = relay_env(env, server.port, edition_chunk=10, build_workers=2)
+        got = run_cli(["run", "--no-fetch", "--json"], run_env, cwd=tmp_path, timeout=300)
+        assert got.code == 1, got.stdout + got.stderr
+        assert "Traceback" not in got.stderr, got.stderr[-3000:]
+        report = strict_json(got.stdout)
+        assert report["error"] == "database: database or disk is full (injected)", report
+        assert report["build_broken"].startswith(report["error"]) and not report["ok"]
+        assert report["built"] + report["nothing_new"] == 30
+        assert report["sent"] == len(handler.accepted) == _count(url, Digest.status == "sent")
+        assert _count(url, Digest.status == "building") == 0  # claims given back
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER injected_fault"))
+        final = run_cli(["run", "--no-fetch", "--json"], run_env, cwd=tmp_path, timeout=300)
+        assert final.code == 0, final.stdout + final.stderr
+    engine.dispose()
+    got_by = Counter(a.recipient for a in handler.accepted)
+    assert sorted(got_by) == addresses and set(got_by.values()) == {1}
+
+
+def test_ctrl_c_during_the_build_prints_the_report_then_exits_130(tmp_path: Path, env):
+    """Before, Ctrl-C while an edition was being built sent what was built and exited
+    130 with no report. Ctrl-C reaches the whole process group (the build workers
+    too, as in a terminal): the run claims nothing more, finishes the chunks and
+    sends in flight, prints its report; the next run completes the edition."""
+    n = 300
+    url, addresses = _edition(env, n)
+    handler = FaultyHandler(delay=0.02)
+    with FaultyServer(handler) as server:
+        run_env = relay_env(env, server.port, edition_chunk=10, build_workers=2, smtp_pool_size=1)
+        proc = _run(run_env, tmp_path, own_group=True)  # as a terminal's foreground job
+        try:
+            wait_for(lambda: proc.poll() is not None or _count(url) > 0, timeout=120)
+            assert proc.poll() is None, "the run ended before the signal"
+            os.killpg(proc.pid, signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+        report = strict_json(out)
+        assert report["stopped"].startswith("SIGINT"), report
+        assert report["built"] + report["nothing_new"] < n  # stopped mid-edition
+        assert report["sent"] == _count(url, Digest.status == "sent") == len(handler.accepted)
+        assert _count(url, Digest.status.in_(["building", "sending"])) == 0  # nothing held
+        final = run_cli(["run", "--no-fetch", "--json"], run_env, cwd=tmp_path, timeout=300)
+        assert final.code == 0, final.stdout + final.stderr
+    got = Counter(a.recipient for a in handler.accepted)
+    assert sorted(got) == addresses and set(got.values()) == {1}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from conftest import run_cli, strict_json, wait_for
+from conftest import relay_env, run_cli, strict_json, wait_for
 from fault_smtp import FaultyHandler, FaultyServer
 from sqlalchemy import func, insert, select
 
@@ -284,13 +284,9 @@ def test_a_chunked_run_killed_mid_build_loses_nothing(tmp_path: Path, env):
     engine.dispose()
     handler = FaultyHandler(delay=0.002)
     with FaultyServer(handler) as server:
-        run_env = {
-            **env,
-            "DIGEST_SMTP_PORT": str(server.port),
-            "DIGEST_SMTP_POOL_SIZE": str(pool),
-            "DIGEST_EDITION_CHUNK": "20",
-            "DIGEST_BUILD_WORKERS": "2",
-        }
+        run_env = relay_env(
+            env, server.port, smtp_pool_size=pool, edition_chunk=20, build_workers=2
+        )
         proc = subprocess.Popen(
             [sys.executable, "-m", "digest", "run", "--no-fetch"],
             env=run_env,

@@ -12,9 +12,8 @@ import math
 import os
 import signal
 import sys
-import threading
 import webbrowser
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -34,11 +34,12 @@ from rich.progress import (
 from rich.table import Column, Table
 
 from digest import pipeline, store, subscriptions
-from digest.config import Settings, check_secret
+from digest.config import Settings, check_secret, check_smtp_login
 from digest.delivery.sender import SendReport
 from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
 from digest.models import Paper, Subscriber, utcnow
+from digest.pipeline.stopping import stop_on_signals
 from digest.startup import load_checked_settings, warn_default_sources, warn_unknown_settings
 from digest.states import DigestStatus, SubscriberStatus
 from digest.store import DatabaseError, Engine
@@ -482,6 +483,7 @@ def fetch(
 ) -> None:
     """Pull new papers from the configured sources (DIGEST_SOURCES)."""
     settings = _settings()
+    warn_default_sources()  # the table says "sample"; this says why, and what to set
     with _progress() as track:
         reports = pipeline.fetch_all(
             _engine(settings), settings, _parse_date(since, "--since"), track=track
@@ -528,11 +530,12 @@ def run(
     settings = _settings()
     if not dry_run:
         check_secret(settings)  # the digests' links are signed with it
+        check_smtp_login(settings)  # before fetching: refused now, not after it
     if not no_fetch:
         warn_default_sources()
     configure_logging(settings.log_format, settings.log_level)  # warnings as events
     engine = _engine(settings)
-    with _progress() as track, _stop_on_sigterm() as stop:
+    with _progress() as track, stop_on_signals(_stopping_run, insist=True) as stop:
         report = pipeline.run_once(
             engine,
             settings,
@@ -541,32 +544,33 @@ def run(
             everyone=now,
             track=track,
             say=_say,
-            stop=stop,
+            stop=stop.event,
         )
-    if stop.is_set() and not report.send.stopped:
+    if stop.received is not None and not report.send.stopped:
         report.send.stopped = (
-            "SIGTERM: the sends in flight were recorded; the rest goes out with the next run"
+            f"{stop.received.name}: the sends in flight were recorded; the rest goes out "
+            "with the next run"
         )
     if as_json:
         _print_json(report.to_json())
     else:
         _print_run(report, dry_run)
-    if not report.ok or stop.is_set():
+    if stop.received == signal.SIGINT:
+        raise typer.Exit(130)  # after the report: the shell's code for Ctrl-C
+    if not report.ok or stop.received is not None:
         raise typer.Exit(1)
 
 
-@contextmanager
-def _stop_on_sigterm() -> Iterator[threading.Event]:
-    """SIGTERM (systemd or docker stopping a `digest run`) ends the run as a worker's
-    does: no more claiming, the sends in flight finish and are recorded, the rest
-    stays queued. Python's default would end the process mid-send, the outcome of
-    the message in flight unknown (sent again by the next run)."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _stopping_run(sig: signal.Signals) -> None:
+    """SIGTERM (systemd or docker stopping a `digest run`) or Ctrl-C ends the run as a
+    worker's does: no more claiming, the chunks and sends in flight finish and are
+    recorded, the rest stays queued, and the report is printed. Python's defaults
+    would end the process mid-send, the outcome of the message in flight unknown
+    (sent again by the next run)."""
+    _say(
+        f"{sig.name}: finishing the digests being built and the sends in flight; "
+        "the rest goes out with the next run (again to abandon them)"
+    )
 
 
 def _print_run(report: pipeline.RunReport, dry_run: bool) -> None:
@@ -633,19 +637,42 @@ def status(as_json: JsonOpt = False) -> None:
     out.print(f"interest ranking: {r['ranking']} ({r['reason']})", markup=False, highlight=False)
 
 
+def _print_fitted(table: Table, rows: Sequence[Sequence[str]], none: str) -> None:
+    """`table` (filled with `rows`), or, in a terminal too narrow for it without
+    cutting words (headers cut to "pe…", times to "2026-11-29T23…"), one paragraph
+    per row: `first value: header=value header=value ...`, wrapped between pairs.
+    `none` is said when there are no rows then (an empty table shows its headers)."""
+    for row in rows:
+        table.add_row(*row)
+    # measured as if unbounded: a measurement is clamped to the width it is given
+    needs = Measurement.get(out, out.options.update_width(PIPED_WIDTH), table).minimum
+    if needs <= out.width:
+        out.print(table)
+        return
+    headers = [str(c.header).replace(" ", "_") for c in table.columns]
+    for first, *rest in rows:
+        pairs = " ".join(f"{h}={v}" for h, v in zip(headers[1:], rest, strict=True) if v)
+        out.print(f"{first}: {pairs}", highlight=False)
+    if not rows:
+        out.print(none, highlight=False)
+
+
 def _print_schedule_status(data: dict[str, Any]) -> None:
-    sources = Table("source", "last fetch", "status", "new", "updated", "error")
+    rows = []
     for s in data.get("sources", []):
         counts = s.get("last_counts") or {}
-        sources.add_row(
-            _shown(s["source"]),
-            s["last_fetch_at"] or "never",
-            s["last_status"] or "",
-            str(counts.get("new", "")),
-            str(counts.get("updated", "")),
-            _shown((s["last_error"] or "")[:80]),
+        rows.append(
+            (
+                _shown(s["source"]),
+                s["last_fetch_at"] or "never",
+                s["last_status"] or "",
+                str(counts.get("new", "")),
+                str(counts.get("updated", "")),
+                _shown((s["last_error"] or "")[:80]),
+            )
         )
-    out.print(sources)
+    columns = ("source", "last fetch", "status", "new", "updated", "error")
+    _print_fitted(Table(*columns), rows, "sources: none fetched yet")
     _print_scheduler(data.get("scheduler") or {}, data.get("next_runs", []))
     for d in data.get("next_digests", [])[:5]:
         out.print(f"next digest: {d['email']} at {d['at']} ({d['edition']})", highlight=False)
@@ -677,9 +704,8 @@ def _print_scheduler(state: dict[str, Any], next_runs: list[dict[str, Any]]) -> 
 
 def _print_delivery_status(data: dict[str, Any]) -> None:
     table = Table(Column("edition", no_wrap=True, min_width=10), *(s.value for s in DigestStatus))
-    for e in data.get("editions", []):
-        table.add_row(e["edition"], *(str(e[s]) for s in DigestStatus))
-    out.print(table)
+    rows = [(e["edition"], *(str(e[s]) for s in DigestStatus)) for e in data.get("editions", [])]
+    _print_fitted(table, rows, "editions: none yet")
     if data.get("suspended_subscribers"):
         out.print(f"suspended subscribers: {data['suspended_subscribers']}")
     errors = data.get("last_errors", [])
@@ -708,6 +734,8 @@ def retry(
     if edition is not None:
         _parse_date(edition, "--edition")
     settings = _settings()
+    if not no_send:
+        check_smtp_login(settings)
     pushed, send = pipeline.retry_failed(
         _engine(settings), settings, edition, send=not no_send, say=_say
     )
@@ -753,6 +781,8 @@ def preview(
         raise InputError(f"--port: expected 0-65535, got {port}")
     day = _parse_date(on, "--date")
     settings = _settings()
+    if send_to:
+        check_smtp_login(settings)
     engine = _engine(settings)
     if send_to:
         reply = send_test(engine, settings, PreviewRequest(email, keywords, day), send_to)
@@ -881,6 +911,7 @@ def serve(host: HostOpt = None, port: PortOpt = None) -> None:
     from digest.web.server import run_web
 
     settings = _settings()
+    check_smtp_login(settings)  # digests and confirmation mails: refused at start
     warn_default_sources()
     raise typer.Exit(run_web(_engine(settings), settings, host, port, with_scheduler=True))
 
@@ -892,6 +923,7 @@ def web(host: HostOpt = None, port: PortOpt = None) -> None:
     from digest.web.server import run_web
 
     settings = _settings()
+    check_smtp_login(settings)  # confirmation mails: refused at start, not per sign-up
     warn_default_sources()  # the live preview shows the papers a `digest fetch` stored
     raise typer.Exit(run_web(_engine(settings), settings, host, port))
 

@@ -4,7 +4,8 @@ become which) live in `digest.subscriptions`, shared with nothing here but print
 
 Exit 0 when every address ended in the asked-for state, 2 when any was refused
 (unknown, invalid, or in a state the command does not apply to: nothing was changed
-for that address, and the line says why and what would)."""
+for that address, and the line says why and what would). An unknown address reads
+as it does for `digest set`: `error: no subscriber with address ...`, exit 2."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from digest import subscriptions
+from digest import store, subscriptions
 from digest.cli.base import JsonOpt, _engine, _print_json, _settings, app
 from digest.errors import InputError
 from digest.store import Engine
@@ -26,15 +27,36 @@ def _each(
     emails: Iterable[str], act: Callable[[Engine, str], Outcome], as_json: bool
 ) -> list[Outcome]:
     engine = _engine(_settings())
+    unknown = set(_unknown(engine, emails))
     outcomes = [act(engine, e) for e in emails]
     if as_json:
         _print_json([o.to_json() for o in outcomes])
     else:
         for o in outcomes:  # plain echo: a console would wrap the long reasons
-            typer.echo(f"{'refused: ' if o.refused else ''}{o.email}: {o.message}", err=o.refused)
+            typer.echo(_line(o, unknown), err=o.refused)
     if any(o.refused for o in outcomes):
         raise typer.Exit(2)
     return outcomes
+
+
+def _line(o: Outcome, unknown: set[str]) -> str:
+    if o.refused and o.status is None and o.email in unknown:
+        return f"error: no subscriber with address {o.email}"  # as `digest set` says it
+    return f"{'refused: ' if o.refused else ''}{o.email}: {o.message}"
+
+
+def _unknown(engine: Engine, emails: Iterable[str]) -> list[str]:
+    """The valid addresses among `emails` that no subscriber has, normalised (an
+    invalid one is refused by the command itself, with its reason)."""
+    found = []
+    for email in emails:
+        try:
+            address = store.normalise_email(email)
+        except InputError:
+            continue
+        if store.get_subscriber(engine, address) is None:
+            found.append(address)
+    return found
 
 
 @app.command()
@@ -80,14 +102,17 @@ def delete(
 ) -> None:
     """Delete subscribers with every digest made for them (as the web's "delete my
     data"); needs --yes. Use `digest unsubscribe` to stop mail but keep the record."""
+    settings = _settings()
     if not yes:
+        # An unknown address first: asking for --yes to delete nothing misleads.
+        unknown = _unknown(_engine(settings), emails)
+        if unknown:
+            raise InputError("; ".join(f"no subscriber with address {a}" for a in unknown))
         raise InputError(
             f"deleting {len(emails)} address(es) removes them and every digest sent to "
             "them, for good (back up first: digest backup PATH); run again with --yes"
         )
     from digest.web.limits import DbRateLimiter, SignupLimits
-
-    settings = _settings()
 
     def delete_one(engine: Engine, email: str) -> Outcome:
         outcome = subscriptions.delete(engine, email)

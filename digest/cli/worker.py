@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from digest import pipeline
 from digest.cli.base import _engine, _say, _settings, app, err
-from digest.config import check_secret
+from digest.config import check_secret, check_smtp_login
 from digest.logs import configure_logging
+from digest.pipeline.stopping import stop_on_signals
 from digest.pipeline.worker import work_until_stopped
 
 
@@ -37,18 +37,9 @@ def worker(
     On a signal, the pass in flight finishes what it claimed, then the worker exits 0."""
     settings = _settings()
     check_secret(settings)  # the digests' links are signed with it
+    check_smtp_login(settings)
     configure_logging(settings.log_format, settings.log_level)
     engine = _engine(settings)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: Any) -> None:
-        if stop.is_set():  # a second signal: the operator means it
-            raise SystemExit(130)
-        err.print(f"{signal.Signals(signum).name}: finishing the current pass, then exiting")
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
 
     def _report(report: pipeline.RunReport) -> None:
         data = report.to_json()
@@ -59,4 +50,8 @@ def worker(
             counts = ("built", "empty", "nothing_new", "failed", "already", "sent", "retrying")
             typer.echo(" ".join(f"{k}={data[k]}" for k in counts))
 
-    work_until_stopped(engine, settings, stop, interval, fetch, _report, _say)
+    def _finishing(sig: signal.Signals) -> None:
+        err.print(f"{sig.name}: finishing the current pass, then exiting")
+
+    with stop_on_signals(_finishing, insist=True) as stop:
+        work_until_stopped(engine, settings, stop.event, interval, fetch, _report, _say)

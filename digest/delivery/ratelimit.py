@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 class TokenBucket:
@@ -49,14 +49,29 @@ class SendRateLimiter:
             left = max(0, per_hour - sent_last_hour)
             self.buckets.append(TokenBucket(per_hour / 3600, per_hour, left, clock))
 
-    async def acquire(self, deadline: float) -> bool:
+    async def acquire(
+        self, deadline: float, sleep: Callable[[float], Awaitable[bool]] | None = None
+    ) -> bool:
         """Wait for a send slot; False (nothing taken) if it would come after
-        `deadline` (a `clock()` value), so the run can stop and leave the rest."""
+        `deadline` (a `clock()` value), so the run can stop and leave the rest, or if
+        `sleep` (the wait, True once it is over) is cut short by a stop: a worker told
+        to stop must not sit out the per-hour limit first."""
         wait = max((b.wait_time() for b in self.buckets), default=0.0)
         if wait > 0 and self.clock() + wait > deadline:
             return False
         for bucket in self.buckets:
             bucket.take()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        if wait > 0 and not await (sleep or _sleep)(wait):
+            self.give_back()
+            return False
         return True
+
+    def give_back(self) -> None:
+        """A slot taken but not used (the send was called off): it counts for nothing."""
+        for bucket in self.buckets:
+            bucket.tokens += 1
+
+
+async def _sleep(seconds: float) -> bool:
+    await asyncio.sleep(seconds)
+    return True

@@ -296,13 +296,15 @@ class Sender:
                 if not await self._wait_for_retry():
                     return
                 continue
-            if self.limiter.buckets and not await self.limiter.acquire(self.deadline):
-                self.buffer.appendleft(row)
-                self.report.stopped = "rate limit"
-                return
             while len(self.in_flight) >= self.pool:
                 await self._wait_for_a_send()
             if self.breaker.is_open:  # tripped while we waited for a free connection
+                self.buffer.appendleft(row)
+                continue
+            if not await self._rate_slot(row):
+                return
+            if self.breaker.is_open:  # tripped while we waited for the rate limit
+                self.limiter.give_back()
                 self.buffer.appendleft(row)
                 continue
             self._start(row)
@@ -460,15 +462,40 @@ class Sender:
         if row is None:
             self.breaker.record(True)  # nothing left to probe with: nothing to protect
             return True
+        if not await self._rate_slot(row):  # a probe is a send like any other
+            return False
         self._start(row)
         while self.in_flight:
             await self._wait_for_a_send()
         await self._flush()
         return True
 
+    async def _rate_slot(self, row: Claimed) -> bool:
+        """Wait for the rate limits to allow one more send; False (the row given back)
+        when that would be past the run's window, or a stop cut the wait short."""
+        if not self.limiter.buckets or await self.limiter.acquire(self.deadline, self._rate_wait):
+            return True
+        self.buffer.appendleft(row)
+        if not self._told_to_stop():
+            self.report.stopped = "rate limit"
+        return False
+
+    async def _rate_wait(self, seconds: float) -> bool:
+        """A wait for a rate slot: said when it is a long one (never a silent wait)."""
+        if seconds >= 1:
+            self.say(
+                f"rate limit (DIGEST_RATE_PER_HOUR / DIGEST_RATE_PER_SECOND): next send at "
+                f"{_clock(seconds)}"
+            )
+        return await self._pause(seconds)
+
+    def _told_to_stop(self) -> bool:
+        """Whether a shutdown asked this pass to end (a plain pass cannot be told)."""
+        return False
+
     async def _pause(self, seconds: float) -> bool:
-        """Wait out the breaker's pause; False to end the pass instead (a sender that
-        can be told to stop cuts the pause short)."""
+        """Wait out the breaker's pause or a rate limit's; False to end the pass
+        instead (a sender that can be told to stop cuts the pause short)."""
         await asyncio.sleep(seconds)
         return True
 

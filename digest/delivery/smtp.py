@@ -25,7 +25,7 @@ from email.utils import parseaddr
 
 import aiosmtplib
 
-from digest.config import Settings
+from digest.config import Settings, check_smtp_login
 from digest.delivery.base import SendResult
 from digest.states import SmtpSecurity
 
@@ -40,6 +40,7 @@ def from_settings(settings: Settings) -> SmtpTransport:
 
 class SmtpTransport:
     def __init__(self, settings: Settings) -> None:
+        check_smtp_login(settings)  # never a password in the clear over a network
         self.settings = settings
         self.pool_size = settings.smtp_pool_size
         self.relay = f"{settings.smtp_host}:{settings.smtp_port}"  # for what the run says

@@ -10,6 +10,7 @@ delivery. The CLI and the scheduler call these functions and nothing deeper.
 | `sending.py`  | the sender in its own thread, starting on the first chunk          |
 | `run.py`      | a whole run (`digest run`), `digest retry`                         |
 | `worker.py`   | `digest worker`: runs until told to stop                           |
+| `stopping.py` | SIGTERM and Ctrl-C as one stop event (run, worker, serve, web)     |
 """
 
 from digest.pipeline.build import BuildReport, render_row

@@ -61,6 +61,7 @@ class BuildReport:
     taken_over: int = 0  # claims of a dead or expired process this one built
     broken: str = ""  # why building stopped early (the build workers broke), if it did
     unbuilt: int = 0  # claims that left for the next run to build
+    error: str = ""  # the database (or disk) error that stopped building, if one did
 
     def add(self, other: BuildReport) -> None:
         self.built += other.built
@@ -74,6 +75,7 @@ class BuildReport:
         self.taken_over += other.taken_over
         self.broken = self.broken or other.broken
         self.unbuilt += other.unbuilt
+        self.error = self.error or other.error
 
     @property
     def done(self) -> int:

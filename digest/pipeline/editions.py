@@ -27,7 +27,7 @@ from digest.models import Subscriber, utcnow
 from digest.pipeline.build import BuildReport, EditionPlan
 from digest.pipeline.pool import ChunkRunner, build_workers
 from digest.pipeline.progress import Tracker, no_tracking
-from digest.store import Engine
+from digest.store import DatabaseError, Engine
 from digest.store.claims import (
     Claim,
     SubscriberRow,
@@ -129,10 +129,15 @@ class EditionRun:
         self.not_due = 0
         self.renewed = time.monotonic()
         self.broken: BrokenProcessPool | None = None  # the build workers broke
+        self.error: BaseException | None = None  # a database (or disk) error stopped it
 
     def stopped(self, stop: threading.Event | None) -> bool:
-        """Claim nothing more: a shutdown, or no build workers left to build it."""
-        return self.broken is not None or (stop is not None and stop.is_set())
+        """Claim nothing more: a shutdown, a database error, or no build workers left."""
+        return (
+            self.broken is not None
+            or self.error is not None
+            or (stop is not None and stop.is_set())
+        )
 
     def page(self, subs: Sequence[SubscriberRow], editions: Mapping[int, str]) -> None:
         """Claim the due subscribers of a page and build their claims."""
@@ -184,13 +189,34 @@ class EditionRun:
             self._wait_for_one()
         return self.report
 
+    def fail(self, exc: BaseException) -> BuildReport:
+        """A database (or disk) error mid-edition: claim nothing more, let the chunks
+        in flight finish where they can (each commits on its own), and report what
+        was built, so a run still says what it did before it stopped."""
+        self.error = self.error or exc
+        while self.in_flight:
+            try:
+                self._wait_for_one()
+            except (DatabaseError, OSError):  # the same fault, seen again
+                continue
+        return self.report
+
     def left_behind(self) -> None:
-        """After the build workers broke (once they are all gone): give up our claims
-        still in `building`, so that the next run takes them over at once, and say so."""
-        if self.broken is None:
+        """After the build workers broke (once they are all gone) or the database
+        failed: give up our claims still in `building`, so that the next run takes
+        them over at once (if the database lets us; else once their lease ends), and
+        say so."""
+        why = self.broken or self.error
+        if why is None:
             return
-        self.report.unbuilt = release(self.engine, self.plan.owner)
-        self.report.broken = f"{self.broken}; {self.report.unbuilt} digest(s) left for the next run"
+        try:
+            self.report.unbuilt = release(self.engine, self.plan.owner)
+            left = f"{self.report.unbuilt} digest(s) left for the next run"
+        except (DatabaseError, OSError):
+            left = "the digests not built are left for the next run (after DIGEST_LEASE_SECONDS)"
+        if self.broken is None:
+            self.report.error = f"database: {failure(why)}"
+        self.report.broken = f"{self.report.error or self.broken}; {left}"
         log_event(log, "edition.broken", logging.ERROR, error=self.report.broken)
 
     def _wait_for_one(self) -> None:
@@ -201,7 +227,7 @@ class EditionRun:
         for future in [f for f in self.in_flight if f.done()]:
             self.in_flight.discard(future)
             self._collect(future)
-        if time.monotonic() - self.renewed > self.settings.lease_seconds / 4:
+        if self.error is None and time.monotonic() - self.renewed > self.settings.lease_seconds / 4:
             renew(self.engine, self.plan.owner, self.settings.lease_seconds)
             self.renewed = time.monotonic()
 
@@ -237,18 +263,28 @@ def build_due(
     plan = make_plan(engine, settings, now, dry_run)
     with ChunkRunner(plan, engine, build_workers(settings, total)) as runner:
         run = EditionRun(engine, runner, on_chunk, track("building digests", total))
-        run.take_over(stop)
-        after = 0
-        while not run.stopped(stop):
-            page = active_page(engine, after, settings.edition_chunk)
-            if not page:
-                break
-            after = page[-1].id
-            run.page(page, due_editions(engine, page, now, everyone))
-        run.take_over(stop)
-        report = run.finish()
+        try:
+            run.take_over(stop)
+            after = 0
+            while not run.stopped(stop):
+                page = active_page(engine, after, settings.edition_chunk)
+                if not page:
+                    break
+                after = page[-1].id
+                run.page(page, due_editions(engine, page, now, everyone))
+            run.take_over(stop)
+            report = run.finish()
+        except (DatabaseError, OSError) as exc:
+            report = run.fail(exc)
     run.left_behind()
     return report, run.not_due
+
+
+def failure(exc: BaseException) -> str:
+    """A database error in one line: the driver's words, without SQLAlchemy's
+    statement and parameters (a report must not carry the rows' data)."""
+    reason = getattr(exc, "orig", None) or exc
+    return (str(reason).strip().splitlines() or [type(reason).__name__])[0][:300]
 
 
 def build_editions(

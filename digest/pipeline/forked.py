@@ -31,7 +31,7 @@ import multiprocessing
 import pickle
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -96,6 +96,23 @@ def _die_with_parent() -> None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """While the zygote is started: a process started with SIGINT ignored keeps it
+    ignored (Python turns SIGINT into KeyboardInterrupt only when it finds the
+    default), so a Ctrl-C that reaches the process group while the zygote is still
+    importing cannot kill it there (`_zygote` ignores it from then on). Only the main
+    thread may change handlers; the scheduler's threads have no terminal anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+
+
 def _warm(builder: EditionBuilder) -> None:
     """What every worker would otherwise do first: index the papers most digests of
     the edition start from (subscribers' first digests) and compile the templates (by
@@ -110,6 +127,10 @@ def _zygote(
     plan: EditionPlan, tuning: Tuning, tasks: Any, results: _Results, control: Connection
 ) -> None:
     _die_with_parent()  # even while it waits for its first chunk
+    # Ctrl-C reaches the whole foreground process group: the owner (`digest run`)
+    # decides what it means (claim nothing more, let the chunks in flight finish);
+    # the zygote and the workers it forks go on building what they were given.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.set_threshold(*tuning.gc_thresholds)
     said = _Results(control)
     try:
@@ -231,7 +252,8 @@ class ForkedWorkers:
             args=(plan, tuning, self.tasks, self.writer, control_r),
             name="digest-build-zygote",
         )
-        self.zygote.start()
+        with _sigint_ignored():
+            self.zygote.start()
         writer.close()
         control_r.close()
         self.lock = threading.Lock()
@@ -272,7 +294,7 @@ class ForkedWorkers:
                 return
             try:
                 kind, key, value = conn.recv()
-            except EOFError:
+            except (EOFError, OSError):  # closed; or reset, a word to it unread
                 self._fail_all(BrokenProcessPool("the build workers ended unexpectedly"))
                 return
             if kind == "closed":

@@ -22,12 +22,12 @@ from digest.delivery.sender import SendReport, send_due
 from digest.logs import log_event
 from digest.models import Subscriber, utcnow
 from digest.pipeline.build import BuildReport
-from digest.pipeline.editions import build_due
+from digest.pipeline.editions import build_due, failure
 from digest.pipeline.fetch import SourceReport, fetch_all
 from digest.pipeline.progress import Tracker, no_tracking
 from digest.pipeline.sending import BuildFeed, SendingThread
 from digest.states import SubscriberStatus
-from digest.store import Engine
+from digest.store import DatabaseError, Engine
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,13 @@ class RunReport:
     send: SendReport
     not_due: int = 0  # active subscribers whose next digest is not due yet
     seconds: float = 0.0
+    error: str = ""  # a database (or disk) error that stopped the run early
 
     @property
     def ok(self) -> bool:
         return (
-            not self.send.failed
+            not self.error
+            and not self.send.failed
             and not self.build.failed
             and not self.build.broken
             and not any(r.failed for r in self.fetch)
@@ -72,6 +74,7 @@ class RunReport:
             "seconds": round(self.seconds, 3),
             "ok": self.ok,
             "stopped": s.stopped or None,
+            "error": self.error or None,
             "build_errors": b.errors[:100],
             "send_errors": s.errors[:100],
             "fetch": [r.to_json() for r in self.fetch],
@@ -109,10 +112,15 @@ def run_once(
     sending = SendingThread(engine, settings, transport or make_transport(settings), feed, say)
     done_sending = track("sending", None)
     sending.start()
+    error = ""
     try:
-        built, not_due = build_due(
-            engine, settings, now, everyone, on_chunk=feed.more, track=track, stop=stop
-        )
+        try:
+            built, not_due = build_due(
+                engine, settings, now, everyone, on_chunk=feed.more, track=track, stop=stop
+            )
+        except (DatabaseError, OSError) as exc:  # before anything was claimed
+            error = f"database: {failure(exc)}"
+            built, not_due = BuildReport(broken=error, error=error), 0
         # building is over while sending goes on: an operator (and bench/edition.py)
         # sees when, without counting the outbox
         log_event(
@@ -125,9 +133,17 @@ def run_once(
         )
     finally:
         feed.finish()
-        sent = sending.join()
+        try:
+            sent = sending.join()
+        except (DatabaseError, OSError) as exc:
+            # What was recorded before the fault; the rows still leased go back to
+            # the outbox when their lease ends (DIGEST_LEASE_SECONDS).
+            sent = sending.sender.report
+            sent.stopped = f"database: {failure(exc)}; the rest stays queued for the next run"
+            error = error or sent.stopped
+    error = error or built.error
     done_sending(sent.sent + sent.failed)
-    return RunReport(fetched, built, sent, not_due, time.monotonic() - started)
+    return RunReport(fetched, built, sent, not_due, time.monotonic() - started, error)
 
 
 def retry_failed(

@@ -98,9 +98,13 @@ class StreamingSender(Sender):
             return None
         return await super()._next_row()
 
+    def _told_to_stop(self) -> bool:
+        return self.feed.stop.is_set()
+
     async def _pause(self, seconds: float) -> bool:
-        """The breaker's pause (60 s, then doubling, while an edition is being built),
-        ended early by a stop: a worker told to stop must not sleep it out."""
+        """The breaker's pause (60 s, then doubling, while an edition is being built)
+        and the rate limit's wait (up to an hour's worth with DIGEST_RATE_PER_HOUR),
+        ended early by a stop: a worker told to stop must not sleep them out."""
         end = time.monotonic() + seconds
         while not self.feed.stop.is_set():
             left = end - time.monotonic()

@@ -42,23 +42,25 @@ def work_until_stopped(
     passes = failed_in_a_row = 0
     while not stop.is_set():
         began = time.monotonic()
+        report: RunReport | None = None
         try:
             report = run_once(engine, settings, fetch=fetch, stop=stop, say=say)
+            error = report.error
         except (DatabaseError, OSError) as exc:
+            error = " ".join(str(exc).split())[:300] or type(exc).__name__
+        passes += 1
+        if report is not None and on_pass is not None:
+            on_pass(report)  # what it did, even if a fault stopped it early
+        if error:
             # A database restarting (or locked past its timeout), a disk full: the
             # next pass may well succeed, and each write is one transaction, so
             # nothing was half-done. A long-running worker says so and goes on,
             # backing off while it lasts, instead of exiting.
-            passes += 1
             failed_in_a_row += 1
             wait = min(interval * 2 ** min(failed_in_a_row - 1, 16), max(interval, MAX_BACKOFF))
-            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-            log_event(log, "worker.pass_failed", logging.ERROR, error=reason, retry_in=wait)
+            log_event(log, "worker.pass_failed", logging.ERROR, error=error, retry_in=wait)
             stop.wait(wait)
             continue
-        passes += 1
         failed_in_a_row = 0
-        if on_pass is not None:
-            on_pass(report)
         stop.wait(max(0.0, interval - (time.monotonic() - began)))
     return passes

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import errno
 import logging
-import signal
 import socket
-from typing import Any
 
 import uvicorn
 
 from digest.config import Settings, check_secret
 from digest.errors import DigestError, InputError
 from digest.logs import configure_logging, log_event
+from digest.pipeline.stopping import stop_on_signals
 from digest.store import Engine
 from digest.web.app import create_app
 from digest.web.deadlines import with_deadlines
@@ -91,22 +90,16 @@ def run_web(
     stop_metrics = serve_metrics(settings, engine)
     # uvicorn re-raises the signal that stopped it once it is done; a quiet handler
     # turns that into a normal return, so the scheduler below is stopped cleanly.
-    previous = {s: signal.signal(s, _noted) for s in (signal.SIGTERM, signal.SIGINT)}
-    log_event(log, "web.starting", host=config.host, port=config.port)
-    try:
-        server.run(sockets=[listener])
-    finally:
-        listener.close()
-        if stop_metrics is not None:
-            stop_metrics()
-        if scheduler is not None:
-            from digest.scheduler import stop_scheduler
+    with stop_on_signals():
+        log_event(log, "web.starting", host=config.host, port=config.port)
+        try:
+            server.run(sockets=[listener])
+        finally:
+            listener.close()
+            if stop_metrics is not None:
+                stop_metrics()
+            if scheduler is not None:
+                from digest.scheduler import stop_scheduler
 
-            stop_scheduler(scheduler)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+                stop_scheduler(scheduler)
     return 0 if server.started else 1
-
-
-def _noted(signum: int, _frame: Any) -> None:
-    log_event(log, "signal", signal=signal.Signals(signum).name)

@@ -65,6 +65,21 @@ def test_the_default_sample_source_is_named_when_used(cli, env, tmp_path):
     assert warning not in cli("run").stderr  # set explicitly (to sample): no warning
 
 
+def test_fetch_says_where_it_fetched_from_when_no_source_is_set(cli, env, tmp_path):
+    """Before, `digest fetch` with DIGEST_SOURCES unset printed a table naming
+    "sample" and nothing on why, or on how to fetch real papers."""
+    unset = {k: v for k, v in env.items() if k != "DIGEST_SOURCES"}
+    for args in (["fetch"], ["fetch", "--json"]):
+        res = run_cli(args, unset, cwd=tmp_path)
+        assert res.code == 0, res.stderr
+        lines = [line for line in res.stderr.splitlines() if "DIGEST_SOURCES" in line]
+        assert len(lines) == 1, res.stderr
+        assert "bundled sample papers" in lines[0] and "arxiv:cs.CL" in lines[0]
+    assert "DIGEST_SOURCES" not in cli("fetch").stderr  # set explicitly: no warning
+    res = run_cli(["fetch"], {**unset, "DIGEST_SOURCES": " "}, cwd=tmp_path)
+    assert res.code == 2 and "DIGEST_SOURCES: expected at least one source" in res.stderr
+
+
 def test_version(cli):
     res = cli("--version")
     assert res.code == 0

@@ -38,7 +38,7 @@ def test_refusals_name_the_reason_and_go_on(cli):
     res = cli("resume", "a@example.org", "nobody@example.org", "not-an-address")
     clean_exit(res, 2)
     assert "reactivate a@example.org --unsubscribed-ok" in res.stderr
-    assert "nobody@example.org: no such subscriber" in res.stderr
+    assert "error: no subscriber with address nobody@example.org" in res.stderr
     assert "invalid email address" in res.stderr
     assert statuses(cli)["a@example.org"]["status"] == "unsubscribed"
 
@@ -90,3 +90,24 @@ def test_delete_needs_yes_and_removes_the_row_and_digests(cli):
     assert list(statuses(cli)) == ["b@example.org"]
     status = json.loads(cli("status", "--json").stdout)
     assert sum(e["total"] for e in status["editions"]) == 1  # a's digest went with a
+
+
+def test_deleting_an_unknown_address_says_so_as_set_does(cli):
+    """Before, `digest delete nobody@...` asked for --yes, and with it answered
+    "refused: nobody@example.org: no such subscriber"; `digest set` says
+    "error: no subscriber with address ...". Both exit 2 (bad input), one line."""
+    same = "error: no subscriber with address nobody@example.org\n"
+    assert cli("set", "nobody@example.org", "--max-papers", "3").stderr == same
+    for args in (["nobody@example.org"], ["Nobody@Example.org", "--yes"]):
+        res = cli("delete", *args)
+        clean_exit(res, 2)
+        assert res.stderr == same and res.stdout == "", res.stderr
+    clean_exit(cli("subscribe", "a@example.org", "-k", "diffusion"), 0)
+    asked = cli("delete", "a@example.org")  # a known address: --yes is asked for
+    clean_exit(asked, 2)
+    assert "run again with --yes" in asked.stderr
+    both = cli("delete", "a@example.org", "nobody@example.org", "--yes")
+    clean_exit(both, 2)  # the known one deleted, the unknown one said
+    assert both.stdout == "a@example.org: deleted with its digests\n"
+    assert both.stderr == same
+    assert statuses(cli) == {}

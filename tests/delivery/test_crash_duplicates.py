@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from conftest import run_cli, subscribe_many, wait_for
+from conftest import relay_env, run_cli, subscribe_many, wait_for
 from fault_smtp import FaultyHandler, FaultyServer
 
 SUBSCRIBERS = 300
@@ -27,11 +27,7 @@ def test_each_kill_duplicates_at_most_one_message_per_connection(tmp_path: Path,
     # A little time per DATA, as a real relay takes, so that kills land mid-send.
     handler = FaultyHandler(delay=0.005)
     with FaultyServer(handler) as server:
-        run_env = {
-            **env,
-            "DIGEST_SMTP_PORT": str(server.port),
-            "DIGEST_SMTP_POOL_SIZE": str(POOL),
-        }
+        run_env = relay_env(env, server.port, smtp_pool_size=POOL)
         subscribe_many(run_env, addresses, "language, model, learning")
         accepted_at_kill: list[int] = []
         for _ in range(KILLS):

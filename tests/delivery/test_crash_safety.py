@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import run_cli, subscribe_many, wait_for
+from conftest import relay_env, run_cli, subscribe_many, wait_for
 from fault_smtp import FaultyHandler, FaultyServer
 from sqlmodel import Session, select
 
@@ -45,13 +45,9 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, env):
     # Some addresses are deferred once, so retries are in the air when a kill lands.
     handler = FaultyHandler(delay=0.004, rcpt={a: ["451 4.3.0 try again"] for a in addresses[::10]})
     with FaultyServer(handler) as server:
-        run_env = {
-            **env,
-            "DIGEST_SMTP_PORT": str(server.port),
-            "DIGEST_SMTP_POOL_SIZE": "4",
-            "DIGEST_RETRY_BASE_SECONDS": "0.3",
-            "DIGEST_RUN_RETRY_WINDOW_SECONDS": "30",
-        }
+        run_env = relay_env(
+            env, server.port, smtp_pool_size=4, retry_base_seconds=0.3, run_retry_window_seconds=30
+        )
         subscribe_many(run_env, addresses, "language, model, learning")
         kills: list[float] = []
         accepted_at_kill: list[int] = []

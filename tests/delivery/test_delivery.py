@@ -304,6 +304,19 @@ def test_rate_limit_per_hour_leaves_the_rest_for_the_next_run(engine, settings):
     assert sorted(d.status for d in rows(engine).values()) == ["pending", "sent", "sent", "sent"]
 
 
+def test_a_breaker_probe_counts_against_the_rate_limit(engine, settings):
+    """Before, the message that probes the relay after the breaker's pause went out
+    without a slot: one more send an hour than DIGEST_RATE_PER_HOUR allows."""
+    handler = FaultyHandler(rcpt={ADDRS[0]: ["451 4.3.0 Try later"]})
+    queue(engine, ADDRS)
+    with FaultyServer(handler) as server:
+        s = fast(settings, server.port, rate_per_hour=2, breaker_threshold=1, smtp_pool_size=1)
+        report = send(engine, s)
+    assert report.breaker_trips == 1 and report.stopped == "rate limit", report
+    assert sum(handler.tries.values()) == 2, handler.tries  # the failed send and the probe
+    assert report.sent == 1
+
+
 def test_the_circuit_breaker_pauses_a_run_against_a_broken_relay(engine, settings):
     addresses = [f"b{i}@example.org" for i in range(12)]
     handler = FaultyHandler(rcpt={a: ["451 4.3.0 relay broken"] * 50 for a in addresses})

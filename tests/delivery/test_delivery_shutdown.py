@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from conftest import subscribe_many, wait_for
+from conftest import relay_env, subscribe_many, wait_for
 from fault_smtp import FaultyHandler, FaultyServer
 from sqlalchemy import select
 from test_delivery import queue, rows
@@ -25,7 +25,9 @@ from digest.pipeline.sending import BuildFeed, SendingThread
 N = 30
 
 
-def _signal_while_sending(tmp_path: Path, env, args: list[str], signum: int):
+def _signal_while_sending(
+    tmp_path: Path, env, args: list[str], signum: int, extra: dict[str, str] | None = None
+):
     """Run `digest ARGS` against a relay taking 0.3 s a message, one connection, N
     subscribers due; send `signum` once two messages are in. Returns the process's
     exit code and stderr, what the relay accepted (recipient -> count), how many it
@@ -38,7 +40,7 @@ def _signal_while_sending(tmp_path: Path, env, args: list[str], signum: int):
     with FaultyServer(handler) as server:
         proc = subprocess.Popen(
             [sys.executable, "-m", "digest", *args],
-            env={**env, "DIGEST_SMTP_PORT": str(server.port), "DIGEST_SMTP_POOL_SIZE": "1"},
+            env={**relay_env(env, server.port, smtp_pool_size=1), **(extra or {})},
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -78,6 +80,19 @@ def test_sigterm_during_sends_stops_after_the_sends_in_flight(tmp_path: Path, en
         tmp_path, env, args, signal.SIGTERM
     )
     assert code == 0 and "Traceback" not in err, err[-2000:]
+    _only_the_sends_in_flight_finished(accepted, at_signal, found)
+
+
+def test_sigterm_cuts_the_rate_limit_wait_short(tmp_path: Path, env):
+    """With DIGEST_RATE_PER_HOUR=2 the third send waits half an hour for its slot;
+    before, SIGTERM to the worker sat that wait out (past any stop timeout)."""
+    args = ["worker", "--interval", "60"]
+    code, err, accepted, at_signal, found = _signal_while_sending(
+        tmp_path, env, args, signal.SIGTERM, {"DIGEST_RATE_PER_HOUR": "2"}
+    )  # the process must end within the 60 s given to it, not after 1800 s
+    assert code == 0 and "Traceback" not in err, err[-2000:]
+    assert sum(accepted.values()) == 2
+    assert "rate limit (DIGEST_RATE_PER_HOUR" in err  # the wait was said, not silent
     _only_the_sends_in_flight_finished(accepted, at_signal, found)
 
 
