@@ -128,6 +128,9 @@ _RAW_RE = re.compile(
 )
 
 
+_RAW_BYTES_RE = re.compile(_RAW_RE.pattern.encode(), _RAW_RE.flags & ~re.UNICODE)
+
+
 def references_hold(html: str) -> bool:
     """Whether every non-ASCII character of `html` (a page or card, or a pattern of
     one with NUL-delimited markers) may be written as a numeric character reference:
@@ -155,11 +158,29 @@ def seven_bit(html: str) -> bytes | None:
     if b"\r" in data or b"\x00" in data:
         return None
     if _has_long_line(data):
-        lines = data.split(b"\n")
-        data = b"\n".join([_broken(x) if len(x) > LINE_LIMIT else x for x in lines])
-        if max(map(len, data.split(b"\n"))) > LINE_LIMIT:
+        broken = _lines_broken(data)
+        if broken is None or max(map(len, broken.split(b"\n"))) > LINE_LIMIT:
             return None
+        data = broken
     return data.replace(b"\n", b"\r\n")
+
+
+def _lines_broken(data: bytes) -> bytes | None:
+    """`data` with each line over LINE_LIMIT `_broken`; None when such a line is in a
+    raw-text element or a comment, where a line break could change what it says (a
+    string in a script)."""
+    raw = [m.span() for m in _RAW_BYTES_RE.finditer(data)]
+    out = []
+    start = 0
+    for line in data.split(b"\n"):
+        end = start + len(line)
+        if len(line) > LINE_LIMIT:
+            if any(a < end and start < b for a, b in raw):
+                return None
+            line = _broken(line)
+        out.append(line)
+        start = end + 1
+    return b"\n".join(out)
 
 
 _WINDOW = LINE_LIMIT // 2

@@ -274,14 +274,24 @@ def test_a_line_past_998_octets_is_broken_between_attributes_in_7bit() -> None:
 
 
 def test_html_that_7bit_cannot_carry_goes_quoted_printable(tmp_path) -> None:
-    """Non-ASCII inside a comment or <script> (where `&#...;` is not decoded) or a line of text over
-    998 octets with no tag to break it in: the part is quoted-printable, exact."""
+    """Non-ASCII inside a comment or <script> (where `&#...;` is not decoded), a line
+    of text over 998 octets with no tag to break it in, or one in a script (breaking
+    it between attributes would change a string): the part is quoted-printable, exact."""
     items = [Item(Paper(seq=1, id="s1", title="Ünïcode title"), None)]
     layout = (REPO / "templates" / "layout.html").read_text()
     for name, source in [
         ("comment", layout.replace("</body>", "<!-- Ü --></body>")),
         ("script", layout.replace("</body>", '<script>var a = "Ü";</script></body>')),
         ("long", layout.replace("</body>", "<p>" + "word " * 300 + "</p></body>")),
+        # a tag in a script's string: breaking the line there would change the script
+        (
+            "script-long",
+            layout.replace(
+                "</body>",
+                f'<script>f(\'<a href="x" title="{"y" * 600}" id="{"z" * 600}">\');</script>'
+                "</body>",
+            ),
+        ),
     ]:
         folder = tmp_path / name
         folder.mkdir()
