@@ -31,6 +31,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from digest.rendering.encoding import Chunk, LineCodec, chunk_of, qp_line, references_hold
+from digest.rendering.text import html_escaped as _escaped
 
 _MARK_RE = re.compile("\x00(F|C)([0-9]+)(<|&lt;|)\x00")
 _SLOT_RE = re.compile("\x00C([0-9]+)\x00")
@@ -278,14 +279,6 @@ def _op(piece: Piece) -> tuple[int, Any]:
     if isinstance(piece, CardHole):
         return _CARD, piece.index
     return _CHUNK, piece
-
-
-def _escaped(value: str) -> str:
-    """`str(escape(value))`, without the Markup object for a value with nothing to
-    escape (most: links, addresses)."""
-    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
-        return str(escape(value))
-    return value
 
 
 def sample_values(values: Sequence[str]) -> list[str]:

@@ -28,6 +28,7 @@ from markupsafe import escape
 
 from digest.rendering.encoding import Chunk, LineCodec, qp_line
 from digest.rendering.highlight import Part
+from digest.rendering.text import html_escaped as _escaped
 
 # Placeholders never met in real text: every field shown is cleaned of control
 # characters first (text.clean), and URLs with them are dropped (text.safe_url).
@@ -112,10 +113,6 @@ class EscapedText:
             pos = end
         pieces.append(out[offsets[pos] if offsets else pos :])
         return "".join(pieces)
-
-
-def _escaped(text: str) -> str:
-    return str(escape(text))
 
 
 def _plain(text: str) -> str:
