@@ -310,6 +310,20 @@ def _paper(pid: str) -> dict:
     }
 
 
+def _fail_writes(engine: store.Engine, event: str, when: str) -> None:
+    """A trigger that fails an `event` ("INSERT", "UPDATE OF status") on the digests
+    table as a full disk would, while `when` (SQL; `{table}` names the table) holds."""
+    table = table_of(Digest).name
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE TRIGGER injected_fault AFTER {event} ON {table} "
+                f"WHEN {when.format(table=table)} "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full (injected)'); END"
+            )
+        )
+
+
 def test_a_database_error_mid_build_still_prints_the_report(tmp_path: Path, env):
     """Before, `digest run --json` printed only `error: database: ...` when a write
     failed mid-edition: what was built and sent before the fault went unreported.
@@ -317,15 +331,7 @@ def test_a_database_error_mid_build_still_prints_the_report(tmp_path: Path, env)
     n = 60
     url, addresses = _edition(env, n)
     engine = store.make_engine(url)
-    table = table_of(Digest).name
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                f"CREATE TRIGGER injected_fault AFTER INSERT ON {table} "
-                f"WHEN (SELECT count(*) FROM {table}) > 30 "
-                "BEGIN SELECT RAISE(ABORT, 'database or disk is full (injected)'); END"
-            )
-        )
+    _fail_writes(engine, "INSERT", "(SELECT count(*) FROM {table}) > 30")
     handler = FaultyHandler()
     with FaultyServer(handler) as server:
         run_env = relay_env(env, server.port, edition_chunk=10, build_workers=2)
@@ -393,16 +399,8 @@ def test_sends_finishing_after_a_failed_record_do_not_hang_the_sender(tmp_path: 
         first = run_cli(["run", "--no-fetch", "--json"], run_env, cwd=tmp_path, timeout=120)
         assert strict_json(first.stdout)["retrying"] == 4, first.stdout
         engine = store.make_engine(url)
-        table = table_of(Digest).name
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    f"CREATE TRIGGER injected_fault AFTER UPDATE OF status ON {table} "
-                    f"WHEN NEW.status = 'sent' AND (SELECT count(*) FROM {table} "
-                    "WHERE status = 'sent') > 1 "
-                    "BEGIN SELECT RAISE(ABORT, 'database or disk is full (injected)'); END"
-                )
-            )
+        sent = "NEW.status = 'sent' AND (SELECT count(*) FROM {table} WHERE status = 'sent') > 1"
+        _fail_writes(engine, "UPDATE OF status", sent)
         engine.dispose()
         handler.delay = 0.25
         retry_env = relay_env(
