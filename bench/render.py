@@ -226,9 +226,10 @@ def email_package_mime(settings: Settings, digests, edition: date) -> float:
     email_s = time.process_time() - start
     start = time.process_time()
     for addr, r in rendered:
-        r.__dict__.pop("text_body", None)  # encode both bodies whole, as `email` does
+        # encode both bodies whole, as `email` does (the HTML always is: 7bit or QP)
+        r.__dict__.pop("text_body", None)
         r.__dict__.pop("html_body", None)
-        r.html_encoded = r.text_encoded = None
+        r.text_encoded = None
         build_message(settings, addr, r).as_bytes()
     ours_s = time.process_time() - start
     print(

@@ -1,5 +1,5 @@
-"""Example papers from a reference library: a BibTeX file, or a Zotero export (CSV,
-CSL JSON or Zotero RDF), read into arXiv ids and titles, then resolved against the
+"""Example papers from a reference library: a BibTeX file, a RIS file (Mendeley,
+EndNote, Google Scholar), or a Zotero export (CSV, CSL JSON or Zotero RDF), read into arXiv ids and titles, then resolved against the
 stored papers. The CLI (`--like-file`) and the web (the manage page's upload) both go
 through `import_likes` and `add_likes`, so a file gives the same papers either way.
 
@@ -9,6 +9,9 @@ LaTeX accents) and a hand-written reader would get it wrong in the cases people
 have. A file is read whole or not at all: over `MAX_BYTES`, not text, or with no
 readable entry, it is refused with one line and nothing changes; an entry without an
 arXiv id or title, or that does not parse, is skipped and reported.
+
+RIS is read by `rispy`: tagged lines (`TI  - ...`) are simple, but the tags' many
+spellings (`TI`/`T1`, `UR`/`L1`, repeated `N1`) are what a library already knows.
 
 Zotero RDF is XML from whoever uploads it: it is parsed by `defusedxml` with DTDs
 forbidden, so entity expansion (billion laughs) and external entities are refused
@@ -71,6 +74,9 @@ class Library:
     titles: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     entries: int = 0
+    # Whether titles are LaTeX (BibTeX). The other formats hold plain text, where
+    # `%`, `&`, `$` and `_` are themselves, not a comment or markup.
+    latex: bool = False
 
     def add(self, label: str, values: dict[str, str]) -> None:
         self.entries += 1
@@ -78,7 +84,7 @@ class Library:
         if found:
             self.ids.append(found)
             return
-        title = clean_title(values.get("title", ""))
+        title = clean_title(values.get("title", ""), latex=self.latex)
         if title:
             self.titles.append(title)
         else:
@@ -142,12 +148,15 @@ def arxiv_id_in(values: Iterable[str]) -> str | None:
 _PLAIN_TITLE = re.compile(r"(?:(?!--|``|'')[^\\{}$~%^_&#])*")
 
 
-def clean_title(raw: str) -> str:
-    """A title as text: LaTeX accents and commands rendered, braces gone, spaces folded."""
+def clean_title(raw: str, latex: bool = True) -> str:
+    """A title as text, spaces folded; with `latex`, LaTeX accents and commands
+    rendered and braces gone."""
     if not isinstance(raw, str) or not raw.strip():
         return ""
     raw = raw[:MAX_TITLE]
-    if _PLAIN_TITLE.fullmatch(raw):  # no LaTeX in it: pylatexenc (~0.3 ms) would keep it
+    if not latex or _PLAIN_TITLE.fullmatch(
+        raw
+    ):  # no LaTeX in it: pylatexenc (~0.3 ms) would keep it
         return " ".join(raw.split())
     try:
         from pylatexenc.latex2text import LatexNodes2Text
@@ -178,6 +187,8 @@ def read_library(data: bytes, name: str = "") -> Library:
         library = _from_csl_json(text, name)
     elif head.startswith("<"):
         library = _from_zotero_rdf(text, name)
+    elif _RIS_START.match(head):
+        library = _from_ris(text, name)
     elif _looks_like_csv(head):
         library = _from_csv(text)
     else:
@@ -208,7 +219,7 @@ def _from_bibtex(text: str) -> Library:
     # bibtexparser logs every block it cannot parse; we report them ourselves.
     logging.getLogger("bibtexparser").setLevel(logging.CRITICAL)
     parsed = bibtexparser.parse_string(text)
-    library = Library()
+    library = Library(latex=True)
     for entry in parsed.entries:
         values = {f.key.lower(): str(f.value) for f in entry.fields if isinstance(f.value, str)}
         library.add(f"entry {entry.key[:80]!r}", values)
@@ -282,6 +293,38 @@ def _from_zotero_rdf(text: str, name: str) -> Library:
             "title": item.findtext(f"{DC}title") or "",
         }
         library.add(f"item {i} ({kind[:40]})", values)
+    return library
+
+
+# A RIS file starts with its first record's type tag.
+_RIS_START = re.compile(r"TY {2}- ")
+# rispy's names for the tags that may hold a title or an arXiv id.
+_RIS_TITLES = ("title", "primary_title")
+_RIS_IDS = {"doi": "doi", "urls": "url", "notes": "note", "journal_name": "journal", "id": "id"}
+
+
+def _from_ris(text: str, name: str) -> Library:
+    """A RIS export: one record per `TY` ... `ER`; a record left open is not read."""
+    import rispy
+
+    try:
+        records = rispy.loads(text)
+    except Exception as exc:  # noqa: BLE001 - rispy raises several kinds on bad input
+        raise InputError(
+            f"{name or 'the file'} is not a readable RIS file ({exc!s:.100})"
+        ) from None
+    library = Library()
+    for i, record in enumerate(records, 1):
+        values = {
+            ours: " ".join(
+                v for v in (raw if isinstance(raw, list) else [raw]) if isinstance(v, str)
+            )
+            for key, ours in _RIS_IDS.items()
+            if (raw := record.get(key)) is not None
+        }
+        title = next((record[k] for k in _RIS_TITLES if isinstance(record.get(k), str)), "")
+        values["title"] = title
+        library.add(f"record {i}", values)
     return library
 
 

@@ -175,6 +175,29 @@ def _listen(value: str) -> str:
     return v
 
 
+def _proxies(value: str) -> str:
+    """Comma-separated IP addresses or networks (`10.0.0.0/8`), `*`, or empty. uvicorn
+    takes anything and treats what is not an address as a name no peer has, so a
+    typo would silently put every visitor behind the proxy's one address (and one
+    rate limit): here it stops the program instead."""
+    v = value.strip()
+    if v == "*":
+        return v
+    items = [item.strip() for item in v.split(",") if item.strip()]
+    for item in items:
+        try:
+            if "/" in item:
+                ipaddress.ip_network(item, strict=False)
+            else:
+                ipaddress.ip_address(item)
+        except ValueError:
+            raise ValueError(
+                f"expected comma-separated IP addresses or networks (127.0.0.1, "
+                f"10.0.0.0/8) or *, got {item[:200]!r}"
+            ) from None
+    return ",".join(items)
+
+
 def _mail_domain(value: str) -> str:
     """Empty, or a domain name: it becomes the part after @ of every envelope sender."""
     v = value.strip().lower().rstrip(".")
@@ -448,7 +471,7 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DIGEST_PREVIEW_TIMEOUT": ("preview_timeout", _float(0.1, 600)),
     "DIGEST_HTTP_HEADER_TIMEOUT": ("http_header_timeout", _float(0.1, 3600)),
     "DIGEST_HTTP_BODY_TIMEOUT": ("http_body_timeout", _float(0.1, 3600)),
-    "DIGEST_TRUSTED_PROXIES": ("trusted_proxies", _str),
+    "DIGEST_TRUSTED_PROXIES": ("trusted_proxies", _proxies),
     "DIGEST_WEIGHT_TITLE": ("weight_title", _float(0, 1000)),
     "DIGEST_WEIGHT_ABSTRACT": ("weight_abstract", _float(0, 1000)),
     "DIGEST_WEIGHT_AUTHOR": ("weight_author", _float(0, 1000)),

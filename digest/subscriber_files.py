@@ -290,10 +290,15 @@ class RowChecker:
         email = values.get("email")
         if not email:
             raise InputError("email: is required")
+        likes = values.get("likes")
+        if likes is not None and not isinstance(likes, list):
+            raise InputError('likes: must be a list of arXiv ids, such as ["2305.18290"]')
         sub = subscriptions.new_subscriber(
             self.settings,
             email,
             values.get("keywords") or "",
+            interest=values.get("interest"),
+            likes=likes,
             max_papers=values.get("max_papers"),
             min_score=values.get("min_score"),
             timezone=values.get("timezone"),
@@ -363,7 +368,18 @@ class RowChecker:
 
 # Fields `subscriptions.new_subscriber` checks and normalises; the rest are typed only.
 _CHECKED = frozenset(
-    {"email", "keywords", "max_papers", "min_score", "timezone", "send_at", "frequency", "weekday"}
+    {
+        "email",
+        "keywords",
+        "interest",
+        "likes",
+        "max_papers",
+        "min_score",
+        "timezone",
+        "send_at",
+        "frequency",
+        "weekday",
+    }
 )
 
 

@@ -284,7 +284,7 @@ LikeFileOpt = Annotated[
     Path | None,
     typer.Option(
         "--like-file",
-        help="A BibTeX file or a Zotero export (CSV, CSL JSON, Zotero RDF): its arXiv ids, "
+        help="A BibTeX or RIS file, or a Zotero export (CSV, CSL JSON, Zotero RDF): its arXiv ids, "
         "and titles of stored papers, become example papers (added to --like and, for set, to the "
         "current ones).",
         dir_okay=False,

@@ -102,7 +102,7 @@ def import_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Add subscribers from a CSV or JSON Lines file (the columns `digest export`
-    writes; `email` and `keywords` are required). A bad row is reported with its line
+    writes; `email` is required, and a profile: `keywords`, `interest` or `likes`). A bad row is reported with its line
     number and skipped; the good rows are imported. Exit 1 when any row was refused."""
     if confirmed and pending:
         raise InputError("give --confirmed or --pending, not both")

@@ -22,6 +22,7 @@ from digest.inbound.reading import MAX_MESSAGE_BYTES, for_log, parse, read_cappe
 from digest.logs import log_event
 from digest.states import InboundKind
 from digest.store import Engine
+from digest.store.inbound import NOT_COUNTED
 
 __all__ = ["MAX_MESSAGE_BYTES", "InboundResult", "decide", "handle", "read_capped"]
 
@@ -83,10 +84,17 @@ def handle(
     )
     if verdict.subscriber_id is not None and change.email is None:
         detail = f"{verdict.reason} (subscriber {verdict.subscriber_id} no longer exists)"
-    changed = change.email is not None and verdict.kind in (
-        InboundKind.BOUNCE,
-        InboundKind.COMPLAINT,
-        InboundKind.UNSUBSCRIBE,
+    elif not change.counted:
+        detail += NOT_COUNTED
+    changed = (
+        change.email is not None
+        and change.counted
+        and verdict.kind
+        in (
+            InboundKind.BOUNCE,
+            InboundKind.COMPLAINT,
+            InboundKind.UNSUBSCRIBE,
+        )
     )
     result = InboundResult(
         action=str(verdict.kind),

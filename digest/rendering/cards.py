@@ -16,7 +16,13 @@ from typing import Any
 from digest.matching import Match
 from digest.matching.highlight import AuthorNames, TextSpans, labels_of
 from digest.models import Paper
-from digest.rendering.encoding import Chunk, LineCodec, chunk_of, normalise_newlines
+from digest.rendering.encoding import (
+    Chunk,
+    LineCodec,
+    chunk_of,
+    normalise_newlines,
+    references_hold,
+)
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
 from digest.rendering.highlight import (
     Part,
@@ -119,12 +125,15 @@ def card_chunk(text: str, codec: LineCodec | None = None) -> Chunk:
 
 @dataclass(frozen=True)
 class Card:
-    """A paper's rendered HTML and text, ready to splice, and what they add to the
-    encoded message (for the size budget)."""
+    """A paper's rendered HTML (text, as the page sends it 7bit: see
+    `encoding.seven_bit`) and text (its lines encoded), ready to splice; what they add
+    to the encoded message (for the size budget); and whether the HTML's non-ASCII
+    characters may be sent as character references (`encoding.references_hold`)."""
 
-    html: Chunk
+    html: str
     text: Chunk
     cost: int
+    refs: bool = True
 
 
 def view_of(env: DigestEnvironment, paper: Paper) -> PaperView:
@@ -163,7 +172,7 @@ class MarkedAuthors(Marks):
         return parts
 
     def render(self, hole: Hole) -> str:
-        key = (self.named, hole)
+        key = (self.named, hole.hit_open, hole.hit_close, hole.escaped)  # a Hole hashes slowly
         shown = self.card.author_lines.get(key)
         if shown is None:
             shown = self.card.author_lines[key] = hole.fill(self.parts())
@@ -177,7 +186,7 @@ class PaperCard:
 
     __slots__ = (
         "paper", "view", "title", "summary", "authors", "author_lines",
-        "_title_text", "_summary_text", "_patterns", "_lines",
+        "_title_text", "_summary_text", "_patterns", "_lines", "_refs",
     )  # fmt: skip
 
     def __init__(self, paper: Paper) -> None:
@@ -190,7 +199,8 @@ class PaperCard:
         self._title_text = EscapedText(self.view.title)
         self._summary_text = EscapedText(self.view.summary)
         self._patterns: dict[bool, tuple[CardPattern, CardPattern] | None] = {}
-        self._lines: dict[bool, tuple[CardLines | None, CardLines | None]] = {}
+        self._lines: dict[bool, tuple[CardPattern | None, CardLines | None]] = {}
+        self._refs: dict[bool, bool] = {}
 
     def values(self, match: Match | None, why: str) -> dict[str, Any]:
         """The subscriber-dependent part of the card's context, from cached spans."""
@@ -231,16 +241,17 @@ class PaperCard:
 
     def lines(
         self, env: DigestEnvironment, with_why: bool
-    ) -> tuple[CardLines | None, CardLines | None] | None:
-        """The patterns cut into lines, their fixed lines encoded (`CardLines`), for
-        the HTML and the text card; None when there is no pattern."""
+    ) -> tuple[CardPattern | None, CardLines | None] | None:
+        """The HTML pattern stripped as a card is spliced (`CardPattern.framed`) and
+        the text pattern cut into lines, its fixed lines encoded (`CardLines`); None
+        when there is no pattern."""
         lines = self._lines.get(with_why)
         if lines is None:
             patterns = self.patterns(env, with_why)
             if patterns is None:
                 return None
             lines = self._lines[with_why] = (
-                CardLines.compile(patterns[0], "\n", None, env.reason_lines, env.card_codec),
+                patterns[0].framed("\n", None),
                 CardLines.compile(patterns[1], "", "\n", env.reason_lines, env.card_codec),
             )
         return lines
@@ -252,6 +263,7 @@ class PaperCard:
         html_pattern, text_pattern = CardPattern.learn(html), CardPattern.learn(text)
         if html_pattern is None or text_pattern is None:
             return None
+        self._refs[with_why] = references_hold(html)
         checks = env.card_checks
         if checks.get(with_why, 0) >= CARD_CHECKS:
             return html_pattern, text_pattern
@@ -311,14 +323,15 @@ def _spliced_card(
     if patterns is None:
         html, text = _render_both(env, {"paper": state.view, **_as_parts(values)})
         return _card(html, text, env.card_codec)
-    html_lines, text_lines = state.lines(env, bool(values[WHY])) or (None, None)
-    html_chunk = html_lines.fill(values, keys) if html_lines is not None else None
-    if html_chunk is None:
-        html_chunk = card_chunk(f"\n{patterns[0].fill(values).strip()}\n", env.card_codec)
+    with_why = bool(values[WHY])
+    html_pattern, text_lines = state.lines(env, with_why) or (None, None)
+    html = html_pattern.fill(values) if html_pattern is not None else "\r"
+    if "\r" in html:  # no stripped pattern, or a carriage return to normalise
+        html = card_html(patterns[0].fill(values))
     text_chunk = text_lines.fill(values, keys) if text_lines is not None else None
     if text_chunk is None:
         text_chunk = card_chunk(patterns[1].fill(values).strip("\n"), env.card_codec)
-    return _made(html_chunk, text_chunk)
+    return _made(html, text_chunk, state._refs[with_why])
 
 
 def _reason(env: DigestEnvironment, why: str) -> str:
@@ -364,9 +377,15 @@ def _render_both(env: DigestEnvironment, context: dict[str, Any]) -> tuple[str, 
     return html, text
 
 
+def card_html(html: str) -> str:
+    """Rendered card HTML as it is spliced into a page: on lines of its own."""
+    return f"\n{normalise_newlines(html).strip()}\n"
+
+
 def _card(html: str, text: str, codec: LineCodec | None) -> Card:
-    return _made(card_chunk(f"\n{html.strip()}\n", codec), card_chunk(text.strip("\n"), codec))
+    shown = card_html(html)
+    return _made(shown, card_chunk(text.strip("\n"), codec), references_hold(shown))
 
 
-def _made(html: Chunk, text: Chunk) -> Card:
-    return Card(html, text, len(html.mid or b"") + len(text.mid or b"") + 80)
+def _made(html: str, text: Chunk, refs: bool) -> Card:
+    return Card(html, text, len(html) + len(text.mid or b"") + 80, refs)

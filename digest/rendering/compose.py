@@ -15,9 +15,17 @@ from digest.matching import Hit, Match, readable_terms
 from digest.matching.highlight import TextAnalysis
 from digest.models import Paper
 from digest.rendering.cards import Card, make_card, view_of
-from digest.rendering.encoding import Chunk, encode_body, header_text, normalise_newlines
+from digest.rendering.encoding import (
+    Chunk,
+    encode_body,
+    header_text,
+    normalise_newlines,
+    references_hold,
+    seven_bit,
+)
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
 from digest.rendering.frame import (
+    FramePattern,
     Shape,
     card_markers,
     encode_pieces,
@@ -58,8 +66,10 @@ class RenderedDigest:
     links: dict[str, str] = field(default_factory=dict)
     shown: int = 0
     total: int = 0
-    html_encoded: tuple[str, bytes] | None = None
     text_encoded: tuple[str, bytes] | None = None
+    # whether the HTML's non-ASCII characters may be sent as character references
+    # (none in a <style>, <script> or comment): then it goes 7bit (`html_body`)
+    html_refs: bool = False
 
     @cached_property
     def text_body(self) -> tuple[str, bytes]:
@@ -71,12 +81,14 @@ class RenderedDigest:
 
     @cached_property
     def html_body(self) -> tuple[str, bytes]:
-        """The encoded HTML; spliced from cached card encodings when it is mostly
-        ASCII, encoded whole otherwise (base64 wins for non-Latin scripts)."""
-        if self.html_encoded is not None:
-            qp = self.html_encoded[1]
-            if len(qp) <= len(self.html) * 1.2 + 64:
-                return self.html_encoded
+        """The encoded HTML: 7bit, non-ASCII as character references, when it can be
+        (`encoding.seven_bit`: no encoding pass, and smaller than quoted-printable,
+        which writes each `=` of the inline styles as `=3D`); else quoted-printable
+        or base64 (for non-Latin scripts), encoded whole."""
+        if self.html_refs:
+            data = seven_bit(self.html)
+            if data is not None:
+                return "7bit", data
         return encode_body(self.html)
 
     def encoded_size(self) -> int:
@@ -243,8 +255,8 @@ def _render_page(
     total: int,
 ) -> RenderedDigest:
     """The page with a slot for each card, filled from the pattern of its shape
-    (frame.py) or rendered directly; the cached cards (and their cached encodings)
-    go in the slots. The shape is worked out once for both the HTML and the text."""
+    (frame.py) or rendered directly; the cached cards (HTML as text, text with its
+    encoded lines) go in the slots. The shape is worked out once for both the HTML and the text."""
     page = {
         **context,
         "feedback": context["feedback"][: len(cards)],
@@ -253,8 +265,8 @@ def _render_page(
         "more": total - len(cards),
     }
     shape = Shape(page) if env.splice_cards else None
-    html, html_qp = _page(env, "digest.html", page, shape, [c.html for c in cards])
-    text, text_qp = _page(env, "digest.txt", page, shape, [c.text for c in cards])
+    html, refs = _html_page(env, page, shape, [c.html for c in cards])
+    text, text_qp = _text_page(env, page, shape, [c.text for c in cards])
     return RenderedDigest(
         subject,
         html,
@@ -262,41 +274,72 @@ def _render_page(
         links,
         len(cards),
         total,
-        ("quoted-printable", html_qp),
         ("quoted-printable", text_qp),
+        refs and all(c.refs for c in cards),
     )
 
 
-def _page(
+def _html_page(
+    env: DigestEnvironment, page: dict[str, Any], shape: Shape | None, cards: list[str]
+) -> tuple[str, bool]:
+    """The HTML page's text, and whether character references hold in it (the
+    page's part: the cards say their own)."""
+    name = "digest.html"
+    pattern = _pattern(env, name, page, shape, cards, False) if shape is not None else None
+    if shape is not None and pattern is not None:
+        return pattern.text(shape.values, cards), pattern.refs
+    rendered = _page_render(env, name, page)
+    return joined(slotted(rendered, cards)), references_hold(rendered)
+
+
+def _text_page(
+    env: DigestEnvironment, page: dict[str, Any], shape: Shape | None, cards: list[Chunk]
+) -> tuple[str, bytes]:
+    """The text page and its quoted-printable encoding, built from the cards' encoded
+    lines and the pattern's (`FramePattern.build`)."""
+    name = "digest.txt"
+    pattern = _pattern(env, name, page, shape, cards, True) if shape is not None else None
+    if shape is not None and pattern is not None:
+        return pattern.build(shape.values, cards, env.codec)
+    pieces = slotted(_page_render(env, name, page), cards)
+    return joined(pieces), encode_pieces(pieces, env.codec)
+
+
+def _page_render(env: DigestEnvironment, name: str, context: Mapping[str, Any]) -> str:
+    return normalise_newlines(_render(env, name, dict(context)))
+
+
+def _pattern(
     env: DigestEnvironment,
     name: str,
     page: dict[str, Any],
-    shape: Shape | None,
-    cards: list[Chunk],
-) -> tuple[str, bytes]:
-    """The page's text and encoding: from its shape's pattern when the templates give
-    one. A template's first shape is checked against a direct render with the real
-    values and with sample ones; later shapes with sample ones, until FRAME_CHECKS
-    shapes passed (frame.learn_frame)."""
-
-    def render(context: Mapping[str, Any]) -> str:
-        return normalise_newlines(_render(env, name, dict(context)))
-
-    if shape is not None:
-        key = ("frame", name, shape.key)
-        pattern = env.frames.get(key, False)
-        if pattern is False:
-            if len(env.frames) >= env.frames_limit:
-                env.frames.clear()
-            checks = env.frame_checks.get(name, 0)
-            pattern = env.frames[key] = learn_frame(render, page, shape, cards, checks, env.codec)
-            # past FRAME_CHECKS shapes that passed, the template is trusted; once one
-            # failed, every later shape is checked
-            env.frame_checks[name] = checks + 1 if pattern is not None else -(10**9)
-        if pattern is not None:
-            return pattern.build(shape.values, cards, env.codec)
-    pieces = slotted(render(page), cards)
-    return joined(pieces), encode_pieces(pieces, env.codec)
+    shape: Shape,
+    cards: Sequence[str | Chunk],
+    encode: bool,
+) -> FramePattern | None:
+    """The pattern of the page's shape, when the templates give one. A template's
+    first shape is checked against a direct render with the real values and with
+    sample ones; later shapes with sample ones, until FRAME_CHECKS shapes passed
+    (frame.learn_frame)."""
+    key = ("frame", name, shape.key)
+    pattern = env.frames.get(key, False)
+    if pattern is False:
+        if len(env.frames) >= env.frames_limit:
+            env.frames.clear()
+        checks = env.frame_checks.get(name, 0)
+        pattern = env.frames[key] = learn_frame(
+            lambda context: _page_render(env, name, context),
+            page,
+            shape,
+            cards,
+            checks,
+            env.codec,
+            encode,
+        )
+        # past FRAME_CHECKS shapes that passed, the template is trusted; once one
+        # failed, every later shape is checked
+        env.frame_checks[name] = checks + 1 if pattern is not None else -(10**9)
+    return pattern if isinstance(pattern, FramePattern) else None
 
 
 def items_from_outbox(

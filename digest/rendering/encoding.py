@@ -116,6 +116,116 @@ def encode_body(text: str) -> tuple[str, bytes]:
     return ("base64", b64) if len(b64) < len(qp) else ("quoted-printable", qp)
 
 
+# RFC 5322 2.1.1: a line is at most 998 octets without its CRLF.
+LINE_LIMIT = 998
+# Where character references are not decoded: raw-text elements and comments. A
+# non-ASCII character there cannot be sent as `&#...;` (nor a marker of a pattern be
+# filled with one).
+_RAW_RE = re.compile(
+    r"<(style|script|xmp|iframe|noembed|noframes|noscript|plaintext)\b.*?(?:</\1\s*>|\Z)"
+    r"|<!--.*?(?:-->|\Z)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+_RAW_BYTES_RE = re.compile(_RAW_RE.pattern.encode(), _RAW_RE.flags & ~re.UNICODE)
+
+
+def references_hold(html: str) -> bool:
+    """Whether every non-ASCII character of `html` (a page or card, or a pattern of
+    one with NUL-delimited markers) may be written as a numeric character reference:
+    none sits in a raw-text element (<style>, <script>, ...) or a comment, where a
+    reference is not decoded. Checked once per template pattern, not per message."""
+    for m in _RAW_RE.finditer(html):
+        raw = m.group()
+        if not raw.isascii() or "\x00" in raw:
+            return False
+    return True
+
+
+def seven_bit(html: str) -> bytes | None:
+    """`html` as a 7bit body: non-ASCII as numeric character references (the caller
+    knows they are decoded where they stand: `references_hold`), CRLF line ends.
+    None when 7bit cannot carry it or would be the longer encoding: a line over 998
+    octets, a NUL or a bare CR, or text mostly outside ASCII (a script other than
+    Latin, where each character would take 6-8 bytes; base64 takes ~1.8)."""
+    if html.isascii():
+        data = html.encode("ascii")
+    else:
+        data = html.encode("ascii", "xmlcharrefreplace")
+        if len(data) > len(html) * 1.2 + 64:
+            return None
+    if b"\r" in data or b"\x00" in data:
+        return None
+    if _has_long_line(data):
+        broken = _lines_broken(data)
+        if broken is None or max(map(len, broken.split(b"\n"))) > LINE_LIMIT:
+            return None
+        data = broken
+    return data.replace(b"\n", b"\r\n")
+
+
+def _lines_broken(data: bytes) -> bytes | None:
+    """`data` with each line over LINE_LIMIT `_broken`; None when such a line is in a
+    raw-text element or a comment, where a line break could change what it says (a
+    string in a script)."""
+    raw = [m.span() for m in _RAW_BYTES_RE.finditer(data)]
+    out = []
+    start = 0
+    for line in data.split(b"\n"):
+        end = start + len(line)
+        if len(line) > LINE_LIMIT:
+            if any(a < end and start < b for a, b in raw):
+                return None
+            line = _broken(line)
+        out.append(line)
+        start = end + 1
+    return b"\n".join(out)
+
+
+_WINDOW = LINE_LIMIT // 2
+
+
+def _has_long_line(data: bytes) -> bool:
+    """Whether a line of `data` passes LINE_LIMIT. Such a line holds a whole window
+    [k * 499, k * 499 + 499) with no line break, so only windows are searched (a
+    `find` each, which meets a break within a line's length) and a line is measured
+    only around a window without one: ~4x faster than splitting a page into its
+    lines, which every message would pay."""
+    size = len(data)
+    if size <= LINE_LIMIT:
+        return False
+    find = data.find
+    for start in range(0, size - _WINDOW + 1, _WINDOW):
+        if find(b"\n", start, start + _WINDOW) < 0:
+            end = find(b"\n", start)
+            line_end = size if end < 0 else end
+            if line_end - data.rfind(b"\n", 0, start) - 1 > LINE_LIMIT:
+                return True
+    return False
+
+
+# A start tag as the HTML tokenizer reads one (name, attributes with quoted, unquoted
+# or no values), and one attribute of it with the whitespace before it.
+_SPACE = rb"[\t\f\r ]"
+_ATTRIBUTE = (
+    rb"([^\t\n\f\r />\"'=<][^\t\n\f\r />=\"'<]*"
+    + rb"(?:" + _SPACE + rb"*=" + _SPACE + rb"*(?:\"[^\"]*\"|'[^']*'|[^\t\n\f\r >\"'=<`]+))?)"
+)  # fmt: skip
+_TAG_RE = re.compile(
+    rb"<[A-Za-z][^\t\n\f\r />]*(?:" + _SPACE + rb"+" + _ATTRIBUTE + rb")*" + _SPACE + rb"*/?>"
+)
+_ATTRIBUTE_RE = re.compile(_SPACE + rb"+" + _ATTRIBUTE)
+
+
+def _broken(line: bytes) -> bytes:
+    """A long line with a line break in place of the space before each attribute of
+    its tags (`<mark\\nclass="hl"\\nstyle="...">`), where the tokenizer reads a line
+    break as the space it replaces: the document is the same, its lines shorter (a
+    summary with a dozen marked words, each with its inline style, passes 998)."""
+    return _TAG_RE.sub(lambda tag: _ATTRIBUTE_RE.sub(rb"\n\1", tag.group()), line)
+
+
 def header_text(value: str, limit: int = 900) -> str:
     """A header value as one safe line of text: control characters (CR, LF and the
     rest) become spaces, runs of space one space, and the length is bounded."""

@@ -6,9 +6,10 @@ links, topics, preheader) and a few numbers (how many papers, shown, more). The 
 templates (whichever a designer put in `DIGEST_TEMPLATES_DIR`) are rendered once per
 *shape* — the numbers, which strings are empty, how many topics and cards — with a
 marker for each non-empty string and each card; the result is a `FramePattern`.
-Filling it for a subscriber is joining strings, and its literal lines are
-quoted-printable encoded once (`encoding.LineCodec`), so a message costs no template
-render and no re-encoding of the lines every message shares.
+Filling it for a subscriber is joining strings: the HTML page is sent 7bit as it is
+(`FramePattern.text`, `encoding.seven_bit`); the text page's literal lines are
+quoted-printable encoded once (`encoding.LineCodec`, `FramePattern.build`), so a
+message costs no template render and no re-encoding of the lines every message shares.
 
 A pattern is used only after it reproduced a direct render with sample values (long,
 full of characters to escape) and, for a template's first shape, with the first
@@ -29,7 +30,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from digest.rendering.encoding import Chunk, LineCodec, chunk_of, qp_line
+from digest.rendering.encoding import Chunk, LineCodec, chunk_of, qp_line, references_hold
+from digest.rendering.text import html_escaped as _escaped
 
 _MARK_RE = re.compile("\x00(F|C)([0-9]+)(<|&lt;|)\x00")
 _SLOT_RE = re.compile("\x00C([0-9]+)\x00")
@@ -147,6 +149,9 @@ class FramePattern:
     """A rendered page as literal text (pre-encoded where it spans lines) and holes."""
 
     pieces: tuple[Piece, ...]
+    # whether character references may stand for its non-ASCII characters (none in a
+    # <style>, <script> or comment, and no value or card there): `encoding.seven_bit`
+    refs: bool = True
     # the pieces as (kind, index or text or chunk), for `build`'s loop
     ops: tuple[tuple[int, Any], ...] = field(init=False, repr=False, compare=False)
 
@@ -154,9 +159,13 @@ class FramePattern:
         object.__setattr__(self, "ops", tuple(_op(p) for p in self.pieces))
 
     @classmethod
-    def learn(cls, rendered: str, codec: LineCodec | None = None) -> FramePattern | None:
+    def learn(
+        cls, rendered: str, codec: LineCodec | None = None, encode: bool = True
+    ) -> FramePattern | None:
         """The pattern of a page rendered with `Shape.probe`; `codec` (the run's)
-        encodes the lines every shape shares (the stylesheet, the layout) once."""
+        encodes the lines every shape shares (the stylesheet, the layout) once. A
+        page sent as it is (the HTML: `encoding.seven_bit`) keeps them as text
+        (`encode` False) and is filled with `text`."""
         pieces: list[Piece] = []
         pos = 0
         for m in _MARK_RE.finditer(rendered):
@@ -175,10 +184,32 @@ class FramePattern:
         if any(isinstance(p, str) and "\x00" in p for p in pieces):
             return None
         return cls(
-            tuple(chunk_of(p, codec) if isinstance(p, str) else p for p in pieces if p != "")
+            tuple(
+                (chunk_of(p, codec) if encode else p) if isinstance(p, str) else p
+                for p in pieces
+                if p != ""
+            ),
+            references_hold(rendered),
         )
 
-    def fill(self, values: Sequence[str], cards: Sequence[Chunk]) -> list[str | Chunk]:
+    def text(self, values: Sequence[str], cards: Sequence[str]) -> str:
+        """The page's text alone, filled with `values` and the cards' texts."""
+        out: list[str] = []
+        add = out.append
+        for kind, arg in self.ops:
+            if kind == _TEXT:
+                add(arg)
+            elif kind == _CARD:
+                add(cards[arg])
+            elif kind == _ESCAPED:
+                add(_escaped(values[arg]))
+            elif kind == _RAW:
+                add(values[arg])
+            else:
+                add(arg.text)
+        return "".join(out)
+
+    def fill(self, values: Sequence[str], cards: Sequence[str | Chunk]) -> list[str | Chunk]:
         """The page as pieces (text, or chunks that carry their encoding)."""
         out: list[str | Chunk] = []
         for piece in self.pieces:
@@ -250,14 +281,6 @@ def _op(piece: Piece) -> tuple[int, Any]:
     return _CHUNK, piece
 
 
-def _escaped(value: str) -> str:
-    """`str(escape(value))`, without the Markup object for a value with nothing to
-    escape (most: links, addresses)."""
-    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
-        return str(escape(value))
-    return value
-
-
 def sample_values(values: Sequence[str]) -> list[str]:
     """Values unlike any real one: long, mixed case, with every character to escape."""
     return [f"Sample <b>{i}</b> & \"Quote\" 'x' {'word ' * 30}end{i}" for i in range(len(values))]
@@ -273,16 +296,17 @@ def learn_frame(
     render: Callable[[Mapping[str, Any]], str],
     context: Mapping[str, Any],
     shape: Shape,
-    cards: Sequence[Chunk],
+    cards: Sequence[str | Chunk],
     checks: int = 0,
     codec: LineCodec | None = None,
+    encode: bool = True,
 ) -> FramePattern | None:
     """The pattern of `render` for this shape, or None when it does not reproduce a
     direct render with sample values and, for the first shape of a template (no
     `checks` passed yet), with the real ones too. A template with FRAME_CHECKS shapes
     checked is trusted: its pattern is learned from one render; a template that
     failed a check has a negative `checks`, and every shape is checked."""
-    pattern = FramePattern.learn(render(shape.probe), codec)
+    pattern = FramePattern.learn(render(shape.probe), codec, encode)
     if pattern is None or checks >= FRAME_CHECKS:
         return pattern
     if checks <= 0 and joined(pattern.fill(shape.values, cards)) != joined(
@@ -296,7 +320,7 @@ def learn_frame(
     return pattern
 
 
-def slotted(page: str, cards: Sequence[Chunk]) -> list[str | Chunk]:
+def slotted(page: str, cards: Sequence[str | Chunk]) -> list[str | Chunk]:
     """`page` (rendered with `card_marker`s) with each marker replaced by its card."""
     pieces = _SLOT_RE.split(page)
     out: list[str | Chunk] = [pieces[0]]

@@ -12,20 +12,23 @@ A template that does something a pattern cannot express (shows only some parts,
 changes their text with a filter, treats a piece by its position) gives no pattern,
 or one that fails the check against a direct render with sample values (done for the
 first `cards.CARD_CHECKS` papers, and for every paper once a check failed); the card
-is then rendered directly, as before. `CardLines` cuts a pattern into lines and
-encodes the fixed ones once per paper, so a new card encodes only its lines with holes.
+is then rendered directly, as before. The HTML card is the filled pattern, sent 7bit
+with the page (`CardPattern.framed`); `CardLines` cuts the text card's pattern into
+lines and encodes the fixed ones once per paper, so a new text card encodes only its
+lines with holes.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from markupsafe import escape
 
 from digest.rendering.encoding import Chunk, LineCodec, qp_line
 from digest.rendering.highlight import Part
+from digest.rendering.text import html_escaped as _escaped
 
 # Placeholders never met in real text: every field shown is cleaned of control
 # characters first (text.clean), and URLs with them are dropped (text.safe_url).
@@ -57,11 +60,11 @@ class Hole:
     hit_close: str = ""
 
     def fill(self, value: str | Sequence[Part] | Marks) -> str:
+        if isinstance(value, Marks):  # most: a card's title, authors, summary
+            return value.render(self)
         esc = _escaped if self.escaped else _plain
         if isinstance(value, str):
             return esc(value)
-        if isinstance(value, Marks):
-            return value.render(self)
         return "".join(
             f"{self.hit_open}{esc(text)}{self.hit_close}" if hit else esc(text)
             for text, hit in value
@@ -112,10 +115,6 @@ class EscapedText:
         return "".join(pieces)
 
 
-def _escaped(text: str) -> str:
-    return str(escape(text))
-
-
 def _plain(text: str) -> str:
     return text
 
@@ -125,12 +124,35 @@ class CardPattern:
     """A rendered card as literal text and holes."""
 
     pieces: tuple[str | Hole, ...]
+    # `pieces` with "" for each hole, and the holes by position: `fill` copies the
+    # one and fills in the others (no test per piece, no generator)
+    _texts: list[str] = field(init=False, repr=False, compare=False)
+    _holes: tuple[tuple[int, Hole], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        texts = [p if isinstance(p, str) else "" for p in self.pieces]
+        holes = tuple((i, p) for i, p in enumerate(self.pieces) if isinstance(p, Hole))
+        object.__setattr__(self, "_texts", texts)
+        object.__setattr__(self, "_holes", holes)
 
     def fill(self, values: Mapping[str, str | Sequence[Part] | Marks]) -> str:
-        return "".join(
-            piece if isinstance(piece, str) else piece.fill(values[piece.field])
-            for piece in self.pieces
-        )
+        out = self._texts.copy()
+        for i, hole in self._holes:
+            out[i] = hole.fill(values[hole.field])
+        return "".join(out)
+
+    def framed(self, lead: str, strip: str | None) -> CardPattern | None:
+        """This pattern as a card is spliced into a page: `lead` + the filled text
+        stripped of `strip` + a newline, with the strip done here once; None when an
+        end is a hole (the strip could cut into a value: strip after filling)."""
+        pieces = list(self.pieces)
+        if len(pieces) < 2 or not isinstance(pieces[0], str) or not isinstance(pieces[-1], str):
+            return None
+        first, last = pieces[0].lstrip(strip), pieces[-1].rstrip(strip)
+        if not first or not last:
+            return None
+        pieces[0], pieces[-1] = lead + first, last + "\n"
+        return CardPattern(tuple(pieces))
 
     @classmethod
     def learn(cls, rendered: str) -> CardPattern | None:
@@ -226,7 +248,7 @@ class CardLines:
     strip could cut into a value) or its text has carriage returns; such a card is cut
     into lines after filling, as before."""
 
-    __slots__ = ("head", "body")
+    __slots__ = ("head", "body", "fields", "memory")
 
     def __init__(
         self,
@@ -252,6 +274,13 @@ class CardLines:
                 texts, encoded = [], []
             self.body.append(HoleLine(line, shared))
         self.body.append(("\n".join(texts), b"".join(encoded)))
+        # the fields the filled card depends on, and the cards filled by their keys (a
+        # text card shows no highlights: subscribers with the same reason share it)
+        holes = [self.head, *self.body]
+        self.fields = tuple(
+            dict.fromkeys(f for h in holes if isinstance(h, HoleLine) for f in h.fields)
+        )
+        self.memory: dict[tuple[object, ...], Chunk | None] = {}
 
     @classmethod
     def compile(
@@ -262,13 +291,10 @@ class CardLines:
         shared: dict[object, tuple[str, bytes]] | None = None,
         codec: LineCodec | None = None,
     ) -> CardLines | None:
-        pieces = list(pattern.pieces)
-        if not pieces or not isinstance(pieces[0], str) or not isinstance(pieces[-1], str):
+        framed = pattern.framed(lead, strip)
+        if framed is None:
             return None
-        first, last = pieces[0].lstrip(strip), pieces[-1].rstrip(strip)
-        if not first or not last or len(pieces) == 1:
-            return None
-        pieces[0], pieces[-1] = lead + first, last + "\n"
+        pieces = framed.pieces
         if any(isinstance(p, str) and "\r" in p for p in pieces):
             return None
         lines: list[list[str | Hole]] = [[]]
@@ -299,6 +325,18 @@ class CardLines:
         """The filled card as a `Chunk` (head: its first line; mid: the rest encoded),
         or None when a value brought a line break (then it is cut after filling).
         `keys`: what each value's lines depend on, shared by a card's HTML and text."""
+        key = tuple([keys[f] for f in self.fields])
+        memory = self.memory
+        if key in memory:
+            return memory[key]
+        if len(memory) >= LINE_MEMORY:
+            memory.clear()
+        chunk = memory[key] = self._fill(values, keys)
+        return chunk
+
+    def _fill(
+        self, values: Mapping[str, str | Sequence[Part] | Marks], keys: Mapping[str, object]
+    ) -> Chunk | None:
         head = self.head
         if isinstance(head, str):
             first = head

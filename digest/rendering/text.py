@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from markupsafe import escape
+
 # Work on at most this much of any field; nothing we show is longer.
 SCAN_LIMIT = 8000
 TITLE_LIMIT = 300
@@ -186,3 +188,11 @@ def safe_url(url: str | None) -> str | None:
     if not urlsplit(url).netloc:
         return None
     return url
+
+
+def html_escaped(value: str) -> str:
+    """`str(escape(value))`, without the Markup object for a value with nothing to
+    escape (most: links, addresses, a card's reason)."""
+    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
+        return str(escape(value))
+    return value

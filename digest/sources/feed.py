@@ -23,9 +23,11 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 from xml.parsers import expat
 
 import feedparser
+import httpx
 
 from digest.config import Settings
 from digest.errors import ConfigError, SourceError
@@ -365,8 +367,19 @@ class FeedSource:
         return batch
 
 
+def _parses(url: str) -> bool:
+    """Whether the URL names a host and a port both parsers agree on: `[::1` or
+    `x:99999` pass the pattern of `clean_url` and would fail every fetch."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # ValueError when not a number from 0 to 65535
+        return bool(parts.hostname) and bool(httpx.URL(url).host)
+    except (ValueError, httpx.InvalidURL, UnicodeError):
+        return False
+
+
 def build_feed_source(url: str, settings: Settings, http: HttpClient) -> FeedSource:
-    if len(url) > MAX_FEED_URL or not clean_url(url):
+    if len(url) > MAX_FEED_URL or not clean_url(url) or not _parses(url):
         raise ConfigError(
             f"DIGEST_SOURCES: feed:URL needs an http(s) URL of at most {MAX_FEED_URL} "
             f"characters, got {url[:80]!r}"

@@ -14,13 +14,20 @@ waiting behind it) forever. Bodies are streamed and the deadline, and a stop eve
 when the service shuts down, are checked between chunks, between retries and while
 waiting for a host's interval.
 
+A feed's server is a third party: a redirect it sends is followed only to http(s),
+never to a link-local address (the cloud metadata service), and never from a host
+outside the operator's network into it (loopback, private ranges): SSRF. See
+`redirect_refusal`.
+
 Failures surface as `SourceError` with one line a user can act on; a caller never sees
 an httpx exception.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -184,6 +191,58 @@ class HostThrottle:
                 self._last_end[host] = self._clock()
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _addresses(host: str) -> list[IPAddress]:
+    """The addresses `host` names: itself when it is one, else what DNS answers (none
+    when it does not resolve: the connection then fails with its own error)."""
+    try:
+        found = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return []
+        found = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    return [
+        a.ipv4_mapped if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped else a
+        for a in found
+    ]
+
+
+def _host(url: str) -> str:
+    """The URL's host as httpx sees it; "" for a URL httpx refuses (it says why)."""
+    try:
+        return httpx.URL(url).host
+    except (httpx.InvalidURL, UnicodeError):
+        return ""
+
+
+def redirect_refusal(origin_host: str, target: httpx.URL) -> str | None:
+    """Why a redirect from a feed on `origin_host` to `target` is not followed, or None.
+
+    Only http(s); never a link-local address (169.254.169.254, the metadata service
+    of every cloud, and fe80::/10); and an address outside the public internet
+    (loopback, private, shared, unspecified) only when the configured host is outside
+    it too: the operator named that network, a stranger's feed cannot reach into it.
+    The same host is always fine. (The addresses are looked up here and again when
+    connecting: a DNS answer changing in between is not caught.)"""
+    if target.scheme not in ("http", "https"):
+        return f"a redirect to a {target.scheme[:20]}: URL"
+    host = target.host
+    if host == origin_host:
+        return None
+    addresses = _addresses(host)
+    if any(a.is_link_local for a in addresses):
+        return f"a redirect to {host[:100]}, a link-local (cloud metadata) address,"
+    if any(not a.is_global for a in addresses) and all(
+        a.is_global for a in _addresses(origin_host)
+    ):
+        return f"a redirect from {origin_host[:100]} to {host[:100]}, an internal address,"
+    return None
+
+
 class HttpClient:
     """A polite GET client built from settings. Open one `session()` per fetch."""
 
@@ -221,7 +280,9 @@ class HttpClient:
             follow_redirects=True,
             max_redirects=5,
         ) as client:
-            yield HttpSession(self, client, Deadline(self.deadline_seconds, self.stop))
+            session = HttpSession(self, client, Deadline(self.deadline_seconds, self.stop))
+            client.event_hooks = {"request": [session.check_redirect]}
+            yield session
 
 
 class HttpSession:
@@ -231,6 +292,8 @@ class HttpSession:
         self._owner = owner
         self._client = client
         self.deadline = deadline
+        self._origin = ""  # the host of the URL being fetched (see `check_redirect`)
+        self._shown = ""
 
     def get(
         self,
@@ -266,6 +329,7 @@ class HttpSession:
     ) -> tuple[Response | str, float | None]:
         """One request: the response, or (problem, seconds the server asked us to wait)."""
         shown = _shown(url)
+        self._origin, self._shown = _host(url), shown
         deadline = self.deadline
         capped = False  # this attempt's timeout is what was left of the deadline
         encoding = "none"
@@ -318,6 +382,13 @@ class HttpSession:
             raise SourceError(
                 f"cannot reach {shown}: it or a redirect names an invalid host name"
             ) from None
+
+    def check_redirect(self, request: httpx.Request) -> None:
+        """httpx's request hook, run before every request it sends, redirects too:
+        a redirect `redirect_refusal` refuses fails the fetch before connecting."""
+        why = redirect_refusal(self._origin, request.url)
+        if why is not None:
+            raise SourceError(f"{why} refused (fetching {self._shown})")
 
     def _backoff(self, attempt: int) -> float:
         base = self._owner.backoff * (2**attempt)

@@ -9,10 +9,10 @@ counts a bounce twice and never loses one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from digest.models import InboundEvent, Subscriber, utcnow
 from digest.states import InboundKind, SubscriberStatus
@@ -29,6 +29,12 @@ _STOPPABLE = (
     SubscriberStatus.SUSPENDED,
 )
 
+# An inbound bounce counts once in this long per subscriber: digests go out at most
+# daily, so a second one sooner is the same bounce again (replayed, delivered twice,
+# or forged from the bounce address a forwarded digest shows).
+BOUNCE_WINDOW = timedelta(hours=20)
+NOT_COUNTED = "; not counted: a bounce was counted in the last 20 hours"
+
 
 @dataclass(frozen=True)
 class InboundChange:
@@ -40,6 +46,7 @@ class InboundChange:
     status_after: str | None
     bounces: int | None
     complaints: int | None
+    counted: bool = True  # False: a bounce within BOUNCE_WINDOW of another, not counted
 
 
 def apply_inbound(
@@ -59,12 +66,15 @@ def apply_inbound(
         row = None
         if subscriber_id is not None:
             row = conn.execute(
-                select(_S.c.email, _S.c.status).where(_S.c.id == subscriber_id)
+                select(_S.c.id, _S.c.email, _S.c.status).where(_S.c.id == subscriber_id)
             ).first()
         before = row.status if row is not None else None
+        counted = True
         if row is not None:
             where = _S.c.id == subscriber_id
             if kind == InboundKind.BOUNCE:
+                counted = _first_bounce_since(conn, row.id, now - BOUNCE_WINDOW)
+            if kind == InboundKind.BOUNCE and counted:
                 conn.execute(update(_S).where(where).values(bounces=_S.c.bounces + 1))
                 conn.execute(
                     update(_S)
@@ -87,7 +97,9 @@ def apply_inbound(
                 kind=str(kind),
                 subscriber_id=subscriber_id if row is not None else None,
                 created_at=now,
-                detail=detail[:500],
+                detail=(detail[: 500 - len(NOT_COUNTED)] + NOT_COUNTED if not counted else detail)[
+                    :500
+                ],
             )
         )
         after = None
@@ -102,7 +114,20 @@ def apply_inbound(
         status_after=after.status if after is not None else None,
         bounces=after.bounces if after is not None else None,
         complaints=after.complaints if after is not None else None,
+        counted=counted,
     )
+
+
+def _first_bounce_since(conn: Connection, subscriber_id: int, since: datetime) -> bool:
+    """Whether no bounce event names this subscriber since `since`."""
+    found = conn.execute(
+        select(_E.c.id)
+        .where(_E.c.subscriber_id == subscriber_id)
+        .where(_E.c.kind == str(InboundKind.BOUNCE))
+        .where(_E.c.created_at >= since)
+        .limit(1)
+    ).first()
+    return found is None
 
 
 def inbound_counts(engine: Engine, since: datetime | None = None) -> dict[str, int]:

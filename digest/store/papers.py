@@ -27,18 +27,34 @@ class MergeCounts:
 _MERGE_FIELDS = [f.name for f in fields(PaperRecord) if f.name not in {"source", "update_only"}]
 
 
+# What describes a paper: kept from the most authoritative source that gave it.
+_OWN_FIELDS = frozenset({"title", "abstract", "authors", "published", "categories"})
+
+
+def _authority(source: str) -> int:
+    """0 for a `feed:` source (a third party's feed naming the paper), 1 for the rest
+    (arXiv, Hugging Face, the operator's own file)."""
+    return 0 if source.startswith("feed:") else 1
+
+
 def _merge_into(paper: Paper, rec: PaperRecord) -> bool:
     """Merge a record into an existing paper keeping the best of both, and add its
     source to `sources`; True if a field changed. A source added alone is no change:
     a paper stored from one source and now seen by another with nothing new is
     "known" in the fetch report, not "updated" (nor "new": it was stored already)."""
     changed = False
+    rank = _authority(rec.source), max((_authority(s) for s in paper.sources), default=0)
     for name in _MERGE_FIELDS:
         if name == "id":
             continue
         new = getattr(rec, name)
         old = getattr(paper, name)
-        if name in {"upvotes", "github_stars", "num_comments"}:
+        if name in _OWN_FIELDS and rank[0] != rank[1] and new not in (None, "", []):
+            # The paper's own source (arXiv, Hugging Face) describes it; a feed that
+            # names it (a blog's related link, anyone's entry id) never rewrites that
+            # description, and what feeds said gives way once such a source speaks.
+            value = new if rank[0] > rank[1] or old in (None, "", []) else old
+        elif name in {"upvotes", "github_stars", "num_comments"}:
             value = (
                 max(v for v in (old, new) if v is not None) if (old, new) != (None, None) else None
             )

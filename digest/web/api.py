@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Body, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from digest.errors import InputError
 from digest.models import Subscriber
@@ -46,7 +46,15 @@ def _not_a_bool(value: Any) -> Any:
 PaperCount = Annotated[int, BeforeValidator(_not_a_bool)]
 
 
-class ScheduleFields(BaseModel):
+class RequestBody(BaseModel):
+    """A JSON body a client sends: a field we do not know is refused (422 naming it),
+    not ignored, so a typo (`send-at`, `max_paper`) never answers success while
+    storing the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScheduleFields(RequestBody):
     timezone: str | None = Field(None, max_length=64, examples=["Europe/Berlin"])
     send_at: str | None = Field(
         None, max_length=5, description="HH:MM, 24 hours", examples=["07:30"]
@@ -94,7 +102,7 @@ class ProfilePatch(ScheduleFields):
     likes: list[PaperId] | None = Field(None, max_length=200, description=LIKES_DOC)
 
 
-class PreviewIn(BaseModel):
+class PreviewIn(RequestBody):
     keywords: str = Field("", max_length=4000)
     topics: list[TopicName] = Field(default_factory=list, max_length=50)
     interest: str = Field("", max_length=4000, description=INTEREST_DOC)
@@ -181,7 +189,9 @@ def error(exc: InputError) -> JSONResponse:
     name = next(iter(fields))
     return JSONResponse(
         {
-            "error": body["error"],
+            # The field's message, without the CLI's `--flag:` prefix; a query's own
+            # (its position is a field of the answer).
+            "error": body["error"] if body["position"] is not None else fields[name],
             "field": None if name == "form" else name,
             "position": body["position"],
         },

@@ -133,9 +133,13 @@ def create_app(
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
             for e in exc.errors()
         ]
-        return JSONResponse(
-            {"error": "the request is not valid", "detail": detail}, status_code=422
+        unknown = [str(d["loc"][-1]) for d in detail if d["type"] == "extra_forbidden"]
+        message = (
+            f"unknown field(s): {', '.join(repr(n[:64]) for n in unknown[:10])}"
+            if unknown
+            else "the request is not valid"
         )
+        return JSONResponse({"error": message, "detail": detail}, status_code=422)
 
     @app.exception_handler(DatabaseError)
     async def database_down(request: Request, exc: DatabaseError) -> Response:

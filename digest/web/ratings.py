@@ -22,7 +22,7 @@ from digest import store
 from digest.errors import InputError
 from digest.models import Subscriber
 from digest.states import Vote
-from digest.web.api import LINK_ERRORS, ErrorOut, error
+from digest.web.api import LINK_ERRORS, ErrorOut, RequestBody, error
 from digest.web.context import WebContext, web
 from digest.web.pages import message_page, posted_form
 
@@ -85,7 +85,7 @@ class RatingOut(BaseModel):
     created_at: datetime
 
 
-class RatingIn(BaseModel):
+class RatingIn(RequestBody):
     paper_id: str = Field(min_length=1, max_length=MAX_PAPER_ID, examples=["2305.18290"])
     vote: Literal["more", "less"] = Field(description='"more like this" or "less like this"')
 

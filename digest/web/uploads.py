@@ -1,4 +1,4 @@
-"""A reference library uploaded with a form (sign-up page, manage page): a BibTeX file
+"""A reference library uploaded with a form (sign-up page, manage page): a BibTeX or RIS file
 or a Zotero export (BibTeX, Zotero RDF, CSL JSON, CSV), read and resolved by
 `digest.bibliography` exactly as `digest set --like-file` reads it, its papers joined
 to the example papers as `--like-file` adds them.
@@ -74,9 +74,11 @@ def merge_library(
     (naming the file) when the file is refused or gives no known paper."""
     found = import_likes(engine, data, name)
     if not found.paper_ids:
+        titles = len(found.unmatched_titles)
+        which = "its one title is not" if titles == 1 else f"none of its {titles} titles is"
         raise InputError(
-            f"no paper from {name} is known here: it names no arXiv paper, and none of "
-            f"its {len(found.unmatched_titles)} titles is among the papers we have"
+            f"no paper from {name} is known here: it names no arXiv paper, and {which} "
+            "among the papers we have"
         )
     merged, dropped = add_likes(current, found.paper_ids, MAX_EXAMPLES)
     return merged, Added(found, len(merged) - len(current), dropped)

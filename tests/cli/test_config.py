@@ -70,6 +70,9 @@ def test_documented_values_are_the_defaults():
         ("DIGEST_SMTP_PORT", "99999999999999999999"),
         ("DIGEST_ARXIV_MIN_INTERVAL", "nan"),
         ("DIGEST_TIMEZONE", "../../etc/passwd"),
+        ("DIGEST_TRUSTED_PROXIES", "garbage"),
+        ("DIGEST_TRUSTED_PROXIES", "10.0.0.1, proxy.internal"),
+        ("DIGEST_TRUSTED_PROXIES", "10.0.0.0/33"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_key(key: str, value: str):
@@ -93,6 +96,9 @@ def test_a_bad_value_is_one_line_naming_the_key(key: str, value: str):
         ("DIGEST_SUBJECT_TEMPLATE", "[digest] {date}: {count} ({topics})"),
         ("DIGEST_SOURCES", "huggingface, arxiv:cs.CL+cs.LG, feed:https://x.org/a?b=1,2, sample"),
         ("DIGEST_DATABASE_URL", "sqlite:////srv/My Digest/digest.db"),
+        ("DIGEST_TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16,::1"),
+        ("DIGEST_TRUSTED_PROXIES", "*"),
+        ("DIGEST_TRUSTED_PROXIES", ""),
     ],
 )
 def test_good_values_still_pass(key: str, value: str):

@@ -1,6 +1,6 @@
 """The shortcuts rendering takes give exactly what the general code gives: text
 cleaning and word splitting on ASCII, prefixes found by one regex, mail tokens from a
-pre-keyed HMAC; and the run's card cache never pushes compiled templates out."""
+pre-keyed HMAC, a line too long for 7bit found without splitting; and the run's card cache never pushes compiled templates out."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from digest import tokens
 from digest.matching.highlight import TextSpans, _words_of
 from digest.matching.text import words
 from digest.rendering import make_environment, render_digest
+from digest.rendering.encoding import LINE_LIMIT, _has_long_line
 from digest.rendering.text import _CONTROL_RE, clean
 
 _SPACE_RE = re.compile(r"\s+")
@@ -53,6 +54,23 @@ def test_a_prefix_found_by_regex_is_found_in_the_words(text: str, label: str) ->
     split = TextSpans(text)
     split._lower = None  # the general path: split into words, sorted
     assert by_regex.label_spans(label) == split.label_spans(label)
+
+
+# lines of lengths around the limit, and runs that straddle the search windows
+_LINES = st.lists(
+    st.one_of(
+        st.sampled_from([0, 1, 60, 497, 498, 499, 500, 997, 998, 999, 1000, 1497, 2100]),
+        st.integers(0, 2500),
+    ),
+    min_size=1,
+    max_size=8,
+).map(lambda lengths: b"\n".join(b"x" * n for n in lengths))
+
+
+@hsettings(max_examples=600, deadline=None)
+@given(_LINES)
+def test_a_long_line_found_by_windows_is_one_found_by_splitting(data: bytes) -> None:
+    assert _has_long_line(data) == (max(map(len, data.split(b"\n"))) > LINE_LIMIT)
 
 
 def test_mail_tokens_are_itsdangerous_signatures() -> None:

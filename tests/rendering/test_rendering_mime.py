@@ -8,8 +8,11 @@ import email
 import email.policy
 import email.utils
 from datetime import date
+from xml.etree import ElementTree
 
+import html5lib
 import pytest
+from conftest import REPO
 from test_rendering import make_settings, render_golden
 
 from digest.errors import DigestError
@@ -43,6 +46,12 @@ def parse(data: bytes) -> email.message.EmailMessage:
     return email.message_from_bytes(data, policy=email.policy.default)
 
 
+def document(html: str) -> bytes:
+    """The tree an HTML5 parser (as a mail client's) builds from `html`: character
+    references decoded, in text and attribute values alike."""
+    return ElementTree.tostring(html5lib.parse(html, namespaceHTMLElements=False))
+
+
 def test_message_parses_back_with_both_parts_and_headers() -> None:
     settings = make_settings()
     rendered = render_golden(settings)
@@ -56,7 +65,14 @@ def test_message_parses_back_with_both_parts_and_headers() -> None:
     assert all(p.defects == [] for p in parts)
     # the parser keeps the wire's CRLF line ends; the text is otherwise unchanged
     assert parts[0].get_content().replace("\r\n", "\n") == rendered.text
-    assert parts[1].get_content().replace("\r\n", "\n").rstrip("\n") == rendered.html.rstrip()
+    # the HTML travels 7bit: ASCII, non-ASCII as character references, which give
+    # the document that was rendered
+    assert parts[1]["Content-Transfer-Encoding"] == "7bit"
+    html = parts[1].get_content()
+    assert html.isascii() and not rendered.html.isascii()
+    assert "T&#220;LU" in html and "TÜLU" in rendered.html
+    assert html.replace("\r\n", "\n").rstrip("\n") != rendered.html.rstrip()
+    assert document(html.replace("\r\n", "\n").rstrip()) == document(rendered.html.rstrip())
     assert str(msg["From"]) == "Paper Digest <digest@example.org>"
     assert str(msg["To"]) == "reader@example.org"
     assert str(msg["Subject"]) == rendered.subject
@@ -73,8 +89,10 @@ def test_message_parses_back_with_both_parts_and_headers() -> None:
     assert find_mail_token("test-secret", "unsubscribe-mail", mailto) == 7
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
     assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF everywhere, no bare LF
-    body = data.split(b"\r\n\r\n", 1)[1]
-    assert all(len(line) <= 78 for line in body.split(b"\r\n"))
+    # quoted-printable keeps the text part's lines within 78 characters (the HTML's
+    # are within 998: RFC 5322 2.1.1)
+    text_body = data.split(b"\r\n\r\n", 2)[2].split(b"\r\n--=_digest_")[0]
+    assert text_body and all(len(line) <= 78 for line in text_body.split(b"\r\n"))
 
 
 def test_bytes_match_what_the_email_package_would_say() -> None:
@@ -230,3 +248,57 @@ def test_one_click_header_only_for_https_unsubscribe_links(settings) -> None:
         msg = email.message_from_bytes(data, policy=email.policy.default)
         assert base in str(msg["List-Unsubscribe"])
         assert (msg["List-Unsubscribe-Post"] is not None) is expected
+
+
+def html_part(settings, items: list[Item]) -> tuple[str, email.message.EmailMessage]:
+    rendered = render_digest(
+        make_environment(settings), settings, "r@example.org", items, date(2026, 11, 24), "k"
+    )
+    data = build_message(settings, "r@example.org", rendered).as_bytes()
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    return rendered.html, parse(data).get_body(preferencelist=("html",))
+
+
+def test_a_line_past_998_octets_is_broken_between_attributes_in_7bit() -> None:
+    """A summary with many marked words, each with its inline style, is one line of
+    over 998 octets: the 7bit part breaks it inside tags, where a line break is the
+    space it replaces, so the document stays the same."""
+    paper = Paper(seq=1, id="m1", title="Diffusion", abstract="Diffusion and diffusion. " * 16)
+    items = [Item(paper, Match("m1", 1.0, [Hit("diffusion", "abstract")]))]
+    html, part = html_part(make_settings(), items)
+    assert max(len(line) for line in html.split("\n")) > 998
+    assert part["Content-Transfer-Encoding"] == "7bit"
+    sent = part.get_content().replace("\r\n", "\n")
+    assert '<mark\nclass="hl"\nstyle="' in sent
+    assert document(sent.rstrip()) == document(html.rstrip())
+
+
+def test_html_that_7bit_cannot_carry_goes_quoted_printable(tmp_path) -> None:
+    """Non-ASCII inside a comment or <script> (where `&#...;` is not decoded), a line
+    of text over 998 octets with no tag to break it in, or one in a script (breaking
+    it between attributes would change a string): the part is quoted-printable, exact."""
+    items = [Item(Paper(seq=1, id="s1", title="Ünïcode title"), None)]
+    layout = (REPO / "templates" / "layout.html").read_text()
+    for name, source in [
+        ("comment", layout.replace("</body>", "<!-- Ü --></body>")),
+        ("script", layout.replace("</body>", '<script>var a = "Ü";</script></body>')),
+        ("long", layout.replace("</body>", "<p>" + "word " * 300 + "</p></body>")),
+        # a tag in a script's string: breaking the line there would change the script
+        (
+            "script-long",
+            layout.replace(
+                "</body>",
+                f'<script>f(\'<a href="x" title="{"y" * 600}" id="{"z" * 600}">\');</script>'
+                "</body>",
+            ),
+        ),
+    ]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "layout.html").write_text(source)
+        html, part = html_part(make_settings(templates_dir=folder), items)
+        assert part["Content-Transfer-Encoding"] == "quoted-printable", name
+        assert part.get_content().replace("\r\n", "\n").rstrip() == html.rstrip()
+    html, part = html_part(make_settings(), items)
+    assert part["Content-Transfer-Encoding"] == "7bit" and "Ünïcode" in html
+    assert "&#220;n&#239;code" in part.get_content()

@@ -154,7 +154,7 @@ def test_a_designer_mark_that_a_pattern_expresses_is_spliced(tmp_path: Path) -> 
     spliced = make_card(env, paper, match, tuple(match.terms()))
     assert paper_card(env, paper).patterns(env, True) is not None
     assert spliced == render_card(make_environment(settings), paper, match)
-    assert '<strong class="hit"' in spliced.html.text
+    assert '<strong class="hit"' in spliced.html
 
 
 def test_edition_renderer_pickles_to_a_fresh_one_with_the_same_output() -> None:
