@@ -22,9 +22,10 @@ children: `peak_rss_mib` is the peak of their summed PSS (a forked pool's shared
 pages counted once), and the largest single process's RSS is printed beside it.
 
 Last line: `RESULT subscribers=N papers=M seconds=S per_s=R peak_rss_mib=X cpu_s=C
-sink_cpu_s=K` (CPU-seconds of the run processes, and of the sink beside them: on a
-shared machine wall time is noisy, CPU-seconds much less), with `workers=W speedup=Z`
-added when W > 1.
+sink_cpu_s=K main_cpu_s=P` (CPU-seconds of the run processes with their build workers,
+of the sink beside them, and of the run processes alone, i.e. sending, claims and the
+outbox's writes: on a shared machine wall time is noisy, CPU-seconds much less), with
+`workers=W speedup=Z` added when W > 1.
 """
 
 from __future__ import annotations
@@ -146,6 +147,10 @@ class Measured:
     last_sent: float | None = None
     sink_accepted: int = 0
     cpu: float = 0.0
+    # Of `cpu`, what the `digest run` processes spent themselves (sending, claiming,
+    # the outbox's writes), the rest being their build workers': last seen while
+    # they ran, so short by at most one poll (50 ms) each.
+    main_cpu: float = 0.0
     sink_cpu: float = 0.0  # the sink's own CPU while the run lasted (same two cores)
     own_cpu: float = 0.0  # this benchmark's polling and sampling while the run lasted
     each_rss_mib: list[float] = field(default_factory=list)
@@ -202,8 +207,10 @@ def run_edition(url: str, sink: Sink, processes: int, expected: int, connections
     last_count = before
     watches = [LogWatch(e.name) for e in errs]
     running = {p.pid: p for p in procs}
+    own: dict[int, float] = {}
     while running:
         for pid, p in list(running.items()):
+            own[pid] = process_cpu(pid) or own.get(pid, 0.0)
             # wait4: the exit status with the CPU and peak RSS of the process and of
             # every descendant it waited for (its build workers).
             done, status, usage = os.wait4(pid, os.WNOHANG)
@@ -222,6 +229,7 @@ def run_edition(url: str, sink: Sink, processes: int, expected: int, connections
             m.build = now
         time.sleep(0.05)
     m.total = time.perf_counter() - started
+    m.main_cpu = sum(own.values())
     m.own_cpu = time.process_time() - own_before
     m.sink_cpu = process_cpu(sink.proc.pid if sink.proc else 0) - sink_cpu_before
     for w in watchers:
@@ -296,7 +304,9 @@ def describe(m: Measured, subscribers: int) -> None:
     print(
         f"  cpu: {m.cpu:.1f} s (user + sys of the run processes and their workers) = "
         f"{subscribers / m.cpu:,.0f} digests per CPU second, {m.cpu / m.total:.2f} cores busy; "
-        f"load average {os.getloadavg()[0]:.1f} (2 cores: more is a shared, noisy machine)"
+        f"load average {os.getloadavg()[0]:.1f} (2 cores: more is a shared, noisy machine); "
+        f"of which the run {w} {m.main_cpu:.1f} s (sending, claims, outbox writes), "
+        f"build workers {m.cpu - m.main_cpu:.1f} s"
     )
     print(
         f"  sink: {m.sink_cpu:.1f} CPU-s on the same cores while the run lasted "
@@ -405,7 +415,7 @@ def main() -> None:
     line = (
         f"RESULT subscribers={args.subscribers} papers={args.papers} seconds={last.total:.1f} "
         f"per_s={args.subscribers / last.total:.0f} peak_rss_mib={last.peak_pss_mib:.0f}"
-        f" cpu_s={last.cpu:.1f} sink_cpu_s={last.sink_cpu:.1f}"
+        f" cpu_s={last.cpu:.1f} sink_cpu_s={last.sink_cpu:.1f} main_cpu_s={last.main_cpu:.1f}"
     )
     if len(results) > 1:
         line += f" workers={args.workers} speedup={results[0].total / last.total:.2f}"
