@@ -298,6 +298,7 @@ def _from_zotero_rdf(text: str, name: str) -> Library:
 
 # A RIS file starts with its first record's type tag.
 _RIS_START = re.compile(r"TY {2}- ")
+_RIS_RECORD = re.compile(r"^TY {2}- ", re.MULTILINE)
 # rispy's names for the tags that may hold a title or an arXiv id.
 _RIS_TITLES = ("title", "primary_title")
 _RIS_IDS = {"doi": "doi", "urls": "url", "notes": "note", "journal_name": "journal", "id": "id"}
@@ -325,6 +326,12 @@ def _from_ris(text: str, name: str) -> Library:
         title = next((record[k] for k in _RIS_TITLES if isinstance(record.get(k), str)), "")
         values["title"] = title
         library.add(f"record {i}", values)
+    # rispy drops a record that never ends (a truncated export, a hand-edited file)
+    # without a word: say so, or its paper is missing with nothing to tell why.
+    unended = len(_RIS_RECORD.findall(text)) - len(records)
+    if unended > 0:
+        library.entries += unended
+        library.skipped += ["a record with no end line (ER  - ), not read"] * unended
     return library
 
 

@@ -310,6 +310,20 @@ def _paper(pid: str) -> dict:
     }
 
 
+def _fail_writes(engine: store.Engine, event: str, when: str) -> None:
+    """A trigger that fails an `event` ("INSERT", "UPDATE OF status") on the digests
+    table as a full disk would, while `when` (SQL; `{table}` names the table) holds."""
+    table = table_of(Digest).name
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE TRIGGER injected_fault AFTER {event} ON {table} "
+                f"WHEN {when.format(table=table)} "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full (injected)'); END"
+            )
+        )
+
+
 def test_a_database_error_mid_build_still_prints_the_report(tmp_path: Path, env):
     """Before, `digest run --json` printed only `error: database: ...` when a write
     failed mid-edition: what was built and sent before the fault went unreported.
@@ -317,15 +331,7 @@ def test_a_database_error_mid_build_still_prints_the_report(tmp_path: Path, env)
     n = 60
     url, addresses = _edition(env, n)
     engine = store.make_engine(url)
-    table = table_of(Digest).name
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                f"CREATE TRIGGER injected_fault AFTER INSERT ON {table} "
-                f"WHEN (SELECT count(*) FROM {table}) > 30 "
-                "BEGIN SELECT RAISE(ABORT, 'database or disk is full (injected)'); END"
-            )
-        )
+    _fail_writes(engine, "INSERT", "(SELECT count(*) FROM {table}) > 30")
     handler = FaultyHandler()
     with FaultyServer(handler) as server:
         run_env = relay_env(env, server.port, edition_chunk=10, build_workers=2)
@@ -376,3 +382,38 @@ def test_ctrl_c_during_the_build_prints_the_report_then_exits_130(tmp_path: Path
         assert final.code == 0, final.stdout + final.stderr
     got = Counter(a.recipient for a in handler.accepted)
     assert sorted(got) == addresses and set(got.values()) == {1}
+
+
+def test_sends_finishing_after_a_failed_record_do_not_hang_the_sender(tmp_path: Path, env):
+    """A write recording sends failed (a full disk) while other sends were still in
+    flight: their results arrived after it, the writer neither recorded nor released
+    them, and the pass waited for them forever (or `_flush` restarted the writer
+    until RecursionError: a traceback and no report, seen with a full tmpfs). Now
+    they fail with the write. `digest retry` sends four digests 100 ms apart, each
+    taking 250 ms; a trigger fails the record of the second, the third and fourth
+    finish after it; the hour's limit then ends the pass (its window is short)."""
+    url, addresses = _edition(env, 4)
+    handler = FaultyHandler(data={a: ["451 4.3.0 try again later"] for a in addresses})
+    with FaultyServer(handler) as server:
+        run_env = relay_env(env, server.port, run_retry_window_seconds=0)
+        first = run_cli(["run", "--no-fetch", "--json"], run_env, cwd=tmp_path, timeout=120)
+        assert strict_json(first.stdout)["retrying"] == 4, first.stdout
+        engine = store.make_engine(url)
+        sent = "NEW.status = 'sent' AND (SELECT count(*) FROM {table} WHERE status = 'sent') > 1"
+        _fail_writes(engine, "UPDATE OF status", sent)
+        engine.dispose()
+        handler.delay = 0.25
+        retry_env = relay_env(
+            run_env,
+            server.port,
+            smtp_pool_size=4,
+            rate_per_second=10,
+            rate_per_hour=3,
+            run_retry_window_seconds=1,
+        )
+        got = run_cli(["retry"], retry_env, cwd=tmp_path, timeout=60)
+    assert got.code == 1, got.stdout + got.stderr[-3000:]
+    assert "Traceback" not in got.stderr, got.stderr[-3000:]
+    assert "database or disk is full (injected)" in got.stderr
+    assert _count(url, Digest.status == "sent") == 1
+    assert len(handler.accepted) == 3

@@ -388,7 +388,12 @@ class Sender:
             self.flushing = asyncio.create_task(self._writer())
 
     async def _writer(self) -> None:
-        while self.pending and self.write_error is None:
+        while self.pending:
+            if self.write_error is not None:  # results after a failed write: not recorded
+                for a in self.pending:
+                    _settle(a.recorded, self.write_error)
+                self.pending = []
+                return
             await self._gather_results()
             batch, self.pending = self.pending, []
             try:

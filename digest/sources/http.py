@@ -35,7 +35,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr, parsedate_to_datetime
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -205,10 +206,22 @@ def _addresses(host: str) -> list[IPAddress]:
         except (OSError, UnicodeError):
             return []
         found = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    return [
-        a.ipv4_mapped if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped else a
-        for a in found
-    ]
+    return [_embedded(a) for a in found]
+
+
+# NAT64's well-known prefix: 64:ff9b::a9fe:a9fe is 169.254.169.254 wherever a NAT64
+# gateway translates (IPv6-only networks with DNS64), and Python calls it global.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded(address: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 one stands for (IPv4-mapped, NAT64, 6to4), which is
+    where a connection to it ends up; else the address itself."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.ipv4_mapped or address.sixtofour or address
 
 
 def _host(url: str) -> str:
@@ -226,19 +239,34 @@ def redirect_refusal(origin_host: str, target: httpx.URL) -> str | None:
     of every cloud, and fe80::/10); and an address outside the public internet
     (loopback, private, shared, unspecified) only when the configured host is outside
     it too: the operator named that network, a stranger's feed cannot reach into it.
-    The same host is always fine. (The addresses are looked up here and again when
-    connecting: a DNS answer changing in between is not caught.)"""
+    The same host is always fine. The addresses are looked up here, before
+    connecting; `peer_refusal` checks the address actually connected to, so a DNS
+    answer changing in between (rebinding) is caught too."""
     if target.scheme not in ("http", "https"):
         return f"a redirect to a {target.scheme[:20]}: URL"
     host = target.host
     if host == origin_host:
         return None
-    addresses = _addresses(host)
-    if any(a.is_link_local for a in addresses):
+    return _address_refusal(origin_host, host, _addresses(host))
+
+
+def peer_refusal(origin_host: str, host: str, peer: str) -> str | None:
+    """Why a redirect's connection to `host` that reached address `peer` (the
+    socket's peer) is not used, for a feed on `origin_host`, or None: the rules of
+    `redirect_refusal` applied to the address DNS gave the connection, the same
+    host name included (its answer may have changed since the feed's request)."""
+    try:
+        address = ipaddress.ip_address(peer.split("%")[0])
+    except ValueError:
+        return None  # not an IP socket: nothing to judge
+    return _address_refusal(origin_host, host, [_embedded(address)])
+
+
+def _address_refusal(origin_host: str, host: str, addresses: list[IPAddress]) -> str | None:
+    origin = _addresses(origin_host)
+    if any(a.is_link_local for a in addresses) and not any(a.is_link_local for a in origin):
         return f"a redirect to {host[:100]}, a link-local (cloud metadata) address,"
-    if any(not a.is_global for a in addresses) and all(
-        a.is_global for a in _addresses(origin_host)
-    ):
+    if any(not a.is_global for a in addresses) and all(a.is_global for a in origin):
         return f"a redirect from {origin_host[:100]} to {host[:100]}, an internal address,"
     return None
 
@@ -294,6 +322,7 @@ class HttpSession:
         self.deadline = deadline
         self._origin = ""  # the host of the URL being fetched (see `check_redirect`)
         self._shown = ""
+        self._requests = 0
 
     def get(
         self,
@@ -330,6 +359,7 @@ class HttpSession:
         """One request: the response, or (problem, seconds the server asked us to wait)."""
         shown = _shown(url)
         self._origin, self._shown = _host(url), shown
+        self._requests = 0  # requests httpx sends for this attempt: the URL, then redirects
         deadline = self.deadline
         capped = False  # this attempt's timeout is what was left of the deadline
         encoding = "none"
@@ -385,10 +415,33 @@ class HttpSession:
 
     def check_redirect(self, request: httpx.Request) -> None:
         """httpx's request hook, run before every request it sends, redirects too:
-        a redirect `redirect_refusal` refuses fails the fetch before connecting."""
+        a redirect `redirect_refusal` refuses fails the fetch before connecting, and
+        the connection it opens is checked once connected (`_check_peer`)."""
         why = redirect_refusal(self._origin, request.url)
         if why is not None:
             raise SourceError(f"{why} refused (fetching {self._shown})")
+        self._requests += 1
+        if self._requests > 1:  # the operator's own URL is fetched as named
+            request.extensions["trace"] = partial(self._check_peer, request.url, [])
+
+    def _check_peer(
+        self, url: httpx.URL, connecting: list[str], event: str, info: dict[str, Any]
+    ) -> None:
+        """httpcore's trace callback for a redirect: when its new connection to
+        `url`'s host is open, the peer address must pass `peer_refusal` before the
+        request is written. A connection to another host (an HTTP proxy the
+        operator set) is not judged."""
+        if event == "connection.connect_tcp.started":
+            connecting[:] = [str(info.get("host", ""))]
+        elif event == "connection.connect_tcp.complete" and connecting == [
+            url.raw_host.decode("ascii")
+        ]:
+            stream = info["return_value"]
+            peer = stream.get_extra_info("server_addr")
+            why = peer_refusal(self._origin, url.host, str(peer[0])) if peer else None
+            if why is not None:
+                stream.close()
+                raise SourceError(f"{why} refused (fetching {self._shown}; connected to {peer[0]})")
 
     def _backoff(self, attempt: int) -> float:
         base = self._owner.backoff * (2**attempt)

@@ -67,3 +67,19 @@ def test_the_upload_forms_offer_ris_files(settings, engine):
     accept = re.search(r'id="library"[^>]*accept="([^"]+)"', page).group(1)
     assert ".ris" in accept.split(",")
     assert "RIS" in page
+
+
+def test_a_record_left_open_is_reported_not_dropped_in_silence(cli, tmp_path: Path):
+    """A truncated export (the upload cut short, a hand-edited file): rispy drops the
+    record that has no `ER  - ` line, and the import said nothing of it, so a
+    paper went missing with nothing to tell why."""
+    clean_exit(cli("subscribe", "ada@example.org", "--keywords", "diffusion"), 0)
+    cut = tmp_path / "cut.ris"
+    cut.write_bytes(RIS.read_bytes() + b"TY  - JOUR\nTI  - Attention Is All You Need\n")
+    res = cli("set", "ada@example.org", "--like-file", str(cut))
+    clean_exit(res, 0)
+    assert "from 4 entries" in res.stderr
+    assert "skipped a record with no end line (ER  - ), not read" in res.stderr
+    only_open = b"TY  - JOUR\nTI  - Attention Is All You Need\n"
+    with pytest.raises(InputError, match=r"no paper found.*\(a record with no end line"):
+        read_library(only_open, "x.ris")
