@@ -27,6 +27,7 @@ def _each(
     emails: Iterable[str], act: Callable[[Engine, str], Outcome], as_json: bool
 ) -> list[Outcome]:
     engine = _engine(_settings())
+    emails = _distinct(emails)
     unknown = set(_unknown(engine, emails))
     outcomes = [act(engine, e) for e in emails]
     if as_json:
@@ -37,6 +38,23 @@ def _each(
     if any(o.refused for o in outcomes):
         raise typer.Exit(2)
     return outcomes
+
+
+def _distinct(emails: Iterable[str]) -> list[str]:
+    """`emails` with each address once, as the store compares them (`C@X` and `c@x`
+    are one subscriber): acting twice would report the second as unknown after the
+    first deleted it."""
+    seen: set[str] = set()
+    out = []
+    for email in emails:
+        try:
+            key = store.normalise_email(email)
+        except InputError:
+            key = email
+        if key not in seen:
+            seen.add(key)
+            out.append(email)
+    return out
 
 
 def _line(o: Outcome, unknown: set[str]) -> str:

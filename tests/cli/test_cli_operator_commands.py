@@ -111,3 +111,13 @@ def test_deleting_an_unknown_address_says_so_as_set_does(cli):
     assert both.stdout == "a@example.org: deleted with its digests\n"
     assert both.stderr == same
     assert statuses(cli) == {}
+
+
+def test_one_address_named_twice_is_acted_on_once(cli):
+    """`digest delete C@X c@x --yes` deleted the subscriber, then said "no subscriber
+    with address c@x" for the same address and exited 2."""
+    clean_exit(cli("subscribe", "c@example.org", "-k", "diffusion"), 0)
+    res = cli("delete", "C@Example.org", "c@example.org", "--yes")
+    clean_exit(res, 0)
+    assert res.stdout == "c@example.org: deleted with its digests\n" and res.stderr == ""
+    assert statuses(cli) == {}
