@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,11 @@ class StopSignal:
     def handle(self, signum: int, _frame: Any) -> None:
         sig = signal.Signals(signum)
         if self.insist and self.event.is_set():
+            # stdout may be a --json report that will never come: say why on stderr
+            sys.stderr.write(
+                f"{sig.name} again: stopped at once; the work in flight is abandoned "
+                "(its outcome unknown, as after a crash) and the next run takes it over\n"
+            )
             raise SystemExit(130)
         self.received = self.received or sig
         self.say(sig)

@@ -26,10 +26,16 @@ N = 30
 
 
 def _signal_while_sending(
-    tmp_path: Path, env, args: list[str], signum: int, extra: dict[str, str] | None = None
+    tmp_path: Path,
+    env,
+    args: list[str],
+    signum: int,
+    extra: dict[str, str] | None = None,
+    times: int = 1,
 ):
     """Run `digest ARGS` against a relay taking 0.3 s a message, one connection, N
-    subscribers due; send `signum` once two messages are in. Returns the process's
+    subscribers due; send `signum` once two messages are in (`times`: again, once
+    the process said it took the first). Returns the process's
     exit code and stderr, what the relay accepted (recipient -> count), how many it
     had when the signal went, and the outbox rows."""
     settings = load_settings(environ=env, env_file=None)
@@ -38,12 +44,13 @@ def _signal_while_sending(
     subscribe_many(env, [f"reader{i:02d}@example.org" for i in range(N)], "model OR learning")
     handler = FaultyHandler(delay=0.3)
     with FaultyServer(handler) as server:
+        err_path = tmp_path / "stderr.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "digest", *args],
             env={**relay_env(env, server.port, smtp_pool_size=1), **(extra or {})},
             cwd=tmp_path,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=err_path.open("w"),
             text=True,
         )
         try:
@@ -51,7 +58,14 @@ def _signal_while_sending(
             assert proc.poll() is None, proc.communicate()
             proc.send_signal(signum)
             at_signal = len(handler.accepted)
-            _, err = proc.communicate(timeout=60)
+            name = signal.Signals(signum).name
+            for _ in range(times - 1):
+                # signals of one kind sent together are delivered as one: send the
+                # next once the first was taken (the process said so)
+                wait_for(lambda: name in err_path.read_text() or proc.poll() is not None)
+                proc.send_signal(signum)
+            proc.communicate(timeout=60)
+            err = err_path.read_text()
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -117,6 +131,18 @@ def test_sigterm_during_a_run_records_the_sends_in_flight(tmp_path: Path, env):
     )
     assert code == 1 and "Traceback" not in err, err[-2000:]
     _only_the_sends_in_flight_finished(accepted, at_signal, found)
+
+
+def test_ctrl_c_twice_abandons_the_sends_in_flight_and_says_so(tmp_path: Path, env):
+    """A second Ctrl-C ends `digest run --json` at once (130) with no report on stdout:
+    stderr says why, and nothing the relay took is sent twice by the stop itself."""
+    args = ["run", "--no-fetch", "--json"]
+    code, err, accepted, at_signal, _ = _signal_while_sending(
+        tmp_path, env, args, signal.SIGINT, times=2
+    )
+    assert code == 130 and "Traceback" not in err, err[-2000:]
+    assert "SIGINT again: stopped at once" in err, err[-2000:]
+    assert set(accepted.values()) == {1} and len(accepted) <= at_signal + 2 < N
 
 
 def test_a_stop_cuts_the_breaker_pause_short_while_an_edition_is_built(engine, settings):
