@@ -112,6 +112,12 @@ def _lexeme(text: str, i: int, j: int) -> list[Token]:
                 text,
             )
         rest = lexeme[colon + 1 :]
+        if rest.startswith("-"):  # the splitter would drop the `-`: the opposite meaning
+            raise QueryError(
+                f"to exclude, put '-' before the field: -{lexeme[:colon]}:{rest.lstrip('-')}",
+                i + colon + 1,
+                text,
+            )
         field = Token("FIELD", name, i)
         if not rest:
             return [field]
