@@ -73,6 +73,15 @@ def suggest_timezone(name: str) -> str | None:
     return by_lower[close[0]] if close else None
 
 
+@functools.cache
+def iana_timezones() -> frozenset[str]:
+    """Every name tzdata defines, aliases included, but not the files ZoneInfo would
+    also open that are not zones people live in: `localtime` is the server's own zone
+    (a link to /etc/localtime, different on every host), and `right/*`, `posix/*` and
+    `posixrules` exist only where the system ships them."""
+    return frozenset(zoneinfo.available_timezones() - {"localtime", "posixrules"})
+
+
 def parse_timezone(value: str) -> str:
     """Validate an IANA time zone name such as `Europe/Berlin`; an old alias
     (`Africa/Asmera`) is accepted as typed. A typo gets a "did you mean"."""
@@ -83,6 +92,8 @@ def parse_timezone(value: str) -> str:
         raise ValueError(problem)
     try:
         ZoneInfo(name)
+        if name not in iana_timezones():
+            raise ValueError(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         hint = suggest_timezone(name)
         raise ValueError(problem + (f"; did you mean {hint}?" if hint else "")) from None

@@ -51,15 +51,32 @@ CONTENT_TYPES = {
 PREVIEW_MAX_RANGE = 100_000
 
 
-def capped_range(*args: int) -> range:
-    """`range`, refusing one of more than PREVIEW_MAX_RANGE items."""
-    items = range(*args)
-    if len(items) > PREVIEW_MAX_RANGE:
-        raise OverflowError(
-            f"range() of {len(items):,} items; digest preview allows {PREVIEW_MAX_RANGE:,} "
-            "(a loop this long would hold every digest of an edition too)"
-        )
-    return items
+# The steps all the range() calls of one render may take together: each range() under
+# the cap, nested, still multiplies (`range(99999)` inside `range(99999)` is 10**10).
+PREVIEW_MAX_STEPS = 1_000_000
+
+
+class CappedRange:
+    """`range` for one preview render, refusing one range() of more than
+    PREVIEW_MAX_RANGE items and more than PREVIEW_MAX_STEPS items in all."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def __call__(self, *args: int) -> range:
+        items = range(*args)
+        if len(items) > PREVIEW_MAX_RANGE:
+            raise OverflowError(
+                f"range() of {len(items):,} items; digest preview allows {PREVIEW_MAX_RANGE:,} "
+                "(a loop this long would hold every digest of an edition too)"
+            )
+        self.steps += len(items)
+        if self.steps > PREVIEW_MAX_STEPS:
+            raise OverflowError(
+                f"range() loops of more than {PREVIEW_MAX_STEPS:,} steps in all (nested "
+                "loops multiply); a loop this long would hold every digest of an edition too"
+            )
+        return items
 
 
 @dataclass(frozen=True)
@@ -140,7 +157,7 @@ def render_preview(
     by_id = {p.id: p for p in papers}
     items = [Item(by_id[m.paper_id], m) for m in matches if m.paper_id in by_id]
     env = make_environment(settings)
-    env.globals["range"] = capped_range
+    env.globals["range"] = CappedRange()  # a fresh budget per render
     edition = on or utcnow().date()
     rendered = render_digest(env, settings, address, items, edition, "preview", words)
     if fmt == "html":

@@ -112,6 +112,12 @@ def _lexeme(text: str, i: int, j: int) -> list[Token]:
                 text,
             )
         rest = lexeme[colon + 1 :]
+        if rest.startswith("-"):  # the splitter would drop the `-`: the opposite meaning
+            raise QueryError(
+                f"to exclude, put '-' before the field: -{lexeme[:colon]}:{rest.lstrip('-')}",
+                i + colon + 1,
+                text,
+            )
         field = Token("FIELD", name, i)
         if not rest:
             return [field]
@@ -360,7 +366,40 @@ def query_warnings(text: str) -> list[str]:
             message = hint.format(w=tok.value)
             if message not in out:
                 out.append(message)
+    return out + _only_exclusions(text)
+
+
+def _only_exclusions(text: str) -> list[str]:
+    """An alternative made only of exclusions (`-survey`, or `diffusion, -survey`)
+    matches every paper without them: valid, but rarely what was meant. `NOT *`
+    matches no paper at all."""
+    try:
+        root = compile_profile(text).root
+    except QueryError:
+        return []
+    out: list[str] = []
+    for alt in root.children if isinstance(root, Or) else (root,):
+        parts = alt.children if isinstance(alt, And) else (alt,)
+        excluded = [_excluded(part) for part in parts]
+        if any(isinstance(node, Everything) for node in excluded):
+            out.append("'NOT *' matches no paper at all")
+        elif all(node is not None for node in excluded):
+            term = alt.leaves()[0][0]
+            label = f"topic:{term.topic}" if term.topic else term.label
+            out.append(
+                f"'-{label}' alone matches every paper without it; "
+                f"write '* -{label}' if that is what you mean"
+            )
     return out
+
+
+def _excluded(node: Node) -> Node | None:
+    """What `node` excludes when it is an odd number of NOTs around a node; else None
+    (`NOT NOT a` is `a`)."""
+    flips = 0
+    while isinstance(node, Not):
+        node, flips = node.child, flips + 1
+    return node if flips % 2 else None
 
 
 # What the compile caches keep, least recently used first out. An edition of 100,000

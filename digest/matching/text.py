@@ -13,8 +13,14 @@ import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
 
+# Invisible format characters (Unicode Cf): soft hyphen, zero-width space and joiners,
+# word joiner, BOM, bidi controls. Text pasted from a PDF or a web page carries them
+# inside words; they join a word rather than split it, and `fold` drops them.
+_INVISIBLE = "\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
 # A word: letters or digits, with any combining marks that decorate them.
-_WORD = re.compile(r"[^\W_](?:[^\W_]|[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff])*")
+_WORD = re.compile(
+    r"[^\W_](?:[^\W_]|[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff" + _INVISIBLE + r"])*"
+)
 
 # -ches words whose singular keeps the final e (cache/caches, not approach/approaches).
 _CHE_SINGULARS = frozenset({"cache", "niche", "ache", "headache", "avalanche", "moustache"})
@@ -22,11 +28,15 @@ _CHE_SINGULARS = frozenset({"cache", "niche", "ache", "headache", "avalanche", "
 
 @lru_cache(maxsize=1 << 16)
 def fold(word: str) -> str:
-    """Case-fold and strip accents, so `Schölkopf` = `scholkopf` and `ﬁne` = `fine`."""
+    """Case-fold and strip accents and invisible format characters, so `Schölkopf` =
+    `scholkopf`, `ﬁne` = `fine` and `trans\u00adformer` (a soft hyphen) = `transformer`."""
     if word.isascii():
         return word.lower()
     decomposed = unicodedata.normalize("NFKD", word)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    kept = (
+        c for c in decomposed if not unicodedata.combining(c) and unicodedata.category(c) != "Cf"
+    )
+    return "".join(kept).casefold()
 
 
 @lru_cache(maxsize=1 << 16)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import clean_exit
 
-from digest.preview import PREVIEW_MAX_RANGE
+from digest.preview import PREVIEW_MAX_RANGE, PREVIEW_MAX_STEPS
 
 
 def with_footer(tmp_path: Path, footer: str) -> dict[str, str]:
@@ -60,3 +60,21 @@ def test_a_range_within_the_cap_renders(cli, tmp_path) -> None:
     result = cli("preview", "-k", "diffusion", "--format", "html", extra_env=env)
     clean_exit(result, 0)
     assert [f"<p>item {i}</p>" in result.stdout for i in (2, 3, 4)] == [True] * 3
+
+
+def test_nested_ranges_within_the_cap_still_fail_the_preview_at_once(cli, tmp_path) -> None:
+    """Each range(99,999) is under the cap, but nested they are 10**10 steps: the cap
+    is on the steps of one whole render, not on one range()."""
+    loop = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+    result = cli("preview", "-k", "diffusion", extra_env=with_footer(tmp_path, loop))
+    clean_exit(result, 2)  # 120 s timeout: it hung
+    [line] = result.stderr.strip().splitlines()
+    assert "digest.html, line 2" in line and f"{PREVIEW_MAX_STEPS:,}" in line
+
+
+def test_many_small_ranges_under_the_budget_render(cli, tmp_path) -> None:
+    loop = "{% for i in range(300) %}{% for j in range(300) %}{% endfor %}{% endfor %}<p>ok</p>"
+    env = with_footer(tmp_path, loop)
+    result = cli("preview", "-k", "diffusion", "--format", "html", extra_env=env)
+    clean_exit(result, 0)
+    assert "<p>ok</p>" in result.stdout
