@@ -325,9 +325,11 @@ def _spliced_card(
         return _card(html, text, env.card_codec)
     with_why = bool(values[WHY])
     html_pattern, text_lines = state.lines(env, with_why) or (None, None)
-    html = html_pattern.fill(values) if html_pattern is not None else "\r"
-    if "\r" in html:  # no stripped pattern, or a carriage return to normalise
-        html = card_html(patterns[0].fill(values))
+    filled = html_pattern.fill(values) if html_pattern is not None else None
+    # no stripped pattern, or a carriage return to normalise: strip after filling
+    html = (
+        filled if filled is not None and "\r" not in filled else card_html(patterns[0].fill(values))
+    )
     text_chunk = text_lines.fill(values, keys) if text_lines is not None else None
     if text_chunk is None:
         text_chunk = card_chunk(patterns[1].fill(values).strip("\n"), env.card_codec)

@@ -159,7 +159,7 @@ def seven_bit(html: str) -> bytes | None:
         return None
     if _has_long_line(data):
         broken = _lines_broken(data)
-        if broken is None or max(map(len, broken.split(b"\n"))) > LINE_LIMIT:
+        if broken is None or _has_long_line(broken):
             return None
         data = broken
     return data.replace(b"\n", b"\r\n")
