@@ -283,7 +283,9 @@ def change(engine: Engine, settings: Settings, email: str, **fields: Any) -> Sub
     if fields.get("notify_empty") is not None:
         changes["notify_empty"] = fields["notify_empty"]
     sub = store.update_subscriber(engine, address, **changes)
-    if "interest" in changes:
+    # Embedding (numpy, the model) only when there is an interest to embed or forget:
+    # new keywords alone change no vector.
+    if "interest" in changes and (sub.interest or current.interest):
         from digest import semantic
 
         semantic.save_profile_vector(engine, settings, sub)
