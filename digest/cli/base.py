@@ -611,6 +611,11 @@ def _print_send(send: SendReport) -> None:
     )
     if send.suspended:
         out.print(f"subscribers suspended after too many bounces: {send.suspended}")
+    if send.not_sent:
+        out.print(
+            f"not sent: {send.not_sent} (the subscriber unsubscribed, paused or was "
+            "suspended or deleted after the digest was queued)"
+        )
     if send.stopped:
         err.print(f"stopped early: {send.stopped}", highlight=False, markup=False, soft_wrap=True)
     for e in send.errors[:20]:
