@@ -314,12 +314,12 @@ class Sender:
                 continue
             if not await self._rate_slot(row):
                 return
-            if self.breaker.is_open:  # tripped while we waited for the rate limit
+            if not await self._still_subscribed(row):  # left while the row waited
+                self.limiter.give_back()
+                continue
+            if self.breaker.is_open:  # tripped while we waited (rate limit, the check)
                 self.limiter.give_back()
                 self.buffer.appendleft(row)
-                continue
-            if not await self._still_subscribed(row):
-                self.limiter.give_back()
                 continue
             self._start(row)
 

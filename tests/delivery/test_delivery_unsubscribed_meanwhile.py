@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 from conftest import TEST_SECRET, wait_for
 from fault_smtp import FaultyHandler, FaultyServer
+from sqlalchemy import event
 from test_delivery import fast, queue, rows, send
 from web_served import served
 
@@ -83,3 +84,24 @@ def test_no_digest_goes_to_someone_who_left_while_it_waited_its_turn(engine, set
     shown = json.loads(cli("status", "--json").stdout)
     reasons = json.dumps(shown)
     assert "no longer active (unsubscribed)" in reasons and "(paused)" in reasons
+
+
+def test_the_check_is_one_query_per_batch_not_one_per_message(engine, settings, smtp_sink):
+    """400 digests through a fast sink: the subscribers' statuses are read a few
+    times (a batch of up to CHECK_BATCH held rows at a time), never once per send."""
+    addresses = [f"reader{i}@example.org" for i in range(400)]
+    queue(engine, addresses)
+    reads: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "FROM subscriber" in statement:
+            reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        report = send(engine, fast(settings, smtp_sink.port, smtp_pool_size=4))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert report.sent == 400 and report.not_sent == 0
+    assert len(smtp_sink.messages()) == 400
+    assert 2 <= len(reads) <= 40, len(reads)  # one per message would be 400
