@@ -122,7 +122,14 @@ class SmtpTransport:
                 return client, SendResult(True, f"{response.code} {response.message}")
             except aiosmtplib.SMTPNotSupported as exc:
                 await _reset_envelope(conn)
-                return client, SendResult(False, f"554 {exc}", permanent=True)
+                # an 8bit message this relay cannot take is the message's fault, not
+                # the address's: not a bounce
+                return client, SendResult(
+                    False,
+                    f"554 {exc}",
+                    permanent=True,
+                    message_refused=isinstance(exc, NotSevenBit),
+                )
             except aiosmtplib.SMTPResponseException as exc:
                 closing = exc.code == 421
                 if closing:
@@ -244,6 +251,11 @@ async def _rcpt(client: aiosmtplib.SMTP, recipient: str, encoding: str) -> None:
         raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
 
 
+class NotSevenBit(aiosmtplib.SMTPNotSupported):
+    """A message with 8bit content that cannot be made 7bit, for a relay without
+    8BITMIME."""
+
+
 def _mail_options(
     client: aiosmtplib.SMTP, sender: str, recipient: str, message: bytes
 ) -> tuple[list[str], str, bytes]:
@@ -259,7 +271,7 @@ def _mail_options(
         else:
             seven = seven_bit_message(message)
             if seven is None:
-                raise aiosmtplib.SMTPNotSupported(
+                raise NotSevenBit(
                     "the relay does not take 8bit messages (no 8BITMIME) "
                     "and this one cannot be re-encoded 7bit"
                 )

@@ -172,6 +172,7 @@ def test_a_message_that_cannot_be_made_7bit_is_refused_with_a_clear_reply(settin
 
         result = asyncio.run(one())
     assert not result.ok and result.permanent and "8BITMIME" in result.reply
+    assert result.message_refused  # the message's fault, not a bounce of the address
     assert handler.accepted == []
 
 
