@@ -304,3 +304,32 @@ def test_html_that_7bit_cannot_carry_goes_quoted_printable(tmp_path) -> None:
     html, part = html_part(make_settings(), items)
     assert part["Content-Transfer-Encoding"] == "7bit" and "Ünïcode" in html
     assert "&#220;n&#239;code" in part.get_content()
+
+
+def text_part(settings, items: list[Item]) -> tuple[str, email.message.EmailMessage]:
+    rendered = render_digest(
+        make_environment(settings), settings, "r@example.org", items, date(2026, 11, 24), "k"
+    )
+    data = build_message(settings, "r@example.org", rendered).as_bytes()
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    return rendered.text, parse(data).get_body(preferencelist=("plain",))
+
+
+def test_the_text_part_goes_8bit_7bit_or_quoted_printable(tmp_path) -> None:
+    """As it is: 8bit with non-ASCII, 7bit without; a line over 998 octets (which no
+    SMTP server must take) quoted-printable, exact."""
+    ascii_item = [Item(Paper(seq=1, id="a1", title="Plain title"), None)]
+    for items, cte in [
+        (ascii_item, "7bit"),
+        ([Item(Paper(seq=1, id="u1", title="Über"), None)], "8bit"),
+    ]:
+        text, part = text_part(make_settings(), items)
+        assert part["Content-Transfer-Encoding"] == cte
+        assert part.get_content().replace("\r\n", "\n") == text
+    footer = (REPO / "templates" / "partials" / "footer.txt").read_text()
+    (tmp_path / "partials").mkdir()
+    (tmp_path / "partials" / "footer.txt").write_text(footer + "ü " + "word " * 250 + "\n")
+    text, part = text_part(make_settings(templates_dir=tmp_path), ascii_item)
+    assert max(len(line.encode()) for line in text.split("\n")) > 998
+    assert part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert part.get_content().replace("\r\n", "\n") == text
