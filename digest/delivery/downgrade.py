@@ -21,7 +21,8 @@ import re
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-_CTE_8BIT = re.compile(rb"^(Content-Transfer-Encoding:[ \t]*)8bit([ \t]*)$", re.I | re.M)
+# The header saying 8bit, on a line of its own (CRLF line ends: `$` would not do).
+_CTE_8BIT = re.compile(rb"^(Content-Transfer-Encoding:[ \t]*)8bit[ \t]*(?=\r\n|\Z)", re.I | re.M)
 _CRLF = b"\r\n"
 
 
@@ -51,7 +52,7 @@ def _entity(entity: bytes) -> bytes | None:
         return None  # 8bit bytes in a part that does not say it has them
     if converted is None:
         return None
-    return _CTE_8BIT.sub(rb"\g<1>" + label + rb"\g<2>", head) + sep + converted
+    return _CTE_8BIT.sub(rb"\g<1>" + label, head) + sep + converted
 
 
 def _multipart(body: bytes, boundary: bytes) -> bytes | None:

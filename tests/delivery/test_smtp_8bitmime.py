@@ -181,11 +181,20 @@ def test_a_message_that_cannot_be_made_7bit_is_refused_with_a_clear_reply(settin
     [
         b"Subject: ascii\r\n\r\nplain\r\n",
         "Subject: x\r\nContent-Transfer-Encoding: 8bit\r\n\r\nÜber =\r\n.dot \r\n".encode(),
+        # the label not the last header; a part with no Content-Type (text/plain)
+        (
+            "Content-Transfer-Encoding: 8BIT \r\nSubject: x\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n" + "ü" * 600 + "\r\n"
+        ).encode(),
     ],
 )
 def test_a_single_part_message_round_trips(message: bytes):
+    """7bit, lines within 76 characters, and the same content once decoded."""
     seven = seven_bit_message(message)
     assert seven is not None and seven.isascii()
+    if not message.isascii():
+        body = seven.split(b"\r\n\r\n", 1)[1]
+        assert max(len(line) for line in body.split(b"\r\n")) <= 76
     before = email.message_from_bytes(message, policy=email.policy.default)
     after = email.message_from_bytes(seven, policy=email.policy.default)
     assert after.get_content() == before.get_content()  # type: ignore[attr-defined]
