@@ -252,8 +252,8 @@ def _render_page(
     total: int,
 ) -> RenderedDigest:
     """The page with a slot for each card, filled from the pattern of its shape
-    (frame.py) or rendered directly; the cached cards (HTML and
-    text) go in the slots. The shape is worked out once for both the HTML and the text."""
+    (frame.py) or rendered directly; the cached cards (HTML and text) go in the
+    slots. The shape is worked out once for both the HTML and the text."""
     page = {
         **context,
         "feedback": context["feedback"][: len(cards)],
