@@ -226,10 +226,9 @@ def email_package_mime(settings: Settings, digests, edition: date) -> float:
     email_s = time.process_time() - start
     start = time.process_time()
     for addr, r in rendered:
-        # encode both bodies whole, as `email` does (the HTML always is: 7bit or QP)
+        # encode both bodies afresh, as `email` does
         r.__dict__.pop("text_body", None)
         r.__dict__.pop("html_body", None)
-        r.text_encoded = None
         build_message(settings, addr, r).as_bytes()
     ours_s = time.process_time() - start
     print(

@@ -9,19 +9,25 @@ always has something to look at. `--serve` re-renders when any template file cha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import html
 import http.server
+import multiprocessing
+import multiprocessing.context
+import resource
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from multiprocessing import forkserver
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from digest import semantic, store
 from digest.config import Settings
 from digest.errors import DigestError, InputError
-from digest.matching import Profile, Weights, profile_from_input, rank
+from digest.matching import Match, Profile, Weights, profile_from_input, rank
 from digest.models import Paper, utcnow
 from digest.rendering import (
     Item,
@@ -30,6 +36,7 @@ from digest.rendering import (
     render_digest,
     template_dirs,
 )
+from digest.rendering.environment import TemplateProblem
 from digest.rendering.message import recipient
 from digest.sources.file import FileSource, sample_path
 from digest.store import Engine
@@ -49,6 +56,15 @@ CONTENT_TYPES = {
 # line, instead of holding `digest preview` (or its --serve page) for minutes. Only
 # the preview's environment has it, so editions render as fast as before.
 PREVIEW_MAX_RANGE = 100_000
+
+
+# A preview's render runs in a child process killed after PREVIEW_RENDER_SECONDS
+# (a template author's runaway loop or filter chain ends in a clear error, not a hung
+# command), with its address space capped at PREVIEW_MEMORY_BYTES (`"x" * 10**10`
+# fails at once instead of filling the machine's memory first).
+PREVIEW_RENDER_SECONDS = 10.0
+PREVIEW_MEMORY_BYTES = 2 << 30
+OUT_OF_MEMORY = f"out of memory (a preview may use {PREVIEW_MEMORY_BYTES >> 30} GiB)"
 
 
 # The steps all the range() calls of one render may take together: each range() under
@@ -149,22 +165,118 @@ def render_preview(
     """The preview as bytes in `fmt` (html, text or eml)."""
     if fmt not in FORMATS:
         raise InputError(f"--format: expected html, text or eml, got {fmt!r}")
+    _start_renderer()  # it starts up while the papers are read and matched
     request = PreviewRequest(email, keywords, on)
     profile, words, address = _profile_for(engine, settings, request)
     papers = preview_papers(engine, on)
     ready = semantic.paper_set(engine, settings, papers, [profile])
     matches = rank({0: profile}, ready, Weights.from_settings(settings))[0]
     by_id = {p.id: p for p in papers}
-    items = [Item(by_id[m.paper_id], m) for m in matches if m.paper_id in by_id]
-    env = make_environment(settings)
+    # Each match with its hits worked out here: a lazy one would carry the whole
+    # matching index to the render's process.
+    items = [
+        Item(by_id[m.paper_id], Match(m.paper_id, m.score, list(m.hits)))
+        for m in matches
+        if m.paper_id in by_id
+    ]
+    job = RenderJob(settings, address, items, on or utcnow().date(), words, fmt, to_addr)
+    return render_with_deadline(job, PREVIEW_RENDER_SECONDS)
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """What rendering one preview takes, sent to the process that renders it."""
+
+    settings: Settings
+    address: str
+    items: list[Item]
+    edition: date
+    words: str
+    fmt: str
+    to_addr: str | None = None
+
+
+def render_job(job: RenderJob) -> bytes:
+    """The preview's bytes in `job.fmt` (run in a process of its own: see
+    `render_with_deadline`)."""
+    env = make_environment(job.settings)
     env.globals["range"] = CappedRange()  # a fresh budget per render
-    edition = on or utcnow().date()
-    rendered = render_digest(env, settings, address, items, edition, "preview", words)
-    if fmt == "html":
+    rendered = render_digest(
+        env, job.settings, job.address, job.items, job.edition, "preview", job.words
+    )
+    if job.fmt == "html":
         return rendered.html.encode("utf-8")
-    if fmt == "text":
+    if job.fmt == "text":
         return rendered.text.encode("utf-8")
-    return build_message(settings, to_addr or address, rendered).as_bytes()
+    return build_message(job.settings, job.to_addr or job.address, rendered).as_bytes()
+
+
+def render_with_deadline(job: RenderJob, seconds: float) -> bytes:
+    """`render_job(job)` in a child process, killed after `seconds`; a clear error
+    then. A template can run long without a range(): `"x" * 10**9`, a loop over a
+    huge string, a deep filter chain. Jinja's render cannot be stopped from inside
+    the process (a thread cannot be killed, and one C call such as a string
+    multiplication never returns to Python for a signal to land), so it runs where it
+    can be killed: a child forked from a forkserver (started once, single-threaded,
+    so forking is safe beside the --serve threads), with its memory capped too."""
+    ctx = _start_renderer()
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_render_child, args=(job, send), daemon=True)
+    child.start()
+    send.close()
+    reply: tuple[bool, bytes | str] | None = None
+    try:
+        in_time = receive.poll(seconds)  # also True when the child died
+        if in_time:
+            with contextlib.suppress(EOFError):  # died without a word
+                reply = receive.recv()
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+    if not in_time:
+        raise TemplateProblem(
+            f"the templates took longer than {seconds:g} s to render the preview (a loop "
+            "or filter chain too long for a digest?); the render was stopped"
+        )
+    if reply is None:
+        raise TemplateProblem(
+            f"the preview's render stopped unexpectedly (exit code {child.exitcode})"
+        )
+    ok, payload = reply
+    if not ok or not isinstance(payload, bytes):
+        raise TemplateProblem(str(payload))
+    return payload
+
+
+def _start_renderer() -> multiprocessing.context.ForkServerContext:
+    """The forkserver the renders fork from, started (once per process) with this
+    module imported, so each render's child starts warm."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["digest.preview"])
+    forkserver.ensure_running()
+    return ctx
+
+
+def _render_child(job: RenderJob, send: Connection) -> None:
+    """The child's side: render under a memory cap, send back (True, bytes) or
+    (False, the one-line error)."""
+    resource.setrlimit(resource.RLIMIT_AS, (PREVIEW_MEMORY_BYTES, PREVIEW_MEMORY_BYTES))
+    result: tuple[bool, bytes | str]
+    try:
+        result = (True, render_job(job))
+    except DigestError as exc:
+        message = str(exc)
+        if isinstance(exc.__context__, MemoryError):  # a template's: its str() is ""
+            message = f"{message.rstrip()} {OUT_OF_MEMORY}"
+        result = (False, message)
+    except MemoryError:
+        result = (False, f"the preview's render ran {OUT_OF_MEMORY}")
+    except Exception as exc:  # a bug: said in one line, not lost with the child
+        result = (False, f"the preview's render failed: {type(exc).__name__}: {exc}")
+    send.send(result)
+    send.close()
 
 
 def send_test(engine: Engine, settings: Settings, request: PreviewRequest, to_addr: str) -> str:

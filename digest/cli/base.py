@@ -461,16 +461,19 @@ def subscribers(as_json: JsonOpt = False) -> None:
         _print_json([subscriber_json(s) for s in rows])
         return
     table = Table(_key("email"), "status", "keywords", "interest", "max", "schedule", "created")
+    lines = []
     for s in rows:
         when = f"{s.frequency}{' ' + s.weekday if s.weekday else ''} {s.send_at} {s.timezone}"
-        wants = (s.interest or "")[:60] + (f" (+{len(s.likes)} liked)" if s.likes else "")
-        table.add_row(
-            *(_shown(v) for v in (s.email, s.status, s.keywords, wants)),
-            str(s.max_papers),
-            _shown(when),
-            _iso(s.created_at) or "",
+        wants = (s.interest or "") + (f" (+{len(s.likes)} liked)" if s.likes else "")
+        lines.append(
+            (
+                *(_shown(v) for v in (s.email, s.status, s.keywords, wants)),
+                str(s.max_papers),
+                _shown(when),
+                _iso(s.created_at) or "",
+            )
         )
-    out.print(table)
+    _print_fitted(table, lines, "subscribers: none yet")
 
 
 @app.command()
@@ -491,11 +494,10 @@ def papers(
         _print_json([paper_json(p) for p in rows])
         return
     table = Table(_key("id"), "published", "upvotes", "title")
-    for p in rows:
-        table.add_row(
-            _shown(p.id), _iso(p.published) or "", str(p.upvotes or ""), _shown(p.title[:90])
-        )
-    out.print(table)
+    lines = [
+        (_shown(p.id), _iso(p.published) or "", str(p.upvotes or ""), _shown(p.title)) for p in rows
+    ]
+    _print_fitted(table, lines, "papers: none stored")
 
 
 @app.command()
@@ -516,8 +518,8 @@ def fetch(
         _print_json([r.to_json() for r in reports])
     else:
         table = Table("source", "new", "updated", "already known", "errors", "status")
-        for r in reports:
-            table.add_row(
+        lines = [
+            (
                 _shown(r.name),
                 str(r.new),
                 str(r.updated),
@@ -525,7 +527,9 @@ def fetch(
                 str(len(r.errors)),
                 "[red]failed[/]" if r.failed else "ok",
             )
-        out.print(table)
+            for r in reports
+        ]
+        _print_fitted(table, lines, "sources: none configured")
         for r in reports:
             for e in r.errors[:20]:
                 err.print(f"[yellow]{_shown(r.name)}[/]: {_shown(e)}", highlight=False)
@@ -638,6 +642,11 @@ def _print_send(send: SendReport) -> None:
     )
     if send.suspended:
         out.print(f"subscribers suspended after too many bounces: {send.suspended}")
+    if send.not_sent:
+        out.print(
+            f"not sent: {send.not_sent} (the subscriber unsubscribed, paused or was "
+            "suspended or deleted after the digest was queued)"
+        )
     if send.stopped:
         err.print(f"stopped early: {send.stopped}", highlight=False, markup=False, soft_wrap=True)
     for e in send.errors[:20]:

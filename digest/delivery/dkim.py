@@ -4,6 +4,10 @@ Messages are signed when they are sent, not when they are rendered, so a key set
 (or rotated) after an edition was built still applies. dkimpy signs the headers
 RFC 6376 recommends, which leaves out `List-Unsubscribe-Post`; we add it, because
 one-click unsubscribe (RFC 8058) requires both List-Unsubscribe headers be signed.
+
+A message with 8bit parts (a digest's text) is signed re-encoded 7bit, as RFC 6376
+5.3 asks: a relay without 8BITMIME would otherwise re-encode it after signing and
+break the signature. So a signed digest costs one encoding of its text when sent.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import re
 
 from digest.config import Settings
+from digest.delivery.downgrade import seven_bit_message
 from digest.errors import ConfigError
 
 EXTRA_HEADERS = (b"list-unsubscribe", b"list-unsubscribe-post")
@@ -26,9 +31,11 @@ class DkimSigner:
         self.domain = domain.encode("ascii")
 
     def sign(self, message: bytes) -> bytes:
+        """`message` 7bit (when it can be made so) with its DKIM-Signature header."""
         # Imported here: dkimpy brings dnspython (~25 ms), and most senders sign nothing.
         import dkim
 
+        message = seven_bit_message(message) or message
         linesep = b"\r\n" if b"\r\n" in message[:2000] else b"\n"
         headers = dkim.DKIM(message).default_sign_headers()
         present = {h.lower() for h in headers}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -51,6 +52,7 @@ from digest.store.outbox import (
     count_due,
     make_owner,
     next_due_at,
+    not_to_send,
     release,
     release_dead_leases,
     renew_leases,
@@ -67,6 +69,12 @@ GROUP_WAIT = 0.004
 GROUP_MAX = 64
 MAX_ERRORS_KEPT = 100
 RELAY_FIRST_PROBE = 2.0  # seconds: then 4, 8, ... while DIGEST_RELAY_DOWN_WAIT_SECONDS lasts
+# Right before a send, the subscriber must have been seen active within RECHECK_AFTER
+# seconds; if not, the row and the next CHECK_BATCH - 1 held ones are checked in one
+# query. Fast sending costs a query per RECHECK_AFTER; a held row (a rate limit, a
+# slow relay, a breaker pause) is checked again after its wait.
+RECHECK_AFTER = 0.25
+CHECK_BATCH = 200
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -82,6 +90,9 @@ class SendReport:
     deferred: int = 0
     attempts: int = 0
     suspended: int = 0
+    # digests not sent: their subscriber unsubscribed, paused, was suspended or
+    # deleted after they were queued
+    not_sent: int = 0
     breaker_trips: int = 0
     stopped: str = ""  # why the run stopped with work left (breaker, rate limit)
     # reply -> (how many sends got it, the first recipient that did)
@@ -243,7 +254,7 @@ class Sender:
         """Start-up in one trip to the database thread: take over dead senders' rows,
         drop digests of people no longer active, read the hour's count, claim."""
         release_dead_leases(self.engine, self.owner)
-        cancel_for_inactive(self.engine)
+        self.report.not_sent += cancel_for_inactive(self.engine)
         sent_recently = sent_in_last_hour(self.engine) if self.settings.rate_per_hour else 0
         self.limiter = SendRateLimiter(
             self.settings.rate_per_second, self.settings.rate_per_hour, sent_recently
@@ -303,7 +314,10 @@ class Sender:
                 continue
             if not await self._rate_slot(row):
                 return
-            if self.breaker.is_open:  # tripped while we waited for the rate limit
+            if not await self._still_subscribed(row):  # left while the row waited
+                self.limiter.give_back()
+                continue
+            if self.breaker.is_open:  # tripped while we waited (rate limit, the check)
                 self.limiter.give_back()
                 self.buffer.appendleft(row)
                 continue
@@ -463,17 +477,40 @@ class Sender:
         if not await self._pause(pause):
             return False
         self.breaker.start_probe()
-        row = await self._next_row_for_probe()
-        if row is None:
-            self.breaker.record(True)  # nothing left to probe with: nothing to protect
-            return True
-        if not await self._rate_slot(row):  # a probe is a send like any other
-            return False
+        while True:
+            row = await self._next_row_for_probe()
+            if row is None:
+                self.breaker.record(True)  # nothing left to probe with: nothing to protect
+                return True
+            if not await self._rate_slot(row):  # a probe is a send like any other
+                return False
+            if await self._still_subscribed(row):
+                break
+            self.limiter.give_back()
         self._start(row)
         while self.in_flight:
             await self._wait_for_a_send()
         await self._flush()
         return True
+
+    async def _still_subscribed(self, row: Claimed) -> bool:
+        """Whether `row` may be sent now: its subscriber was seen active within
+        RECHECK_AFTER seconds. If not seen so lately, it and the next held rows are
+        checked in one query; rows of someone who unsubscribed, paused, was suspended
+        or deleted meanwhile are marked failed (`outbox.not_to_send`) and dropped."""
+        now = time.monotonic()
+        if now - row.checked_at < RECHECK_AFTER:
+            return True
+        batch = [row, *itertools.islice(self.buffer, CHECK_BATCH - 1)]
+        pairs = [(r.id, r.subscriber_id) for r in batch]
+        stopped = await self._db(not_to_send, self.engine, pairs, self.owner)
+        for r in batch:
+            r.checked_at = now  # as of before the query: never fresher than it was
+        if stopped:
+            self.report.not_sent += len(stopped)
+            self.buffer = deque(r for r in self.buffer if r.id not in stopped)
+            log_event(log, "delivery.not_sent", logging.INFO, count=len(stopped))
+        return row.id not in stopped
 
     async def _rate_slot(self, row: Claimed) -> bool:
         """Wait for the rate limits to allow one more send; False (the row given back)

@@ -11,6 +11,10 @@ are built with CRLF line ends, so `data_payload` only checks that and doubles le
 dots, with patterns the regex engine runs several times faster, giving the very bytes
 aiosmtplib would have sent. Anything else (a bare CR or LF, no final CRLF) goes
 through aiosmtplib's own path.
+
+A message with 8bit content (a digest's text part) goes with `BODY=8BITMIME` (RFC
+6152); to a relay that does not advertise 8BITMIME it goes re-encoded 7bit
+(`downgrade.seven_bit_message`), as RFC 6152 asks.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import aiosmtplib
 
 from digest.config import Settings, check_smtp_login
 from digest.delivery.base import SendResult
+from digest.delivery.downgrade import seven_bit_message
 from digest.states import SmtpSecurity
 
 # Stages of one transaction; a failure before "data" cannot have delivered anything.
@@ -108,16 +113,23 @@ class SmtpTransport:
                     )
             stage = "mail"
             try:
-                options, encoding = _mail_options(conn, envelope_from, recipient, message)
+                options, encoding, payload = _mail_options(conn, envelope_from, recipient, message)
                 await _mail(conn, envelope_from, options, encoding)
                 stage = "rcpt"
                 await _rcpt(conn, recipient, encoding)
                 stage = "data"
-                response = await _data(conn, message)
+                response = await _data(conn, payload)
                 return client, SendResult(True, f"{response.code} {response.message}")
             except aiosmtplib.SMTPNotSupported as exc:
                 await _reset_envelope(conn)
-                return client, SendResult(False, f"554 {exc}", permanent=True)
+                # an 8bit message this relay cannot take is the message's fault, not
+                # the address's: not a bounce
+                return client, SendResult(
+                    False,
+                    f"554 {exc}",
+                    permanent=True,
+                    message_refused=isinstance(exc, NotSevenBit),
+                )
             except aiosmtplib.SMTPResponseException as exc:
                 closing = exc.code == 421
                 if closing:
@@ -239,12 +251,31 @@ async def _rcpt(client: aiosmtplib.SMTP, recipient: str, encoding: str) -> None:
         raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
 
 
+class NotSevenBit(aiosmtplib.SMTPNotSupported):
+    """A message with 8bit content that cannot be made 7bit, for a relay without
+    8BITMIME."""
+
+
 def _mail_options(
     client: aiosmtplib.SMTP, sender: str, recipient: str, message: bytes
-) -> tuple[list[str], str]:
-    """SIZE when offered, and SMTPUTF8 when an address needs it (else ASCII)."""
+) -> tuple[list[str], str, bytes]:
+    """(MAIL FROM options, the addresses' encoding, the message to send): SIZE when
+    offered; BODY=8BITMIME for a message with 8bit content, or the message re-encoded
+    7bit when the relay does not take 8BITMIME; SMTPUTF8 when an address needs it
+    (else the addresses go as ASCII)."""
     options: list[str] = []
     encoding = "ascii"
+    if not message.isascii():
+        if client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        else:
+            seven = seven_bit_message(message)
+            if seven is None:
+                raise NotSevenBit(
+                    "the relay does not take 8bit messages (no 8BITMIME) "
+                    "and this one cannot be re-encoded 7bit"
+                )
+            message = seven
     if client.supports_extension("size"):
         options.append(f"SIZE={len(message)}")
     if not (sender.isascii() and recipient.isascii()):
@@ -252,7 +283,7 @@ def _mail_options(
             raise aiosmtplib.SMTPNotSupported("the server does not take UTF-8 addresses")
         options.append("SMTPUTF8")
         encoding = "utf-8"
-    return options, encoding
+    return options, encoding, message
 
 
 async def _greet(client: aiosmtplib.SMTP) -> None:

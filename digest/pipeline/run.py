@@ -67,6 +67,7 @@ class RunReport:
             "not_due": self.not_due,
             "gave_up": s.gave_up,
             "suspended": s.suspended,
+            "not_sent": s.not_sent,
             "taken_over": b.taken_over,
             "chunks": b.chunks,
             "build_broken": b.broken or None,

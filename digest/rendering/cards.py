@@ -16,13 +16,7 @@ from typing import Any
 from digest.matching import Match
 from digest.matching.highlight import AuthorNames, TextSpans, labels_of
 from digest.models import Paper
-from digest.rendering.encoding import (
-    Chunk,
-    LineCodec,
-    chunk_of,
-    normalise_newlines,
-    references_hold,
-)
+from digest.rendering.encoding import normalise_newlines, references_hold
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
 from digest.rendering.highlight import (
     Part,
@@ -31,15 +25,7 @@ from digest.rendering.highlight import (
     highlight_parts,
     parts_at,
 )
-from digest.rendering.splice import (
-    WHY,
-    CardLines,
-    CardPattern,
-    EscapedText,
-    Hole,
-    Marks,
-    probe_context,
-)
+from digest.rendering.splice import WHY, CardPattern, EscapedText, Hole, Marks, probe_context
 from digest.rendering.text import (
     CATEGORY_LIMIT,
     TITLE_LIMIT,
@@ -113,25 +99,22 @@ def paper_view(paper: Paper) -> PaperView:
     )
 
 
-def card_chunk(text: str, codec: LineCodec | None = None) -> Chunk:
-    """Rendered card text to splice into a page, its whole lines encoded once: the
-    text before its first newline shares a line with the page around it (`head`), the
-    rest ends with a newline. `codec` (the run's) remembers the lines cards share."""
+def card_text(text: str) -> str:
+    """Rendered card text (stripped of its blank lines around) as it is spliced into
+    a page: its first line shares a line with the page (`1. `), it ends with a newline."""
     text = normalise_newlines(text)
-    chunk = chunk_of(text if text.endswith("\n") else text + "\n", codec)
-    assert isinstance(chunk, Chunk)  # it has a newline
-    return chunk
+    return text if text.endswith("\n") else text + "\n"
 
 
 @dataclass(frozen=True)
 class Card:
-    """A paper's rendered HTML (text, as the page sends it 7bit: see
-    `encoding.seven_bit`) and text (its lines encoded), ready to splice; what they add
-    to the encoded message (for the size budget); and whether the HTML's non-ASCII
-    characters may be sent as character references (`encoding.references_hold`)."""
+    """A paper's rendered HTML and text, ready to splice (both are sent as they are:
+    `encoding.seven_bit`, `encoding.eight_bit`); what they add to the encoded message
+    (for the size budget); and whether the HTML's non-ASCII characters may be sent as
+    character references (`encoding.references_hold`)."""
 
     html: str
-    text: Chunk
+    text: str
     cost: int
     refs: bool = True
 
@@ -199,36 +182,22 @@ class PaperCard:
         self._title_text = EscapedText(self.view.title)
         self._summary_text = EscapedText(self.view.summary)
         self._patterns: dict[bool, tuple[CardPattern, CardPattern] | None] = {}
-        self._lines: dict[bool, tuple[CardPattern | None, CardLines | None]] = {}
+        self._lines: dict[bool, tuple[CardPattern | None, CardPattern | None]] = {}
         self._refs: dict[bool, bool] = {}
 
     def values(self, match: Match | None, why: str) -> dict[str, Any]:
         """The subscriber-dependent part of the card's context, from cached spans."""
-        return self.values_and_keys(match, why)[0]
-
-    def values_and_keys(
-        self, match: Match | None, why: str
-    ) -> tuple[dict[str, Any], dict[str, object]]:
-        """`values`, and what each one's filled lines depend on (the key of a `Marks`),
-        worked out together: the keys are the spans themselves."""
         labels, authors = labels_of(match)
         named = tuple(self.authors.named(authors)) if authors else ()
-        title = self.title.spans(labels) if labels else ()
-        summary = self.summary.spans(labels) if labels else ()
-        values: dict[str, Any] = {
+        return {
             WHY: why,
-            "title_parts": MarkedText(self._title_text, title),
+            "title_parts": MarkedText(self._title_text, self.title.spans(labels) if labels else ()),
             # the followed author is always on the line, marked, however long the list
             "author_parts": MarkedAuthors(self, named),
-            "summary_parts": MarkedText(self._summary_text, summary),
+            "summary_parts": MarkedText(
+                self._summary_text, self.summary.spans(labels) if labels else ()
+            ),
         }
-        keys: dict[str, object] = {
-            WHY: why,
-            "title_parts": title,
-            "author_parts": named,
-            "summary_parts": summary,
-        }
-        return values, keys
 
     def patterns(
         self, env: DigestEnvironment, with_why: bool
@@ -241,10 +210,10 @@ class PaperCard:
 
     def lines(
         self, env: DigestEnvironment, with_why: bool
-    ) -> tuple[CardPattern | None, CardLines | None] | None:
-        """The HTML pattern stripped as a card is spliced (`CardPattern.framed`) and
-        the text pattern cut into lines, its fixed lines encoded (`CardLines`); None
-        when there is no pattern."""
+    ) -> tuple[CardPattern | None, CardPattern | None] | None:
+        """The HTML and text patterns stripped as a card is spliced
+        (`CardPattern.framed`: None for one whose ends are holes); None when there is
+        no pattern."""
         lines = self._lines.get(with_why)
         if lines is None:
             patterns = self.patterns(env, with_why)
@@ -252,7 +221,7 @@ class PaperCard:
                 return None
             lines = self._lines[with_why] = (
                 patterns[0].framed("\n", None),
-                CardLines.compile(patterns[1], "", "\n", env.reason_lines, env.card_codec),
+                patterns[1].framed("", "\n"),
             )
         return lines
 
@@ -318,22 +287,21 @@ def _spliced_card(
     env: DigestEnvironment, paper: Paper, match: Match | None, why: str, ident: Any
 ) -> Card:
     state = env.paper_state(ident, lambda: PaperCard(paper))
-    values, keys = state.values_and_keys(match, _reason(env, why))
-    patterns = state.patterns(env, bool(values[WHY]))
+    values = state.values(match, _reason(env, why))
+    with_why = bool(values[WHY])
+    patterns = state.patterns(env, with_why)
     if patterns is None:
         html, text = _render_both(env, {"paper": state.view, **_as_parts(values)})
-        return _card(html, text, env.card_codec)
-    with_why = bool(values[WHY])
-    html_pattern, text_lines = state.lines(env, with_why) or (None, None)
-    filled = html_pattern.fill(values) if html_pattern is not None else None
-    # no stripped pattern, or a carriage return to normalise: strip after filling
-    html = (
-        filled if filled is not None and "\r" not in filled else card_html(patterns[0].fill(values))
-    )
-    text_chunk = text_lines.fill(values, keys) if text_lines is not None else None
-    if text_chunk is None:
-        text_chunk = card_chunk(patterns[1].fill(values).strip("\n"), env.card_codec)
-    return _made(html, text_chunk, state._refs[with_why])
+        return _card(html, text)
+    html_framed, text_framed = state.lines(env, with_why) or (None, None)
+    # no framed pattern, or a carriage return to normalise: strip after filling
+    html = html_framed.fill(values) if html_framed is not None else ""
+    if not html or "\r" in html:
+        html = card_html(patterns[0].fill(values))
+    text = text_framed.fill(values) if text_framed is not None else ""
+    if not text or "\r" in text:
+        text = card_text(patterns[1].fill(values).strip("\n"))
+    return _made(html, text, state._refs[with_why])
 
 
 def _reason(env: DigestEnvironment, why: str) -> str:
@@ -364,7 +332,7 @@ def render_card(env: DigestEnvironment, paper: Paper, match: Match | None) -> Ca
         "author_parts": author_parts(paper.authors, match),
         "summary_parts": highlight_parts(view.summary, match),
     }
-    return _card(*_render_both(env, context), None)
+    return _card(*_render_both(env, context))
 
 
 def _render_both(env: DigestEnvironment, context: dict[str, Any]) -> tuple[str, str]:
@@ -384,10 +352,12 @@ def card_html(html: str) -> str:
     return f"\n{normalise_newlines(html).strip()}\n"
 
 
-def _card(html: str, text: str, codec: LineCodec | None) -> Card:
+def _card(html: str, text: str) -> Card:
     shown = card_html(html)
-    return _made(shown, card_chunk(text.strip("\n"), codec), references_hold(shown))
+    return _made(shown, card_text(text.strip("\n")), references_hold(shown))
 
 
-def _made(html: str, text: Chunk, refs: bool) -> Card:
-    return Card(html, text, len(html) + len(text.mid or b"") + 80, refs)
+def _made(html: str, text: str, refs: bool) -> Card:
+    # what the card adds to the message, for the size budget: both parts are sent as
+    # they are, mostly ASCII (a character a byte)
+    return Card(html, text, len(html) + len(text) + 80, refs)

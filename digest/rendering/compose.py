@@ -16,7 +16,7 @@ from digest.matching.highlight import TextAnalysis
 from digest.models import Paper
 from digest.rendering.cards import Card, make_card, view_of
 from digest.rendering.encoding import (
-    Chunk,
+    eight_bit,
     encode_body,
     header_text,
     normalise_newlines,
@@ -28,7 +28,6 @@ from digest.rendering.frame import (
     FramePattern,
     Shape,
     card_markers,
-    encode_pieces,
     joined,
     learn_frame,
     slotted,
@@ -66,18 +65,16 @@ class RenderedDigest:
     links: dict[str, str] = field(default_factory=dict)
     shown: int = 0
     total: int = 0
-    text_encoded: tuple[str, bytes] | None = None
     # whether the HTML's non-ASCII characters may be sent as character references
     # (none in a <style>, <script> or comment): then it goes 7bit (`html_body`)
     html_refs: bool = False
 
     @cached_property
     def text_body(self) -> tuple[str, bytes]:
-        if self.text_encoded is not None:
-            qp = self.text_encoded[1]
-            if len(qp) <= len(self.text) * 1.2 + 64:
-                return self.text_encoded
-        return encode_body(self.text)
+        """The encoded text: as it is, 8bit (7bit when ASCII), when it can be
+        (`encoding.eight_bit`: lines within 998 octets); else quoted-printable or
+        base64, encoded whole."""
+        return eight_bit(self.text) or encode_body(self.text)
 
     @cached_property
     def html_body(self) -> tuple[str, bytes]:
@@ -255,8 +252,8 @@ def _render_page(
     total: int,
 ) -> RenderedDigest:
     """The page with a slot for each card, filled from the pattern of its shape
-    (frame.py) or rendered directly; the cached cards (HTML as text, text with its
-    encoded lines) go in the slots. The shape is worked out once for both the HTML and the text."""
+    (frame.py) or rendered directly; the cached cards (HTML and text) go in the
+    slots. The shape is worked out once for both the HTML and the text."""
     page = {
         **context,
         "feedback": context["feedback"][: len(cards)],
@@ -266,16 +263,9 @@ def _render_page(
     }
     shape = Shape(page) if env.splice_cards else None
     html, refs = _html_page(env, page, shape, [c.html for c in cards])
-    text, text_qp = _text_page(env, page, shape, [c.text for c in cards])
+    text = _text_page(env, page, shape, [c.text for c in cards])
     return RenderedDigest(
-        subject,
-        html,
-        text,
-        links,
-        len(cards),
-        total,
-        ("quoted-printable", text_qp),
-        refs and all(c.refs for c in cards),
+        subject, html, text, links, len(cards), total, refs and all(c.refs for c in cards)
     )
 
 
@@ -285,7 +275,7 @@ def _html_page(
     """The HTML page's text, and whether character references hold in it (the
     page's part: the cards say their own)."""
     name = "digest.html"
-    pattern = _pattern(env, name, page, shape, cards, False) if shape is not None else None
+    pattern = _pattern(env, name, page, shape, cards) if shape is not None else None
     if shape is not None and pattern is not None:
         return pattern.text(shape.values, cards), pattern.refs
     rendered = _page_render(env, name, page)
@@ -293,16 +283,14 @@ def _html_page(
 
 
 def _text_page(
-    env: DigestEnvironment, page: dict[str, Any], shape: Shape | None, cards: list[Chunk]
-) -> tuple[str, bytes]:
-    """The text page and its quoted-printable encoding, built from the cards' encoded
-    lines and the pattern's (`FramePattern.build`)."""
+    env: DigestEnvironment, page: dict[str, Any], shape: Shape | None, cards: list[str]
+) -> str:
+    """The text page, filled from its pattern or rendered directly."""
     name = "digest.txt"
-    pattern = _pattern(env, name, page, shape, cards, True) if shape is not None else None
+    pattern = _pattern(env, name, page, shape, cards) if shape is not None else None
     if shape is not None and pattern is not None:
-        return pattern.build(shape.values, cards, env.codec)
-    pieces = slotted(_page_render(env, name, page), cards)
-    return joined(pieces), encode_pieces(pieces, env.codec)
+        return pattern.text(shape.values, cards)
+    return joined(slotted(_page_render(env, name, page), cards))
 
 
 def _page_render(env: DigestEnvironment, name: str, context: Mapping[str, Any]) -> str:
@@ -314,8 +302,7 @@ def _pattern(
     name: str,
     page: dict[str, Any],
     shape: Shape,
-    cards: Sequence[str | Chunk],
-    encode: bool,
+    cards: Sequence[str],
 ) -> FramePattern | None:
     """The pattern of the page's shape, when the templates give one. A template's
     first shape is checked against a direct render with the real values and with
@@ -333,8 +320,6 @@ def _pattern(
             shape,
             cards,
             checks,
-            env.codec,
-            encode,
         )
         # past FRAME_CHECKS shapes that passed, the template is trusted; once one
         # failed, every later shape is checked

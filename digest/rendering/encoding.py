@@ -1,8 +1,11 @@
 """Bodies and header values encoded for the wire, with no help from `email.message`
 (which is correct but builds a whole object tree per message; see bench/render.py).
 
-Bodies are quoted-printable or base64, whichever is shorter, with CRLF line ends and
-lines under 78 characters. Header values are stripped of every control character
+The text part goes as it is (`eight_bit`: UTF-8, CRLF line ends, lines within 998
+octets), labelled 8bit, or 7bit when it is ASCII; the SMTP transport re-encodes it
+for a relay that does not take 8BITMIME (`digest.delivery.downgrade`). The HTML part
+goes 7bit with character references (`seven_bit`). What neither can carry is
+quoted-printable or base64, whichever is shorter (`encode_body`). Header values are stripped of every control character
 first, so no input can start a header of its own, then sent as ASCII or as RFC 2047
 encoded words, folded.
 """
@@ -26,81 +29,6 @@ def quoted_printable(text: str) -> bytes:
     return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
 
 
-def qp_line(line: str) -> bytes:
-    """One line (no newline in it) quoted-printable encoded, soft breaks as CRLF."""
-    return binascii.b2a_qp(
-        line.encode("utf-8"), quotetabs=False, istext=True, header=False
-    ).replace(b"\n", b"\r\n")
-
-
-class Chunk:
-    """Text that spans lines, with its whole lines quoted-printable encoded once:
-    `head` (before the first newline) and `tail` (after the last) share their lines
-    with the text around the chunk and are encoded with it; `mid` is the encoding of
-    everything between, from the first line break to the last one included. Since
-    quoted-printable works line by line, a message built from chunks encodes the same
-    as the message encoded whole (`frame.encode_pieces`)."""
-
-    __slots__ = ("text", "head", "mid", "tail")
-
-    def __init__(self, text: str, head: str, mid: bytes | None, tail: str) -> None:
-        self.text, self.head, self.mid, self.tail = text, head, mid, tail
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Chunk) and (self.text, self.mid) == (other.text, other.mid)
-
-    def __hash__(self) -> int:
-        return hash(self.text)
-
-    def __repr__(self) -> str:
-        return f"Chunk({self.text!r})"
-
-
-def chunk_of(text: str, codec: LineCodec | None = None) -> str | Chunk:
-    """`text` as a `Chunk` when it has a newline (already normalised), else itself."""
-    first = text.find("\n")
-    if first < 0:
-        return text
-    last = text.rfind("\n")
-    inner = text[first + 1 : last].split("\n") if last > first else []
-    encode = codec.line if codec is not None else qp_line
-    mid = b"".join([b"\r\n" + encode(line) for line in inner]) + b"\r\n"
-    return Chunk(text, text[:first], mid, text[last + 1 :])
-
-
-class LineCodec:
-    """Quoted-printable line by line with a memory: QP encodes each line on its own, so
-    the lines every message shares (the stylesheet, the layout, the cards' text) are
-    encoded once. Bounded: the memory is dropped whole when it fills up."""
-
-    def __init__(self, limit: int = 20_000) -> None:
-        self.memory: dict[str, bytes] = {}
-        self.limit = limit
-
-    def line(self, line: str) -> bytes:
-        """One line (without its newline) encoded, remembered."""
-        encoded = self.memory.get(line)
-        if encoded is None:
-            if len(self.memory) > self.limit:
-                self.memory.clear()
-            encoded = self.memory[line] = qp_line(line)
-        return encoded
-
-    def encode(self, text: str) -> bytes:
-        memory = self.memory
-        if len(memory) > self.limit:
-            memory.clear()
-        out = []
-        for line in normalise_newlines(text).split("\n"):
-            encoded = memory.get(line)
-            if encoded is None:
-                encoded = memory[line] = binascii.b2a_qp(
-                    line.encode("utf-8"), quotetabs=False, istext=True, header=False
-                ).replace(b"\n", b"\r\n")
-            out.append(encoded)
-        return b"\r\n".join(out)
-
-
 def base64_body(text: str) -> bytes:
     data = normalise_newlines(text).encode("utf-8")
     return base64.encodebytes(data).replace(b"\n", b"\r\n")
@@ -118,6 +46,21 @@ def encode_body(text: str) -> tuple[str, bytes]:
 
 # RFC 5322 2.1.1: a line is at most 998 octets without its CRLF.
 LINE_LIMIT = 998
+
+
+def eight_bit(text: str) -> tuple[str, bytes] | None:
+    """(Content-Transfer-Encoding, body) for `text` sent as it is: UTF-8 with CRLF
+    line ends, "7bit" when it is ASCII, else "8bit" (RFC 6152: the transport sends it
+    with BODY=8BITMIME, or re-encodes it for a relay without). No encoding pass, and
+    no larger than quoted-printable or base64 would make it. None when a line passes
+    998 octets or there is a NUL or a bare CR, which neither may carry (RFC 2045 2.7,
+    2.8): then the text is encoded (`encode_body`)."""
+    data = text.encode("utf-8")
+    if b"\r" in data or b"\x00" in data or _has_long_line(data):
+        return None
+    return ("7bit" if len(data) == len(text) else "8bit"), data.replace(b"\n", b"\r\n")
+
+
 # Where character references are not decoded: raw-text elements and comments. A
 # non-ASCII character there cannot be sent as `&#...;` (nor a marker of a pattern be
 # filled with one).

@@ -34,7 +34,6 @@ from jinja2 import (
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.matching.highlight import TextAnalysis
-from digest.rendering.encoding import LineCodec
 from digest.rendering.filters import register as register_filters
 
 STYLESHEET = "email.css"
@@ -173,8 +172,8 @@ class DigestEnvironment(Environment):
     """A Jinja environment that also holds the caches of one rendering run: what is
     known about each paper (analysed text, its card as a pattern), the cards that
     are the same for every subscriber with the same terms, the papers' texts
-    analysed for subjects, and the encoded lines every message shares. Each is
-    bounded, so memory follows the papers of a run, not its subscribers."""
+    analysed for subjects, and the pages' patterns. Each is bounded, so memory
+    follows the papers of a run, not its subscribers."""
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         super().__init__(**options)
@@ -190,12 +189,8 @@ class DigestEnvironment(Environment):
         self.papers: dict[Any, Any] = {}
         self.papers_limit = 20_000
         self.analysis = TextAnalysis()
-        self.codec = LineCodec()
-        self.card_codec = LineCodec(50_000)
-        # The cards' reasons cleaned, and their lines encoded, for every paper
-        # (cards._reason, splice.HoleLine).
+        # The cards' reasons cleaned, for every paper (cards._reason).
         self.reasons: dict[str, str] = {}
-        self.reason_lines: dict[Any, Any] = {}
         # Page patterns by shape (frame.py); None where the templates give none.
         self.frames: dict[Any, Any] = {}
         self.frames_limit = 2_000

@@ -6,10 +6,9 @@ links, topics, preheader) and a few numbers (how many papers, shown, more). The 
 templates (whichever a designer put in `DIGEST_TEMPLATES_DIR`) are rendered once per
 *shape* — the numbers, which strings are empty, how many topics and cards — with a
 marker for each non-empty string and each card; the result is a `FramePattern`.
-Filling it for a subscriber is joining strings: the HTML page is sent 7bit as it is
-(`FramePattern.text`, `encoding.seven_bit`); the text page's literal lines are
-quoted-printable encoded once (`encoding.LineCodec`, `FramePattern.build`), so a
-message costs no template render and no re-encoding of the lines every message shares.
+Filling it for a subscriber is joining strings (`FramePattern.text`), and both
+pages are sent as they are (the HTML 7bit, `encoding.seven_bit`; the text 8bit,
+`encoding.eight_bit`), so a message costs no template render and no encoding pass.
 
 A pattern is used only after it reproduced a direct render with sample values (long,
 full of characters to escape) and, for a template's first shape, with the first
@@ -17,8 +16,7 @@ subscriber's values too. A template that changes a string with a filter, or test
 content, fails that check and the page is rendered directly for that shape, as
 before, and every later shape is checked; a template whose first FRAME_CHECKS shapes
 passed is trusted, as card templates are after `cards.CARD_CHECKS` papers. A
-digest's shape is worked out once for its HTML and text pages, and a page is filled
-and encoded in one pass (`FramePattern.build`).
+digest's shape is worked out once for its HTML and text pages.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from digest.rendering.encoding import Chunk, LineCodec, chunk_of, qp_line, references_hold
+from digest.rendering.encoding import references_hold
 from digest.rendering.text import html_escaped as _escaped
 
 _MARK_RE = re.compile("\x00(F|C)([0-9]+)(<|&lt;|)\x00")
@@ -60,7 +58,7 @@ class CardHole:
     index: int
 
 
-Piece = str | Chunk | ValueHole | CardHole
+Piece = str | ValueHole | CardHole
 
 
 class Shape:
@@ -146,26 +144,21 @@ def _markers(value: Any, count: Iterator[int]) -> Any:
 
 @dataclass(frozen=True)
 class FramePattern:
-    """A rendered page as literal text (pre-encoded where it spans lines) and holes."""
+    """A rendered page as literal text and holes."""
 
     pieces: tuple[Piece, ...]
     # whether character references may stand for its non-ASCII characters (none in a
     # <style>, <script> or comment, and no value or card there): `encoding.seven_bit`
     refs: bool = True
-    # the pieces as (kind, index or text or chunk), for `build`'s loop
+    # the pieces as (kind, index or text), for `text`'s loop
     ops: tuple[tuple[int, Any], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ops", tuple(_op(p) for p in self.pieces))
 
     @classmethod
-    def learn(
-        cls, rendered: str, codec: LineCodec | None = None, encode: bool = True
-    ) -> FramePattern | None:
-        """The pattern of a page rendered with `Shape.probe`; `codec` (the run's)
-        encodes the lines every shape shares (the stylesheet, the layout) once. A
-        page sent as it is (the HTML: `encoding.seven_bit`) keeps them as text
-        (`encode` False) and is filled with `text`."""
+    def learn(cls, rendered: str) -> FramePattern | None:
+        """The pattern of a page rendered with `Shape.probe`."""
         pieces: list[Piece] = []
         pos = 0
         for m in _MARK_RE.finditer(rendered):
@@ -183,17 +176,10 @@ class FramePattern:
         pieces.append(rendered[pos:])
         if any(isinstance(p, str) and "\x00" in p for p in pieces):
             return None
-        return cls(
-            tuple(
-                (chunk_of(p, codec) if encode else p) if isinstance(p, str) else p
-                for p in pieces
-                if p != ""
-            ),
-            references_hold(rendered),
-        )
+        return cls(tuple(p for p in pieces if p != ""), references_hold(rendered))
 
     def text(self, values: Sequence[str], cards: Sequence[str]) -> str:
-        """The page's text alone, filled with `values` and the cards' texts."""
+        """The page's text, filled with `values` and the cards' texts."""
         out: list[str] = []
         add = out.append
         for kind, arg in self.ops:
@@ -203,15 +189,13 @@ class FramePattern:
                 add(cards[arg])
             elif kind == _ESCAPED:
                 add(_escaped(values[arg]))
-            elif kind == _RAW:
-                add(values[arg])
             else:
-                add(arg.text)
+                add(values[arg])
         return "".join(out)
 
-    def fill(self, values: Sequence[str], cards: Sequence[str | Chunk]) -> list[str | Chunk]:
-        """The page as pieces (text, or chunks that carry their encoding)."""
-        out: list[str | Chunk] = []
+    def fill(self, values: Sequence[str], cards: Sequence[str]) -> list[str]:
+        """The page as pieces (`text` joins them)."""
+        out: list[str] = []
         for piece in self.pieces:
             if isinstance(piece, ValueHole):
                 value = values[piece.index]
@@ -222,53 +206,9 @@ class FramePattern:
                 out.append(piece)
         return out
 
-    def build(
-        self, values: Sequence[str], cards: Sequence[Chunk], codec: LineCodec
-    ) -> tuple[str, bytes]:
-        """The page's text and its quoted-printable encoding in one pass: what
-        `joined(self.fill(...))` and `encode_pieces` give, without the list between.
-        A line holding a subscriber's value is encoded without the codec's memory
-        (no other message has it; remembering it would only evict shared lines)."""
-        texts: list[str] = []
-        out: list[bytes] = []
-        line = ""
-        unique = False
-        for kind, arg in self.ops:
-            if kind == _TEXT:
-                texts.append(arg)
-                line += arg
-                continue
-            if kind == _CARD:
-                chunk = cards[arg]
-                texts.append(chunk.text)
-            elif kind == _CHUNK:
-                chunk = arg
-                texts.append(chunk.text)
-            else:
-                value = values[arg]
-                if kind == _ESCAPED:
-                    value = _escaped(value)
-                texts.append(value)
-                unique = True
-                if "\n" not in value:
-                    line += value
-                    continue
-                found = chunk_of(value)
-                assert isinstance(found, Chunk)
-                chunk = found
-            if chunk.mid is None:
-                line += chunk.head
-                continue
-            head = line + chunk.head
-            out.append(qp_line(head) if unique else codec.line(head))
-            out.append(chunk.mid)
-            line, unique = chunk.tail, False
-        out.append(qp_line(line) if unique else codec.line(line))
-        return "".join(texts), b"".join(out)
-
 
 # What `FramePattern.ops` says a piece is.
-_TEXT, _ESCAPED, _RAW, _CARD, _CHUNK = range(5)
+_TEXT, _ESCAPED, _RAW, _CARD = range(4)
 
 
 def _op(piece: Piece) -> tuple[int, Any]:
@@ -276,9 +216,7 @@ def _op(piece: Piece) -> tuple[int, Any]:
         return _TEXT, piece
     if isinstance(piece, ValueHole):
         return (_ESCAPED if piece.escaped else _RAW), piece.index
-    if isinstance(piece, CardHole):
-        return _CARD, piece.index
-    return _CHUNK, piece
+    return _CARD, piece.index
 
 
 def sample_values(values: Sequence[str]) -> list[str]:
@@ -296,17 +234,15 @@ def learn_frame(
     render: Callable[[Mapping[str, Any]], str],
     context: Mapping[str, Any],
     shape: Shape,
-    cards: Sequence[str | Chunk],
+    cards: Sequence[str],
     checks: int = 0,
-    codec: LineCodec | None = None,
-    encode: bool = True,
 ) -> FramePattern | None:
     """The pattern of `render` for this shape, or None when it does not reproduce a
     direct render with sample values and, for the first shape of a template (no
     `checks` passed yet), with the real ones too. A template with FRAME_CHECKS shapes
     checked is trusted: its pattern is learned from one render; a template that
     failed a check has a negative `checks`, and every shape is checked."""
-    pattern = FramePattern.learn(render(shape.probe), codec, encode)
+    pattern = FramePattern.learn(render(shape.probe))
     if pattern is None or checks >= FRAME_CHECKS:
         return pattern
     if checks <= 0 and joined(pattern.fill(shape.values, cards)) != joined(
@@ -320,10 +256,10 @@ def learn_frame(
     return pattern
 
 
-def slotted(page: str, cards: Sequence[str | Chunk]) -> list[str | Chunk]:
+def slotted(page: str, cards: Sequence[str]) -> list[str]:
     """`page` (rendered with `card_marker`s) with each marker replaced by its card."""
     pieces = _SLOT_RE.split(page)
-    out: list[str | Chunk] = [pieces[0]]
+    out: list[str] = [pieces[0]]
     for i in range(1, len(pieces), 2):
         out += (cards[int(pieces[i])], pieces[i + 1])
     return out
@@ -344,29 +280,5 @@ def _with_values(shape: Shape, values: Sequence[str]) -> dict[str, Any]:
     return {name: put(v) for name, v in shape.probe.items()}
 
 
-def joined(pieces: Sequence[str | Chunk]) -> str:
-    return "".join(p if isinstance(p, str) else p.text for p in pieces)
-
-
-def encode_pieces(pieces: Sequence[str | Chunk], codec: LineCodec) -> bytes:
-    """The quoted-printable encoding of `joined(pieces)`, line by line as
-    `quoted_printable` does it, reusing each chunk's encoded whole lines."""
-    out: list[bytes] = []
-    line = ""
-    for piece in pieces:
-        if isinstance(piece, str):
-            if "\n" not in piece:
-                line += piece
-                continue
-            piece = chunk_of(piece)
-            if isinstance(piece, str):
-                line += piece
-                continue
-        if piece.mid is None:
-            line += piece.head
-            continue
-        out.append(codec.line(line + piece.head))
-        out.append(piece.mid)
-        line = piece.tail
-    out.append(codec.line(line))
-    return b"".join(out)
+def joined(pieces: Sequence[str]) -> str:
+    return "".join(pieces)

@@ -12,10 +12,9 @@ A template that does something a pattern cannot express (shows only some parts,
 changes their text with a filter, treats a piece by its position) gives no pattern,
 or one that fails the check against a direct render with sample values (done for the
 first `cards.CARD_CHECKS` papers, and for every paper once a check failed); the card
-is then rendered directly, as before. The HTML card is the filled pattern, sent 7bit
-with the page (`CardPattern.framed`); `CardLines` cuts the text card's pattern into
-lines and encodes the fixed ones once per paper, so a new text card encodes only its
-lines with holes.
+is then rendered directly, as before. The HTML and text cards are their filled
+patterns, framed as a page takes them (`CardPattern.framed`) and sent as they are
+with the page (no encoding pass: `encoding.seven_bit`, `encoding.eight_bit`).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from dataclasses import dataclass, field
 
 from markupsafe import escape
 
-from digest.rendering.encoding import Chunk, LineCodec, qp_line
 from digest.rendering.highlight import Part
 from digest.rendering.text import html_escaped as _escaped
 
@@ -184,172 +182,3 @@ class CardPattern:
         if any(isinstance(p, str) and "\x00" in p for p in pieces):
             return None
         return cls(tuple(p for p in pieces if p != ""))
-
-
-# Lines with holes remembered per paper, by the values in them: subscribers with other
-# terms often mark the same words of a title or summary.
-LINE_MEMORY = 64
-# Reason lines remembered for every paper at once (a reason recurs across papers).
-SHARED_MEMORY = 20_000
-
-
-class HoleLine:
-    """One line of a card with holes: its pieces, the fields of its holes, and the
-    lines it was filled into (text and encoding) by the values' keys. A line whose
-    only hole is the reason keeps them in `shared`, the run's memory for every
-    paper's such line: a reason recurs across papers and subscribers."""
-
-    __slots__ = ("pieces", "fields", "field", "memory", "shared", "limit", "ident")
-
-    def __init__(
-        self, pieces: tuple[str | Hole, ...], shared: dict[object, tuple[str, bytes]] | None
-    ) -> None:
-        self.pieces = pieces
-        self.fields = tuple(p.field for p in pieces if isinstance(p, Hole))
-        self.field = self.fields[0] if len(self.fields) == 1 else None  # most lines
-        self.shared = shared is not None and self.fields == (WHY,)
-        self.memory: dict[object, tuple[str, bytes]] = (
-            shared if shared is not None and self.shared else {}
-        )
-        self.limit = SHARED_MEMORY if self.shared else LINE_MEMORY
-        # what tells this line from other papers' lines in `shared` (a string, whose
-        # hash Python keeps, unlike the pieces')
-        self.ident = repr(pieces) if self.shared else ""
-
-    def filled(
-        self, values: Mapping[str, str | Sequence[Part] | Marks], keys: Mapping[str, object]
-    ) -> tuple[str, bytes] | None:
-        """(text, CRLF + its encoding), or None when a value brought a line break.
-        `keys` are what each value's lines depend on (`PaperCard.values_and_keys`)."""
-        field = self.field
-        key: object = keys[field] if field is not None else tuple([keys[f] for f in self.fields])
-        if self.shared:
-            key = (self.ident, key)
-        memory = self.memory
-        known = memory.get(key)
-        if known is None:
-            text = "".join(
-                p if isinstance(p, str) else p.fill(values[p.field]) for p in self.pieces
-            )
-            if "\n" in text or "\r" in text:
-                return None
-            if len(memory) >= self.limit:
-                memory.clear()
-            known = memory[key] = (text, b"\r\n" + qp_line(text))
-        return known
-
-
-class CardLines:
-    """A `CardPattern` cut into lines once, as a card is spliced into a page:
-    `lead` + the filled text stripped of `strip` + a newline (see `cards.card_chunk`).
-    Runs of lines without a hole are quoted-printable encoded here, once per paper,
-    and kept as one piece; filling encodes only the lines with a subscriber's value in
-    them (`HoleLine`). `compile` gives None when the pattern's ends are holes (the
-    strip could cut into a value) or its text has carriage returns; such a card is cut
-    into lines after filling, as before."""
-
-    __slots__ = ("head", "body", "fields", "memory")
-
-    def __init__(
-        self,
-        lines: list[str | tuple[str | Hole, ...]],
-        shared: dict[object, tuple[str, bytes]] | None = None,
-        codec: LineCodec | None = None,
-    ) -> None:
-        # the first line is the head: encoded with the page around it; the text ends
-        # with a line break (an empty last line)
-        first = lines[0]
-        self.head: str | HoleLine = first if isinstance(first, str) else HoleLine(first, shared)
-        self.body: list[tuple[str, bytes] | HoleLine] = []
-        texts: list[str] = []
-        encoded: list[bytes] = []
-        encode = codec.line if codec is not None else qp_line  # lines papers share
-        for line in [*lines[1:], ""]:
-            if isinstance(line, str):
-                texts.append(line)
-                encoded.append(b"\r\n" + encode(line))
-                continue
-            if texts:
-                self.body.append(("\n".join(texts), b"".join(encoded)))
-                texts, encoded = [], []
-            self.body.append(HoleLine(line, shared))
-        self.body.append(("\n".join(texts), b"".join(encoded)))
-        # the fields the filled card depends on, and the cards filled by their keys (a
-        # text card shows no highlights: subscribers with the same reason share it)
-        holes = [self.head, *self.body]
-        self.fields = tuple(
-            dict.fromkeys(f for h in holes if isinstance(h, HoleLine) for f in h.fields)
-        )
-        self.memory: dict[tuple[object, ...], Chunk | None] = {}
-
-    @classmethod
-    def compile(
-        cls,
-        pattern: CardPattern,
-        lead: str,
-        strip: str | None,
-        shared: dict[object, tuple[str, bytes]] | None = None,
-        codec: LineCodec | None = None,
-    ) -> CardLines | None:
-        framed = pattern.framed(lead, strip)
-        if framed is None:
-            return None
-        pieces = framed.pieces
-        if any(isinstance(p, str) and "\r" in p for p in pieces):
-            return None
-        lines: list[list[str | Hole]] = [[]]
-        for piece in pieces:
-            if isinstance(piece, Hole):
-                lines[-1].append(piece)
-                continue
-            head, *rest = piece.split("\n")
-            if head:
-                lines[-1].append(head)
-            lines += [[part] if part else [] for part in rest]
-        if lines[-1]:  # the text ends with its newline: the last line is empty
-            return None
-        return cls(
-            [
-                "".join(p for p in line if isinstance(p, str))
-                if all(isinstance(p, str) for p in line)
-                else tuple(line)
-                for line in lines[:-1]
-            ],
-            shared,
-            codec,
-        )
-
-    def fill(
-        self, values: Mapping[str, str | Sequence[Part] | Marks], keys: Mapping[str, object]
-    ) -> Chunk | None:
-        """The filled card as a `Chunk` (head: its first line; mid: the rest encoded),
-        or None when a value brought a line break (then it is cut after filling).
-        `keys`: what each value's lines depend on, shared by a card's HTML and text."""
-        key = tuple([keys[f] for f in self.fields])
-        memory = self.memory
-        if key in memory:
-            return memory[key]
-        if len(memory) >= LINE_MEMORY:
-            memory.clear()
-        chunk = memory[key] = self._fill(values, keys)
-        return chunk
-
-    def _fill(
-        self, values: Mapping[str, str | Sequence[Part] | Marks], keys: Mapping[str, object]
-    ) -> Chunk | None:
-        head = self.head
-        if isinstance(head, str):
-            first = head
-        else:
-            got = head.filled(values, keys)
-            if got is None:
-                return None
-            first = got[0]
-        lines = [
-            piece.filled(values, keys) if isinstance(piece, HoleLine) else piece
-            for piece in self.body
-        ]
-        if None in lines:
-            return None
-        texts, encoded = zip(*lines, strict=True)
-        return Chunk("\n".join((first, *texts)), first, b"".join(encoded), "")

@@ -45,7 +45,6 @@ from digest.store.engine import (
 
 NO_MESSAGE = "not sent: no rendered message is stored for this digest"
 NO_LONGER_ACTIVE = "not sent: the subscriber is no longer active"
-_INACTIVE = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.SUSPENDED)
 
 _T = table_of(Digest)
 _S = table_of(Subscriber)
@@ -62,6 +61,8 @@ class Claimed:
     message: bytes
     attempts: int
     age_from: datetime
+    # When (time.monotonic()) the sender last saw its subscriber active; 0: never.
+    checked_at: float = 0.0
 
 
 class Outcome(NamedTuple):
@@ -133,8 +134,9 @@ def release_dead_leases(engine: Engine, me: str, status: str = DigestStatus.SEND
 
 
 def cancel_for_inactive(engine: Engine) -> int:
-    """Digests queued for someone who since unsubscribed or was suspended: not sent."""
-    inactive = select(_S.c.id).where(_S.c.status.in_(_INACTIVE))
+    """Digests queued for someone no longer active (unsubscribed, paused, suspended,
+    signed up again and not confirmed yet): not sent."""
+    inactive = select(_S.c.id).where(_S.c.status != SubscriberStatus.ACTIVE)
     with engine.begin() as conn:
         return conn.execute(
             update(_T)
@@ -206,31 +208,51 @@ def claim(engine: Engine, limit: int, owner: str, lease_seconds: float) -> list[
         unsendable = [r[0] for r in rows if not messages.get(r[0])]
         if unsendable:  # never send an empty mail: fail the row, visibly
             _fail(conn, unsendable, NO_MESSAGE)
-        # Someone who unsubscribed (or was suspended) since this sender started, in
-        # the middle of a long edition: their digest is not sent.
-        gone = set(
-            conn.execute(
-                select(_S.c.id)
-                .where(_S.c.id.in_({r[1] for r in rows}))
-                .where(_S.c.status.in_(_INACTIVE))
-            ).scalars()
-        )
-        stopped = [r[0] for r in rows if r[1] in gone and messages.get(r[0])]
-        if stopped:
-            _fail(conn, stopped, NO_LONGER_ACTIVE)
+    # Whether each subscriber is still active is checked right before the send
+    # (`not_to_send`), not here: a claimed row may wait a while for its turn.
     return [
         Claimed(r[0], r[1], r[2], messages[r[0]], r[3], _aware(r[4]) or now)
         for r in sorted(rows, key=lambda r: r[0])
-        if messages.get(r[0]) and r[1] not in gone
+        if messages.get(r[0])
     ]
 
 
-def _fail(conn: Any, ids: list[int], why: str) -> None:
-    """Claimed rows that must not be sent: failed, visibly, with why."""
+def not_to_send(engine: Engine, rows: Sequence[tuple[int, int]], owner: str) -> dict[int, str]:
+    """Of claimed rows, (row id, subscriber id) leased to `owner`, those that must not
+    be sent now: their subscriber unsubscribed, paused, was suspended or deleted since
+    the row was queued (the sender asks right before sending a batch, so an unsubscribe
+    made while the row waited its turn is honoured; RFC 8058 one-click). Such rows
+    become failed with why (`digest status` lists them); a deleted subscriber's rows
+    are gone with them. Returns {row id: why}. One read when all is well."""
+    if not rows:
+        return {}
+    with engine.connect() as conn:
+        statuses = dict(
+            conn.execute(
+                select(_S.c.id, _S.c.status).where(_S.c.id.in_({sid for _, sid in rows}))
+            ).all()
+        )
+    why = {
+        rid: f"{NO_LONGER_ACTIVE} ({statuses.get(sid) or 'deleted'})"
+        for rid, sid in rows
+        if statuses.get(sid) != SubscriberStatus.ACTIVE
+    }
+    if why:
+        with engine.begin() as conn:
+            for reason in set(why.values()):
+                ids = [rid for rid, r in why.items() if r == reason]
+                _fail(conn, ids, reason, owner)
+    return why
+
+
+def _fail(conn: Any, ids: list[int], why: str, owner: str | None = None) -> None:
+    """Claimed rows that must not be sent: failed, visibly, with why (only those still
+    leased to `owner`, when given: a row taken over belongs to whoever took it)."""
+    stmt = update(_T).where(_T.c.id.in_(ids))
+    if owner is not None:
+        stmt = stmt.where(_T.c.lease_owner == owner).where(_T.c.status == DigestStatus.SENDING)
     conn.execute(
-        update(_T)
-        .where(_T.c.id.in_(ids))
-        .values(
+        stmt.values(
             status=DigestStatus.FAILED,
             last_error=why,
             lease_owner=None,

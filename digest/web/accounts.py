@@ -370,7 +370,15 @@ def field_errors(exc: InputError) -> dict[str, str]:
     if message.startswith("--"):
         name, _, rest = message[2:].partition(":")
         key = name.strip().replace("-", "_")
-        if key in {"timezone", "send_at", "frequency", "weekday", "max_papers", "interest"}:
+        if key in {
+            "timezone",
+            "send_at",
+            "frequency",
+            "weekday",
+            "max_papers",
+            "interest",
+            "topics",
+        }:
             return {key: rest.strip()}
         if key in {"like", "likes"}:
             return {"likes": rest.strip()}

@@ -71,7 +71,9 @@ def compose_profile(keywords: str, topics: Sequence[str], catalogue: Sequence[To
     chosen = list(dict.fromkeys(t.strip() for t in topics if t and t.strip()))
     unknown = [t for t in chosen if t not in known]
     if unknown:
-        raise InputError(f"unknown topic {unknown[0][:64]!r}")
+        # `--topics:` names the field (`accounts.field_errors`): the API's error says
+        # "topics", and the form shows it beside the topic list, not the keywords.
+        raise InputError(f"--topics: unknown topic {unknown[0][:64]!r}")
     parts = [keywords.strip()] if keywords and keywords.strip() else []
     parts.extend(f"topic:{name}" for name in chosen)
     return ", ".join(parts)

@@ -5,12 +5,13 @@ traceback, and never a preview that hangs."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from conftest import clean_exit
 
-from digest.preview import PREVIEW_MAX_RANGE, PREVIEW_MAX_STEPS
+from digest.preview import PREVIEW_MAX_RANGE, PREVIEW_MAX_STEPS, PREVIEW_RENDER_SECONDS
 
 
 def with_footer(tmp_path: Path, footer: str) -> dict[str, str]:
@@ -78,3 +79,29 @@ def test_many_small_ranges_under_the_budget_render(cli, tmp_path) -> None:
     result = cli("preview", "-k", "diffusion", "--format", "html", extra_env=env)
     clean_exit(result, 0)
     assert "<p>ok</p>" in result.stdout
+
+
+def test_a_render_past_the_time_limit_is_stopped_with_one_clear_line(cli, tmp_path) -> None:
+    """No range(), so no step budget: 10**10 steps over two strings ran for hours.
+    The render runs in a child process, killed at PREVIEW_RENDER_SECONDS."""
+    loop = '{% for a in "x" * 10**5 %}{% for b in "y" * 10**5 %}{% endfor %}{% endfor %}'
+    started = time.monotonic()
+    result = cli("preview", "-k", "diffusion", extra_env=with_footer(tmp_path, loop))
+    took = time.monotonic() - started
+    clean_exit(result, 2)
+    [line] = result.stderr.strip().splitlines()
+    assert f"took longer than {PREVIEW_RENDER_SECONDS:g} s to render the preview" in line
+    assert PREVIEW_RENDER_SECONDS <= took < PREVIEW_RENDER_SECONDS + 30
+    assert result.stdout == ""
+
+
+def test_a_huge_string_fails_at_once_instead_of_filling_the_memory(cli, tmp_path) -> None:
+    """`"x" * 10**10` asked for 10 GB in one C call that no timer interrupts: the
+    render's process has its memory capped, so it fails at once, naming file and line."""
+    started = time.monotonic()
+    env = with_footer(tmp_path, '{{ "x" * 10**10 }}')
+    result = cli("preview", "-k", "diffusion", extra_env=env)
+    clean_exit(result, 2)
+    assert time.monotonic() - started < PREVIEW_RENDER_SECONDS
+    [line] = result.stderr.strip().splitlines()
+    assert "digest.html, line 2: out of memory (a preview may use 2 GiB)" in line

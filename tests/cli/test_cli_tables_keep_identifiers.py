@@ -18,7 +18,7 @@ def test_a_piped_listing_keeps_every_address_whole(cli, env, tmp_path):
     assert "…" not in res.stdout
 
 
-def test_a_narrow_terminal_keeps_the_edition_and_folds_an_address(cli, smtp_sink):
+def test_a_narrow_terminal_keeps_the_edition_and_the_address_whole(cli, smtp_sink):
     clean_exit(cli("subscribe", LONG, "-k", "*"), 0)
     clean_exit(cli("run", "--now"), 0)
     status = cli("status", extra_env={"COLUMNS": "80"})
@@ -27,7 +27,6 @@ def test_a_narrow_terminal_keeps_the_edition_and_folds_an_address(cli, smtp_sink
     assert edition in status.stdout
     listing = cli("subscribers", extra_env={"COLUMNS": "80"})
     clean_exit(listing, 0)
-    first_column = "".join(
-        line.split("│")[1].strip() for line in listing.stdout.splitlines() if line.count("│") > 2
-    )
-    assert LONG in first_column  # folded over lines, not cut
+    # too wide for a table in 80 columns: one paragraph per row, led by the address
+    assert listing.stdout.startswith(f"{LONG}: status=active")
+    assert "…" not in listing.stdout

@@ -89,10 +89,11 @@ def test_message_parses_back_with_both_parts_and_headers() -> None:
     assert find_mail_token("test-secret", "unsubscribe-mail", mailto) == 7
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
     assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF everywhere, no bare LF
-    # quoted-printable keeps the text part's lines within 78 characters (the HTML's
-    # are within 998: RFC 5322 2.1.1)
+    # the text travels 8bit: its UTF-8 as it is, CRLF line ends, lines within 998
+    # octets (checked above; RFC 5322 2.1.1), for a transport that takes 8BITMIME
+    assert parts[0]["Content-Transfer-Encoding"] == "8bit" and not rendered.text.isascii()
     text_body = data.split(b"\r\n\r\n", 2)[2].split(b"\r\n--=_digest_")[0]
-    assert text_body and all(len(line) <= 78 for line in text_body.split(b"\r\n"))
+    assert text_body == rendered.text.replace("\n", "\r\n").encode()
 
 
 def test_bytes_match_what_the_email_package_would_say() -> None:
@@ -124,8 +125,9 @@ def test_non_ascii_subject_and_bodies_round_trip() -> None:
     assert str(msg["Subject"]) == rendered.subject and "📚" in rendered.subject
     text, html = (p.get_content() for p in msg.iter_parts())
     assert "مرحبا بالعالم" in text and "مرحبا بالعالم" in html
-    # mostly non-Latin text travels as base64, which is the shorter encoding here
-    assert {p["Content-Transfer-Encoding"] for p in msg.iter_parts()} == {"base64"}
+    # the text travels 8bit (its UTF-8, shorter than any encoding); the mostly
+    # non-Latin HTML as base64, shorter here than character references
+    assert [p["Content-Transfer-Encoding"] for p in msg.iter_parts()] == ["8bit", "base64"]
     assert len(data) <= MESSAGE_LIMIT
 
 
@@ -302,3 +304,32 @@ def test_html_that_7bit_cannot_carry_goes_quoted_printable(tmp_path) -> None:
     html, part = html_part(make_settings(), items)
     assert part["Content-Transfer-Encoding"] == "7bit" and "Ünïcode" in html
     assert "&#220;n&#239;code" in part.get_content()
+
+
+def text_part(settings, items: list[Item]) -> tuple[str, email.message.EmailMessage]:
+    rendered = render_digest(
+        make_environment(settings), settings, "r@example.org", items, date(2026, 11, 24), "k"
+    )
+    data = build_message(settings, "r@example.org", rendered).as_bytes()
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    return rendered.text, parse(data).get_body(preferencelist=("plain",))
+
+
+def test_the_text_part_goes_8bit_7bit_or_quoted_printable(tmp_path) -> None:
+    """As it is: 8bit with non-ASCII, 7bit without; a line over 998 octets (which no
+    SMTP server must take) quoted-printable, exact."""
+    ascii_item = [Item(Paper(seq=1, id="a1", title="Plain title"), None)]
+    for items, cte in [
+        (ascii_item, "7bit"),
+        ([Item(Paper(seq=1, id="u1", title="Über"), None)], "8bit"),
+    ]:
+        text, part = text_part(make_settings(), items)
+        assert part["Content-Transfer-Encoding"] == cte
+        assert part.get_content().replace("\r\n", "\n") == text
+    footer = (REPO / "templates" / "partials" / "footer.txt").read_text()
+    (tmp_path / "partials").mkdir()
+    (tmp_path / "partials" / "footer.txt").write_text(footer + "ü " + "word " * 250 + "\n")
+    text, part = text_part(make_settings(templates_dir=tmp_path), ascii_item)
+    assert max(len(line.encode()) for line in text.split("\n")) > 998
+    assert part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert part.get_content().replace("\r\n", "\n") == text
