@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from digest import semantic, store
+from digest import store
 from digest.config import Settings, parse_hhmm, parse_timezone
 from digest.errors import InputError, QueryError
 from digest.matching import Interest, KeywordQuery
@@ -227,7 +227,10 @@ def subscribe(
 ) -> Subscriber:
     """Add an active subscriber (validated) and embed their interest once."""
     sub = add(engine, new_subscriber(settings, email, keywords, **fields))
-    semantic.save_profile_vector(engine, settings, sub)
+    if sub.interest:  # embedding (numpy, the model) only for an interest
+        from digest import semantic
+
+        semantic.save_profile_vector(engine, settings, sub)
     return sub
 
 
@@ -280,7 +283,11 @@ def change(engine: Engine, settings: Settings, email: str, **fields: Any) -> Sub
     if fields.get("notify_empty") is not None:
         changes["notify_empty"] = fields["notify_empty"]
     sub = store.update_subscriber(engine, address, **changes)
-    if "interest" in changes:
+    # Embedding (numpy, the model) only when there is an interest to embed or forget:
+    # new keywords alone change no vector.
+    if "interest" in changes and (sub.interest or current.interest):
+        from digest import semantic
+
         semantic.save_profile_vector(engine, settings, sub)
     return sub
 

@@ -17,32 +17,29 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.measure import Measurement
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Column, Table
 
-from digest import pipeline, store, subscriptions
 from digest.config import Settings, check_secret, check_smtp_login
-from digest.delivery.sender import SendReport
 from digest.errors import ConfigError, DigestError, InputError
 from digest.logs import configure_logging
-from digest.models import Paper, Subscriber, utcnow
-from digest.pipeline.stopping import stop_on_signals
 from digest.startup import load_checked_settings, warn_default_sources, warn_unknown_settings
 from digest.states import DigestStatus, SubscriberStatus
-from digest.store import DatabaseError, Engine
+
+# Start-up cost: `digest --help`, `digest subscribe` and the other light commands import
+# only what they use (tests/cli/test_cli_startup.py checks it). The stages, the store
+# (SQLAlchemy) and Rich's progress bars are imported by the commands that use them;
+# these names are for annotations only.
+if TYPE_CHECKING:
+    from digest import pipeline
+    from digest.delivery.sender import SendReport
+    from digest.models import Paper, Subscriber
+    from digest.store import Engine
 
 app = typer.Typer(
     name="digest",
@@ -144,6 +141,8 @@ def _engine(
     (password masked), not a traceback. Only `init` (and `db upgrade`, `create`) may
     create a SQLite file: anywhere else a missing file means the wrong directory or
     URL, and an empty new database would mail nobody without a word."""
+    from digest import store
+
     url = settings.database_url
     shown = store.shown_url(url)
     missing = None if repair or create else store.missing_sqlite_file(url)
@@ -159,7 +158,7 @@ def _engine(
             store.ensure_schema(engine)
         else:
             store.current_revision(engine)  # fails here, in one line, if unusable
-    except DatabaseError as exc:
+    except store.DatabaseError as exc:
         reason = _first_line(exc)
         if url.startswith("sqlite") and "locked" not in reason:
             raise ConfigError(f"DIGEST_DATABASE_URL: cannot open {shown}: {reason}") from None
@@ -230,6 +229,15 @@ def subscriber_json(s: Subscriber) -> dict[str, Any]:
 @contextmanager
 def _progress() -> Iterator[pipeline.Tracker]:
     """Progress bars on stderr while a long step runs; nothing when not a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     bars = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -259,6 +267,8 @@ def _print_json(data: Any) -> None:
 @app.command()
 def init() -> None:
     """Create or upgrade the database (safe to run again)."""
+    from digest import store
+
     settings = _settings()
     _engine(settings, repair=True)
     out.print(f"database ready: {store.shown_url(settings.database_url)}", markup=False)
@@ -298,6 +308,7 @@ def _with_file_likes(
     """--like plus the papers found in --like-file (and, for set, the current ones)."""
     if like_file is None:
         return like
+    from digest import subscriptions
     from digest.bibliography import add_likes, likes_from_file
     from digest.matching.interest import MAX_EXAMPLES
 
@@ -342,6 +353,8 @@ def subscribe(
 ) -> None:
     """Add an active subscriber (no confirmation email) with a keyword profile, a
     plain-English interest, example papers, or several of them."""
+    from digest import subscriptions
+
     settings = _settings()
     engine = _engine(settings)
     sub = subscriptions.subscribe(
@@ -394,6 +407,8 @@ def set_(
     given += (timezone, send_at, frequency, weekday, notify_empty)
     if all(v is None for v in given):
         raise InputError("nothing to change; give at least one option (see digest set --help)")
+    from digest import store, subscriptions
+
     settings = _settings()
     engine = _engine(settings)
     current = store.get_subscriber(engine, store.normalise_email(email))
@@ -425,6 +440,9 @@ def set_(
 @app.command()
 def unsubscribe(email: Annotated[str, typer.Argument(help="The address to unsubscribe.")]) -> None:
     """Stop sending digests to an address (kept, marked unsubscribed)."""
+    from digest import store
+    from digest.models import utcnow
+
     settings = _settings()
     address = store.normalise_email(email)
     store.update_subscriber(
@@ -436,6 +454,8 @@ def unsubscribe(email: Annotated[str, typer.Argument(help="The address to unsubs
 @app.command()
 def subscribers(as_json: JsonOpt = False) -> None:
     """List subscribers."""
+    from digest import store
+
     rows = store.list_subscribers(_engine(_settings()))
     if as_json:
         _print_json([subscriber_json(s) for s in rows])
@@ -467,6 +487,8 @@ def papers(
     as_json: JsonOpt = False,
 ) -> None:
     """List stored papers, newest first."""
+    from digest import store
+
     rows = store.list_papers(_engine(_settings()), _parse_date(since, "--since"), limit)
     if as_json:
         _print_json([paper_json(p) for p in rows])
@@ -484,6 +506,8 @@ def fetch(
     as_json: JsonOpt = False,
 ) -> None:
     """Pull new papers from the configured sources (DIGEST_SOURCES)."""
+    from digest import pipeline
+
     settings = _settings()
     warn_default_sources()  # the table says "sample"; this says why, and what to set
     with _progress() as track:
@@ -531,6 +555,9 @@ def run(
     few minutes: nobody gets a digest twice, and after downtime one catch-up digest.
     Several at once (on one machine or many, against one database) share the work:
     each digest is built by exactly one of them; --json reports add up."""
+    from digest import pipeline
+    from digest.pipeline.stopping import stop_on_signals
+
     settings = _settings()
     if not dry_run:
         check_secret(settings)  # the digests' links are signed with it
@@ -740,6 +767,8 @@ def retry(
 ) -> None:
     """Push failed digests back into the outbox (with a fresh retry schedule), make
     digests waiting to retry due now, and send them at once."""
+    from digest import pipeline
+
     if edition is not None:
         _parse_date(edition, "--edition")
     settings = _settings()
@@ -864,7 +893,8 @@ def check_query(
     `{"warnings": [...]}` on stderr, so stdout stays the array of matches."""
     from datetime import timedelta
 
-    from digest import matching, semantic
+    from digest import matching, semantic, store, subscriptions
+    from digest.models import utcnow
 
     wants = subscriptions.check_interest(interest)
     examples = subscriptions.check_likes(like)
@@ -952,6 +982,13 @@ def demo(
     typer.echo(summary.text())  # plain: paths must not be wrapped
 
 
+def _database_errors() -> tuple[type[Exception], ...]:
+    """The store's DatabaseError, once the store is imported: a command that never
+    imported it (`--help`, `--version`) cannot have raised one."""
+    engine = sys.modules.get("digest.store.engine")
+    return (engine.DatabaseError,) if engine is not None else ()
+
+
 def main() -> None:
     warn_unknown_settings()  # here: once per process, whatever the command
     try:
@@ -960,7 +997,7 @@ def main() -> None:
         # Plain write: a console would wrap a long message over several lines.
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(exc.exit_code)
-    except DatabaseError as exc:
+    except _database_errors() as exc:
         # The database failed mid-command (locked too long, disk full, server gone):
         # nothing was half-written (each write is one transaction); say so in one line.
         sys.stderr.write(f"error: database: {_first_line(exc)}\n")

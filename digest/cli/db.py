@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from digest import store
 from digest.cli.base import JsonOpt, _engine, _print_json, _settings, app
 from digest.errors import InputError
 
@@ -24,6 +23,8 @@ RevisionArg = Annotated[str, typer.Argument(help="A revision id, or head / base.
 @db_app.command("current")
 def db_current(as_json: JsonObjOpt = False) -> None:
     """The database's revision and whether it is the newest (head)."""
+    from digest import store
+
     settings = _settings()
     engine = _engine(settings, schema=False)
     revision = store.current_revision(engine)
@@ -50,6 +51,8 @@ def db_current(as_json: JsonObjOpt = False) -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="A revision id.")] = "head") -> None:
     """Upgrade the database to REVISION (default: head, the newest)."""
+    from digest import store
+
     settings = _settings()
     engine = _engine(settings, schema=False, create=True)
     store.upgrade(engine, revision)
@@ -65,6 +68,8 @@ def db_downgrade(
 ) -> None:
     """Downgrade the database to REVISION (base: no tables left; their rows are lost).
     Without --yes it only says what it would do; back the database up first."""
+    from digest import store
+
     settings = _settings()
     engine = _engine(settings, schema=False)
     if not yes:
@@ -81,6 +86,8 @@ def db_downgrade(
 @db_app.command("history")
 def db_history(as_json: JsonOpt = False) -> None:
     """Every revision, newest first, with its message; marks current and head."""
+    from digest import store
+
     settings = _settings()
     revisions = store.history(_engine(settings, schema=False))
     if as_json:

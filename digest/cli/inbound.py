@@ -17,11 +17,9 @@ from typing import Annotated
 
 import typer
 
-from digest import store
 from digest.cli.base import _engine, _first_line, _print_json, _settings, app
 from digest.config import check_secret
 from digest.errors import DigestError
-from digest.inbound import handle, read_capped
 from digest.logs import configure_logging
 
 EX_TEMPFAIL = 75
@@ -52,6 +50,9 @@ def inbound(
     List-Unsubscribe address, a bounce (DSN) or a complaint (ARF) for a digest.
     Anything else is logged and left alone. Exit 0 when handled or ignored, 75 when
     it could not be handled now (the mail server retries)."""
+    from digest import store
+    from digest.inbound import handle, read_capped
+
     # Read (and drain) first: the MTA must never see a broken pipe, whatever follows.
     data, total = read_capped(sys.stdin.buffer)
     try:

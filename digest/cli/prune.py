@@ -8,8 +8,11 @@ from typing import Annotated
 
 import typer
 
-from digest import store
 from digest.cli.base import _engine, _print_json, _settings, app
+
+# `store.PRUNE_BATCH`, written out: the default must be known to `digest --help` without
+# importing the store (SQLAlchemy); tests/cli/test_cli_startup.py checks they agree.
+PRUNE_BATCH = 500
 
 
 def _size(n: int) -> str:
@@ -40,13 +43,15 @@ def prune(
             max=100_000,
             help="Digests looked at per transaction (each deletes at most this many emails).",
         ),
-    ] = store.PRUNE_BATCH,
+    ] = PRUNE_BATCH,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON.")] = False,
 ) -> None:
     """Delete the stored emails of finished digests (sent, bounced, failed, empty)
     older than DIGEST_KEEP_MESSAGES_DAYS and inbound events older than
     DIGEST_KEEP_EVENTS_DAYS. Digest rows are kept (the view link re-renders them);
     a digest that may still be sent keeps its email. `digest serve` runs this daily."""
+    from digest import store
+
     settings = _settings()
     engine = _engine(settings)
     report = store.prune(

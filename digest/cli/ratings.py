@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from digest import store
 from digest.cli.base import JsonOpt, _engine, _print_json, _settings, app
 from digest.errors import InputError
 from digest.states import Vote
@@ -25,6 +24,8 @@ def ratings(
     as_json: JsonOpt = False,
 ) -> None:
     """List a subscriber's ratings (newest first), or clear them."""
+    from digest import store
+
     settings = _settings()
     engine = _engine(settings)
     sub = store.get_subscriber(engine, store.normalise_email(address))

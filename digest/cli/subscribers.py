@@ -10,15 +10,16 @@ as it does for `digest set`: `error: no subscriber with address ...`, exit 2."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from digest import store, subscriptions
 from digest.cli.base import JsonOpt, _engine, _print_json, _settings, app
 from digest.errors import InputError
-from digest.store import Engine
-from digest.subscriptions import Outcome
+
+if TYPE_CHECKING:  # imported by the commands, for start-up cost
+    from digest.store import Engine
+    from digest.subscriptions import Outcome
 
 EmailsArg = Annotated[list[str], typer.Argument(help="One or more subscriber addresses.")]
 
@@ -44,6 +45,8 @@ def _distinct(emails: Iterable[str]) -> list[str]:
     """`emails` with each address once, as the store compares them (`C@X` and `c@x`
     are one subscriber): acting twice would report the second as unknown after the
     first deleted it."""
+    from digest import store
+
     seen: set[str] = set()
     out = []
     for email in emails:
@@ -66,6 +69,8 @@ def _line(o: Outcome, unknown: set[str]) -> str:
 def _unknown(engine: Engine, emails: Iterable[str]) -> list[str]:
     """The valid addresses among `emails` that no subscriber has, normalised (an
     invalid one is refused by the command itself, with its reason)."""
+    from digest import store
+
     found = []
     for email in emails:
         try:
@@ -80,12 +85,16 @@ def _unknown(engine: Engine, emails: Iterable[str]) -> list[str]:
 @app.command()
 def pause(emails: EmailsArg, as_json: JsonOpt = False) -> None:
     """Pause active subscriptions (no digests until `digest resume`)."""
+    from digest import subscriptions
+
     _each(emails, subscriptions.pause, as_json)
 
 
 @app.command()
 def resume(emails: EmailsArg, as_json: JsonOpt = False) -> None:
     """Resume paused subscriptions."""
+    from digest import subscriptions
+
     _each(emails, subscriptions.resume, as_json)
 
 
@@ -103,6 +112,8 @@ def reactivate(
 ) -> None:
     """Bring back suspended addresses (bounces cleared) and, with --unsubscribed-ok,
     unsubscribed ones. Paused ones: use `digest resume`."""
+    from digest import subscriptions
+
     _each(
         emails,
         lambda engine, e: subscriptions.reactivate(engine, e, unsubscribed_ok=unsubscribed_ok),
@@ -133,6 +144,8 @@ def delete(
     from digest.web.limits import DbRateLimiter, SignupLimits
 
     def delete_one(engine: Engine, email: str) -> Outcome:
+        from digest import subscriptions
+
         outcome = subscriptions.delete(engine, email)
         if outcome.changed:  # the web's delete also forgets the address's mail budget
             SignupLimits(settings, DbRateLimiter(engine)).forget_address(outcome.email)

@@ -13,10 +13,8 @@ from typing import IO, Annotated
 
 import typer
 
-from digest import store
 from digest.cli.base import _engine, _print_json, _progress, _settings, app, out
 from digest.errors import InputError
-from digest.subscriber_files import OPT_IN, ImportOptions, format_of, import_stream, write_export
 
 FormatOpt = Annotated[
     str | None,
@@ -35,6 +33,8 @@ def export(
     """Write every subscriber, every field (the profile included), as CSV or JSON
     Lines. Text cells that a spreadsheet would run as a formula get a leading '
     (import takes it off again)."""
+    from digest.subscriber_files import format_of, write_export
+
     fmt = format_of(path, fmt if fmt is not None or path != "-" else "jsonl")
     engine = _engine(_settings())
     if path == "-":
@@ -104,6 +104,8 @@ def import_(
     """Add subscribers from a CSV or JSON Lines file (the columns `digest export`
     writes; `email` is required, and a profile: `keywords`, `interest` or `likes`). A bad row is reported with its line
     number and skipped; the good rows are imported. Exit 1 when any row was refused."""
+    from digest.subscriber_files import OPT_IN, ImportOptions, format_of, import_stream
+
     if confirmed and pending:
         raise InputError("give --confirmed or --pending, not both")
     fmt = format_of(path, fmt if fmt is not None or path != "-" else "jsonl")
@@ -169,6 +171,8 @@ def backup(
 ) -> None:
     """Copy the SQLite database to PATH, consistent while digest runs (SQLite's online
     backup). For PostgreSQL it prints the pg_dump command to run instead (exit 2)."""
+    from digest import store
+
     settings = _settings()
     size = store.backup_sqlite(_engine(settings), path, overwrite=overwrite)
     if as_json:

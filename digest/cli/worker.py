@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from digest import pipeline
 from digest.cli.base import _engine, _say, _settings, app, err
 from digest.config import check_secret, check_smtp_login
 from digest.logs import configure_logging
-from digest.pipeline.stopping import stop_on_signals
-from digest.pipeline.worker import work_until_stopped
+
+if TYPE_CHECKING:  # imported by the command, for start-up cost
+    from digest import pipeline
 
 
 @app.command()
@@ -35,6 +35,9 @@ def worker(
     against one PostgreSQL database: each digest is built by exactly one of them, and
     a worker killed mid-edition leaves its share to the others after DIGEST_LEASE_SECONDS.
     On a signal, the pass in flight finishes what it claimed, then the worker exits 0."""
+    from digest.pipeline.stopping import stop_on_signals
+    from digest.pipeline.worker import work_until_stopped
+
     settings = _settings()
     check_secret(settings)  # the digests' links are signed with it
     check_smtp_login(settings)

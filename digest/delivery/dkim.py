@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import re
 
-import dkim
-
 from digest.config import Settings
 from digest.delivery.downgrade import seven_bit_message
 from digest.errors import ConfigError
@@ -34,6 +32,9 @@ class DkimSigner:
 
     def sign(self, message: bytes) -> bytes:
         """`message` 7bit (when it can be made so) with its DKIM-Signature header."""
+        # Imported here: dkimpy brings dnspython (~25 ms), and most senders sign nothing.
+        import dkim
+
         message = seven_bit_message(message) or message
         linesep = b"\r\n" if b"\r\n" in message[:2000] else b"\n"
         headers = dkim.DKIM(message).default_sign_headers()

@@ -34,22 +34,29 @@ terms as words, for subjects), `profiles` (profile values), `keywords` (the keyw
 language as a ranker), `matcher` (the seam, `rank`).
 """
 
-from digest.matching.embedding import Embedder, load_embedder
-from digest.matching.highlight import highlight_spans, matched_authors
-from digest.matching.index import IndexedPapers, match_all
-from digest.matching.interest import Interest, split_interest
-from digest.matching.interests import Example, SemanticPapers
-from digest.matching.matcher import ProfileKindError, rank
-from digest.matching.model import Hit, Limits, Match, Weights, explanations_json
-from digest.matching.profiles import (
-    KeywordQuery,
-    Profile,
-    ProfilePart,
-    profile_from_input,
-    profile_of,
-)
-from digest.matching.query import compile_profile, compile_stored, query_warnings, topic_named
-from digest.matching.readable import readable_terms
+import importlib
+from typing import TYPE_CHECKING
+
+# The names below are imported from their modules when first used (PEP 562): a
+# command that only checks a profile (`digest subscribe -k ...`) must not pay for
+# numpy, the index or the embedding code at start-up.
+if TYPE_CHECKING:
+    from digest.matching.embedding import Embedder, load_embedder
+    from digest.matching.highlight import highlight_spans, matched_authors
+    from digest.matching.index import IndexedPapers, match_all
+    from digest.matching.interest import Interest, split_interest
+    from digest.matching.interests import Example, SemanticPapers
+    from digest.matching.matcher import ProfileKindError, rank
+    from digest.matching.model import Hit, Limits, Match, Weights, explanations_json
+    from digest.matching.profiles import (
+        KeywordQuery,
+        Profile,
+        ProfilePart,
+        profile_from_input,
+        profile_of,
+    )
+    from digest.matching.query import compile_profile, compile_stored, query_warnings, topic_named
+    from digest.matching.readable import readable_terms
 
 __all__ = [
     "Embedder",
@@ -80,3 +87,47 @@ __all__ = [
     "rank",
     "topic_named",
 ]
+
+_MODULES = {
+    "Embedder": "embedding",
+    "load_embedder": "embedding",
+    "highlight_spans": "highlight",
+    "matched_authors": "highlight",
+    "IndexedPapers": "index",
+    "match_all": "index",
+    "Interest": "interest",
+    "split_interest": "interest",
+    "Example": "interests",
+    "SemanticPapers": "interests",
+    "ProfileKindError": "matcher",
+    "rank": "matcher",
+    "Hit": "model",
+    "Limits": "model",
+    "Match": "model",
+    "Weights": "model",
+    "explanations_json": "model",
+    "KeywordQuery": "profiles",
+    "Profile": "profiles",
+    "ProfilePart": "profiles",
+    "profile_from_input": "profiles",
+    "profile_of": "profiles",
+    "compile_profile": "query",
+    "compile_stored": "query",
+    "query_warnings": "query",
+    "topic_named": "query",
+    "readable_terms": "readable",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A public name, imported from its module on first use (then a plain attribute)."""
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, ClassVar
 
 from digest.matching.lexical import BIGRAM_WEIGHT, QUERY_DROP, bigrams, query_terms, terms
+
+if TYPE_CHECKING:  # annotations only: checking an interest needs no numpy
+    import numpy as np
 
 MAX_INTEREST_CHARS = 4000
 MAX_EXAMPLES = 200

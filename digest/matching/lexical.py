@@ -25,12 +25,15 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from digest.matching.text import stem as plural
 from digest.matching.text import tokens
+
+# numpy is imported by the index's methods: the text functions above it are what
+# checking a profile uses, and it needs no numpy.
+if TYPE_CHECKING:
+    import numpy as np
 
 K1 = 1.2
 B = 0.75
@@ -223,6 +226,8 @@ class LexicalIndex:
     expanded with numpy and summed with one `bincount`."""
 
     def __init__(self, papers: Sequence[Any]) -> None:
+        import numpy as np
+
         self.n = n = len(papers)
         self.doc_seqs = [paper_terms(p) for p in papers]
         docs = [Counter(seq) for seq in self.doc_seqs]
@@ -281,6 +286,8 @@ class LexicalIndex:
     def pair_ids(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """The term ids of the pairs "first second" (word ids; -1 for a word no paper
         has), -1 where no paper has the pair."""
+        import numpy as np
+
         if not len(self.pair_keys):
             return np.full(len(first), -1, dtype=np.int64)
         keys = first * len(self.ids) + second
@@ -294,6 +301,8 @@ class LexicalIndex:
 
     def score(self, query: Mapping[str, float]) -> np.ndarray:
         """BM25 of one weighted query against every paper."""
+        import numpy as np
+
         out = np.zeros(self.n, dtype=np.float32)
         for term, w in query.items():
             idx, vals = self.postings[term]
@@ -302,6 +311,8 @@ class LexicalIndex:
 
     def encode(self, query: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """(term ids, weights) of a query of known terms (`weights_of`), for `score_block`."""
+        import numpy as np
+
         ids = self.ids
         return (
             np.fromiter((ids[t] for t in query), dtype=np.int64, count=len(query)),
@@ -312,6 +323,8 @@ class LexicalIndex:
         self, queries: Sequence[tuple[np.ndarray, np.ndarray]]
     ) -> tuple[np.ndarray, np.ndarray]:
         """(BM25, idf mass present) of many encoded queries: one row each."""
+        import numpy as np
+
         lens = np.array([len(t) for t, _ in queries], dtype=np.int64)
         if not lens.sum():
             zero = np.zeros((len(queries), self.n), dtype=np.float32)
@@ -327,6 +340,8 @@ class LexicalIndex:
         """(BM25, idf mass present) of `b` queries given as one (row, term id, weight)
         triple per query term (each term once per row): frequent terms through one
         BLAS product each, rare ones scattered from their postings with `np.add.at`."""
+        import numpy as np
+
         n = self.n
         pos = self.dense_pos[tids]
         dense = pos >= 0
@@ -357,6 +372,8 @@ class LexicalIndex:
         """Papers whose title or abstract has `words` in this order, each word in any
         form that starts with its singular (`jailbreaks` finds "jailbreak",
         "jailbreaking"): what an exclusion names should go, however it is written."""
+        import numpy as np
+
         mask = np.zeros(self.n, dtype=bool)
         forms: list[set[str]] = []
         cand: set[int] | None = None

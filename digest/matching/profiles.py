@@ -39,14 +39,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import ClassVar, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from digest.matching import nodes
 from digest.matching.interest import Interest
 from digest.matching.model import Limits
 from digest.matching.query import PROFILES_KEPT, compile_profile, compile_stored
+
+if TYPE_CHECKING:  # annotations only: checking a profile needs no numpy
+    import numpy as np
 
 
 class ProfilePart(Protocol):

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Table, event, inspect, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.exc import SQLAlchemyError as DatabaseError
@@ -215,8 +214,15 @@ def driver_sql(stmt: Any, dialect: Any) -> DriverSql:
 def upsert_insert(table: Table, dialect_name: str) -> Any:
     """An INSERT into `table` that takes ON CONFLICT clauses: the two dialects we
     support each have their own (`on_conflict_do_nothing`, `on_conflict_do_update`)."""
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table)
+    # Imported here: SQLAlchemy's PostgreSQL dialect (~25 ms with its drivers' modules)
+    # is for PostgreSQL databases only, and every command starts through this module.
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def skipping_locked(picked: Any, engine: Engine) -> Any:

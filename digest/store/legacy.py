@@ -19,6 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
+import digest.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
 
 def _columns(names: str) -> frozenset[str]:
     return frozenset(names.split())

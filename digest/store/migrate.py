@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
+import digest.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from digest.errors import InputError
 from digest.store.legacy import (
     add_missing_columns,
