@@ -56,8 +56,11 @@ app = typer.Typer(
 # terminal, the tables keep their natural width and nothing is cut. A COLUMNS
 # setting still wins, as in a terminal.
 PIPED_WIDTH = 10_000
-out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH)
-err = Console(stderr=True)
+# emoji=False: a stored `:smile:` (a title, an interest) prints as written.
+out = Console(
+    width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH, emoji=False
+)
+err = Console(stderr=True, emoji=False)
 
 
 def _key(header: str) -> Column:

@@ -17,7 +17,7 @@ from digest.models import Paper
 
 LONG_EMAIL = "ada.lovelace.analytical-engine@mathematics.example-university.org"
 HOSTILE_TITLE = (
-    "<script>alert(1)</script> Attention\r\nIs [bold]All[/bold] You Need, "
+    "<script>alert(1)</script> :smile: Attention\r\nIs [bold]All[/bold] You Need, "
     + "again " * 30
     + "Supercalifragilistic" * 4
 )
@@ -44,7 +44,7 @@ def _hostile_store(cli, env) -> None:
             "-k",
             '"<b>graph</b> networks" OR diffusion',
             "--interest",
-            "papers about <em>diffusion</em> models for [red]protein[/red] design",
+            "papers about <em>diffusion</em> models for [red]protein[/red] design :smile:",
         ),
         0,
     )
@@ -90,6 +90,7 @@ def test_wide_terminals_keep_the_tables_and_json_ignores_the_width(cli, env):
         wide = cli(*args, extra_env={"COLUMNS": "400"})
         clean_exit(wide, 0)
         assert "┃" in wide.stdout and "…" not in wide.stdout, wide.stdout
+        assert ":smile:" in wide.stdout and "😄" not in wide.stdout  # as written
         narrow_json = cli(*args, "--json", extra_env={"COLUMNS": str(COLUMNS)}).stdout
         assert narrow_json == cli(*args, "--json", extra_env={"COLUMNS": "400"}).stdout
 
