@@ -15,12 +15,14 @@ import html
 import http.server
 import multiprocessing
 import multiprocessing.context
+import multiprocessing.process
 import resource
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from multiprocessing import forkserver
+from multiprocessing import forkserver, resource_tracker
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -222,19 +224,23 @@ def render_with_deadline(job: RenderJob, seconds: float) -> bytes:
     ctx = _start_renderer()
     receive, send = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_render_child, args=(job, send), daemon=True)
-    child.start()
-    send.close()
     reply: tuple[bool, bytes | str] | None = None
     try:
+        _start_holding_ctrl_c(child)
+        send.close()
         in_time = receive.poll(seconds)  # also True when the child died
         if in_time:
             with contextlib.suppress(EOFError):  # died without a word
                 reply = receive.recv()
     finally:
+        send.close()
+        # Killed before its pipe is closed: a child still writing (Ctrl-C here)
+        # would otherwise die of a broken pipe, with a traceback on the terminal.
+        if child.pid is not None:
+            if child.is_alive():
+                child.kill()
+            child.join()
         receive.close()
-        if child.is_alive():
-            child.kill()
-        child.join()
     if not in_time:
         raise TemplateProblem(
             f"the templates took longer than {seconds:g} s to render the preview (a loop "
@@ -255,8 +261,37 @@ def _start_renderer() -> multiprocessing.context.ForkServerContext:
     module imported, so each render's child starts warm."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["digest.preview"])
-    forkserver.ensure_running()
+    # Started with SIGINT blocked (a mask is inherited through fork and exec): Ctrl-C
+    # reaches the terminal's whole process group, and the forkserver, still importing,
+    # and each render's child would print a KeyboardInterrupt traceback each. The
+    # command alone answers Ctrl-C, and kills the child (`render_with_deadline`).
+    # A mask, not a handler: this may run in a --serve thread. The resource tracker
+    # first: starting it unblocks SIGINT (the same trick, bpo-33613).
+    resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return ctx
+
+
+def _start_holding_ctrl_c(child: multiprocessing.process.BaseProcess) -> None:
+    """`child.start()`, a Ctrl-C during it answered once the child is known: start
+    waits for the forkserver (still importing on a first preview) to fork, and an
+    interrupt there would leave a child no one kills, rendering on after the command
+    ended. SIGINT is handled in the main thread only; --serve's renders run in others."""
+    if threading.current_thread() is not threading.main_thread():
+        child.start()
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        child.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        signal.raise_signal(signal.SIGINT)  # what the command does on Ctrl-C, now
 
 
 def _render_child(job: RenderJob, send: Connection) -> None:

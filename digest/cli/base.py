@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Column, Table
+from rich.text import Text
 
 from digest.config import Settings, check_secret, check_smtp_login
 from digest.errors import ConfigError, DigestError, InputError
@@ -55,8 +56,11 @@ app = typer.Typer(
 # terminal, the tables keep their natural width and nothing is cut. A COLUMNS
 # setting still wins, as in a terminal.
 PIPED_WIDTH = 10_000
-out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH)
-err = Console(stderr=True)
+# emoji=False: a stored `:smile:` (a title, an interest) prints as written.
+out = Console(
+    width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH, emoji=False
+)
+err = Console(stderr=True, emoji=False)
 
 
 def _key(header: str) -> Column:
@@ -687,8 +691,16 @@ def _print_fitted(table: Table, rows: Sequence[Sequence[str]], none: str) -> Non
         return
     headers = [str(c.header).replace(" ", "_") for c in table.columns]
     for first, *rest in rows:
-        pairs = " ".join(f"{h}={v}" for h, v in zip(headers[1:], rest, strict=True) if v)
-        out.print(f"{first}: {pairs}", highlight=False)
+        # Each cell is markup of its own (`_shown` escaped it): read one by one, then
+        # joined as text. Joined first, `x [/` ending one value and `]` starting the
+        # next made a tag of the two (a MarkupError, or the rest coloured).
+        pairs = [
+            Text(f"{h}=") + Text.from_markup(v, emoji=False)
+            for h, v in zip(headers[1:], rest, strict=True)
+            if v
+        ]
+        line = Text.from_markup(first, emoji=False) + ": " + Text(" ").join(pairs)
+        out.print(line, highlight=False)
     if not rows:
         out.print(none, highlight=False)
 

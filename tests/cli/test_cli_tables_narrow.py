@@ -17,7 +17,7 @@ from digest.models import Paper
 
 LONG_EMAIL = "ada.lovelace.analytical-engine@mathematics.example-university.org"
 HOSTILE_TITLE = (
-    "<script>alert(1)</script> Attention\r\nIs [bold]All[/bold] You Need, "
+    "<script>alert(1)</script> :smile: Attention\r\nIs [bold]All[/bold] You Need, "
     + "again " * 30
     + "Supercalifragilistic" * 4
 )
@@ -44,7 +44,7 @@ def _hostile_store(cli, env) -> None:
             "-k",
             '"<b>graph</b> networks" OR diffusion',
             "--interest",
-            "papers about <em>diffusion</em> models for [red]protein[/red] design",
+            "papers about <em>diffusion</em> models for [red]protein[/red] design :smile:",
         ),
         0,
     )
@@ -90,6 +90,7 @@ def test_wide_terminals_keep_the_tables_and_json_ignores_the_width(cli, env):
         wide = cli(*args, extra_env={"COLUMNS": "400"})
         clean_exit(wide, 0)
         assert "┃" in wide.stdout and "…" not in wide.stdout, wide.stdout
+        assert ":smile:" in wide.stdout and "😄" not in wide.stdout  # as written
         narrow_json = cli(*args, "--json", extra_env={"COLUMNS": str(COLUMNS)}).stdout
         assert narrow_json == cli(*args, "--json", extra_env={"COLUMNS": "400"}).stdout
 
@@ -97,3 +98,29 @@ def test_wide_terminals_keep_the_tables_and_json_ignores_the_width(cli, env):
 def test_nothing_to_list_is_said_in_a_narrow_terminal(cli):
     # seven headers do not fit 50 columns whole: said in words instead
     assert _narrow(cli, "subscribers") == "subscribers: none yet\n"
+
+
+def test_markup_split_across_two_values_stays_text_in_a_narrow_terminal(cli, env):
+    """Each value is escaped, but a paragraph joins them: `x [/` at the end of the
+    keywords and `]` starting the interest made the tag `[/" interest=]` (a
+    traceback, exit 1), `[red` and `]` coloured the rest and swallowed `interest=`.
+    A web sign-up sets both fields; a feed sets a paper's id and title."""
+    for address, keywords, interest in (
+        ("eve@example.org", 'diffusion "x [/"', "] robots"),
+        ("mallory@example.org", 'diffusion "x [red"', "] robots"),
+        ("trent@example.org", 'diffusion "x [link=https://evil.example/"', "] robots :smile:"),
+    ):
+        clean_exit(cli("subscribe", address, "-k", keywords, "--interest", interest), 0)
+    engine = store.make_engine(env["DIGEST_DATABASE_URL"])
+    with Session(engine) as session:
+        title = "] Attention " + "Supercalifragilistic" * 4  # no table fits 50 columns
+        session.add(Paper(id="2611.00002 [/", title=title, published=date(2026, 11, 20)))
+        session.commit()
+    engine.dispose()
+    listing = _narrow(cli, "subscribers")
+    for sub in json.loads(cli("subscribers", "--json").stdout):
+        for key in ("keywords", "interest"):
+            assert squashed(f"{key}={sub[key]}") in squashed(listing), (key, listing)
+    assert "\x1b" not in listing  # no colour, no hyperlink
+    paper = f"2611.00002 [/: published=2026-11-20 title={title}"
+    assert squashed(paper) in squashed(_narrow(cli, "papers"))
