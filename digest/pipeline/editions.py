@@ -27,6 +27,7 @@ from digest.models import Subscriber, utcnow
 from digest.pipeline.build import BuildReport, EditionPlan
 from digest.pipeline.pool import ChunkRunner, build_workers
 from digest.pipeline.progress import Tracker, no_tracking
+from digest.states import DigestStatus
 from digest.store import DatabaseError, Engine
 from digest.store.claims import (
     Claim,
@@ -36,6 +37,7 @@ from digest.store.claims import (
     count_active,
     release,
     renew,
+    settled,
     take_over,
 )
 from digest.store.outbox import make_owner
@@ -124,11 +126,13 @@ class EditionRun:
         self.on_chunk = on_chunk
         self.advance = advance
         self.report = BuildReport()
-        self.in_flight: set[Future[BuildReport]] = set()
+        # Each chunk in flight, with its claims (to count what a broken pool wrote).
+        self.in_flight: dict[Future[BuildReport], Sequence[Claim]] = {}
         self.mine: set[int] = set()  # subscribers whose claims this run took over
         self.not_due = 0
         self.renewed = time.monotonic()
         self.broken: BrokenProcessPool | None = None  # the build workers broke
+        self.lost: list[Claim] = []  # claims of chunks whose report the broken pool lost
         self.error: BaseException | None = None  # a database (or disk) error stopped it
 
     def stopped(self, stop: threading.Event | None) -> bool:
@@ -181,7 +185,8 @@ class EditionRun:
         for lo in range(0, len(claims), self.settings.edition_chunk):
             while len(self.in_flight) >= self.runner.ahead:
                 self._wait_for_one()
-            self.in_flight.add(self.runner.submit(claims[lo : lo + self.settings.edition_chunk]))
+            chunk = claims[lo : lo + self.settings.edition_chunk]
+            self.in_flight[self.runner.submit(chunk)] = chunk
             self._reap()
 
     def finish(self) -> BuildReport:
@@ -209,6 +214,11 @@ class EditionRun:
         why = self.broken or self.error
         if why is None:
             return
+        written = self._written_anyway(self.lost)
+        self.report.add(written)
+        self.advance(written.done)
+        if self.on_chunk is not None and written.done:
+            self.on_chunk()
         try:
             self.report.unbuilt = release(self.engine, self.plan.owner)
             left = f"{self.report.unbuilt} digest(s) left for the next run"
@@ -225,24 +235,47 @@ class EditionRun:
 
     def _reap(self) -> None:
         for future in [f for f in self.in_flight if f.done()]:
-            self.in_flight.discard(future)
-            self._collect(future)
+            self._collect(future, self.in_flight.pop(future))
         if self.error is None and time.monotonic() - self.renewed > self.settings.lease_seconds / 4:
             renew(self.engine, self.plan.owner, self.settings.lease_seconds)
             self.renewed = time.monotonic()
 
-    def _collect(self, future: Future[BuildReport]) -> None:
+    def _collect(self, future: Future[BuildReport], claims: Sequence[Claim] = ()) -> None:
         try:
             got = future.result()  # a worker's error is this run's error
         except BrokenProcessPool as exc:
             # A build worker died (killed, out of memory): no chunk can be built any
             # more; the run stops claiming, sends what was built and says so.
             self.broken = self.broken or exc
+            self.lost.extend(claims)
             return
         self.report.add(got)
         self.advance(got.done)
         if self.on_chunk is not None and got.done:
             self.on_chunk()
+
+    def _written_anyway(self, claims: Sequence[Claim]) -> BuildReport:
+        """What chunks whose reports were lost wrote all the same (a worker that
+        committed its chunk was killed, with the others, before its report came
+        back): the sender sends those digests, so the run's report counts them and
+        the reports of all runs still add up. Asked once the workers are gone."""
+        got = BuildReport()
+        if not claims:
+            return got
+        try:
+            rows = settled(self.engine, [c.digest_id for c in claims])
+        except (DatabaseError, OSError):  # counted by nobody: said in `broken` anyway
+            return got
+        for status, has_papers in rows:
+            if status == DigestStatus.FAILED:
+                got.failed += 1
+            elif status == DigestStatus.EMPTY:
+                got.empty += 1
+            elif has_papers:
+                got.built += 1
+            else:
+                got.nothing_new += 1
+        return got
 
 
 def build_due(

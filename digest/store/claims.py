@@ -246,6 +246,22 @@ def release(engine: Engine, owner: str) -> int:
         ).rowcount
 
 
+def settled(engine: Engine, ids: Sequence[int]) -> list[tuple[str, bool]]:
+    """(status, whether it holds papers) of the rows among `ids` no longer in
+    `building`: a chunk whose build worker died after writing it (the pool broke
+    before its report came back) still counts in what the run says it did."""
+    out: list[tuple[str, bool]] = []
+    with engine.connect() as conn:
+        for i in range(0, len(ids), 900):
+            rows = conn.execute(
+                select(_T.c.status, _T.c.paper_ids)
+                .where(_T.c.id.in_(ids[i : i + 900]))
+                .where(_T.c.status != DigestStatus.BUILDING)
+            )
+            out.extend((str(status), bool(papers)) for status, papers in rows)
+    return out
+
+
 def count_building(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(
