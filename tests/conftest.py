@@ -281,3 +281,20 @@ def relay_env(env: dict[str, str], port: int, **settings: object) -> dict[str, s
 
 def settings_with(settings: Settings, **changes: object) -> Settings:
     return replace(settings, **changes)
+
+
+def dkim_key(folder: Path, bits: int = 2048) -> tuple[Path, bytes]:
+    """A fresh RSA key written as PEM (what DIGEST_DKIM_KEY_FILE names) and the DNS
+    TXT record that publishes it (what a verifier's lookup answers)."""
+    import base64
+
+    key = folder / "dkim.pem"
+    subprocess.run(
+        ["openssl", "genrsa", "-out", str(key), str(bits)], check=True, capture_output=True
+    )
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import dkim_key, free_port, wait_for
 from fault_smtp import DROP, FaultyHandler, FaultyServer, SilentServer
 from sqlmodel import Session, select
 
@@ -429,16 +429,7 @@ def test_tls_and_auth(engine, settings, tmp_path, security):
 def test_dkim_signature_covers_both_list_unsubscribe_headers(engine, settings, tmp_path):
     import dkim
 
-    key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    import base64
-
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    key, record = dkim_key(tmp_path)
     handler = FaultyHandler()
     queue(engine, ADDRS[:1])
     with FaultyServer(handler) as server:

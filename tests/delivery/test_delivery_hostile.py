@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import subprocess
 from dataclasses import replace
 
 import pytest
-from conftest import clean_exit, subscribe_many
+from conftest import clean_exit, dkim_key, subscribe_many
 from fault_smtp import FaultyHandler, FaultyServer
 from test_delivery import (
     _self_signed,
@@ -157,8 +156,7 @@ def test_a_dkim_selector_or_domain_that_would_inject_a_header_is_refused(
 ):
     """dkimpy writes both into DKIM-Signature unchecked: before, a line break in
     either added a header (a Bcc) to every digest."""
-    key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "1024"], check=True, capture_output=True)
+    key, _ = dkim_key(tmp_path, bits=1024)
     dkim_env = {
         "DIGEST_DKIM_KEY_FILE": str(key),
         "DIGEST_DKIM_SELECTOR": "s1",

@@ -6,15 +6,14 @@ once as it is and once with 8BITMIME taken out of its EHLO reply."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import email
 import email.policy
-import subprocess
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 import pytest
+from conftest import dkim_key
 from fault_smtp import FaultyHandler, FaultyServer
 from sqlmodel import Session, select
 from test_delivery import fast, send, subscriber
@@ -131,14 +130,7 @@ def test_a_signed_digest_is_signed_7bit_and_the_signature_holds_without_8bitmime
 ):
     import dkim
 
-    key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    key, record = dkim_key(tmp_path)
     rendered, _ = queue_digest(engine, settings)
     handler = Relay(eight_bit=False)
     with FaultyServer(handler) as server:

@@ -252,13 +252,20 @@ def test_one_click_header_only_for_https_unsubscribe_links(settings) -> None:
         assert (msg["List-Unsubscribe-Post"] is not None) is expected
 
 
-def html_part(settings, items: list[Item]) -> tuple[str, email.message.EmailMessage]:
+def _part(settings, items: list[Item], subtype: str) -> tuple[str, email.message.EmailMessage]:
+    """The digest's rendered `subtype` ("html" or "plain") and that part as sent,
+    after checking every line of the message is within 998 octets."""
     rendered = render_digest(
         make_environment(settings), settings, "r@example.org", items, date(2026, 11, 24), "k"
     )
     data = build_message(settings, "r@example.org", rendered).as_bytes()
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
-    return rendered.html, parse(data).get_body(preferencelist=("html",))
+    direct = rendered.html if subtype == "html" else rendered.text
+    return direct, parse(data).get_body(preferencelist=(subtype,))
+
+
+def html_part(settings, items: list[Item]) -> tuple[str, email.message.EmailMessage]:
+    return _part(settings, items, "html")
 
 
 def test_a_line_past_998_octets_is_broken_between_attributes_in_7bit() -> None:
@@ -307,12 +314,7 @@ def test_html_that_7bit_cannot_carry_goes_quoted_printable(tmp_path) -> None:
 
 
 def text_part(settings, items: list[Item]) -> tuple[str, email.message.EmailMessage]:
-    rendered = render_digest(
-        make_environment(settings), settings, "r@example.org", items, date(2026, 11, 24), "k"
-    )
-    data = build_message(settings, "r@example.org", rendered).as_bytes()
-    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
-    return rendered.text, parse(data).get_body(preferencelist=("plain",))
+    return _part(settings, items, "plain")
 
 
 def test_the_text_part_goes_8bit_7bit_or_quoted_printable(tmp_path) -> None:
