@@ -4,6 +4,11 @@ For people who already run Postfix, Exim or msmtp: the MTA queues and retries on
 own, so what we see is only whether it took the message. The exit status follows
 sysexits.h: 75 (EX_TEMPFAIL) and other unexpected failures are retried; 67 (no such
 user) and 68 (no such host) are the recipient's fault and count as a bounce.
+
+A digest's text part is 8bit; the program cannot say whether the relays after it
+take 8bit (msmtp forwards it as it is, whatever its server offers), so it gets the
+message re-encoded 7bit (`downgrade.seven_bit_message`), which every relay takes.
+Starting the program costs far more than the re-encoding.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from email.utils import parseaddr
 
 from digest.config import Settings
 from digest.delivery.base import SendResult
+from digest.delivery.downgrade import seven_bit_message
 
 _PERMANENT = {67: "no such user", 68: "no such host", 65: "bad message data"}
 # The program itself unusable (126 not executable, 127 not found through a wrapper,
@@ -37,6 +43,14 @@ class SendmailTransport:
     async def send(self, sender: str, recipient: str, message: bytes) -> SendResult:
         if recipient.startswith("-") or any(c in recipient for c in "\r\n\0"):
             return SendResult(False, f"554 refusing unsafe recipient {recipient[:80]!r}", True)
+        seven = seven_bit_message(message)
+        if seven is None:
+            return SendResult(
+                False,
+                "554 this message cannot be re-encoded 7bit for sendmail",
+                permanent=True,
+                message_refused=True,
+            )
         envelope_from = parseaddr(sender)[1] or sender
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -53,7 +67,7 @@ class SendmailTransport:
         except OSError as exc:
             return SendResult(False, f"sendmail: cannot run {self.path}: {exc}", relay_down=True)
         try:
-            output, _ = await asyncio.wait_for(proc.communicate(message), self.timeout)
+            output, _ = await asyncio.wait_for(proc.communicate(seven), self.timeout)
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -586,6 +586,36 @@ def test_sendmail_transport_hands_each_message_to_the_program(engine, settings, 
     assert b"A line with a dot" in body
 
 
+def test_sendmail_gets_an_8bit_digest_re_encoded_7bit(engine, settings, tmp_path):
+    """The program cannot say whether the relays after it take 8bit (msmtp sends
+    it on as it is): it gets the digest 7bit, decoding to the same text."""
+    from digest.delivery import make_transport
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    script = tmp_path / "sendmail"
+    script.write_text(f'#!/bin/sh\ncat > "{spool}/got.eml"\n')
+    script.chmod(0o755)
+    text = "Über die Lösung: naïve café, 東京, and a last line\r\n"
+    message = (
+        "From: digest@example.org\r\nTo: user0@example.org\r\nSubject: x\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n" + text
+    ).encode()
+    queue(engine, ADDRS[:1])
+    with Session(engine) as session:
+        row = session.exec(select(Digest)).one()
+        row.message = message
+        session.add(row)
+        session.commit()
+    s = replace(settings, transport="sendmail", sendmail_path=str(script))
+    assert asyncio.run(send_due(engine, s, make_transport(s))).sent == 1
+    got = (spool / "got.eml").read_bytes()
+    assert got.isascii() and b"quoted-printable" in got
+    part = email.message_from_bytes(got, policy=email.policy.default)
+    assert part.get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n")
+
+
 # ---------------------------------------------------------------- CLI
 
 
