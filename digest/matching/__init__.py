@@ -34,8 +34,9 @@ terms as words, for subjects), `profiles` (profile values), `keywords` (the keyw
 language as a ranker), `matcher` (the seam, `rank`).
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from digest.lazy_exports import lazy_exports
 
 # The names below are imported from their modules when first used (PEP 562): a
 # command that only checks a profile (`digest subscribe -k ...`) must not pay for
@@ -119,15 +120,4 @@ _MODULES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """A public name, imported from its module on first use (then a plain attribute)."""
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(globals(), _MODULES)

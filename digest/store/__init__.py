@@ -27,8 +27,9 @@ It imports only core modules (models, records, errors), never a stage.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from digest.lazy_exports import lazy_exports
 
 # The names below are imported from their modules when first used (PEP 562): every
 # command opens the database through `engine`, `migrate` and one or two others, and
@@ -322,15 +323,4 @@ _MODULES = {
 _RENAMED = {"PRUNE_BATCH": "DEFAULT_BATCH"}
 
 
-def __getattr__(name: str) -> object:
-    """A public name, imported from its module on first use (then a plain attribute)."""
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), _RENAMED.get(name, name))
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(globals(), _MODULES, _RENAMED)
