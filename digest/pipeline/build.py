@@ -82,6 +82,17 @@ class BuildReport:
         """Digests this process wrote, whatever their status."""
         return self.built + self.empty + self.nothing_new + self.failed
 
+    def count(self, status: str, has_papers: bool) -> None:
+        """One digest written with `status`, holding papers or not."""
+        if status == DigestStatus.FAILED:
+            self.failed += 1
+        elif status == DigestStatus.EMPTY:
+            self.empty += 1
+        elif has_papers:
+            self.built += 1
+        else:
+            self.nothing_new += 1
+
 
 @dataclass(frozen=True)
 class EditionPlan:
@@ -366,13 +377,7 @@ class EditionBuilder:
 def _counted(report: BuildReport, rows: Sequence[Built]) -> BuildReport:
     """The report of what was written (or, in a dry run, would have been)."""
     for b in rows:
+        report.count(b.status, bool(b.paper_ids))
         if b.status == DigestStatus.FAILED:
-            report.failed += 1
             report.errors.append(f"{b.recipient}: {b.last_error}")
-        elif b.status == DigestStatus.EMPTY:
-            report.empty += 1
-        elif b.paper_ids:
-            report.built += 1
-        else:
-            report.nothing_new += 1
     return report

@@ -27,7 +27,6 @@ from digest.models import Subscriber, utcnow
 from digest.pipeline.build import BuildReport, EditionPlan
 from digest.pipeline.pool import ChunkRunner, build_workers
 from digest.pipeline.progress import Tracker, no_tracking
-from digest.states import DigestStatus
 from digest.store import DatabaseError, Engine
 from digest.store.claims import (
     Claim,
@@ -267,14 +266,7 @@ class EditionRun:
         except (DatabaseError, OSError):  # counted by nobody: said in `broken` anyway
             return got
         for status, has_papers in rows:
-            if status == DigestStatus.FAILED:
-                got.failed += 1
-            elif status == DigestStatus.EMPTY:
-                got.empty += 1
-            elif has_papers:
-                got.built += 1
-            else:
-                got.nothing_new += 1
+            got.count(status, has_papers)
         return got
 
 
