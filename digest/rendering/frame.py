@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from digest.rendering.encoding import references_hold
 from digest.rendering.text import html_escaped as _escaped
@@ -193,19 +193,6 @@ class FramePattern:
                 add(values[arg])
         return "".join(out)
 
-    def fill(self, values: Sequence[str], cards: Sequence[str]) -> list[str]:
-        """The page as pieces (`text` joins them)."""
-        out: list[str] = []
-        for piece in self.pieces:
-            if isinstance(piece, ValueHole):
-                value = values[piece.index]
-                out.append(str(escape(value)) if piece.escaped else value)
-            elif isinstance(piece, CardHole):
-                out.append(cards[piece.index])
-            else:
-                out.append(piece)
-        return out
-
 
 # What `FramePattern.ops` says a piece is.
 _TEXT, _ESCAPED, _RAW, _CARD = range(4)
@@ -245,13 +232,11 @@ def learn_frame(
     pattern = FramePattern.learn(render(shape.probe))
     if pattern is None or checks >= FRAME_CHECKS:
         return pattern
-    if checks <= 0 and joined(pattern.fill(shape.values, cards)) != joined(
-        slotted(render(context), cards)
-    ):
+    if checks <= 0 and pattern.text(shape.values, cards) != joined(slotted(render(context), cards)):
         return None
     sample = sample_values(shape.values)
     direct = slotted(render(_with_values(shape, sample)), cards)
-    if joined(pattern.fill(sample, cards)) != joined(direct):
+    if pattern.text(sample, cards) != joined(direct):
         return None
     return pattern
 
