@@ -262,35 +262,28 @@ def _render_page(
         "more": total - len(cards),
     }
     shape = Shape(page) if env.splice_cards else None
-    html, refs = _html_page(env, page, shape, [c.html for c in cards])
-    text = _text_page(env, page, shape, [c.text for c in cards])
+    html, refs = _page(env, "digest.html", page, shape, [c.html for c in cards])
+    text, _ = _page(env, "digest.txt", page, shape, [c.text for c in cards])
     return RenderedDigest(
         subject, html, text, links, len(cards), total, refs and all(c.refs for c in cards)
     )
 
 
-def _html_page(
-    env: DigestEnvironment, page: dict[str, Any], shape: Shape | None, cards: list[str]
+def _page(
+    env: DigestEnvironment,
+    name: str,
+    page: dict[str, Any],
+    shape: Shape | None,
+    cards: list[str],
 ) -> tuple[str, bool]:
-    """The HTML page's text, and whether character references hold in it (the
-    page's part: the cards say their own)."""
-    name = "digest.html"
+    """The page's text, filled from its shape's pattern or rendered directly, and
+    whether character references hold in it (the page's part: the cards say their
+    own; only the HTML part uses it)."""
     pattern = _pattern(env, name, page, shape, cards) if shape is not None else None
     if shape is not None and pattern is not None:
         return pattern.text(shape.values, cards), pattern.refs
     rendered = _page_render(env, name, page)
     return joined(slotted(rendered, cards)), references_hold(rendered)
-
-
-def _text_page(
-    env: DigestEnvironment, page: dict[str, Any], shape: Shape | None, cards: list[str]
-) -> str:
-    """The text page, filled from its pattern or rendered directly."""
-    name = "digest.txt"
-    pattern = _pattern(env, name, page, shape, cards) if shape is not None else None
-    if shape is not None and pattern is not None:
-        return pattern.text(shape.values, cards)
-    return joined(slotted(_page_render(env, name, page), cards))
 
 
 def _page_render(env: DigestEnvironment, name: str, context: Mapping[str, Any]) -> str:
