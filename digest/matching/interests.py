@@ -43,10 +43,11 @@ from typing import Any
 
 import numpy as np
 
+from digest.matching.bm25 import LexicalIndex
 from digest.matching.embedding import Embedder, paper_text
 from digest.matching.index import IndexedPapers, gc_paused
 from digest.matching.interest import Interest
-from digest.matching.lexical import LexicalIndex, stem_word, terms
+from digest.matching.lexical import stem_word, terms
 from digest.matching.model import Hit, Limits, Match, Weights
 from digest.matching.text import tokens
 
