@@ -34,7 +34,7 @@ from digest.rendering.frame import (
 )
 from digest.rendering.text import clean, shorten
 from digest.tokens import (
-    make_feedback_token,
+    FeedbackSigner,
     make_mail_token,
     make_token,
     subscriber_payload,
@@ -124,14 +124,12 @@ def feedback_links(
     """Each card's "more like this" / "less like this" URLs: one signed token per
     (subscriber, paper), the vote in the query. A GET only shows a page with a button:
     link scanners that fetch every URL of a message record nothing."""
-    day = today_number()
+    signer = FeedbackSigner(settings.secret_key, subscriber_id, token_version, today_number())
+    base = f"{settings.base_url}/feedback/"
     out = []
     for paper_id in paper_ids:
-        token = make_feedback_token(
-            settings.secret_key, subscriber_id, token_version, paper_id, day
-        )
-        url = f"{settings.base_url}/feedback/{token}"
-        out.append({"more": f"{url}?vote=more", "less": f"{url}?vote=less"})
+        url = base + signer.token(paper_id)
+        out.append({"more": url + "?vote=more", "less": url + "?vote=less"})
     return out
 
 
