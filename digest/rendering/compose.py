@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from digest.config import Settings
 from digest.errors import InputError
 from digest.matching import Hit, Match, readable_terms
-from digest.matching.highlight import TextAnalysis
+from digest.matching.readable import TermAnalysis
 from digest.models import Paper
 from digest.rendering.cards import Card, make_card, view_of
 from digest.rendering.encoding import (
@@ -139,13 +139,20 @@ def _digest_subscriber(digest_key: str | None) -> int | None:
 
 
 def topics_of(
-    items: Sequence[Item], limit: int = 3, analysis: TextAnalysis | None = None
+    items: Sequence[Item], limit: int = 3, analysis: TermAnalysis | None = None
 ) -> list[str]:
     """The first `limit` distinct things the digest matched, in words a reader uses:
     topic titles, "agents" for `agent*`, "papers by Yann LeCun", never query syntax.
     `analysis` (the run's) keeps each paper's text analysed once for all digests."""
     found = [(i.match, i.paper) for i in items[:MAX_ITEMS] if i.match]
-    return [shorten(clean(t, 200), 60) for t in readable_terms(found, limit, analysis)]
+    return [_topic_text(t) for t in readable_terms(found, limit, analysis)]
+
+
+@lru_cache(maxsize=4096)
+def _topic_text(word: str) -> str:
+    """A topic as the subject and page show it (the same few thousand words come up
+    in every digest of an edition)."""
+    return shorten(clean(word, 200), 60)
 
 
 def make_subject(
