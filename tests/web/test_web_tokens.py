@@ -7,14 +7,15 @@ import hmac
 import time
 
 import pytest
-from itsdangerous.encoding import base64_encode
+from itsdangerous import Signer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from digest.tokens import (
     PURPOSES,
     FeedbackSigner,
     FeedbackTarget,
+    KeyedMac,
     TokenError,
-    _feedback_pads,
     _feedback_signer,
     _serializer,
     make_feedback_token,
@@ -88,14 +89,18 @@ def test_feedback_tokens_are_what_the_signer_makes_and_read_back(paper_id):
             )
 
 
-def test_feedback_pads_are_hmac_sha256_under_the_signer_key():
-    inner, outer = _feedback_pads(SECRET)
-    key = _feedback_signer(SECRET).derive_key()
+@pytest.mark.parametrize("method", [hashlib.sha1, hashlib.sha256])
+@pytest.mark.parametrize("key_len", [0, 20, 32, 64, 65, 200])
+def test_a_keyed_mac_is_hmac_under_the_signer_key(method, key_len):
+    """`KeyedMac` is HMAC (RFC 2104) under the key the signer derives: keys shorter
+    than a block, a block, and longer (hashed first), with a prefix taken in or not."""
+    signer = Signer(b"k" * key_len, key_derivation="none", digest_method=method)
+    mac = KeyedMac.of(signer)
     for message in [b"", b"1.0.20000.MjQwMS4wMDAwMQ", b"x" * 1000]:
-        i, o = inner.copy(), outer.copy()
-        i.update(message)
-        o.update(i.digest())
-        assert o.digest() == hmac.new(key, message, hashlib.sha256).digest()
+        expected = hmac.new(signer.derive_key(), message, method).digest()
+        assert mac.digest(message) == expected
+        assert mac.after(message[:7]).digest(message[7:]) == expected
+        assert base64_decode(signer.get_signature(message)) == expected
     other = FeedbackSigner("another-secret-of-reasonable-length", 1, 0, 20_000).token("2401.1")
     with pytest.raises(TokenError):
         read_feedback_token(SECRET, other, today=20_000)
