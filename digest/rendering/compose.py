@@ -168,7 +168,7 @@ def make_subject(
     topic_text = ", ".join(topics[:3]) or "today's papers"
     try:
         subject = settings.subject_template.format(
-            count=len(items), topics=topic_text, date=f"{edition:%d %b}".lstrip("0")
+            count=len(items), topics=topic_text, date=_short_date(edition)
         )
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise InputError(
@@ -177,6 +177,18 @@ def make_subject(
     if len(items) == 1:
         subject = subject.replace("1 new papers", "1 new paper")
     return header_text(subject, 200)
+
+
+@lru_cache(maxsize=16)
+def _date_label(edition: date) -> str:
+    """`Monday 24 November 2026`: the same for every digest of an edition."""
+    return f"{edition:%A} {edition.day} {edition:%B %Y}"
+
+
+@lru_cache(maxsize=16)
+def _short_date(edition: date) -> str:
+    """`24 Nov`, the subject's {date}."""
+    return f"{edition:%d %b}".lstrip("0")
 
 
 def _render(env: DigestEnvironment, name: str, context: dict[str, Any]) -> str:
@@ -215,7 +227,7 @@ def render_digest(
     extra = FEEDBACK_COST if rated else 0
     for item in items[:MAX_ITEMS]:  # the terms of the papers that fit, not of all
         match = item.match
-        card = make_card(env, item.paper, match, tuple(match.terms()) if match else ())
+        card = make_card(env, item.paper, match, match.term_tuple() if match else ())
         cost = card.cost + extra
         if spent + cost > limit:
             break
@@ -228,7 +240,7 @@ def render_digest(
     topics = topics_of(items, 5, env.analysis)
     context: dict[str, Any] = {
         "edition": edition,
-        "date_label": f"{edition:%A} {edition.day} {edition:%B %Y}",
+        "date_label": _date_label(edition),
         "email": header_text(email_addr, 320),
         "profile": shorten(clean(profile, 2000), 300),
         # Templates test `links.view`; with StrictUndefined a missing key would raise.
