@@ -10,8 +10,9 @@ Feedback tokens ("more / less like this" on every card) are many per message, so
 are made by a cheaper signer: itsdangerous' `Signer` over a key derived once per
 secret, its signature made by `FeedbackSigner` from hash states keyed once per
 subscriber (~0.8 us a token instead of ~19 us: 20 cards x 100,000 subscribers is
-1.6 s, not 40), read back by the `Signer` itself. They carry the row id, its `token_version`, the paper id and the day they were
-made; the vote is a query parameter, since either vote is the subscriber's to give.
+1.6 s, not 40), read back by the `Signer` itself. They carry the row id, its
+`token_version`, the paper id and the day they were made; the vote is a query
+parameter, since either vote is the subscriber's to give.
 """
 
 from __future__ import annotations
