@@ -121,6 +121,8 @@ class TextSpans:
             and self._lower is not None
             and _ASCII_WORD_FULL(first)
         ):
+            if first not in self._lower:  # as most labels a card looks up are not
+                return []
             return [m.span() for m in _prefix_re(first).finditer(self._lower)]
         if prefix:  # the words a prefix starts are a run of the distinct words sorted
             if self._sorted is None:

@@ -25,7 +25,17 @@ from digest.rendering.highlight import (
     highlight_parts,
     parts_at,
 )
-from digest.rendering.splice import WHY, CardPattern, EscapedText, Hole, Marks, probe_context
+from digest.rendering.splice import (
+    PARTS_FIELDS,
+    WHY,
+    CardPattern,
+    EscapedText,
+    Hole,
+    Marks,
+    PlainFilled,
+    Values,
+    probe_context,
+)
 from digest.rendering.text import (
     CATEGORY_LIMIT,
     TITLE_LIMIT,
@@ -169,7 +179,7 @@ class PaperCard:
 
     __slots__ = (
         "paper", "view", "title", "summary", "authors", "author_lines",
-        "_title_text", "_summary_text", "_patterns", "_lines", "_refs",
+        "_title_text", "_summary_text", "_patterns", "_fills", "_refs",
     )  # fmt: skip
 
     def __init__(self, paper: Paper) -> None:
@@ -182,21 +192,35 @@ class PaperCard:
         self._title_text = EscapedText(self.view.title)
         self._summary_text = EscapedText(self.view.summary)
         self._patterns: dict[bool, tuple[CardPattern, CardPattern] | None] = {}
-        self._lines: dict[bool, tuple[CardPattern | None, CardPattern | None]] = {}
+        self._fills: dict[bool, tuple[PlainFilled | None, PlainFilled | None]] = {}
         self._refs: dict[bool, bool] = {}
 
-    def values(self, match: Match | None, why: str) -> dict[str, Any]:
-        """The subscriber-dependent part of the card's context, from cached spans."""
+    def marks(
+        self, match: Match | None
+    ) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...], tuple[tuple[int, int], ...]]:
+        """What a subscriber's match marks on the card, from cached spans: the spans
+        of the title, the positions of the followed authors, the spans of the summary."""
         labels, authors = labels_of(match)
-        named = tuple(self.authors.named(authors)) if authors else ()
+        if labels:
+            title, summary = self.title.spans(labels), self.summary.spans(labels)
+        else:
+            title = summary = ()
+        return title, tuple(self.authors.named(authors)) if authors else (), summary
+
+    def values(
+        self,
+        why: str,
+        title: tuple[tuple[int, int], ...],
+        named: tuple[int, ...],
+        summary: tuple[tuple[int, int], ...],
+    ) -> dict[str, Any]:
+        """The subscriber-dependent part of the card's context."""
         return {
             WHY: why,
-            "title_parts": MarkedText(self._title_text, self.title.spans(labels) if labels else ()),
+            "title_parts": MarkedText(self._title_text, title),
             # the followed author is always on the line, marked, however long the list
             "author_parts": MarkedAuthors(self, named),
-            "summary_parts": MarkedText(
-                self._summary_text, self.summary.spans(labels) if labels else ()
-            ),
+            "summary_parts": MarkedText(self._summary_text, summary),
         }
 
     def patterns(
@@ -208,22 +232,21 @@ class PaperCard:
             self._patterns[with_why] = self._learn(env, with_why)
         return self._patterns[with_why]
 
-    def lines(
-        self, env: DigestEnvironment, with_why: bool
-    ) -> tuple[CardPattern | None, CardPattern | None] | None:
-        """The HTML and text patterns stripped as a card is spliced
-        (`CardPattern.framed`: None for one whose ends are holes); None when there is
-        no pattern."""
-        lines = self._lines.get(with_why)
-        if lines is None:
-            patterns = self.patterns(env, with_why)
-            if patterns is None:
-                return None
-            lines = self._lines[with_why] = (
-                patterns[0].framed("\n", None),
-                patterns[1].framed("", "\n"),
+    def fills(
+        self, patterns: tuple[CardPattern, CardPattern], with_why: bool
+    ) -> tuple[PlainFilled | None, PlainFilled | None]:
+        """This paper's `patterns` stripped as a card is spliced (`CardPattern.framed`)
+        with their unmarked runs filled (`PlainFilled`); None for one whose ends are
+        holes (it is filled whole and stripped after)."""
+        fills = self._fills.get(with_why)
+        if fills is None:
+            plain = self.values("", (), (), ())
+            html, text = patterns[0].framed("\n", None), patterns[1].framed("", "\n")
+            fills = self._fills[with_why] = (
+                PlainFilled(html, plain) if html is not None else None,
+                PlainFilled(text, plain) if text is not None else None,
             )
-        return lines
+        return fills
 
     def _learn(
         self, env: DigestEnvironment, with_why: bool
@@ -287,21 +310,34 @@ def _spliced_card(
     env: DigestEnvironment, paper: Paper, match: Match | None, why: str, ident: Any
 ) -> Card:
     state = env.paper_state(ident, lambda: PaperCard(paper))
-    values = state.values(match, _reason(env, why))
-    with_why = bool(values[WHY])
+    reason = _reason(env, why)
+    with_why = bool(reason)
+    title, named, summary = state.marks(match)
     patterns = state.patterns(env, with_why)
     if patterns is None:
-        html, text = _render_both(env, {"paper": state.view, **_as_parts(values)})
-        return _card(html, text)
-    html_framed, text_framed = state.lines(env, with_why) or (None, None)
+        values = state.values(reason, title, named, summary)
+        return _card(*_render_both(env, {"paper": state.view, **_as_parts(values)}))
+    html_plain, text_plain = state.fills(patterns, with_why)
+    marks: dict[str, Marks] = {}
+    if title:
+        marks[_TITLE] = MarkedText(state._title_text, title)
+    if named:
+        marks[_AUTHORS] = MarkedAuthors(state, named)
+    if summary:
+        marks[_SUMMARY] = MarkedText(state._summary_text, summary)
     # no framed pattern, or a carriage return to normalise: strip after filling
-    html = html_framed.fill(values) if html_framed is not None else ""
+    html = html_plain.fill(reason, marks) if html_plain is not None else ""
     if not html or "\r" in html:
+        values = state.values(reason, title, named, summary)
         html = card_html(patterns[0].fill(values))
-    text = text_framed.fill(values) if text_framed is not None else ""
+    text = text_plain.fill(reason, marks) if text_plain is not None else ""
     if not text or "\r" in text:
+        values = state.values(reason, title, named, summary)
         text = card_text(patterns[1].fill(values).strip("\n"))
     return _made(html, text, state._refs[with_why])
+
+
+_TITLE, _AUTHORS, _SUMMARY = PARTS_FIELDS.values()
 
 
 def _reason(env: DigestEnvironment, why: str) -> str:
@@ -315,7 +351,7 @@ def _reason(env: DigestEnvironment, why: str) -> str:
     return shown
 
 
-def _as_parts(values: dict[str, Any]) -> dict[str, Any]:
+def _as_parts(values: Values) -> dict[str, Any]:
     """`values` with part lists, as the templates take them."""
     return {k: v.parts() if isinstance(v, Marks) else v for k, v in values.items()}
 
