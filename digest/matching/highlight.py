@@ -114,16 +114,23 @@ class TextSpans:
         if not form:
             return form_spans(form, self.found)
         first, prefix = form[0]
-        if (
-            prefix
-            and len(form) == 1
-            and self._word_list is None  # once split, the sorted words answer faster
-            and self._lower is not None
-            and _ASCII_WORD_FULL(first)
-        ):
-            if first not in self._lower:  # as most labels a card looks up are not
-                return []
-            return [m.span() for m in _prefix_re(first).finditer(self._lower)]
+        lower = self._lower
+        if lower is not None:
+            # ASCII text (most): most labels a card looks up are not in it at all,
+            # which a look for what each word's matches start with tells. One word is
+            # then found in the lower-cased text, with no splitting into words.
+            if len(form) > 1:
+                if not all(_start(text, is_prefix) in lower for text, is_prefix in form):
+                    return []
+            else:
+                start = _start(first, prefix)
+                if start not in lower:
+                    return []
+                if start and _ASCII_WORD_FULL(start):
+                    found = _words_from(lower, start)
+                    if prefix:
+                        return found
+                    return [(s, e) for s, e in found if stem(lower[s:e]) == first]
         if prefix:  # the words a prefix starts are a run of the distinct words sorted
             if self._sorted is None:
                 self._sorted = self._word_positions()
@@ -215,12 +222,32 @@ _ASCII_WORD = re.compile(r"[a-z0-9]+")
 _ASCII_WORD_FULL = _ASCII_WORD.fullmatch
 
 
-@lru_cache(maxsize=1024)
-def _prefix_re(prefix: str) -> re.Pattern[str]:
-    """The words of lower-cased ASCII text that start with `prefix` (itself a word of
-    letters and digits): the same spans as splitting into `_ASCII_WORD`s and keeping
-    those that start with it, 4x faster on an abstract."""
-    return re.compile(f"(?<![a-z0-9]){prefix}[a-z0-9]*")
+def _start(text: str, prefix: bool) -> str:
+    """What every word a pattern matches starts with: a prefix itself, a stem less
+    its last letter (`text.stem` only drops or rewrites a word's end:
+    `studies` -> `study`)."""
+    return text if prefix else text[:-1]
+
+
+def _words_from(lower: str, start: str) -> list[tuple[int, int]]:
+    """Spans of the words of lower-cased ASCII text that begin with `start` (itself
+    letters and digits): the same as splitting the text into `_ASCII_WORD`s and
+    keeping those, found by searching for `start` (a substring search, which a
+    text without it, most, costs next to nothing)."""
+    out = []
+    at = lower.find(start)
+    while at >= 0:
+        if at and lower[at - 1] in _WORD_CHARS:  # inside a word
+            at = lower.find(start, at + 1)
+            continue
+        word = _ASCII_WORD.match(lower, at)
+        end = word.end() if word else len(lower)  # always a word: `start` is one
+        out.append((at, end))
+        at = lower.find(start, end)
+    return out
+
+
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
 class TextAnalysis:

@@ -56,6 +56,29 @@ def test_a_prefix_found_by_regex_is_found_in_the_words(text: str, label: str) ->
     assert by_regex.label_spans(label) == split.label_spans(label)
 
 
+_WORDY = st.lists(
+    st.sampled_from(["baby", "babies", "Babies", "bab", "abba", "abbas", "abbases", "ies", "s"])
+    | st.sampled_from([*" -'.0a", "\n", "caches", "cache", "ches", "é", "babi", "sses"])
+).map("".join)
+
+
+@hsettings(max_examples=600, deadline=None)
+@given(
+    _WORDY,
+    st.sampled_from(
+        ["baby", "babies", "abbas", "abba*", "a", "b*", "ba*", "cache", "ches", "bab", "ies"]
+        + ['"baby abba"', '"abba baby*"', '"a ba*"', "s", "sses", "babi*"]
+    ),
+)
+def test_a_term_found_in_the_lower_cased_text_is_found_in_the_words(text: str, label: str) -> None:
+    """Stems, prefixes and phrases found (or ruled out) by searching the text for
+    what their words start with give the spans the split words give."""
+    searched = TextSpans(text)
+    split = TextSpans(text)
+    split._lower = None
+    assert searched.label_spans(label) == split.label_spans(label)
+
+
 # lines of lengths around the limit, and runs that straddle the search windows
 _LINES = st.lists(
     st.one_of(
