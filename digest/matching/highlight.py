@@ -189,9 +189,54 @@ class TextSpans:
                 spans = self._merged[label] = _merged(self.label_spans(label))
             if spans:
                 found.append(spans)
-        if len(found) <= 1:
-            return found[0] if found else ()
-        return _merged([span for spans in found for span in spans])
+        return _union(found)
+
+
+Spans = tuple[tuple[int, int], ...]
+
+
+class TextPair:
+    """Two texts whose spans are always asked for together (a card's title and
+    summary): each label's forms are looked up once for both and the spans in both
+    kept, so a card looks each of its labels up once, not once per text."""
+
+    __slots__ = ("first", "second", "_labels")
+
+    def __init__(self, first: str, second: str) -> None:
+        self.first, self.second = TextSpans(first), TextSpans(second)
+        self._labels: dict[str, tuple[Spans, Spans]] = {}
+
+    def spans(self, labels: Iterable[str]) -> tuple[Spans, Spans]:
+        """`(first.spans(labels), second.spans(labels))`."""
+        in_first, in_second = [], []
+        for label in labels:
+            found = self._labels.get(label)
+            if found is None:
+                found = self._labels[label] = self._label_spans(label)
+            if found[0]:
+                in_first.append(found[0])
+            if found[1]:
+                in_second.append(found[1])
+        return _union(in_first), _union(in_second)
+
+    def _label_spans(self, label: str) -> tuple[Spans, Spans]:
+        first, second = self.first, self.second
+        in_first: list[tuple[int, int]] = []
+        in_second: list[tuple[int, int]] = []
+        for form in label_forms(label):
+            if first.text:
+                in_first += first._form_spans(form)
+            if second.text:
+                in_second += second._form_spans(form)
+        return _merged(in_first), _merged(in_second)
+
+
+def _union(found: list[Spans]) -> Spans:
+    """Several labels' merged spans in one, sorted and disjoint (the usual none or
+    one without sorting)."""
+    if len(found) <= 1:
+        return found[0] if found else ()
+    return _merged([span for spans in found for span in spans])
 
 
 def _merged(spans: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

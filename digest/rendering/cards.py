@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from digest.matching import Match
-from digest.matching.highlight import AuthorNames, TextSpans, labels_of
+from digest.matching.highlight import AuthorNames, TextPair, TextSpans, labels_of
 from digest.models import Paper
 from digest.rendering.encoding import normalise_newlines, references_hold
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
@@ -178,15 +178,14 @@ class PaperCard:
     names analysed, its card as patterns learned from the templates."""
 
     __slots__ = (
-        "paper", "view", "title", "summary", "authors", "author_lines",
+        "paper", "view", "texts", "authors", "author_lines",
         "_title_text", "_summary_text", "_patterns", "_fills", "_refs",
     )  # fmt: skip
 
     def __init__(self, paper: Paper) -> None:
         self.paper = paper
         self.view = paper_view(paper)
-        self.title = TextSpans(self.view.title)
-        self.summary = TextSpans(self.view.summary)
+        self.texts = TextPair(self.view.title, self.view.summary)
         self.authors = AuthorNames(paper.authors)
         self.author_lines: dict[Any, Any] = {}
         self._title_text = EscapedText(self.view.title)
@@ -201,10 +200,7 @@ class PaperCard:
         """What a subscriber's match marks on the card, from cached spans: the spans
         of the title, the positions of the followed authors, the spans of the summary."""
         labels, authors = labels_of(match)
-        if labels:
-            title, summary = self.title.spans(labels), self.summary.spans(labels)
-        else:
-            title = summary = ()
+        title, summary = self.texts.spans(labels) if labels else ((), ())
         return title, tuple(self.authors.named(authors)) if authors else (), summary
 
     def values(
@@ -281,9 +277,9 @@ class PaperCard:
 
         return {
             WHY: 'matched: <sample> & "check"' if with_why else "",
-            "title_parts": marked(self._title_text, self.title),
+            "title_parts": marked(self._title_text, self.texts.first),
             "author_parts": MarkedAuthors(self, (0, len(self.paper.authors) - 1)),
-            "summary_parts": marked(self._summary_text, self.summary),
+            "summary_parts": marked(self._summary_text, self.texts.second),
         }
 
 

@@ -15,7 +15,7 @@ from itsdangerous.encoding import base64_decode
 from test_rendering_splice import realistic_digests
 
 from digest import tokens
-from digest.matching.highlight import TextSpans, _words_of
+from digest.matching.highlight import TextPair, TextSpans, _words_of
 from digest.matching.text import words
 from digest.rendering import make_environment, render_digest
 from digest.rendering.encoding import LINE_LIMIT, _has_long_line
@@ -77,6 +77,21 @@ def test_a_term_found_in_the_lower_cased_text_is_found_in_the_words(text: str, l
     split = TextSpans(text)
     split._lower = None
     assert searched.label_spans(label) == split.label_spans(label)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    _WORDY,
+    st.one_of(_WORDY, _ANY),
+    st.lists(st.sampled_from(["babies", "abba*", "a", "ba*", '"baby abba"', "ies", "é*"])),
+)
+def test_a_text_pair_gives_each_text_its_own_spans(first: str, second: str, labels) -> None:
+    """A card's title and summary looked up together (`TextPair`, each label once,
+    kept) give what each text looked up alone gives, asked once or twice."""
+    pair = TextPair(first, second)
+    alone = (TextSpans(first).spans(labels), TextSpans(second).spans(labels))
+    assert pair.spans(labels) == alone
+    assert pair.spans(labels[::-1]) == alone
 
 
 # lines of lengths around the limit, and runs that straddle the search windows
