@@ -2,10 +2,11 @@
 
 Per run and paper, once (`PaperCard`): its fields made readable, its title and
 summary analysed into words, its authors' names analysed, and its card templates
-rendered into a `CardPattern` (splice.py). Per subscriber: the spans of their terms
-looked up (each term once per paper), and their highlights and reason filled into
-the pattern; the finished card is also kept per (paper, terms, reason), since
-subscribers with the same terms share it. A paper whose templates give no usable
+rendered into a `CardPattern` (splice.py), filled once with no marks (`Spliced`).
+Per subscriber: the spans of their terms looked up (each term once per paper, in
+title and summary at once), and their reason and the fields their terms mark filled
+in; the finished card is also kept per (paper, terms, reason), since subscribers
+with the same terms share it. A paper whose templates give no usable
 pattern has its card rendered directly (`render_card`), as every card once was."""
 
 from __future__ import annotations
@@ -172,6 +173,19 @@ class MarkedAuthors(Marks):
         return shown
 
 
+@dataclass(frozen=True, slots=True)
+class Spliced:
+    """How a paper's cards are spliced: its (HTML, text) patterns; each stripped as a
+    card is spliced and filled with the unmarked values (`PlainFilled`; None when an
+    end is a hole: filled whole, stripped after); whether the HTML's non-ASCII
+    characters may be sent as references (`encoding.references_hold`)."""
+
+    patterns: tuple[CardPattern, CardPattern]
+    html: PlainFilled | None
+    text: PlainFilled | None
+    refs: bool
+
+
 class PaperCard:
     """What one run knows about a paper, whoever it is shown to: its fields made
     readable, its title and summary analysed (and escaped) once, its authors'
@@ -179,7 +193,7 @@ class PaperCard:
 
     __slots__ = (
         "paper", "view", "texts", "authors", "author_lines",
-        "_title_text", "_summary_text", "_patterns", "_fills", "_refs",
+        "_title_text", "_summary_text", "_spliced",
     )  # fmt: skip
 
     def __init__(self, paper: Paper) -> None:
@@ -190,9 +204,7 @@ class PaperCard:
         self.author_lines: dict[Any, Any] = {}
         self._title_text = EscapedText(self.view.title)
         self._summary_text = EscapedText(self.view.summary)
-        self._patterns: dict[bool, tuple[CardPattern, CardPattern] | None] = {}
-        self._fills: dict[bool, tuple[PlainFilled | None, PlainFilled | None]] = {}
-        self._refs: dict[bool, bool] = {}
+        self._spliced: dict[bool, Spliced | None] = {}
 
     def marks(
         self, match: Match | None
@@ -224,37 +236,44 @@ class PaperCard:
     ) -> tuple[CardPattern, CardPattern] | None:
         """The (HTML, text) patterns of this paper's card, learned from the templates
         and checked against a direct render; None when they cannot reproduce it."""
-        if with_why not in self._patterns:
-            self._patterns[with_why] = self._learn(env, with_why)
-        return self._patterns[with_why]
+        spliced = self.spliced(env, with_why)
+        return spliced.patterns if spliced is not None else None
 
-    def fills(
-        self, patterns: tuple[CardPattern, CardPattern], with_why: bool
-    ) -> tuple[PlainFilled | None, PlainFilled | None]:
-        """This paper's `patterns` stripped as a card is spliced (`CardPattern.framed`)
-        with their unmarked runs filled (`PlainFilled`); None for one whose ends are
-        holes (it is filled whole and stripped after)."""
-        fills = self._fills.get(with_why)
-        if fills is None:
-            plain = self.values("", (), (), ())
+    def spliced(self, env: DigestEnvironment, with_why: bool) -> Spliced | None:
+        """How this paper's cards are spliced (learned on first use); None when its
+        patterns cannot reproduce its card."""
+        try:
+            return self._spliced[with_why]
+        except KeyError:
+            pass
+        learned = self._learn(env, with_why)
+        spliced = None
+        if learned is not None:
+            patterns, refs = learned
             html, text = patterns[0].framed("\n", None), patterns[1].framed("", "\n")
-            fills = self._fills[with_why] = (
+            plain = self.values("", (), (), ())
+            spliced = Spliced(
+                patterns,
                 PlainFilled(html, plain) if html is not None else None,
                 PlainFilled(text, plain) if text is not None else None,
+                refs,
             )
-        return fills
+        self._spliced[with_why] = spliced
+        return spliced
 
     def _learn(
         self, env: DigestEnvironment, with_why: bool
-    ) -> tuple[CardPattern, CardPattern] | None:
+    ) -> tuple[tuple[CardPattern, CardPattern], bool] | None:
+        """The (HTML, text) patterns and whether the HTML's non-ASCII characters may
+        be sent as references; None when the patterns cannot reproduce the card."""
         html, text = _render_both(env, {"paper": self.view, **probe_context(with_why)})
         html_pattern, text_pattern = CardPattern.learn(html), CardPattern.learn(text)
         if html_pattern is None or text_pattern is None:
             return None
-        self._refs[with_why] = references_hold(html)
+        learned = (html_pattern, text_pattern), references_hold(html)
         checks = env.card_checks
         if checks.get(with_why, 0) >= CARD_CHECKS:
-            return html_pattern, text_pattern
+            return learned
         sample = self._sample(with_why)
         if (html_pattern.fill(sample), text_pattern.fill(sample)) != _render_both(
             env, {"paper": self.view, **_as_parts(sample)}
@@ -264,7 +283,7 @@ class PaperCard:
             checks[with_why] = -(10**9)
             return None
         checks[with_why] = checks.get(with_why, 0) + 1
-        return html_pattern, text_pattern
+        return learned
 
     def _sample(self, with_why: bool) -> dict[str, Any]:
         """Values with marked pieces in every field (and text to escape), to check a
@@ -309,11 +328,11 @@ def _spliced_card(
     reason = _reason(env, why)
     with_why = bool(reason)
     title, named, summary = state.marks(match)
-    patterns = state.patterns(env, with_why)
-    if patterns is None:
+    spliced = state.spliced(env, with_why)
+    if spliced is None:
         values = state.values(reason, title, named, summary)
         return _card(*_render_both(env, {"paper": state.view, **_as_parts(values)}))
-    html_plain, text_plain = state.fills(patterns, with_why)
+    patterns, html_plain, text_plain = spliced.patterns, spliced.html, spliced.text
     marks: dict[str, Marks] = {}
     if title:
         marks[_TITLE] = MarkedText(state._title_text, title)
@@ -330,7 +349,7 @@ def _spliced_card(
     if not text or "\r" in text:
         values = state.values(reason, title, named, summary)
         text = card_text(patterns[1].fill(values).strip("\n"))
-    return _made(html, text, state._refs[with_why])
+    return _made(html, text, spliced.refs)
 
 
 _TITLE, _AUTHORS, _SUMMARY = PARTS_FIELDS.values()
