@@ -101,9 +101,13 @@ class Match:
     def terms(self) -> list[str]:
         """The matched terms as written, each once, in hit order (worked out once: the
         cards, the subject line and the explanation all ask)."""
+        return list(self.term_tuple())
+
+    def term_tuple(self) -> tuple[str, ...]:
+        """`terms()` as the tuple it is kept as (a card's cache key), not copied."""
         if self._labels is None:
             self._labels = tuple(dict.fromkeys(h.term for h in self.hits))
-        return list(self._labels)
+        return self._labels
 
     def why(self) -> str:
         """The one-line reason (see `_describe`), worked out once per match: the card

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from digest.matching import topics as topic_catalogue
-from digest.matching.highlight import TextAnalysis, authors_named
-from digest.matching.model import Hit, Match
+from digest.matching.highlight import AuthorNames, TextAnalysis
+from digest.matching.model import Match
 
 # Characters of a field searched for the words a prefix matched (fields are bounded
 # when shown; a hostile abstract must not make a subject expensive).
@@ -22,23 +22,54 @@ SCAN = 8000
 _TEXT_FIELDS = {"title": ("title",), "abstract": ("abstract",), "keyword": ("ai_keywords",)}
 
 
+class TermAnalysis(TextAnalysis):
+    """The run's `TextAnalysis`, and each author list analysed once (`AuthorNames`)
+    for the `author:` terms: analysing every name of a paper again for each subject
+    that says "papers by ..." cost more than all other words of the subject."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        super().__init__(limit)
+        self._authors: dict[tuple[str, ...], AuthorNames] = {}
+
+    def author_names(self, authors: Sequence[str]) -> AuthorNames:
+        key = tuple(authors)
+        names = self._authors.get(key)
+        if names is None:
+            if len(self._authors) >= self.limit:
+                self._authors.clear()
+            names = self._authors[key] = AuthorNames(key)
+        return names
+
+
 def readable_terms(
-    found: Sequence[tuple[Match, Any]], limit: int = 3, analysis: TextAnalysis | None = None
+    found: Sequence[tuple[Match, Any]], limit: int = 3, analysis: TermAnalysis | None = None
 ) -> list[str]:
     """The first `limit` distinct things the digest's matches were found by, in
     digest order, as words: `found` is (match, paper) for each item. `analysis` is
-    the run's, so a paper's text is analysed once for every digest that shows it."""
-    analysis = analysis or TextAnalysis()
+    the run's, so a paper's text is analysed once for every digest that shows it.
+
+    A digest looks at ~40 hits to find five words, most of them a plain term (its
+    own word), so that case is decided here without a call."""
+    analysis = analysis or TermAnalysis()
+    catalogue = topic_catalogue.load_catalogue()
     out: dict[str, None] = {}
     prefixes: dict[str, str] = {}  # a prefix term's word is the same for every hit
     for match, paper in found:
         for hit in match.hits:
-            if "*" in hit.term and hit.field not in ("author", "category") and not hit.topic:
-                word = prefixes.get(hit.term) or prefixes.setdefault(
-                    hit.term, _readable(hit, paper, found, analysis)
+            term, field = hit.term, hit.field
+            topic = catalogue.get(hit.topic or "")
+            if topic is not None:  # (a topic since removed from the catalogue: its words)
+                word = topic.title
+            elif field == "author":
+                word = _author_words(term, paper, analysis)
+            elif field == "category":
+                word = term.rstrip("*").rstrip(".")
+            elif "*" in term:
+                word = prefixes.get(term) or prefixes.setdefault(
+                    term, _most_matched(term, found, analysis) or term.replace("*", "…")
                 )
             else:
-                word = _readable(hit, paper, found, analysis)
+                word = term
             if word and word not in out:
                 out[word] = None
                 if len(out) == limit:
@@ -46,21 +77,11 @@ def readable_terms(
     return list(out)
 
 
-def _readable(
-    hit: Hit, paper: Any, found: Sequence[tuple[Match, Any]], analysis: TextAnalysis
-) -> str:
-    topic = topic_catalogue.load_catalogue().get(hit.topic or "")
-    if topic is not None:  # (a topic since removed from the catalogue: its words)
-        return topic.title
-    if hit.field == "author":
-        authors = list(getattr(paper, "authors", None) or [])
-        named = [authors[i] for i in authors_named(authors, [hit.term])]
-        return f"papers by {' '.join(str(named[0] if named else hit.term).split())}"
-    if hit.field == "category":
-        return hit.term.rstrip("*").rstrip(".")
-    if "*" in hit.term:
-        return _most_matched(hit.term, found, analysis) or hit.term.replace("*", "…")
-    return hit.term
+def _author_words(term: str, paper: Any, analysis: TermAnalysis) -> str:
+    """`papers by <the name the term found>`, as the paper writes it."""
+    authors = list(getattr(paper, "authors", None) or [])
+    named = [authors[i] for i in analysis.author_names(authors).named([term])]
+    return f"papers by {' '.join(str(named[0] if named else term).split())}"
 
 
 def _most_matched(

@@ -2,10 +2,11 @@
 
 Per run and paper, once (`PaperCard`): its fields made readable, its title and
 summary analysed into words, its authors' names analysed, and its card templates
-rendered into a `CardPattern` (splice.py). Per subscriber: the spans of their terms
-looked up (each term once per paper), and their highlights and reason filled into
-the pattern; the finished card is also kept per (paper, terms, reason), since
-subscribers with the same terms share it. A paper whose templates give no usable
+rendered into a `CardPattern` (splice.py), filled once with no marks (`Spliced`).
+Per subscriber: the spans of their terms looked up (each term once per paper, in
+title and summary at once), and their reason and the fields their terms mark filled
+in; the finished card is also kept per (paper, terms, reason), since subscribers
+with the same terms share it. A paper whose templates give no usable
 pattern has its card rendered directly (`render_card`), as every card once was."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from digest.matching import Match
-from digest.matching.highlight import AuthorNames, TextSpans, labels_of
+from digest.matching.highlight import AuthorNames, TextPair, TextSpans, labels_of
 from digest.models import Paper
 from digest.rendering.encoding import normalise_newlines, references_hold
 from digest.rendering.environment import DigestEnvironment, describe_render_error, load_template
@@ -25,7 +26,17 @@ from digest.rendering.highlight import (
     highlight_parts,
     parts_at,
 )
-from digest.rendering.splice import WHY, CardPattern, EscapedText, Hole, Marks, probe_context
+from digest.rendering.splice import (
+    PARTS_FIELDS,
+    WHY,
+    CardPattern,
+    EscapedText,
+    Hole,
+    Marks,
+    PlainFilled,
+    Values,
+    probe_context,
+)
 from digest.rendering.text import (
     CATEGORY_LIMIT,
     TITLE_LIMIT,
@@ -162,41 +173,62 @@ class MarkedAuthors(Marks):
         return shown
 
 
+@dataclass(frozen=True, slots=True)
+class Spliced:
+    """How a paper's cards are spliced: its (HTML, text) patterns; each stripped as a
+    card is spliced and filled with the unmarked values (`PlainFilled`; None when an
+    end is a hole: filled whole, stripped after); whether the HTML's non-ASCII
+    characters may be sent as references (`encoding.references_hold`)."""
+
+    patterns: tuple[CardPattern, CardPattern]
+    html: PlainFilled | None
+    text: PlainFilled | None
+    refs: bool
+
+
 class PaperCard:
     """What one run knows about a paper, whoever it is shown to: its fields made
     readable, its title and summary analysed (and escaped) once, its authors'
     names analysed, its card as patterns learned from the templates."""
 
     __slots__ = (
-        "paper", "view", "title", "summary", "authors", "author_lines",
-        "_title_text", "_summary_text", "_patterns", "_lines", "_refs",
+        "paper", "view", "texts", "authors", "author_lines",
+        "_title_text", "_summary_text", "_spliced",
     )  # fmt: skip
 
     def __init__(self, paper: Paper) -> None:
         self.paper = paper
         self.view = paper_view(paper)
-        self.title = TextSpans(self.view.title)
-        self.summary = TextSpans(self.view.summary)
+        self.texts = TextPair(self.view.title, self.view.summary)
         self.authors = AuthorNames(paper.authors)
         self.author_lines: dict[Any, Any] = {}
         self._title_text = EscapedText(self.view.title)
         self._summary_text = EscapedText(self.view.summary)
-        self._patterns: dict[bool, tuple[CardPattern, CardPattern] | None] = {}
-        self._lines: dict[bool, tuple[CardPattern | None, CardPattern | None]] = {}
-        self._refs: dict[bool, bool] = {}
+        self._spliced: dict[bool, Spliced | None] = {}
 
-    def values(self, match: Match | None, why: str) -> dict[str, Any]:
-        """The subscriber-dependent part of the card's context, from cached spans."""
+    def marks(
+        self, match: Match | None
+    ) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...], tuple[tuple[int, int], ...]]:
+        """What a subscriber's match marks on the card, from cached spans: the spans
+        of the title, the positions of the followed authors, the spans of the summary."""
         labels, authors = labels_of(match)
-        named = tuple(self.authors.named(authors)) if authors else ()
+        title, summary = self.texts.spans(labels) if labels else ((), ())
+        return title, tuple(self.authors.named(authors)) if authors else (), summary
+
+    def values(
+        self,
+        why: str,
+        title: tuple[tuple[int, int], ...],
+        named: tuple[int, ...],
+        summary: tuple[tuple[int, int], ...],
+    ) -> dict[str, Any]:
+        """The subscriber-dependent part of the card's context."""
         return {
             WHY: why,
-            "title_parts": MarkedText(self._title_text, self.title.spans(labels) if labels else ()),
+            "title_parts": MarkedText(self._title_text, title),
             # the followed author is always on the line, marked, however long the list
             "author_parts": MarkedAuthors(self, named),
-            "summary_parts": MarkedText(
-                self._summary_text, self.summary.spans(labels) if labels else ()
-            ),
+            "summary_parts": MarkedText(self._summary_text, summary),
         }
 
     def patterns(
@@ -204,38 +236,44 @@ class PaperCard:
     ) -> tuple[CardPattern, CardPattern] | None:
         """The (HTML, text) patterns of this paper's card, learned from the templates
         and checked against a direct render; None when they cannot reproduce it."""
-        if with_why not in self._patterns:
-            self._patterns[with_why] = self._learn(env, with_why)
-        return self._patterns[with_why]
+        spliced = self.spliced(env, with_why)
+        return spliced.patterns if spliced is not None else None
 
-    def lines(
-        self, env: DigestEnvironment, with_why: bool
-    ) -> tuple[CardPattern | None, CardPattern | None] | None:
-        """The HTML and text patterns stripped as a card is spliced
-        (`CardPattern.framed`: None for one whose ends are holes); None when there is
-        no pattern."""
-        lines = self._lines.get(with_why)
-        if lines is None:
-            patterns = self.patterns(env, with_why)
-            if patterns is None:
-                return None
-            lines = self._lines[with_why] = (
-                patterns[0].framed("\n", None),
-                patterns[1].framed("", "\n"),
+    def spliced(self, env: DigestEnvironment, with_why: bool) -> Spliced | None:
+        """How this paper's cards are spliced (learned on first use); None when its
+        patterns cannot reproduce its card."""
+        try:
+            return self._spliced[with_why]
+        except KeyError:
+            pass
+        learned = self._learn(env, with_why)
+        spliced = None
+        if learned is not None:
+            patterns, refs = learned
+            html, text = patterns[0].framed("\n", None), patterns[1].framed("", "\n")
+            plain = self.values("", (), (), ())
+            spliced = Spliced(
+                patterns,
+                PlainFilled(html, plain) if html is not None else None,
+                PlainFilled(text, plain) if text is not None else None,
+                refs,
             )
-        return lines
+        self._spliced[with_why] = spliced
+        return spliced
 
     def _learn(
         self, env: DigestEnvironment, with_why: bool
-    ) -> tuple[CardPattern, CardPattern] | None:
+    ) -> tuple[tuple[CardPattern, CardPattern], bool] | None:
+        """The (HTML, text) patterns and whether the HTML's non-ASCII characters may
+        be sent as references; None when the patterns cannot reproduce the card."""
         html, text = _render_both(env, {"paper": self.view, **probe_context(with_why)})
         html_pattern, text_pattern = CardPattern.learn(html), CardPattern.learn(text)
         if html_pattern is None or text_pattern is None:
             return None
-        self._refs[with_why] = references_hold(html)
+        learned = (html_pattern, text_pattern), references_hold(html)
         checks = env.card_checks
         if checks.get(with_why, 0) >= CARD_CHECKS:
-            return html_pattern, text_pattern
+            return learned
         sample = self._sample(with_why)
         if (html_pattern.fill(sample), text_pattern.fill(sample)) != _render_both(
             env, {"paper": self.view, **_as_parts(sample)}
@@ -245,7 +283,7 @@ class PaperCard:
             checks[with_why] = -(10**9)
             return None
         checks[with_why] = checks.get(with_why, 0) + 1
-        return html_pattern, text_pattern
+        return learned
 
     def _sample(self, with_why: bool) -> dict[str, Any]:
         """Values with marked pieces in every field (and text to escape), to check a
@@ -258,9 +296,9 @@ class PaperCard:
 
         return {
             WHY: 'matched: <sample> & "check"' if with_why else "",
-            "title_parts": marked(self._title_text, self.title),
+            "title_parts": marked(self._title_text, self.texts.first),
             "author_parts": MarkedAuthors(self, (0, len(self.paper.authors) - 1)),
-            "summary_parts": marked(self._summary_text, self.summary),
+            "summary_parts": marked(self._summary_text, self.texts.second),
         }
 
 
@@ -287,21 +325,34 @@ def _spliced_card(
     env: DigestEnvironment, paper: Paper, match: Match | None, why: str, ident: Any
 ) -> Card:
     state = env.paper_state(ident, lambda: PaperCard(paper))
-    values = state.values(match, _reason(env, why))
-    with_why = bool(values[WHY])
-    patterns = state.patterns(env, with_why)
-    if patterns is None:
-        html, text = _render_both(env, {"paper": state.view, **_as_parts(values)})
-        return _card(html, text)
-    html_framed, text_framed = state.lines(env, with_why) or (None, None)
+    reason = _reason(env, why)
+    with_why = bool(reason)
+    title, named, summary = state.marks(match)
+    spliced = state.spliced(env, with_why)
+    if spliced is None:
+        values = state.values(reason, title, named, summary)
+        return _card(*_render_both(env, {"paper": state.view, **_as_parts(values)}))
+    patterns, html_plain, text_plain = spliced.patterns, spliced.html, spliced.text
+    marks: dict[str, Marks] = {}
+    if title:
+        marks[_TITLE] = MarkedText(state._title_text, title)
+    if named:
+        marks[_AUTHORS] = MarkedAuthors(state, named)
+    if summary:
+        marks[_SUMMARY] = MarkedText(state._summary_text, summary)
     # no framed pattern, or a carriage return to normalise: strip after filling
-    html = html_framed.fill(values) if html_framed is not None else ""
+    html = html_plain.fill(reason, marks) if html_plain is not None else ""
     if not html or "\r" in html:
+        values = state.values(reason, title, named, summary)
         html = card_html(patterns[0].fill(values))
-    text = text_framed.fill(values) if text_framed is not None else ""
+    text = text_plain.fill(reason, marks) if text_plain is not None else ""
     if not text or "\r" in text:
+        values = state.values(reason, title, named, summary)
         text = card_text(patterns[1].fill(values).strip("\n"))
-    return _made(html, text, state._refs[with_why])
+    return _made(html, text, spliced.refs)
+
+
+_TITLE, _AUTHORS, _SUMMARY = PARTS_FIELDS.values()
 
 
 def _reason(env: DigestEnvironment, why: str) -> str:
@@ -315,7 +366,7 @@ def _reason(env: DigestEnvironment, why: str) -> str:
     return shown
 
 
-def _as_parts(values: dict[str, Any]) -> dict[str, Any]:
+def _as_parts(values: Values) -> dict[str, Any]:
     """`values` with part lists, as the templates take them."""
     return {k: v.parts() if isinstance(v, Marks) else v for k, v in values.items()}
 

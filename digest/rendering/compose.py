@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from digest.config import Settings
 from digest.errors import InputError
 from digest.matching import Hit, Match, readable_terms
-from digest.matching.highlight import TextAnalysis
+from digest.matching.readable import TermAnalysis
 from digest.models import Paper
 from digest.rendering.cards import Card, make_card, view_of
 from digest.rendering.encoding import (
@@ -34,7 +34,7 @@ from digest.rendering.frame import (
 )
 from digest.rendering.text import clean, shorten
 from digest.tokens import (
-    make_feedback_token,
+    FeedbackSigner,
     make_mail_token,
     make_token,
     subscriber_payload,
@@ -124,14 +124,12 @@ def feedback_links(
     """Each card's "more like this" / "less like this" URLs: one signed token per
     (subscriber, paper), the vote in the query. A GET only shows a page with a button:
     link scanners that fetch every URL of a message record nothing."""
-    day = today_number()
+    signer = FeedbackSigner(settings.secret_key, subscriber_id, token_version, today_number())
+    base = f"{settings.base_url}/feedback/"
     out = []
     for paper_id in paper_ids:
-        token = make_feedback_token(
-            settings.secret_key, subscriber_id, token_version, paper_id, day
-        )
-        url = f"{settings.base_url}/feedback/{token}"
-        out.append({"more": f"{url}?vote=more", "less": f"{url}?vote=less"})
+        url = base + signer.token(paper_id)
+        out.append({"more": url + "?vote=more", "less": url + "?vote=less"})
     return out
 
 
@@ -141,13 +139,20 @@ def _digest_subscriber(digest_key: str | None) -> int | None:
 
 
 def topics_of(
-    items: Sequence[Item], limit: int = 3, analysis: TextAnalysis | None = None
+    items: Sequence[Item], limit: int = 3, analysis: TermAnalysis | None = None
 ) -> list[str]:
     """The first `limit` distinct things the digest matched, in words a reader uses:
     topic titles, "agents" for `agent*`, "papers by Yann LeCun", never query syntax.
     `analysis` (the run's) keeps each paper's text analysed once for all digests."""
     found = [(i.match, i.paper) for i in items[:MAX_ITEMS] if i.match]
-    return [shorten(clean(t, 200), 60) for t in readable_terms(found, limit, analysis)]
+    return [_topic_text(t) for t in readable_terms(found, limit, analysis)]
+
+
+@lru_cache(maxsize=4096)
+def _topic_text(word: str) -> str:
+    """A topic as the subject and page show it (the same few thousand words come up
+    in every digest of an edition)."""
+    return shorten(clean(word, 200), 60)
 
 
 def make_subject(
@@ -163,7 +168,7 @@ def make_subject(
     topic_text = ", ".join(topics[:3]) or "today's papers"
     try:
         subject = settings.subject_template.format(
-            count=len(items), topics=topic_text, date=f"{edition:%d %b}".lstrip("0")
+            count=len(items), topics=topic_text, date=_short_date(edition)
         )
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise InputError(
@@ -172,6 +177,18 @@ def make_subject(
     if len(items) == 1:
         subject = subject.replace("1 new papers", "1 new paper")
     return header_text(subject, 200)
+
+
+@lru_cache(maxsize=16)
+def _date_label(edition: date) -> str:
+    """`Monday 24 November 2026`: the same for every digest of an edition."""
+    return f"{edition:%A} {edition.day} {edition:%B %Y}"
+
+
+@lru_cache(maxsize=16)
+def _short_date(edition: date) -> str:
+    """`24 Nov`, the subject's {date}."""
+    return f"{edition:%d %b}".lstrip("0")
 
 
 def _render(env: DigestEnvironment, name: str, context: dict[str, Any]) -> str:
@@ -210,7 +227,7 @@ def render_digest(
     extra = FEEDBACK_COST if rated else 0
     for item in items[:MAX_ITEMS]:  # the terms of the papers that fit, not of all
         match = item.match
-        card = make_card(env, item.paper, match, tuple(match.terms()) if match else ())
+        card = make_card(env, item.paper, match, match.term_tuple() if match else ())
         cost = card.cost + extra
         if spent + cost > limit:
             break
@@ -223,7 +240,7 @@ def render_digest(
     topics = topics_of(items, 5, env.analysis)
     context: dict[str, Any] = {
         "edition": edition,
-        "date_label": f"{edition:%A} {edition.day} {edition:%B %Y}",
+        "date_label": _date_label(edition),
         "email": header_text(email_addr, 320),
         "profile": shorten(clean(profile, 2000), 300),
         # Templates test `links.view`; with StrictUndefined a missing key would raise.

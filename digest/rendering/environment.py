@@ -33,7 +33,7 @@ from jinja2 import (
 
 from digest.config import Settings
 from digest.errors import DigestError
-from digest.matching.highlight import TextAnalysis
+from digest.matching.readable import TermAnalysis
 from digest.rendering.filters import register as register_filters
 
 STYLESHEET = "email.css"
@@ -188,7 +188,7 @@ class DigestEnvironment(Environment):
         self.cards_limit = 2_000
         self.papers: dict[Any, Any] = {}
         self.papers_limit = 20_000
-        self.analysis = TextAnalysis()
+        self.analysis = TermAnalysis()
         # The cards' reasons cleaned, for every paper (cards._reason).
         self.reasons: dict[str, str] = {}
         # Page patterns by shape (frame.py); None where the templates give none.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -99,6 +100,13 @@ def _web_url(url: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=2)
+def _date_header(second: int) -> str:
+    """The Date of a message built in this second (RFC 5322 date-time, GMT): one
+    formatting per second, not per message."""
+    return email.utils.formatdate(second, usegmt=True)
+
+
 def _line_ended(body: bytes) -> bytes:
     """A body ends with CRLF; the CRLF before a boundary belongs to the boundary."""
     return body if body.endswith(b"\r\n") else body + b"\r\n"
@@ -115,10 +123,13 @@ def build_message(
     comes from `rendered` (subject, links, encoded bodies)."""
     sk = skeleton(settings.from_address)
     to = recipient(to_addr)
-    mid = header_text(message_id, 250) if message_id else email.utils.make_msgid(domain=sk.domain)
-    if not re.fullmatch(r"<[^<>\s]+@[^<>\s]+>", mid):
-        raise InputError(f"not a Message-ID: {mid!r}")
-    when = date or email.utils.formatdate(usegmt=True)
+    if message_id:
+        mid = header_text(message_id, 250)
+        if not re.fullmatch(r"<[^<>\s]+@[^<>\s]+>", mid):
+            raise InputError(f"not a Message-ID: {mid!r}")
+    else:  # well-formed: the skeleton's domain is only letters, digits, dots, hyphens
+        mid = email.utils.make_msgid(domain=sk.domain)
+    when = date or _date_header(int(time.time()))
     subject = rendered.subject
     links = rendered.links
     text_cte, text_body = rendered.text_body
@@ -128,7 +139,7 @@ def build_message(
         sk.from_header,
         f"To: {to}",
         unstructured_header("Subject", subject),
-        f"Date: {header_text(when, 60)}",
+        f"Date: {header_text(date, 60) if date else when}",
         f"Message-ID: {mid}",
         sk.list_id,
     ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from markupsafe import escape
 
@@ -80,6 +81,10 @@ class Marks:
         raise NotImplementedError
 
 
+# How long each character markupsafe escapes becomes.
+_ESCAPED_LEN = {c: len(escape(c)) for c in "&<>'\""}
+
+
 class EscapedText:
     """A text with its HTML-escaped form and where each character starts in it, so
     any span is escaped by slicing: marking N words costs N slices, not N escapes."""
@@ -91,9 +96,13 @@ class EscapedText:
         self.html = str(escape(text))
         self._offsets: list[int] | None = None
         if len(self.html) != len(text):
-            self._offsets = offsets = [0]
-            for ch in text:
-                offsets.append(offsets[-1] + len(escape(ch)))
+            # each character's escaped length, summed (escaping it alone, per
+            # character, cost more than the rest of a paper's card)
+            self._offsets = offsets = [0, *accumulate(_ESCAPED_LEN.get(c, 1) for c in text)]
+            if offsets[-1] != len(self.html):  # never: an escape this does not know
+                self._offsets = offsets = [0]
+                for ch in text:
+                    offsets.append(offsets[-1] + len(escape(ch)))
 
     def render(self, spans: Sequence[tuple[int, int]], hole: Hole) -> str:
         """`text` with `spans` (sorted; bad ones skipped, as `parts_at` does) marked
@@ -182,3 +191,37 @@ class CardPattern:
         if any(isinstance(p, str) and "\x00" in p for p in pieces):
             return None
         return cls(tuple(p for p in pieces if p != ""))
+
+
+Values = Mapping[str, str | Sequence[Part] | Marks]
+
+
+class PlainFilled:
+    """A paper's (framed) card pattern with every parts hole filled once with the
+    paper's unmarked values. Most holes of a new card show the paper unmarked (the
+    author line nearly always, the title or summary often: the words a paper was
+    matched by are often not in the shown text), so a card fills only its reason and
+    the holes of the fields its subscriber's terms mark; the same pieces joined as
+    `CardPattern.fill` joins them."""
+
+    __slots__ = ("_texts", "_why", "_holes")
+
+    def __init__(self, pattern: CardPattern, plain: Values) -> None:
+        texts = [p if isinstance(p, str) else p.fill(plain[p.field]) for p in pattern.pieces]
+        holes = [(i, p) for i, p in enumerate(pattern.pieces) if isinstance(p, Hole)]
+        self._texts = texts
+        self._why = tuple((i, h.escaped) for i, h in holes if h.field == WHY)
+        self._holes = tuple((i, h.field, h) for i, h in holes if h.field != WHY)
+
+    def fill(self, why: str, marks: Mapping[str, Marks]) -> str:
+        """The card for reason `why`, with the fields in `marks` (those the terms
+        mark) filled from them."""
+        out = self._texts.copy()
+        for i, escaped in self._why:
+            out[i] = _escaped(why) if escaped else why
+        if marks:
+            for i, name, hole in self._holes:
+                value = marks.get(name)
+                if value is not None:
+                    out[i] = value.render(hole)
+        return "".join(out)

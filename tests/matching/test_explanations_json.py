@@ -62,8 +62,11 @@ def test_any_matches_give_the_dict_text(specs: list[tuple[str, float, list[Hit]]
 def test_why_and_terms_are_worked_out_once_and_follow_new_hits() -> None:
     m = Match("x", 1.0, [Hit("a", "title"), Hit("a", "abstract")])
     assert m.why() is m.why() and m.terms() == ["a"]
-    m.hits = [Hit("b", "title")]
-    assert m.why() == "matched: b" and m.terms() == ["b"]
+    assert m.term_tuple() == ("a",) and m.term_tuple() is m.term_tuple()
+    m.terms().append("changed")  # a copy: the kept tuple (a card's key) is not touched
+    m.hits = [Hit("b", "title"), Hit("c", "abstract"), Hit("b", "abstract")]
+    assert m.why() == "matched: b, c" and m.terms() == ["b", "c"]
+    assert m.term_tuple() == ("b", "c")
     assert json.loads(m.json_text()) == json.loads(json.dumps(m.to_json()))
     assert math.isnan(json.loads(Match("y", math.nan, []).json_text())["score"])
 

@@ -15,7 +15,7 @@ from itsdangerous.encoding import base64_decode
 from test_rendering_splice import realistic_digests
 
 from digest import tokens
-from digest.matching.highlight import TextSpans, _words_of
+from digest.matching.highlight import TextPair, TextSpans, _words_of
 from digest.matching.text import words
 from digest.rendering import make_environment, render_digest
 from digest.rendering.encoding import LINE_LIMIT, _has_long_line
@@ -54,6 +54,44 @@ def test_a_prefix_found_by_regex_is_found_in_the_words(text: str, label: str) ->
     split = TextSpans(text)
     split._lower = None  # the general path: split into words, sorted
     assert by_regex.label_spans(label) == split.label_spans(label)
+
+
+_WORDY = st.lists(
+    st.sampled_from(["baby", "babies", "Babies", "bab", "abba", "abbas", "abbases", "ies", "s"])
+    | st.sampled_from([*" -'.0a", "\n", "caches", "cache", "ches", "é", "babi", "sses"])
+).map("".join)
+
+
+@hsettings(max_examples=600, deadline=None)
+@given(
+    _WORDY,
+    st.sampled_from(
+        ["baby", "babies", "abbas", "abba*", "a", "b*", "ba*", "cache", "ches", "bab", "ies"]
+        + ['"baby abba"', '"abba baby*"', '"a ba*"', "s", "sses", "babi*"]
+    ),
+)
+def test_a_term_found_in_the_lower_cased_text_is_found_in_the_words(text: str, label: str) -> None:
+    """Stems, prefixes and phrases found (or ruled out) by searching the text for
+    what their words start with give the spans the split words give."""
+    searched = TextSpans(text)
+    split = TextSpans(text)
+    split._lower = None
+    assert searched.label_spans(label) == split.label_spans(label)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    _WORDY,
+    st.one_of(_WORDY, _ANY),
+    st.lists(st.sampled_from(["babies", "abba*", "a", "ba*", '"baby abba"', "ies", "é*"])),
+)
+def test_a_text_pair_gives_each_text_its_own_spans(first: str, second: str, labels) -> None:
+    """A card's title and summary looked up together (`TextPair`, each label once,
+    kept) give what each text looked up alone gives, asked once or twice."""
+    pair = TextPair(first, second)
+    alone = (TextSpans(first).spans(labels), TextSpans(second).spans(labels))
+    assert pair.spans(labels) == alone
+    assert pair.spans(labels[::-1]) == alone
 
 
 # lines of lengths around the limit, and runs that straddle the search windows

@@ -7,6 +7,8 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
+import re
+import time
 from datetime import date
 from xml.etree import ElementTree
 
@@ -335,3 +337,30 @@ def test_the_text_part_goes_8bit_7bit_or_quoted_printable(tmp_path) -> None:
     assert max(len(line.encode()) for line in text.split("\n")) > 998
     assert part["Content-Transfer-Encoding"] == "quoted-printable"
     assert part.get_content().replace("\r\n", "\n") == text
+
+
+def test_ids_boundaries_and_dates_of_messages_built_in_a_row() -> None:
+    """Each message its own Message-ID and boundary (the Date is formatted once per
+    second and is now, in GMT); a given Message-ID and Date are used, a bad one refused."""
+    settings = make_settings()
+    rendered = render_golden(settings)
+    before = time.time()
+    built = [build_message(settings, f"r{i}@example.org", rendered) for i in range(200)]
+    after = time.time()
+    msgs = [parse(m.as_bytes()) for m in built]
+    ids = [str(m["Message-ID"]) for m in msgs]
+    assert len(set(ids)) == len(ids) and ids == [m.message_id for m in built]
+    assert all(re.fullmatch(r"<[^<>\s]+@example\.org>", i) for i in ids)
+    assert len({m.get_boundary() for m in msgs}) == len(msgs)
+    for m, out in zip(msgs, built, strict=True):
+        when = email.utils.parsedate_to_datetime(str(m["Date"]))
+        assert int(before) <= when.timestamp() <= after
+        assert f"\r\nDate: {out['Date']}\r\n".encode() in out.as_bytes()
+        assert out["Date"].endswith(" GMT")
+    given = build_message(
+        settings, "r@example.org", rendered, "<x.1@example.org>", "Mon, 24 Nov 2026 06:00:00 +0000"
+    )
+    assert given["Message-ID"] == "<x.1@example.org>"
+    assert b"\r\nDate: Mon, 24 Nov 2026 06:00:00 +0000\r\n" in given.as_bytes()
+    with pytest.raises(DigestError):
+        build_message(settings, "r@example.org", rendered, "no-angle@example.org")
