@@ -111,19 +111,43 @@ def seven_bit(html: str) -> bytes | None:
 def _lines_broken(data: bytes) -> bytes | None:
     """`data` with each line over LINE_LIMIT `_broken`; None when such a line is in a
     raw-text element or a comment, where a line break could change what it says (a
-    string in a script)."""
-    raw = [m.span() for m in _RAW_BYTES_RE.finditer(data)]
-    out = []
-    start = 0
-    for line in data.split(b"\n"):
-        end = start + len(line)
-        if len(line) > LINE_LIMIT:
-            if any(a < end and start < b for a, b in raw):
-                return None
-            line = _broken(line)
-        out.append(line)
-        start = end + 1
-    return b"\n".join(out)
+    string in a script). Only the long lines are cut out and measured against the
+    raw regions, which are looked for up to the last of them: a page with a few
+    long lines (a summary dense with highlights) is not split into its hundreds."""
+    lines = _long_lines(data)
+    if not lines:
+        return data
+    # a region starting before the end of the last long line starts there in the
+    # whole page too (its end may be cut to that end, still past the line's start)
+    raw = [m.span() for m in _RAW_BYTES_RE.finditer(data, 0, lines[-1][1])]
+    out: list[bytes] = []
+    pos = 0
+    for start, end in lines:
+        if any(a < end and start < b for a, b in raw):
+            return None
+        out += (data[pos:start], _broken(data[start:end]))
+        pos = end
+    out.append(data[pos:])
+    return b"".join(out)
+
+
+def _long_lines(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each line of `data` over LINE_LIMIT, in order: such a line
+    holds a whole window [k * 499, k * 499 + 499) with no line break (as in
+    `_has_long_line`)."""
+    found: list[tuple[int, int]] = []
+    find = data.find
+    size = len(data)
+    past = 0  # the end of the last line found: its windows are not looked at again
+    for start in range(0, size - _WINDOW + 1, _WINDOW):
+        if start >= past and find(b"\n", start, start + _WINDOW) < 0:
+            line_start = data.rfind(b"\n", 0, start) + 1
+            end = find(b"\n", start)
+            line_end = size if end < 0 else end
+            if line_end - line_start > LINE_LIMIT:
+                found.append((line_start, line_end))
+                past = line_end
+    return found
 
 
 _WINDOW = LINE_LIMIT // 2

@@ -150,11 +150,11 @@ class FramePattern:
     # whether character references may stand for its non-ASCII characters (none in a
     # <style>, <script> or comment, and no value or card there): `encoding.seven_bit`
     refs: bool = True
-    # the pieces as (kind, index or text), for `text`'s loop
-    ops: tuple[tuple[int, Any], ...] = field(init=False, repr=False, compare=False)
+    # how `text` fills it (`_Fill`), worked out once per pattern
+    fill: _Fill = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ops", tuple(_op(p) for p in self.pieces))
+        object.__setattr__(self, "fill", _Fill(self.pieces))
 
     @classmethod
     def learn(cls, rendered: str) -> FramePattern | None:
@@ -180,30 +180,63 @@ class FramePattern:
 
     def text(self, values: Sequence[str], cards: Sequence[str]) -> str:
         """The page's text, filled with `values` and the cards' texts."""
-        out: list[str] = []
-        add = out.append
-        for kind, arg in self.ops:
-            if kind == _TEXT:
-                add(arg)
-            elif kind == _CARD:
-                add(cards[arg])
-            elif kind == _ESCAPED:
-                add(_escaped(values[arg]))
-            else:
-                add(values[arg])
+        fill = self.fill
+        if fill.escape is _ALL:
+            held = "\x00".join([values[i] for i in fill.values])
+            # escaping goes character by character and leaves NUL as it is: the values
+            # are escaped at once, unless one holds a NUL itself
+            filling = _escaped(held).split("\x00") if fill.values else []
+            if len(filling) != len(fill.values):
+                filling = [_escaped(values[i]) for i in fill.values]
+        elif fill.escape is _NONE:
+            filling = [values[i] for i in fill.values]
+        else:
+            filling = [
+                _escaped(values[i]) if esc else values[i]
+                for i, esc in zip(fill.values, fill.escaped, strict=True)
+            ]
+        filling += cards
+        out = [""] * (2 * len(fill.literals) - 1)
+        out[0::2] = fill.literals
+        out[1::2] = [filling[k] for k in fill.holes]
         return "".join(out)
 
 
-# What `FramePattern.ops` says a piece is.
-_TEXT, _ESCAPED, _RAW, _CARD = range(4)
+# Which of a pattern's values are escaped.
+_NONE, _ALL, _SOME = "none", "all", "some"
 
 
-def _op(piece: Piece) -> tuple[int, Any]:
-    if isinstance(piece, str):
-        return _TEXT, piece
-    if isinstance(piece, ValueHole):
-        return (_ESCAPED if piece.escaped else _RAW), piece.index
-    return _CARD, piece.index
+class _Fill:
+    """A pattern as `FramePattern.text` fills it: the literal text between holes
+    (adjacent pieces merged), each hole's place in the filling (value holes first,
+    in order, then the cards), and which values are escaped. The page is then one
+    escape of all its values (a page's values are mostly links, addresses and
+    titles, escaped alike), and slices and a join, not a step per piece."""
+
+    __slots__ = ("literals", "holes", "values", "escaped", "escape")
+
+    def __init__(self, pieces: Sequence[Piece]) -> None:
+        self.literals: list[str] = []
+        self.values: list[int] = []  # the value index of each value hole, in order
+        self.escaped: list[bool] = []
+        holes: list[int] = []  # a value hole's place in `values`, or -1 - a card's index
+        text = ""
+        for piece in pieces:
+            if isinstance(piece, str):
+                text += piece
+                continue
+            self.literals.append(text)
+            text = ""
+            if isinstance(piece, ValueHole):
+                holes.append(len(self.values))
+                self.values.append(piece.index)
+                self.escaped.append(piece.escaped)
+            else:
+                holes.append(-1 - piece.index)
+        self.literals.append(text)
+        n = len(self.values)
+        self.holes = [h if h >= 0 else n - 1 - h for h in holes]
+        self.escape = _ALL if all(self.escaped) else _NONE if not any(self.escaped) else _SOME
 
 
 def sample_values(values: Sequence[str]) -> list[str]:
