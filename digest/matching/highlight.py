@@ -38,21 +38,24 @@ def label_forms(label: str, synonyms: bool = True) -> tuple[Form, ...]:
 
 
 def form_spans(
-    form: Form, found: Found, starts: Iterable[int] | None = None
+    form: Form, words: Sequence[tuple[str, int, int]], starts: Iterable[int] | None = None
 ) -> list[tuple[int, int]]:
-    """Where `form` occurs in `found`. `starts` (ascending) are the only positions it
-    can begin at, when the caller has indexed them; every position by default."""
+    """Where `form` occurs in `words` ((folded word, start, end) each). `starts`
+    (ascending) are the only positions it can begin at, when the caller has indexed
+    them; every position by default. A word is stemmed only where a form's word is
+    compared with it (`stem` is cached): a phrase looked for in an abstract does not
+    stem its every word."""
     out = []
     n = len(form)
-    for i in range(len(found) - n + 1) if starts is None else starts:
-        if i + n > len(found):
+    for i in range(len(words) - n + 1) if starts is None else starts:
+        if i + n > len(words):
             break
         for j, (text, prefix) in enumerate(form):
-            raw, stemmed, _, _ = found[i + j]
-            if not (raw.startswith(text) if prefix else stemmed == text):
+            raw = words[i + j][0]
+            if not (raw.startswith(text) if prefix else stem(raw) == text):
                 break
         else:
-            out.append((found[i][2], found[i + n - 1][3]))
+            out.append((words[i][1], words[i + n - 1][2]))
     return out
 
 
@@ -110,9 +113,9 @@ class TextSpans:
         return spans
 
     def _form_spans(self, form: Form) -> list[tuple[int, int]]:
-        """`form_spans(form, self.found)`, starting only where the first word can."""
+        """`form_spans(form, self._words)`, starting only where the first word can."""
         if not form:
-            return form_spans(form, self.found)
+            return form_spans(form, self._words)
         first, prefix = form[0]
         lower = self._lower
         if lower is not None:
@@ -153,7 +156,7 @@ class TextSpans:
             if len(form) == 1:  # every start is a whole match
                 words_ = self._words
                 return [(words_[i][1], words_[i][2]) for i in starts]
-        return form_spans(form, self.found, starts)
+        return form_spans(form, self._words, starts)
 
     def _word_positions(self) -> tuple[list[str], dict[str, list[int]]]:
         """The distinct words sorted, and where each occurs (sorting the words alone,
