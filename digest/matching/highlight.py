@@ -27,8 +27,6 @@ AUTHOR_SCAN = 10_000
 
 _TEXT_FIELDS = {"title", "abstract", "keyword"}
 
-Found = list[tuple[str, str, int, int]]  # (folded word, stem, start, end) in the text
-
 
 @lru_cache(maxsize=1 << 16)
 def label_forms(label: str, synonyms: bool = True) -> tuple[Form, ...]:
@@ -69,7 +67,7 @@ class TextSpans:
     are computed on first request and kept (a label's spans never change)."""
 
     __slots__ = (
-        "text", "_lower", "_word_list", "_found", "_starts", "_sorted", "_labels", "_merged",
+        "text", "_lower", "_word_list", "_starts", "_sorted", "_labels", "_merged",
         "_shown",
     )  # fmt: skip
 
@@ -79,7 +77,6 @@ class TextSpans:
         # the text into words (`_prefix_spans`)
         self._lower = text.lower() if text.isascii() else None
         self._word_list: list[tuple[str, int, int]] | None = None
-        self._found: Found | None = None
         self._starts: dict[str, list[int]] | None = None
         self._sorted: tuple[list[str], dict[str, list[int]]] | None = None
         self._labels: dict[str, list[tuple[int, int]]] = {}
@@ -87,21 +84,12 @@ class TextSpans:
         self._shown: dict[str, list[str]] = {}
 
     @property
-    def _words(self) -> list[tuple[str, int, int]]:
+    def words(self) -> list[tuple[str, int, int]]:
         """(folded word, start, end) for each word, on first need (an abstract looked
         at only for the words a prefix matched is never split into words)."""
         if self._word_list is None:
             self._word_list = _words_of(self.text)
         return self._word_list
-
-    @property
-    def found(self) -> Found:
-        """(folded word, stem, start, end) for each word; the stems are worked out on
-        the first term that needs them (a one-word prefix does not: an abstract
-        searched only for the words `agent*` matched is never stemmed)."""
-        if self._found is None:
-            self._found = [(w, stem(w), s, e) for w, s, e in self._words]
-        return self._found
 
     def label_spans(self, label: str) -> list[tuple[int, int]]:
         """Spans of `label` in the text, form by form as `label_forms` lists them."""
@@ -113,9 +101,9 @@ class TextSpans:
         return spans
 
     def _form_spans(self, form: Form) -> list[tuple[int, int]]:
-        """`form_spans(form, self._words)`, starting only where the first word can."""
+        """`form_spans(form, self.words)`, starting only where the first word can."""
         if not form:
-            return form_spans(form, self._words)
+            return form_spans(form, self.words)
         first, prefix = form[0]
         lower = self._lower
         if lower is not None:
@@ -145,24 +133,24 @@ class TextSpans:
                 starts += positions[ordered[at]]
             starts.sort()
             if len(form) == 1:
-                words_ = self._words
+                words_ = self.words
                 return [(words_[i][1], words_[i][2]) for i in starts]
         else:
             if self._starts is None:  # where each stem is (no 4-tuple per word)
                 self._starts = {}
-                for i, word in enumerate(self._words):
+                for i, word in enumerate(self.words):
                     self._starts.setdefault(stem(word[0]), []).append(i)
             starts = self._starts.get(first, [])
             if len(form) == 1:  # every start is a whole match
-                words_ = self._words
+                words_ = self.words
                 return [(words_[i][1], words_[i][2]) for i in starts]
-        return form_spans(form, self._words, starts)
+        return form_spans(form, self.words, starts)
 
     def _word_positions(self) -> tuple[list[str], dict[str, list[int]]]:
         """The distinct words sorted, and where each occurs (sorting the words alone,
         not (word, position) pairs, keeps a long abstract cheap)."""
         positions: dict[str, list[int]] = {}
-        for i, w in enumerate(self._words):
+        for i, w in enumerate(self.words):
             positions.setdefault(w[0], []).append(i)
         return sorted(positions), positions
 

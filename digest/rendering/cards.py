@@ -231,14 +231,6 @@ class PaperCard:
             "summary_parts": MarkedText(self._summary_text, summary),
         }
 
-    def patterns(
-        self, env: DigestEnvironment, with_why: bool
-    ) -> tuple[CardPattern, CardPattern] | None:
-        """The (HTML, text) patterns of this paper's card, learned from the templates
-        and checked against a direct render; None when they cannot reproduce it."""
-        spliced = self.spliced(env, with_why)
-        return spliced.patterns if spliced is not None else None
-
     def spliced(self, env: DigestEnvironment, with_why: bool) -> Spliced | None:
         """How this paper's cards are spliced (learned on first use); None when its
         patterns cannot reproduce its card."""
@@ -290,9 +282,9 @@ class PaperCard:
         pattern against the template itself."""
 
         def marked(source: EscapedText, spans: TextSpans) -> MarkedText:
-            found = spans.found
-            picks = [found[0], found[-1]] if len(found) > 2 else found[:1]
-            return MarkedText(source, tuple(sorted({(s, e) for _, _, s, e in picks})))
+            words = spans.words
+            picks = [words[0], words[-1]] if len(words) > 2 else words[:1]
+            return MarkedText(source, tuple(sorted({(s, e) for _, s, e in picks})))
 
         return {
             WHY: 'matched: <sample> & "check"' if with_why else "",

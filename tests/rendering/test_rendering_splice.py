@@ -93,7 +93,7 @@ def test_spliced_messages_equal_directly_rendered_ones_for_realistic_profiles() 
     assert len(digests) > 300 and hostile_seen >= 3
     # the fast path did splice: every paper shown got a pattern from the packaged templates
     states = list(fast.papers.values())
-    assert states and all(s.patterns(fast, True) is not None for s in states)
+    assert states and all(s.spliced(fast, True) is not None for s in states)
 
 
 def test_hostile_cards_equal_direct_ones_field_by_field() -> None:
@@ -183,9 +183,9 @@ def test_designer_templates_give_the_same_cards(tmp_path: Path, html, text, spli
         assert same_messages(fast, slow, addr, items, f"{i}:x"), addr
     states = list(fast.papers.values())
     if splices:
-        assert all(s.patterns(fast, True) is not None for s in states)
+        assert all(s.spliced(fast, True) is not None for s in states)
     else:
-        assert any(s.patterns(fast, True) is None for s in states)
+        assert any(s.spliced(fast, True) is None for s in states)
 
 
 def test_a_designer_mark_that_a_pattern_expresses_is_spliced(tmp_path: Path) -> None:
@@ -197,7 +197,7 @@ def test_a_designer_mark_that_a_pattern_expresses_is_spliced(tmp_path: Path) -> 
     paper = workload.make_papers(workload.load_corpus(), 3, seed=1)[2]
     match = Match(paper.id, 1.0, [Hit(paper.title.split()[0], "title")])
     spliced = make_card(env, paper, match, tuple(match.terms()))
-    assert paper_card(env, paper).patterns(env, True) is not None
+    assert paper_card(env, paper).spliced(env, True) is not None
     assert spliced == render_card(make_environment(settings), paper, match)
     assert '<strong class="hit"' in spliced.html
 
