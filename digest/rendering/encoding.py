@@ -100,12 +100,10 @@ def seven_bit(html: str) -> bytes | None:
             return None
     if b"\r" in data or b"\x00" in data:
         return None
-    if _has_long_line(data):
-        broken = _lines_broken(data)
-        if broken is None or _has_long_line(broken):
-            return None
-        data = broken
-    return data.replace(b"\n", b"\r\n")
+    broken = _lines_broken(data)  # `data` itself when no line is long
+    if broken is None or (broken is not data and _has_long_line(broken)):
+        return None
+    return broken.replace(b"\n", b"\r\n")
 
 
 def _lines_broken(data: bytes) -> bytes | None:
@@ -131,13 +129,18 @@ def _lines_broken(data: bytes) -> bytes | None:
     return b"".join(out)
 
 
-def _long_lines(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each line of `data` over LINE_LIMIT, in order: such a line
-    holds a whole window [k * 499, k * 499 + 499) with no line break (as in
-    `_has_long_line`)."""
+def _long_lines(data: bytes, first_only: bool = False) -> list[tuple[int, int]]:
+    """(start, end) of each line of `data` over LINE_LIMIT, in order (only the first
+    with `first_only`). Such a line holds a whole window [k * 499, k * 499 + 499)
+    with no line break, so only windows are searched (a `find` each, which meets a
+    break within a line's length) and a line is measured only around a window
+    without one: ~4x faster than splitting a page into its lines, which every
+    message would pay."""
     found: list[tuple[int, int]] = []
-    find = data.find
     size = len(data)
+    if size <= LINE_LIMIT:
+        return found
+    find = data.find
     past = 0  # the end of the last line found: its windows are not looked at again
     for start in range(0, size - _WINDOW + 1, _WINDOW):
         if start >= past and find(b"\n", start, start + _WINDOW) < 0:
@@ -146,6 +149,8 @@ def _long_lines(data: bytes) -> list[tuple[int, int]]:
             line_end = size if end < 0 else end
             if line_end - line_start > LINE_LIMIT:
                 found.append((line_start, line_end))
+                if first_only:
+                    break
                 past = line_end
     return found
 
@@ -154,22 +159,8 @@ _WINDOW = LINE_LIMIT // 2
 
 
 def _has_long_line(data: bytes) -> bool:
-    """Whether a line of `data` passes LINE_LIMIT. Such a line holds a whole window
-    [k * 499, k * 499 + 499) with no line break, so only windows are searched (a
-    `find` each, which meets a break within a line's length) and a line is measured
-    only around a window without one: ~4x faster than splitting a page into its
-    lines, which every message would pay."""
-    size = len(data)
-    if size <= LINE_LIMIT:
-        return False
-    find = data.find
-    for start in range(0, size - _WINDOW + 1, _WINDOW):
-        if find(b"\n", start, start + _WINDOW) < 0:
-            end = find(b"\n", start)
-            line_end = size if end < 0 else end
-            if line_end - data.rfind(b"\n", 0, start) - 1 > LINE_LIMIT:
-                return True
-    return False
+    """Whether a line of `data` passes LINE_LIMIT."""
+    return bool(_long_lines(data, first_only=True))
 
 
 # A start tag as the HTML tokenizer reads one (name, attributes with quoted, unquoted
