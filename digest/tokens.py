@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode, int_to_bytes
+from itsdangerous.encoding import int_to_bytes
 
 from digest.errors import InputError
 
@@ -212,7 +212,7 @@ def today_number(now: datetime | None = None) -> int:
 @lru_cache(maxsize=1 << 14)
 def _paper_part(paper_id: str) -> tuple[str, bytes]:
     """A paper id as a feedback token carries it (every subscriber shown the paper)."""
-    part = base64_encode(paper_id)
+    part = _b64(paper_id.encode())
     return part.decode(), part
 
 
